@@ -1,0 +1,370 @@
+//! Orders, stations, cash servers and shifts: the first consumer of the log.
+//!
+//! [`StateConsumer`] reads each event, folds it into the touched snapshots
+//! ([`state::Book`]) and writes them back with its cursor in one
+//! transaction. Snapshots are stored as JSON beside a few indexed columns
+//! the API filters on.
+
+pub mod api;
+pub mod state;
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::Row;
+
+use crate::store::consumer::{BoxFuture, Consumer, ConsumerError};
+use crate::store::log::{self, LogEntry};
+use crate::store::{Db, Migration, StoreError};
+pub use api::api_routes;
+use state::{Book, OrderSnapshot, ServerSnapshot, ShiftSnapshot, StationSnapshot};
+
+pub const CONSUMER_NAME: &str = "orders";
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    id: "0002_order_state",
+    sql: r#"
+CREATE TABLE orders (
+    order_guid TEXT PRIMARY KEY,
+    rest_code TEXT,
+    status TEXT NOT NULL,
+    opened_at TEXT,
+    updated_at TEXT,
+    shift_num BIGINT,
+    order_sum BIGINT NOT NULL,
+    paid_sum BIGINT NOT NULL,
+    receipts BIGINT NOT NULL,
+    is_return BIGINT NOT NULL,
+    last_offset BIGINT NOT NULL,
+    snapshot TEXT NOT NULL
+);
+CREATE INDEX orders_rest_opened ON orders (rest_code, opened_at);
+CREATE INDEX orders_shift ON orders (rest_code, shift_num);
+CREATE TABLE stations (
+    station_key TEXT PRIMARY KEY,
+    rest_code TEXT,
+    snapshot TEXT NOT NULL
+);
+CREATE TABLE cash_servers (
+    server_key TEXT PRIMARY KEY,
+    rest_code TEXT,
+    snapshot TEXT NOT NULL
+);
+CREATE TABLE shifts (
+    rest_code TEXT NOT NULL,
+    shift_num BIGINT NOT NULL,
+    closed BIGINT NOT NULL,
+    snapshot TEXT NOT NULL,
+    PRIMARY KEY (rest_code, shift_num)
+)
+"#,
+}];
+
+#[derive(Default)]
+pub struct StateConsumer;
+
+impl Consumer for StateConsumer {
+    fn name(&self) -> String {
+        CONSUMER_NAME.to_string()
+    }
+
+    fn apply<'a>(
+        &'a mut self,
+        db: &'a Db,
+        entries: &'a [LogEntry],
+    ) -> BoxFuture<'a, Result<(), ConsumerError>> {
+        Box::pin(apply_batch(db, entries))
+    }
+}
+
+fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+async fn apply_batch(db: &Db, entries: &[LogEntry]) -> Result<(), ConsumerError> {
+    let Some(last) = entries.last() else {
+        return Ok(());
+    };
+    // Events were validated at ingest; one that no longer reads (a reader
+    // change) is skipped with a log line rather than wedging the consumer.
+    let mut events = Vec::with_capacity(entries.len());
+    for e in entries {
+        match rk7::read(&e.body) {
+            Ok(ev) => events.push((e, ev)),
+            Err(err) => {
+                tracing::error!(offset = e.offset, error = %err, "stored event no longer reads; skipped by order state")
+            }
+        }
+    }
+    let mut order_keys = HashSet::new();
+    let mut station_keys = HashSet::new();
+    let mut server_keys = HashSet::new();
+    let mut rests = HashSet::new();
+    for (_, ev) in &events {
+        let keys = Book::keys_for(ev);
+        order_keys.extend(keys.order);
+        station_keys.extend(keys.station);
+        server_keys.extend(keys.server);
+        rests.extend(keys.shift_rest);
+    }
+    let mut tx = db.write.begin().await.map_err(StoreError::from)?;
+    let mut book = Book::default();
+    for key in &order_keys {
+        let snap: Option<String> =
+            sqlx::query_scalar("SELECT snapshot FROM orders WHERE order_guid = $1")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(s) = snap {
+            book.orders
+                .insert(key.clone(), serde_json::from_str(&s).map_err(corrupt)?);
+        }
+    }
+    for key in &station_keys {
+        let snap: Option<String> =
+            sqlx::query_scalar("SELECT snapshot FROM stations WHERE station_key = $1")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(s) = snap {
+            book.stations
+                .insert(key.clone(), serde_json::from_str(&s).map_err(corrupt)?);
+        }
+    }
+    for key in &server_keys {
+        let snap: Option<String> =
+            sqlx::query_scalar("SELECT snapshot FROM cash_servers WHERE server_key = $1")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(s) = snap {
+            book.servers
+                .insert(key.clone(), serde_json::from_str(&s).map_err(corrupt)?);
+        }
+    }
+    for rest in &rests {
+        // Open shifts only: a closed shift is never touched again except by
+        // its own late events, which load it below.
+        let rows = sqlx::query("SELECT snapshot FROM shifts WHERE rest_code = $1 AND closed = 0")
+            .bind(rest)
+            .fetch_all(&mut *tx)
+            .await?;
+        for r in rows {
+            let s: ShiftSnapshot =
+                serde_json::from_str(&r.try_get::<String, _>(0)?).map_err(corrupt)?;
+            book.shifts.insert((s.rest_code.clone(), s.shift_num), s);
+        }
+    }
+    for (_, ev) in &events {
+        if let (Some(r), Some(n)) = (&ev.rest_code, ev.shift_num) {
+            let key = (r.0.clone(), n);
+            if !book.shifts.contains_key(&key) {
+                let snap: Option<String> = sqlx::query_scalar(
+                    "SELECT snapshot FROM shifts WHERE rest_code = $1 AND shift_num = $2",
+                )
+                .bind(&key.0)
+                .bind(key.1)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(s) = snap {
+                    book.shifts
+                        .insert(key, serde_json::from_str(&s).map_err(corrupt)?);
+                }
+            }
+        }
+    }
+    for (entry, ev) in &events {
+        book.apply(entry, ev);
+    }
+    save_book(&mut tx, &book).await?;
+    log::set_cursor(&mut tx, CONSUMER_NAME, last.offset).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
+async fn save_book(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    book: &Book,
+) -> Result<(), ConsumerError> {
+    for o in book.orders.values() {
+        let json = serde_json::to_string(o).map_err(|e| ConsumerError::Other(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO orders (order_guid, rest_code, status, opened_at, updated_at, shift_num, order_sum, paid_sum, receipts, is_return, last_offset, snapshot) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (order_guid) DO UPDATE SET rest_code = excluded.rest_code, status = excluded.status, opened_at = excluded.opened_at, \
+             updated_at = excluded.updated_at, shift_num = excluded.shift_num, order_sum = excluded.order_sum, paid_sum = excluded.paid_sum, \
+             receipts = excluded.receipts, is_return = excluded.is_return, last_offset = excluded.last_offset, snapshot = excluded.snapshot",
+        )
+        .bind(&o.guid)
+        .bind(o.rest_code.as_deref())
+        .bind(o.status.as_str())
+        .bind(o.opened_at.as_deref())
+        .bind(o.updated_at.as_deref())
+        .bind(o.shift_num)
+        .bind(o.order_sum)
+        .bind(o.paid_sum)
+        .bind(o.receipts.iter().filter(|r| !r.bill && !r.deleted).count() as i64)
+        .bind(o.is_return as i64)
+        .bind(o.events.last().copied().unwrap_or(0))
+        .bind(json)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for s in book.stations.values() {
+        let json = serde_json::to_string(s).map_err(|e| ConsumerError::Other(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO stations (station_key, rest_code, snapshot) VALUES ($1, $2, $3) \
+             ON CONFLICT (station_key) DO UPDATE SET rest_code = excluded.rest_code, snapshot = excluded.snapshot",
+        )
+        .bind(&s.key)
+        .bind(s.rest_code.as_deref())
+        .bind(json)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for s in book.servers.values() {
+        let json = serde_json::to_string(s).map_err(|e| ConsumerError::Other(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO cash_servers (server_key, rest_code, snapshot) VALUES ($1, $2, $3) \
+             ON CONFLICT (server_key) DO UPDATE SET rest_code = excluded.rest_code, snapshot = excluded.snapshot",
+        )
+        .bind(&s.key)
+        .bind(s.rest_code.as_deref())
+        .bind(json)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for s in book.shifts.values() {
+        let json = serde_json::to_string(s).map_err(|e| ConsumerError::Other(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO shifts (rest_code, shift_num, closed, snapshot) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (rest_code, shift_num) DO UPDATE SET closed = excluded.closed, snapshot = excluded.snapshot",
+        )
+        .bind(&s.rest_code)
+        .bind(s.shift_num)
+        .bind(s.closed as i64)
+        .bind(json)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Everything the order-state consumer has stored, loaded into memory.
+pub async fn load_all(db: &Db) -> Result<Book, StoreError> {
+    let mut book = Book::default();
+    for r in sqlx::query("SELECT snapshot FROM orders")
+        .fetch_all(&db.read)
+        .await?
+    {
+        let o: OrderSnapshot =
+            serde_json::from_str(&r.try_get::<String, _>(0)?).map_err(corrupt)?;
+        book.orders.insert(o.guid.clone(), o);
+    }
+    for r in sqlx::query("SELECT snapshot FROM stations")
+        .fetch_all(&db.read)
+        .await?
+    {
+        let s: StationSnapshot =
+            serde_json::from_str(&r.try_get::<String, _>(0)?).map_err(corrupt)?;
+        book.stations.insert(s.key.clone(), s);
+    }
+    for r in sqlx::query("SELECT snapshot FROM cash_servers")
+        .fetch_all(&db.read)
+        .await?
+    {
+        let s: ServerSnapshot =
+            serde_json::from_str(&r.try_get::<String, _>(0)?).map_err(corrupt)?;
+        book.servers.insert(s.key.clone(), s);
+    }
+    for r in sqlx::query("SELECT snapshot FROM shifts")
+        .fetch_all(&db.read)
+        .await?
+    {
+        let s: ShiftSnapshot =
+            serde_json::from_str(&r.try_get::<String, _>(0)?).map_err(corrupt)?;
+        book.shifts.insert((s.rest_code.clone(), s.shift_num), s);
+    }
+    Ok(book)
+}
+
+/// Folds the whole log from offset 0 in memory, up to `upto`: what the
+/// stored state must equal once the consumer has reached `upto`.
+pub async fn replay(db: &Db, upto: i64) -> Result<Book, StoreError> {
+    let mut book = Book::default();
+    let mut after = 0;
+    loop {
+        let entries = log::read_after(db, after, 1000, true).await?;
+        if entries.is_empty() {
+            break;
+        }
+        for e in &entries {
+            if e.offset > upto {
+                return Ok(book);
+            }
+            if let Ok(ev) = rk7::read(&e.body) {
+                book.apply(e, &ev);
+            }
+            after = e.offset;
+        }
+    }
+    Ok(book)
+}
+
+/// Shift totals so far, computed from the orders of that shift.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct ShiftTotals {
+    pub orders: i64,
+    pub receipts: i64,
+    /// Kopecks: receipts of sales minus receipts of returns.
+    pub revenue: i64,
+    pub open_orders: i64,
+    pub deleted_orders: i64,
+}
+
+pub async fn shift_totals(
+    db: &Db,
+    rest_code: &str,
+    shift_num: i64,
+) -> Result<ShiftTotals, StoreError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*), COALESCE(SUM(receipts), 0), \
+         COALESCE(SUM(CASE WHEN is_return = 1 THEN -paid_sum ELSE paid_sum END), 0), \
+         COALESCE(SUM(CASE WHEN status IN ('open', 'prebill') THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN status = 'deleted' THEN 1 ELSE 0 END), 0) \
+         FROM orders WHERE rest_code = $1 AND shift_num = $2",
+    )
+    .bind(rest_code)
+    .bind(shift_num)
+    .fetch_one(&db.read)
+    .await?;
+    Ok(ShiftTotals {
+        orders: row.try_get(0)?,
+        receipts: row.try_get(1)?,
+        revenue: row.try_get(2)?,
+        open_orders: row.try_get(3)?,
+        deleted_orders: row.try_get(4)?,
+    })
+}
+
+/// Used by tests and the crash check: compares stored state with a replay.
+pub fn diff_books(stored: &Book, replayed: &Book) -> Vec<String> {
+    let mut out = Vec::new();
+    let keys: HashSet<&String> = stored.orders.keys().chain(replayed.orders.keys()).collect();
+    for k in keys {
+        if stored.orders.get(k) != replayed.orders.get(k) {
+            out.push(format!("order {k} differs"));
+        }
+    }
+    let a: HashMap<_, _> = stored.stations.iter().collect();
+    let b: HashMap<_, _> = replayed.stations.iter().collect();
+    if a != b {
+        out.push("stations differ".into());
+    }
+    if stored.servers != replayed.servers {
+        out.push("cash servers differ".into());
+    }
+    if stored.shifts != replayed.shifts {
+        out.push("shifts differ".into());
+    }
+    out
+}

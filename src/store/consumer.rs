@@ -1,0 +1,136 @@
+//! Consumers: every feature reads the event log through one of these.
+//!
+//! A consumer has a name and a durable cursor (the last offset it has fully
+//! applied). The runner feeds it batches after its cursor; the consumer
+//! applies a batch and moves its cursor in the same transaction, so a crash
+//! never applies an event twice or skips one. Resetting the cursor to 0 and
+//! running again rebuilds the feature's state from the log.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::log::{self, Committed, LogEntry};
+use super::{Db, StoreError};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub trait Consumer: Send + 'static {
+    /// Stable name: the key of the durable cursor.
+    fn name(&self) -> String;
+
+    /// Applies `entries` (offset order, after the cursor) and stores the new
+    /// cursor (the last entry's offset) in the same transaction.
+    fn apply<'a>(
+        &'a mut self,
+        db: &'a Db,
+        entries: &'a [LogEntry],
+    ) -> BoxFuture<'a, Result<(), ConsumerError>>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing after the cursor.
+    Idle,
+    Applied {
+        events: usize,
+        cursor: i64,
+    },
+}
+
+pub struct Runner<C: Consumer> {
+    pub consumer: C,
+    db: Db,
+    batch: i64,
+    cursor: i64,
+}
+
+impl<C: Consumer> Runner<C> {
+    pub async fn new(consumer: C, db: Db, batch: i64) -> Result<Self, StoreError> {
+        let cursor = log::cursor(&db, &consumer.name()).await?;
+        Ok(Runner {
+            consumer,
+            db,
+            batch,
+            cursor,
+        })
+    }
+
+    pub fn cursor(&self) -> i64 {
+        self.cursor
+    }
+
+    /// One step: read the next batch and apply it. Tests call this directly.
+    pub async fn run_once(&mut self) -> Result<Outcome, ConsumerError> {
+        let entries = log::read_after(&self.db, self.cursor, self.batch, true).await?;
+        let Some(last) = entries.last() else {
+            return Ok(Outcome::Idle);
+        };
+        let last = last.offset;
+        self.consumer.apply(&self.db, &entries).await?;
+        self.cursor = last;
+        Ok(Outcome::Applied {
+            events: entries.len(),
+            cursor: last,
+        })
+    }
+
+    /// Runs until `shutdown`, waking on every commit. A failing batch is
+    /// retried after a pause; it is never skipped, because skipping would
+    /// make the state differ from a replay.
+    pub async fn run(
+        mut self,
+        mut committed: watch::Receiver<Committed>,
+        shutdown: CancellationToken,
+    ) {
+        let name = self.consumer.name();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            match self.run_once().await {
+                Ok(Outcome::Applied { .. }) => {
+                    backoff = Duration::from_millis(100);
+                    let head = committed.borrow().head;
+                    metrics::gauge!("tillgate_consumer_lag_events", "consumer" => name.clone())
+                        .set((head - self.cursor).max(0) as f64);
+                }
+                Ok(Outcome::Idle) => {
+                    metrics::gauge!("tillgate_consumer_lag_events", "consumer" => name.clone())
+                        .set(0.0);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        r = committed.changed() => if r.is_err() {
+                            // The writer has stopped: drain what is left, then stop.
+                            if matches!(self.run_once().await, Ok(Outcome::Idle) | Err(_)) { break; }
+                        },
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(consumer = %name, error = %e, cursor = self.cursor, "consumer batch failed; will retry");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+        tracing::debug!(consumer = %name, cursor = self.cursor, "consumer stopped");
+    }
+}

@@ -1,0 +1,721 @@
+//! The event log: the spine of tillgate.
+//!
+//! Every accepted event is appended once, with a monotonic offset, by a
+//! single writer task. The writer groups whatever requests are waiting into
+//! one transaction (group commit), so 64 cash servers posting at once pay for
+//! one sync, not 64. A request is answered only after its transaction has
+//! committed: that is the durability promise behind every 2xx.
+//!
+//! Offsets are assigned by the writer in memory (loaded from the table at
+//! start) rather than by a database sequence: with one writer they are then
+//! strictly in commit order, so a consumer reading `offset > cursor` can never
+//! skip a row that commits late (which a PostgreSQL sequence allows).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use bytes::Bytes;
+use sqlx::{Any, Row, Transaction};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{Db, Migration, StoreError, now_ms};
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    id: "0001_event_log",
+    sql: r#"
+CREATE TABLE events (
+    log_offset BIGINT PRIMARY KEY,
+    received_at BIGINT NOT NULL,
+    stream_guid TEXT NOT NULL,
+    seqnumber BIGINT NOT NULL,
+    situation BIGINT NOT NULL,
+    rest_code TEXT,
+    event_time TEXT,
+    shift_num BIGINT,
+    order_guid TEXT,
+    body {blob} NOT NULL
+);
+CREATE UNIQUE INDEX events_stream_seq ON events (stream_guid, seqnumber);
+CREATE INDEX events_received ON events (received_at);
+CREATE TABLE streams (
+    stream_guid TEXT PRIMARY KEY,
+    rest_code TEXT,
+    first_seq BIGINT NOT NULL,
+    last_seq BIGINT NOT NULL,
+    first_seen BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    events BIGINT NOT NULL
+);
+CREATE TABLE gaps (
+    id BIGINT PRIMARY KEY,
+    stream_guid TEXT NOT NULL,
+    rest_code TEXT,
+    from_seq BIGINT NOT NULL,
+    to_seq BIGINT NOT NULL,
+    detected_at BIGINT NOT NULL,
+    before_offset BIGINT NOT NULL
+);
+CREATE TABLE quarantine (
+    id BIGINT PRIMARY KEY,
+    received_at BIGINT NOT NULL,
+    path TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    remote TEXT,
+    body {blob} NOT NULL
+);
+CREATE TABLE consumer_cursors (
+    name TEXT PRIMARY KEY,
+    position BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+)
+"#,
+}];
+
+/// An event that read correctly and is ready to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub received_at: i64,
+    /// Canonical (upper case, braced) driver-run GUID.
+    pub stream_guid: String,
+    pub seqnumber: i64,
+    pub situation: i64,
+    pub rest_code: Option<String>,
+    /// Cash-server local time, ISO text without zone.
+    pub event_time: Option<String>,
+    pub shift_num: Option<i64>,
+    pub order_guid: Option<String>,
+    /// The bytes exactly as received.
+    pub body: Bytes,
+}
+
+/// A body that did not read as an event, kept verbatim.
+#[derive(Debug, Clone)]
+pub struct NewQuarantine {
+    pub received_at: i64,
+    pub path: String,
+    pub reason: String,
+    pub remote: Option<String>,
+    pub body: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    Stored {
+        offset: i64,
+    },
+    /// The same (guid, seqnumber) is already in the log at `offset`.
+    Duplicate {
+        offset: i64,
+    },
+    Quarantined {
+        id: i64,
+    },
+}
+
+/// What the writer tells the rest of the process after each commit.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    /// Highest offset committed so far (0 = empty log).
+    pub head: i64,
+    pub gaps_found: u64,
+}
+
+enum WriteOp {
+    Event(NewEvent, oneshot::Sender<Result<AppendOutcome, String>>),
+    Quarantine(
+        NewQuarantine,
+        oneshot::Sender<Result<AppendOutcome, String>>,
+    ),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("the log writer has stopped")]
+    Stopped,
+    #[error("commit failed: {0}")]
+    Commit(String),
+}
+
+/// Cloneable handle to the single log writer.
+#[derive(Clone)]
+pub struct LogWriter {
+    tx: mpsc::Sender<WriteOp>,
+    committed: watch::Receiver<Committed>,
+}
+
+impl LogWriter {
+    pub async fn append(&self, e: NewEvent) -> Result<AppendOutcome, AppendError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(WriteOp::Event(e, tx))
+            .await
+            .map_err(|_| AppendError::Stopped)?;
+        rx.await
+            .map_err(|_| AppendError::Stopped)?
+            .map_err(AppendError::Commit)
+    }
+
+    pub async fn quarantine(&self, q: NewQuarantine) -> Result<AppendOutcome, AppendError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(WriteOp::Quarantine(q, tx))
+            .await
+            .map_err(|_| AppendError::Stopped)?;
+        rx.await
+            .map_err(|_| AppendError::Stopped)?
+            .map_err(AppendError::Commit)
+    }
+
+    /// Watch this to learn about new commits without polling.
+    pub fn subscribe(&self) -> watch::Receiver<Committed> {
+        self.committed.clone()
+    }
+}
+
+struct StreamState {
+    last_seq: i64,
+}
+
+/// The writer task's state.
+pub struct LogWriterTask {
+    db: Db,
+    rx: mpsc::Receiver<WriteOp>,
+    committed: watch::Sender<Committed>,
+    max_batch: usize,
+    next_offset: i64,
+    next_gap_id: i64,
+    next_quarantine_id: i64,
+    streams: HashMap<String, StreamState>,
+}
+
+/// Creates the writer handle and the task that must be spawned to serve it.
+pub async fn writer(db: Db, max_batch: usize) -> Result<(LogWriter, LogWriterTask), StoreError> {
+    let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_offset), 0) FROM events")
+        .fetch_one(&db.write)
+        .await?;
+    let gap_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM gaps")
+        .fetch_one(&db.write)
+        .await?;
+    let q_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM quarantine")
+        .fetch_one(&db.write)
+        .await?;
+    let mut streams = HashMap::new();
+    for row in sqlx::query("SELECT stream_guid, last_seq FROM streams")
+        .fetch_all(&db.write)
+        .await?
+    {
+        streams.insert(
+            row.try_get::<String, _>(0)?,
+            StreamState {
+                last_seq: row.try_get(1)?,
+            },
+        );
+    }
+    // The channel is bounded so a flood waits in HTTP handlers (and so in
+    // the senders' TCP windows) instead of growing memory without limit.
+    let (tx, rx) = mpsc::channel(max_batch * 4);
+    let (ctx, crx) = watch::channel(Committed {
+        head,
+        gaps_found: 0,
+    });
+    Ok((
+        LogWriter { tx, committed: crx },
+        LogWriterTask {
+            db,
+            rx,
+            committed: ctx,
+            max_batch,
+            next_offset: head + 1,
+            next_gap_id: gap_id + 1,
+            next_quarantine_id: q_id + 1,
+            streams,
+        },
+    ))
+}
+
+impl LogWriterTask {
+    /// Runs until every `LogWriter` handle is dropped, committing what is
+    /// still queued: the server drops its handles only after it stopped
+    /// accepting, so nothing received is left behind.
+    pub async fn run(mut self) {
+        let mut batch = Vec::with_capacity(self.max_batch);
+        while let Some(op) = self.rx.recv().await {
+            batch.push(op);
+            while batch.len() < self.max_batch {
+                match self.rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(&mut batch).await;
+        }
+    }
+
+    async fn commit_batch(&mut self, batch: &mut Vec<WriteOp>) {
+        let started = Instant::now();
+        let size = batch.len();
+        let saved = (self.next_offset, self.next_gap_id, self.next_quarantine_id);
+        let mut touched: Vec<(String, i64)> = Vec::new();
+        let result = self.write_batch(batch, &mut touched).await;
+        match result {
+            Ok((outcomes, gaps)) => {
+                for (guid, seq) in touched {
+                    self.streams.insert(guid, StreamState { last_seq: seq });
+                }
+                let head = self.next_offset - 1;
+                self.committed.send_modify(|c| {
+                    c.head = head;
+                    c.gaps_found += gaps;
+                });
+                let mut accepted = 0u64;
+                let mut dups = 0u64;
+                let mut quarantined = 0u64;
+                for (op, outcome) in batch.drain(..).zip(outcomes) {
+                    match outcome {
+                        AppendOutcome::Stored { .. } => accepted += 1,
+                        AppendOutcome::Duplicate { .. } => dups += 1,
+                        AppendOutcome::Quarantined { .. } => quarantined += 1,
+                    }
+                    let reply = match op {
+                        WriteOp::Event(_, r) | WriteOp::Quarantine(_, r) => r,
+                    };
+                    let _ = reply.send(Ok(outcome));
+                }
+                metrics::counter!("tillgate_events_accepted_total").increment(accepted);
+                metrics::counter!("tillgate_events_duplicate_total").increment(dups);
+                metrics::counter!("tillgate_events_quarantined_total").increment(quarantined);
+                metrics::counter!("tillgate_event_gaps_total").increment(gaps);
+                metrics::histogram!("tillgate_commit_batch_size").record(size as f64);
+                metrics::histogram!("tillgate_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::gauge!("tillgate_log_head_offset").set(head as f64);
+            }
+            Err(e) => {
+                // Nothing of this batch is committed: undo the offsets we
+                // handed out and tell every sender, who then answers 5xx so
+                // the cash server keeps the event and sends it again.
+                (self.next_offset, self.next_gap_id, self.next_quarantine_id) = saved;
+                tracing::error!(error = %e, size, "log commit failed");
+                let msg = e.to_string();
+                for op in batch.drain(..) {
+                    let reply = match op {
+                        WriteOp::Event(_, r) | WriteOp::Quarantine(_, r) => r,
+                    };
+                    let _ = reply.send(Err(msg.clone()));
+                }
+            }
+        }
+    }
+
+    async fn write_batch(
+        &mut self,
+        batch: &[WriteOp],
+        touched: &mut Vec<(String, i64)>,
+    ) -> Result<(Vec<AppendOutcome>, u64), StoreError> {
+        let mut tx = self.db.write.begin().await?;
+        // Duplicates: an event at or below its stream's last seqnumber may be
+        // a resend; look those (rare) ones up. Everything above is new.
+        let mut suspects: Vec<(&str, i64)> = Vec::new();
+        for op in batch {
+            if let WriteOp::Event(e, _) = op {
+                let last = self.streams.get(&e.stream_guid).map(|s| s.last_seq);
+                if last.is_some_and(|l| e.seqnumber <= l) {
+                    suspects.push((&e.stream_guid, e.seqnumber));
+                }
+            }
+        }
+        let mut existing: HashMap<(String, i64), i64> = HashMap::new();
+        for (guid, seq) in suspects {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT log_offset FROM events WHERE stream_guid = $1 AND seqnumber = $2",
+            )
+            .bind(guid)
+            .bind(seq)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(off) = found {
+                existing.insert((guid.to_string(), seq), off);
+            }
+        }
+
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut rows: Vec<(i64, &NewEvent)> = Vec::new();
+        let mut in_batch: HashMap<(&str, i64), i64> = HashMap::new();
+        let mut last_seq: HashMap<&str, i64> = HashMap::new();
+        let mut new_streams: HashSet<&str> = HashSet::new();
+        let mut gaps: Vec<(i64, &NewEvent, i64, i64, i64)> = Vec::new();
+        let mut quarantine: Vec<(i64, &NewQuarantine)> = Vec::new();
+        for op in batch {
+            match op {
+                WriteOp::Event(e, _) => {
+                    let key = (e.stream_guid.as_str(), e.seqnumber);
+                    if let Some(off) = existing
+                        .get(&(e.stream_guid.clone(), e.seqnumber))
+                        .or_else(|| in_batch.get(&key))
+                    {
+                        outcomes.push(AppendOutcome::Duplicate { offset: *off });
+                        continue;
+                    }
+                    let offset = self.next_offset;
+                    self.next_offset += 1;
+                    in_batch.insert(key, offset);
+                    let prev = last_seq
+                        .get(e.stream_guid.as_str())
+                        .copied()
+                        .or_else(|| self.streams.get(&e.stream_guid).map(|s| s.last_seq));
+                    match prev {
+                        Some(prev) if e.seqnumber > prev + 1 => {
+                            gaps.push((self.next_gap_id, e, prev + 1, e.seqnumber - 1, offset));
+                            self.next_gap_id += 1;
+                        }
+                        None => {
+                            new_streams.insert(e.stream_guid.as_str());
+                        }
+                        _ => {}
+                    }
+                    if prev.is_none_or(|p| e.seqnumber > p) {
+                        last_seq.insert(e.stream_guid.as_str(), e.seqnumber);
+                    }
+                    rows.push((offset, e));
+                    outcomes.push(AppendOutcome::Stored { offset });
+                }
+                WriteOp::Quarantine(q, _) => {
+                    let id = self.next_quarantine_id;
+                    self.next_quarantine_id += 1;
+                    quarantine.push((id, q));
+                    outcomes.push(AppendOutcome::Quarantined { id });
+                }
+            }
+        }
+
+        insert_events(&mut tx, &rows).await?;
+        for (id, e, from, to, before) in &gaps {
+            sqlx::query(
+                "INSERT INTO gaps (id, stream_guid, rest_code, from_seq, to_seq, detected_at, before_offset) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(*id)
+            .bind(&e.stream_guid)
+            .bind(e.rest_code.as_deref())
+            .bind(*from)
+            .bind(*to)
+            .bind(now_ms())
+            .bind(*before)
+            .execute(&mut *tx)
+            .await?;
+            tracing::warn!(stream = %e.stream_guid, from, to, "gap in a cash server's event stream: events lost before they reached tillgate");
+        }
+        // One upsert per touched stream, not per event.
+        let mut per_stream: HashMap<&str, (&NewEvent, i64)> = HashMap::new();
+        for (_, e) in &rows {
+            per_stream
+                .entry(e.stream_guid.as_str())
+                .and_modify(|(_, n)| *n += 1)
+                .or_insert((e, 1));
+        }
+        for (guid, (e, n)) in per_stream {
+            let seq = last_seq.get(guid).copied();
+            if new_streams.contains(guid) {
+                sqlx::query(
+                    "INSERT INTO streams (stream_guid, rest_code, first_seq, last_seq, first_seen, last_seen, events) VALUES ($1, $2, $3, $4, $5, $5, $6)",
+                )
+                .bind(guid)
+                .bind(e.rest_code.as_deref())
+                .bind(e.seqnumber)
+                .bind(seq.unwrap_or(e.seqnumber))
+                .bind(e.received_at)
+                .bind(n)
+                .execute(&mut *tx)
+                .await?;
+            } else {
+                sqlx::query(
+                    "UPDATE streams SET last_seq = CASE WHEN last_seq > $2 THEN last_seq ELSE $2 END, last_seen = $3, events = events + $4 WHERE stream_guid = $1",
+                )
+                .bind(guid)
+                .bind(seq.unwrap_or(0))
+                .bind(e.received_at)
+                .bind(n)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        for (id, q) in &quarantine {
+            sqlx::query(
+                "INSERT INTO quarantine (id, received_at, path, reason, remote, body) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(*id)
+            .bind(q.received_at)
+            .bind(&q.path)
+            .bind(&q.reason)
+            .bind(q.remote.as_deref())
+            .bind(q.body.to_vec())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        for (guid, seq) in last_seq {
+            touched.push((guid.to_string(), seq));
+        }
+        Ok((outcomes, gaps.len() as u64))
+    }
+}
+
+/// Multi-row INSERT: one statement per chunk instead of one per event keeps
+/// the per-event cost of a commit small.
+async fn insert_events(
+    tx: &mut Transaction<'static, Any>,
+    rows: &[(i64, &NewEvent)],
+) -> Result<(), StoreError> {
+    const COLS: usize = 10;
+    for chunk in rows.chunks(200) {
+        let mut sql = String::from(
+            "INSERT INTO events (log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid, body) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            for c in 0..COLS {
+                if c > 0 {
+                    sql.push(',');
+                }
+                sql.push('$');
+                sql.push_str(&(i * COLS + c + 1).to_string());
+            }
+            sql.push(')');
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (offset, e) in chunk {
+            q = q
+                .bind(*offset)
+                .bind(e.received_at)
+                .bind(e.stream_guid.as_str())
+                .bind(e.seqnumber)
+                .bind(e.situation)
+                .bind(e.rest_code.as_deref())
+                .bind(e.event_time.as_deref())
+                .bind(e.shift_num)
+                .bind(e.order_guid.as_deref())
+                .bind(e.body.to_vec());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// One event as stored in the log.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub offset: i64,
+    pub received_at: i64,
+    pub stream_guid: String,
+    pub seqnumber: i64,
+    pub situation: i64,
+    pub rest_code: Option<String>,
+    pub event_time: Option<String>,
+    pub shift_num: Option<i64>,
+    pub order_guid: Option<String>,
+    pub body: Vec<u8>,
+}
+
+const ENTRY_COLS: &str = "log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid";
+
+fn entry_from_row(row: &sqlx::any::AnyRow, with_body: bool) -> Result<LogEntry, sqlx::Error> {
+    Ok(LogEntry {
+        offset: row.try_get(0)?,
+        received_at: row.try_get(1)?,
+        stream_guid: row.try_get(2)?,
+        seqnumber: row.try_get(3)?,
+        situation: row.try_get(4)?,
+        rest_code: row.try_get(5)?,
+        event_time: row.try_get(6)?,
+        shift_num: row.try_get(7)?,
+        order_guid: row.try_get(8)?,
+        body: if with_body {
+            row.try_get(9)?
+        } else {
+            Vec::new()
+        },
+    })
+}
+
+/// Reads up to `limit` entries after `after`, in offset order.
+pub async fn read_after(
+    db: &Db,
+    after: i64,
+    limit: i64,
+    with_body: bool,
+) -> Result<Vec<LogEntry>, StoreError> {
+    let sql = if with_body {
+        format!(
+            "SELECT {ENTRY_COLS}, body FROM events WHERE log_offset > $1 ORDER BY log_offset LIMIT $2"
+        )
+    } else {
+        format!(
+            "SELECT {ENTRY_COLS} FROM events WHERE log_offset > $1 ORDER BY log_offset LIMIT $2"
+        )
+    };
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&db.read)
+        .await?;
+    rows.iter()
+        .map(|r| entry_from_row(r, with_body).map_err(StoreError::from))
+        .collect()
+}
+
+pub async fn get(db: &Db, offset: i64) -> Result<Option<LogEntry>, StoreError> {
+    let sql = format!("SELECT {ENTRY_COLS}, body FROM events WHERE log_offset = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(offset)
+        .fetch_optional(&db.read)
+        .await?;
+    row.map(|r| entry_from_row(&r, true).map_err(StoreError::from))
+        .transpose()
+}
+
+pub async fn head(db: &Db) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(MAX(log_offset), 0) FROM events")
+            .fetch_one(&db.read)
+            .await?,
+    )
+}
+
+/// The first offset whose event was received at or after `ms`.
+pub async fn offset_at_time(db: &Db, ms: i64) -> Result<Option<i64>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT MIN(log_offset) FROM events WHERE received_at >= $1")
+            .bind(ms)
+            .fetch_one(&db.read)
+            .await?,
+    )
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Gap {
+    pub id: i64,
+    pub stream_guid: String,
+    pub rest_code: Option<String>,
+    pub from_seq: i64,
+    pub to_seq: i64,
+    pub missing: i64,
+    pub detected_at: String,
+    pub before_offset: i64,
+}
+
+pub async fn gaps(db: &Db, after_id: i64, limit: i64) -> Result<Vec<Gap>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, stream_guid, rest_code, from_seq, to_seq, detected_at, before_offset FROM gaps WHERE id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(&db.read)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let from: i64 = r.try_get(3)?;
+        let to: i64 = r.try_get(4)?;
+        out.push(Gap {
+            id: r.try_get(0)?,
+            stream_guid: r.try_get(1)?,
+            rest_code: r.try_get(2)?,
+            from_seq: from,
+            to_seq: to,
+            missing: to - from + 1,
+            detected_at: super::ms_to_rfc3339(r.try_get(5)?),
+            before_offset: r.try_get(6)?,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QuarantineItem {
+    pub id: i64,
+    pub received_at: String,
+    pub path: String,
+    pub reason: String,
+    pub remote: Option<String>,
+    pub size: usize,
+    /// The body as text (lossy UTF-8) for a quick look; the exact bytes are
+    /// kept in storage.
+    pub body_preview: String,
+}
+
+pub async fn quarantine_list(
+    db: &Db,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<QuarantineItem>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, received_at, path, reason, remote, body FROM quarantine WHERE id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(&db.read)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let body: Vec<u8> = r.try_get(5)?;
+        let preview: String = String::from_utf8_lossy(&body[..body.len().min(2048)]).into();
+        out.push(QuarantineItem {
+            id: r.try_get(0)?,
+            received_at: super::ms_to_rfc3339(r.try_get(1)?),
+            path: r.try_get(2)?,
+            reason: r.try_get(3)?,
+            remote: r.try_get(4)?,
+            size: body.len(),
+            body_preview: preview,
+        });
+    }
+    Ok(out)
+}
+
+pub async fn quarantine_body(db: &Db, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT body FROM quarantine WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&db.read)
+            .await?,
+    )
+}
+
+/// A consumer's durable cursor: the last offset it has fully applied.
+pub async fn cursor(db: &Db, name: &str) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar::<_, i64>("SELECT position FROM consumer_cursors WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&db.read)
+            .await?
+            .unwrap_or(0),
+    )
+}
+
+/// Moves a cursor inside the caller's transaction, so that a consumer's
+/// state change and its cursor commit together (exactly-once application).
+pub async fn set_cursor(
+    tx: &mut Transaction<'static, Any>,
+    name: &str,
+    position: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO consumer_cursors (name, position, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+    )
+    .bind(name)
+    .bind(position)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn cursors(db: &Db) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = sqlx::query("SELECT name, position FROM consumer_cursors ORDER BY name")
+        .fetch_all(&db.read)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}

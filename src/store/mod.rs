@@ -1,0 +1,192 @@
+//! Storage: one handle over SQLite (embedded, the default) or PostgreSQL.
+//!
+//! Both backends go through sqlx's `Any` driver so every feature writes its
+//! queries once. The SQL used is the common subset of the two dialects:
+//! `$1` placeholders, `BIGINT`/`TEXT` columns, `ON CONFLICT ... DO NOTHING`,
+//! `RETURNING`. Where DDL differs (`BLOB` vs `BYTEA`) migrations use
+//! placeholders filled in per backend. Booleans are stored as 0/1 BIGINTs and
+//! times as Unix milliseconds (tillgate's clock) or ISO text (cash-server
+//! local time, which has no zone), so values decode identically from both.
+
+pub mod consumer;
+pub mod log;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+use crate::config::Storage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("migration {id} failed: {source}")]
+    Migration { id: String, source: sqlx::Error },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A schema change owned by one feature. `id` must be unique and stable
+/// forever: it is how the store knows the change was applied.
+pub struct Migration {
+    pub id: &'static str,
+    /// DDL; `{blob}` becomes BLOB/BYTEA.
+    pub sql: &'static str,
+}
+
+/// The storage handle shared by every feature.
+///
+/// Every write goes through `write`. On SQLite it is one connection: SQLite
+/// allows one writer at a time anyway, and queueing for the connection is
+/// fairer (and never fails with SQLITE_BUSY) than racing for the file lock.
+/// `read` is a pool for queries. Offsets stay in commit order because the
+/// event log has a single writer task, not because of the pool size.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub backend: Backend,
+    pub read: AnyPool,
+    pub write: AnyPool,
+}
+
+impl Db {
+    pub async fn open(storage: &Storage) -> Result<Db, StoreError> {
+        sqlx::any::install_default_drivers();
+        match storage {
+            Storage::Sqlite { path } => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
+                }
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                let opts = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+                // WAL lets consumers and the API read while the log writer
+                // commits; synchronous=FULL makes a commit survive power loss,
+                // which is what "answered 2xx only after commit" promises.
+                let write = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|c, _| Box::pin(async move { sqlite_pragmas(c).await }))
+                    .connect_with(opts.clone())
+                    .await?;
+                let read = AnyPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|c, _| Box::pin(async move { sqlite_pragmas(c).await }))
+                    .connect_with(opts)
+                    .await?;
+                Ok(Db {
+                    backend: Backend::Sqlite,
+                    read,
+                    write,
+                })
+            }
+            Storage::Postgres { url } => {
+                let opts =
+                    AnyConnectOptions::from_str(url.expose_secret())?.disable_statement_logging();
+                let write = AnyPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts.clone())
+                    .await?;
+                let read = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts)
+                    .await?;
+                Ok(Db {
+                    backend: Backend::Postgres,
+                    read,
+                    write,
+                })
+            }
+        }
+    }
+
+    /// Applies every migration not applied yet, in the order given.
+    pub async fn migrate(&self, migrations: &[&[Migration]]) -> Result<(), StoreError> {
+        self.write
+            .execute(
+                "CREATE TABLE IF NOT EXISTS tillgate_migrations (id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            )
+            .await?;
+        for m in migrations.iter().flat_map(|ms| ms.iter()) {
+            let done: Option<(String,)> =
+                sqlx::query_as("SELECT id FROM tillgate_migrations WHERE id = $1")
+                    .bind(m.id)
+                    .fetch_optional(&self.write)
+                    .await?;
+            if done.is_some() {
+                continue;
+            }
+            let sql = m.sql.replace(
+                "{blob}",
+                match self.backend {
+                    Backend::Sqlite => "BLOB",
+                    Backend::Postgres => "BYTEA",
+                },
+            );
+            let mut tx = self.write.begin().await?;
+            for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                tx.execute(sqlx::AssertSqlSafe(stmt.to_string()))
+                    .await
+                    .map_err(|source| StoreError::Migration {
+                        id: m.id.to_string(),
+                        source,
+                    })?;
+            }
+            sqlx::query("INSERT INTO tillgate_migrations (id, applied_at) VALUES ($1, $2)")
+                .bind(m.id)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
+    )
+    .await?;
+    Ok(())
+}
+
+/// Wall-clock time in Unix milliseconds: tillgate's own clock, used for
+/// `received_at` and other times that are ours rather than the cash server's.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Formats Unix milliseconds as RFC 3339 UTC for API answers.
+pub fn ms_to_rfc3339(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
