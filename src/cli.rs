@@ -30,6 +30,14 @@ pub enum Command {
     Simulate(crate::simulate::SimulateArgs),
     /// Load benchmark of the ingest path against a do-nothing HTTP server.
     Bench(crate::bench::BenchArgs),
+    /// Relay destinations: replay.
+    Relay(crate::relay::CliArgs),
+    /// Owner alerts and shift reports.
+    Alerts(crate::alerts::CliArgs),
+    /// Guest SMS: balance and status.
+    Sms(crate::sms::CliArgs),
+    /// Loyalty processing: registers, cards, catalogue.
+    Loyalty(crate::loyalty::CliArgs),
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -109,6 +117,10 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Simulate(args) => crate::simulate::run_cli(args).await,
         Command::Bench(args) => crate::bench::run_cli(args).await,
+        Command::Relay(args) => crate::relay::run_cli(args).await,
+        Command::Alerts(args) => crate::alerts::run_cli(args).await,
+        Command::Sms(args) => crate::sms::run_cli(args).await,
+        Command::Loyalty(args) => crate::loyalty::run_cli(args).await,
     }
 }
 

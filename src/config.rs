@@ -57,6 +57,14 @@ pub struct FileConfig {
     pub ingest: IngestFileConfig,
     #[serde(default)]
     pub log: LogFileConfig,
+    #[serde(default)]
+    pub relay: crate::relay::FileSection,
+    #[serde(default)]
+    pub alerts: crate::alerts::FileSection,
+    #[serde(default)]
+    pub sms: crate::sms::FileSection,
+    #[serde(default)]
+    pub loyalty: crate::loyalty::FileSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,6 +114,10 @@ pub struct Config {
     pub api_token: Option<SecretString>,
     pub ingest: IngestConfig,
     pub log: LogConfig,
+    pub relay: crate::relay::Settings,
+    pub alerts: crate::alerts::Settings,
+    pub sms: crate::sms::Settings,
+    pub loyalty: crate::loyalty::Settings,
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +254,10 @@ impl Config {
                 max_batch,
             },
             log: LogConfig { retention },
+            relay: crate::relay::validate(file.relay)?,
+            alerts: crate::alerts::validate(file.alerts)?,
+            sms: crate::sms::validate(file.sms)?,
+            loyalty: crate::loyalty::validate(file.loyalty)?,
         })
     }
 

@@ -6,13 +6,17 @@
 //! [`run`] starts the whole server on a listener the caller owns, so tests
 //! and benchmarks run the real thing on port 0.
 
+pub mod alerts;
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod loyalty;
 pub mod orders;
+pub mod relay;
 pub mod simulate;
+pub mod sms;
 pub mod store;
 pub mod telemetry;
 
@@ -27,7 +31,39 @@ use crate::store::consumer::Runner;
 
 /// Every migration, in order. Features append theirs here.
 pub fn migrations() -> Vec<&'static [store::Migration]> {
-    vec![store::log::MIGRATIONS, orders::MIGRATIONS]
+    vec![
+        store::log::MIGRATIONS,
+        orders::MIGRATIONS,
+        relay::MIGRATIONS,
+        alerts::MIGRATIONS,
+        sms::MIGRATIONS,
+        loyalty::MIGRATIONS,
+    ]
+}
+
+/// What a feature gets at start-up.
+pub struct FeatureCtx {
+    pub db: Db,
+    pub log: store::log::LogWriter,
+    pub config: Arc<Config>,
+    /// The one cancellation token: workers stop at a clean point when it fires.
+    pub shutdown: CancellationToken,
+    /// Spawn long-running workers here; `run` waits for them at shutdown.
+    pub workers: tokio::task::JoinSet<()>,
+    /// In-process notices between features (e.g. relay tells alerts that a
+    /// destination was paused). Alerts subscribes; others send.
+    pub operator_events: tokio::sync::broadcast::Sender<OperatorEvent>,
+}
+
+/// Something an operator should hear about, raised by one feature for the
+/// alerts feature to deliver.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OperatorEvent {
+    /// Stable kind, e.g. `relay_destination_paused`, `sms_stopped`.
+    pub kind: String,
+    pub rest_code: Option<String>,
+    /// Plain text for the owner.
+    pub text: String,
 }
 
 /// Runs tillgate until `shutdown` is cancelled, then stops accepting,
@@ -46,17 +82,35 @@ pub async fn run(
         .context("starting the log writer")?;
     let writer = tokio::spawn(writer_task.run());
 
-    let mut workers = tokio::task::JoinSet::new();
-    let orders = Runner::new(orders::StateConsumer::default(), db.clone(), 500)
+    let config = Arc::new(config);
+    let mut ctx = FeatureCtx {
+        db: db.clone(),
+        log: log.clone(),
+        config: config.clone(),
+        shutdown: shutdown.clone(),
+        workers: tokio::task::JoinSet::new(),
+        operator_events: tokio::sync::broadcast::channel(256).0,
+    };
+    let orders = Runner::new(orders::StateConsumer, db.clone(), 500)
         .await
         .context("starting the order-state consumer")?;
-    workers.spawn(orders.run(log.subscribe(), shutdown.clone()));
+    ctx.workers
+        .spawn(orders.run(log.subscribe(), shutdown.clone()));
+    let relay = relay::start(&mut ctx).await.context("starting relay")?;
+    let alerts = alerts::start(&mut ctx).await.context("starting alerts")?;
+    let sms = sms::start(&mut ctx).await.context("starting sms")?;
+    let loyalty = loyalty::start(&mut ctx).await.context("starting loyalty")?;
+    let mut workers = std::mem::take(&mut ctx.workers);
 
     let state = http::AppState {
         db: db.clone(),
         log,
-        config: Arc::new(config),
+        config,
         metrics: telemetry::metrics_handle(),
+        relay,
+        alerts,
+        sms,
+        loyalty,
     };
     let app = http::router(state);
     let serve = axum::serve(

@@ -27,12 +27,20 @@ pub struct AppState {
     pub log: LogWriter,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
+    pub relay: crate::relay::Handle,
+    pub alerts: crate::alerts::Handle,
+    pub sms: crate::sms::Handle,
+    pub loyalty: crate::loyalty::Handle,
 }
 
 pub fn router(state: AppState) -> Router {
     let operator_api = Router::new()
         .merge(crate::ingest::api_routes())
         .merge(crate::orders::api_routes())
+        .merge(crate::relay::api_routes())
+        .merge(crate::alerts::api_routes())
+        .merge(crate::sms::api_routes())
+        .merge(crate::loyalty::api_routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -40,6 +48,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::ingest::routes(&state.config))
         .merge(operator_api)
+        .merge(crate::relay::public_routes())
+        .merge(crate::alerts::public_routes())
+        .merge(crate::sms::public_routes())
+        .merge(crate::loyalty::public_routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .method_not_allowed_fallback(method_not_allowed)

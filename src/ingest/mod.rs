@@ -39,6 +39,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/events/{offset}", get(get_event))
         .route("/api/events/{offset}/raw", get(get_event_raw))
         .route("/api/gaps", get(list_gaps))
+        .route("/api/consumers", get(list_consumers))
         .route("/api/quarantine", get(list_quarantine))
         .route("/api/quarantine/{id}/raw", get(get_quarantine_raw))
 }
@@ -297,4 +298,17 @@ async fn get_quarantine_raw(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no quarantined body {id}")))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
+}
+
+/// Every consumer's cursor and how far behind the log head it is.
+async fn list_consumers(State(state): State<AppState>) -> ApiResult<Response> {
+    let head = log::head(&state.db).await?;
+    let items: Vec<serde_json::Value> = log::cursors(&state.db)
+        .await?
+        .into_iter()
+        .map(|(name, position)| {
+            serde_json::json!({"name": name, "position": position, "lag_events": (head - position).max(0)})
+        })
+        .collect();
+    Ok(axum::Json(serde_json::json!({ "head": head, "items": items })).into_response())
 }

@@ -1,23 +1,1587 @@
-//! Reader stub (being written).
-use crate::Event;
-/// What went wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+//! Reads the bytes a cash server posted into a typed [`Event`].
+//!
+//! Strict about meaning, lenient about form. Real cash servers send XML that a
+//! textbook parser refuses (`version="0"crc32="0"`, a windows-1251
+//! declaration, a BOM), and refusing it would lose orders. What the hub cannot
+//! afford is a wrong number, so every value the model types (money,
+//! quantities, dates, flags, GUIDs) must parse exactly, and a failure says
+//! what was wrong, in which attribute and at which byte.
+//!
+//! How it works: the bytes are first decoded to UTF-8 text ([`decode`]), then
+//! quick-xml only finds the boundaries of tags and text; attributes are split
+//! by our own scanner ([`Attrs`]) over the borrowed tag text, which is what
+//! tolerates missing whitespace between attributes and avoids allocating for
+//! attribute names. A recursive-descent parser with one function per model
+//! type then matches names as byte strings.
+//!
+//! Things the reader deliberately ignores, because they carry no meaning:
+//! comments, processing instructions, a DOCTYPE, whitespace-only text between
+//! elements, and anything after the end of the root element (it stays in the
+//! raw bytes, see [`crate::RawEvent`]).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use encoding_rs::Encoding;
+use quick_xml::events::Event as XmlEvent;
+
+use crate::model::*;
+
+/// Nesting deeper than this is refused. r_keeper documents are about eight
+/// levels deep; the limit keeps recursion bounded on hostile input and keeps
+/// the JSON export within serde_json's default recursion limit.
+const MAX_DEPTH: usize = 40;
+
+/// What kind of problem made a document unreadable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ReadErrorKind {
+    /// Not XML at all, or XML that is broken in the middle (mismatched end
+    /// tag, an attribute without a value, text before the root).
     NotXml,
+    /// The document ends before the root element is closed.
+    Truncated,
+    /// There is no `<a>` root element (empty body, or another root).
+    NoRoot,
+    /// An integer attribute (ids, codes, counters) is not an integer.
+    BadNumber,
+    /// A money attribute is not an integer number of kopecks.
+    BadMoney,
+    /// A quantity attribute is not an integer number of thousandths.
+    BadQuantity,
+    /// A flag is not `1` / `0`.
+    BadBool,
+    /// A date-time is not `YYYY-MM-DDTHH:MM:SS`.
+    BadDateTime,
+    /// A GUID attribute is not a GUID.
+    BadGuid,
+    /// The bytes are not valid in the declared (or default UTF-8) encoding,
+    /// or the declared encoding is unknown.
+    BadEncoding,
+    /// A required attribute (`Situation`) is missing.
+    MissingAttribute,
+    /// Elements are nested deeper than any r_keeper document.
+    TooDeep,
 }
-/// A read error.
+
+impl ReadErrorKind {
+    fn label(self) -> &'static str {
+        match self {
+            Self::NotXml => "not XML",
+            Self::Truncated => "truncated document",
+            Self::NoRoot => "no <a> root element",
+            Self::BadNumber => "bad number",
+            Self::BadMoney => "bad money",
+            Self::BadQuantity => "bad quantity",
+            Self::BadBool => "bad flag",
+            Self::BadDateTime => "bad date-time",
+            Self::BadGuid => "bad GUID",
+            Self::BadEncoding => "bad encoding",
+            Self::MissingAttribute => "missing attribute",
+            Self::TooDeep => "too deeply nested",
+        }
+    }
+}
+
+/// A document that could not be read: what, where, and why.
+///
+/// `offset` is a byte offset into the bytes given to [`read`] (for a
+/// windows-1251 document, into the original single-byte text). `path` is the
+/// element path from the root, with `@attribute` when an attribute is at
+/// fault: `a/Order/Session/Dish@price`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{kind:?} at {path} (byte {offset})")]
+#[error("{}", self.describe())]
 pub struct ReadError {
+    /// The kind of problem.
     pub kind: ReadErrorKind,
+    /// Byte offset in the input.
     pub offset: usize,
+    /// Element path (`a/Order@orderSum`); empty before the root element.
     pub path: String,
+    /// The offending text, if any (shortened to 64 characters).
+    pub found: Option<String>,
+    /// What was expected, or what the XML parser said.
+    pub detail: String,
 }
-/// Reads one event.
-pub fn read(_bytes: &[u8]) -> Result<Event, ReadError> {
-    Err(ReadError {
-        kind: ReadErrorKind::NotXml,
-        offset: 0,
+
+impl ReadError {
+    fn describe(&self) -> String {
+        let mut s = String::from(self.kind.label());
+        if let Some(found) = &self.found {
+            s.push_str(&format!(" {found:?}"));
+        }
+        let path = if self.path.is_empty() {
+            "the top level"
+        } else {
+            &self.path
+        };
+        s.push_str(&format!(" at {path} (byte {})", self.offset));
+        if !self.detail.is_empty() {
+            s.push_str(": ");
+            s.push_str(&self.detail);
+        }
+        s
+    }
+}
+
+/// Reads one notify event.
+///
+/// Never panics; any input that is not a readable event gives a
+/// [`ReadError`].
+pub fn read(bytes: &[u8]) -> Result<Event, ReadError> {
+    let decoded = decode(bytes)?;
+    let mut p = Parser::new(&decoded.text, &decoded.map);
+    p.document().map_err(|e| e.finish(&decoded.map))
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+
+/// Maps offsets in the decoded text back to offsets in the input bytes.
+struct OffsetMap<'a> {
+    /// Bytes skipped before the text (a BOM).
+    base: usize,
+    /// `Some` when the text was transcoded; `None` when it is the input.
+    encoding: Option<(&'static Encoding, &'a str)>,
+}
+
+impl OffsetMap<'_> {
+    fn source(&self, offset: usize) -> usize {
+        match self.encoding {
+            None => self.base + offset,
+            Some((enc, text)) => {
+                let mut end = offset.min(text.len());
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let (bytes, _, _) = enc.encode(&text[..end]);
+                self.base + bytes.len()
+            }
+        }
+    }
+}
+
+struct Decoded<'a> {
+    text: Cow<'a, str>,
+    map: OffsetMapOwned,
+}
+
+/// The owned half of [`OffsetMap`] (the text lives in [`Decoded`]).
+struct OffsetMapOwned {
+    base: usize,
+    encoding: Option<&'static Encoding>,
+}
+
+/// Turns the input into UTF-8 text.
+///
+/// A BOM wins over the declaration (that is what XML parsers do). Without a
+/// BOM the `encoding` pseudo-attribute of the declaration is honoured for
+/// any label encoding_rs knows, windows-1251 being the one seen in practice.
+/// UTF-8 input is borrowed, not copied.
+fn decode(bytes: &[u8]) -> Result<Decoded<'_>, ReadError> {
+    let enc_err = |offset: usize, detail: String| ReadError {
+        kind: ReadErrorKind::BadEncoding,
+        offset,
         path: String::new(),
-    })
+        found: None,
+        detail,
+    };
+    if let Some((enc, bom)) = Encoding::for_bom(bytes) {
+        let body = &bytes[bom..];
+        if enc == encoding_rs::UTF_8 {
+            let text = std::str::from_utf8(body).map_err(|e| {
+                enc_err(bom + e.valid_up_to(), "invalid UTF-8".into())
+            })?;
+            return Ok(Decoded {
+                text: Cow::Borrowed(text),
+                map: OffsetMapOwned {
+                    base: bom,
+                    encoding: None,
+                },
+            });
+        }
+        let text = enc
+            .decode_without_bom_handling_and_without_replacement(body)
+            .ok_or_else(|| enc_err(bom, format!("invalid {}", enc.name())))?;
+        return Ok(Decoded {
+            text: Cow::Owned(text.into_owned()),
+            map: OffsetMapOwned {
+                base: bom,
+                encoding: Some(enc),
+            },
+        });
+    }
+    let label = declared_encoding(bytes);
+    let enc = match &label {
+        None => encoding_rs::UTF_8,
+        Some((label, at)) => Encoding::for_label(label.as_bytes()).ok_or_else(|| {
+            enc_err(*at, format!("unknown encoding {label:?} in the XML declaration"))
+        })?,
+    };
+    if enc == encoding_rs::UTF_8 {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| enc_err(e.valid_up_to(), "invalid UTF-8".into()))?;
+        return Ok(Decoded {
+            text: Cow::Borrowed(text),
+            map: OffsetMapOwned {
+                base: 0,
+                encoding: None,
+            },
+        });
+    }
+    if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE {
+        // We could read the declaration as ASCII, so the bytes are not UTF-16.
+        return Err(enc_err(
+            label.map_or(0, |(_, at)| at),
+            "UTF-16 declared but the document is not UTF-16".into(),
+        ));
+    }
+    match enc.decode_without_bom_handling_and_without_replacement(bytes) {
+        Some(text) => Ok(Decoded {
+            text: Cow::Owned(text.into_owned()),
+            map: OffsetMapOwned {
+                base: 0,
+                encoding: Some(enc),
+            },
+        }),
+        None => {
+            // Find the first bad byte for the message: decode growing prefixes
+            // would be quadratic, so decode once with replacement and look for
+            // the first replacement character.
+            let (text, _) = enc.decode_without_bom_handling(bytes);
+            let at = text.find('\u{FFFD}').unwrap_or(0);
+            let map = OffsetMap {
+                base: 0,
+                encoding: Some((enc, &text)),
+            };
+            Err(enc_err(map.source(at), format!("invalid {}", enc.name())))
+        }
+    }
+}
+
+/// The `encoding` of an XML declaration at the start of the bytes, with the
+/// offset of its value. The declaration is ASCII in every encoding we accept
+/// without a BOM, so it can be read before decoding.
+fn declared_encoding(bytes: &[u8]) -> Option<(String, usize)> {
+    let start = bytes.iter().position(|b| !is_ws(*b))?;
+    let rest = &bytes[start..];
+    if !rest.starts_with(b"<?xml") {
+        return None;
+    }
+    let end = rest.windows(2).position(|w| w == b"?>")?;
+    let decl = std::str::from_utf8(&rest[5..end]).ok()?;
+    for attr in Attrs::new(decl, 0) {
+        let (name, value, at) = attr.ok()?;
+        if name == "encoding" {
+            return Some((value.trim().to_owned(), start + 5 + at));
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------
+// Errors while parsing (offsets in decoded text, path as a stack)
+
+/// An error found while parsing; its offset is still in decoded text.
+struct Fail {
+    kind: ReadErrorKind,
+    offset: usize,
+    path: String,
+    found: Option<String>,
+    detail: String,
+}
+
+impl Fail {
+    fn finish(self, map: &OffsetMapOwned) -> ReadError {
+        let _ = map;
+        ReadError {
+            kind: self.kind,
+            offset: self.offset,
+            path: self.path,
+            found: self.found,
+            detail: self.detail,
+        }
+    }
+}
+
+type R<T> = Result<T, Fail>;
+
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Tokens
+
+/// A start tag: its name, and the text after the name (the attributes).
+#[derive(Clone, Copy)]
+struct Tag<'a> {
+    name: &'a str,
+    attrs: &'a str,
+    /// Offset of `attrs` in the decoded text.
+    attrs_at: usize,
+    /// Offset of `<`.
+    at: usize,
+    /// `<X/>`: no children, no end tag.
+    empty: bool,
+}
+
+enum Tok<'a> {
+    Start(Tag<'a>),
+    /// A run of text, entity references and CDATA between two tags, already
+    /// known not to be whitespace only.
+    Text(String),
+    End,
+    Eof(usize),
+}
+
+struct Parser<'a> {
+    doc: &'a str,
+    reader: quick_xml::Reader<&'a [u8]>,
+    /// A token read ahead while collecting a text run.
+    peeked: Option<Tok<'a>>,
+    /// Names of the open elements, for error paths.
+    path: Vec<&'a str>,
+    map: OffsetMap<'a>,
+}
+
+impl<'a> Parser<'a> {
+    fn new(doc: &'a str, map: &OffsetMapOwned) -> Self {
+        let mut reader = quick_xml::Reader::from_str(doc);
+        let cfg = reader.config_mut();
+        cfg.trim_text(false);
+        cfg.check_end_names = true;
+        cfg.expand_empty_elements = false;
+        cfg.allow_dangling_amp = true;
+        Parser {
+            doc,
+            reader,
+            peeked: None,
+            path: Vec::with_capacity(MAX_DEPTH),
+            map: OffsetMap {
+                base: map.base,
+                encoding: map.encoding.map(|e| (e, doc)),
+            },
+        }
+    }
+
+    fn pos(&self) -> usize {
+        usize::try_from(self.reader.buffer_position()).unwrap_or(usize::MAX)
+    }
+
+    fn fail(&self, kind: ReadErrorKind, offset: usize, detail: impl Into<String>) -> Fail {
+        Fail {
+            kind,
+            offset: self.map.source(offset),
+            path: self.path.join("/"),
+            found: None,
+            detail: detail.into(),
+        }
+    }
+
+    fn fail_attr(
+        &self,
+        kind: ReadErrorKind,
+        offset: usize,
+        attr: &str,
+        found: &str,
+        detail: impl Into<String>,
+    ) -> Fail {
+        let mut f = self.fail(kind, offset, detail);
+        f.path.push('@');
+        f.path.push_str(attr);
+        f.found = Some(shorten(found));
+        f
+    }
+
+    /// The next quick-xml event, as a token, with text runs merged.
+    fn next(&mut self) -> R<Tok<'a>> {
+        if let Some(t) = self.peeked.take() {
+            return Ok(t);
+        }
+        // Text run being collected: its range and whether it has CDATA.
+        let mut run: Option<(usize, usize)> = None;
+        loop {
+            let before = self.pos();
+            let ev = match self.reader.read_event() {
+                Ok(ev) => ev,
+                Err(e) => return Err(self.xml_error(e)),
+            };
+            let after = self.pos();
+            let tok = match ev {
+                XmlEvent::Text(_) | XmlEvent::GeneralRef(_) | XmlEvent::CData(_) => {
+                    run = Some((run.map_or(before, |r| r.0), after));
+                    continue;
+                }
+                XmlEvent::Start(_) => Tok::Start(self.tag(before, after, false)?),
+                XmlEvent::Empty(_) => Tok::Start(self.tag(before, after, true)?),
+                XmlEvent::End(_) => Tok::End,
+                XmlEvent::Eof => Tok::Eof(after),
+                XmlEvent::Comment(_)
+                | XmlEvent::PI(_)
+                | XmlEvent::Decl(_)
+                | XmlEvent::DocType(_) => continue,
+            };
+            if let Some((start, end)) = run {
+                let raw = &self.doc[start..end];
+                if !raw.bytes().all(is_ws) {
+                    let text = unescape_text(raw);
+                    if !text.bytes().all(is_ws) {
+                        self.peeked = Some(tok);
+                        return Ok(Tok::Text(text));
+                    }
+                }
+            }
+            return Ok(tok);
+        }
+    }
+
+    fn xml_error(&self, e: quick_xml::Error) -> Fail {
+        use quick_xml::errors::IllFormedError as I;
+        let at = usize::try_from(self.reader.error_position()).unwrap_or(usize::MAX);
+        let kind = match &e {
+            quick_xml::Error::Syntax(_) => ReadErrorKind::Truncated,
+            quick_xml::Error::IllFormed(I::MissingEndTag(_)) => ReadErrorKind::Truncated,
+            _ => ReadErrorKind::NotXml,
+        };
+        let at = if kind == ReadErrorKind::Truncated {
+            at.min(self.doc.len())
+        } else {
+            at
+        };
+        self.fail(kind, at, e.to_string())
+    }
+
+    fn tag(&self, before: usize, after: usize, empty: bool) -> R<Tag<'a>> {
+        // `<` + content + (`/`) + `>`; quick-xml guarantees the brackets.
+        let end = after.saturating_sub(if empty { 2 } else { 1 });
+        let content = self.doc.get(before + 1..end).unwrap_or("");
+        let name_len = content.bytes().position(is_ws).unwrap_or(content.len());
+        let name = &content[..name_len];
+        if !valid_name(name) {
+            return Err(self.fail(
+                ReadErrorKind::NotXml,
+                before,
+                format!("{:?} is not an element name", shorten(name)),
+            ));
+        }
+        Ok(Tag {
+            name,
+            attrs: &content[name_len..],
+            attrs_at: before + 1 + name_len,
+            at: before,
+            empty,
+        })
+    }
+
+    fn enter(&mut self, tag: &Tag<'a>) -> R<()> {
+        if self.path.len() >= MAX_DEPTH {
+            return Err(self.fail(
+                ReadErrorKind::TooDeep,
+                tag.at,
+                format!("more than {MAX_DEPTH} levels"),
+            ));
+        }
+        self.path.push(tag.name);
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.path.pop();
+    }
+
+    /// The whole document: prolog, the root, and nothing after it.
+    fn document(&mut self) -> R<Event> {
+        loop {
+            match self.next()? {
+                Tok::Start(tag) if tag.name == "a" => return self.event(tag),
+                Tok::Start(tag) => {
+                    return Err(self.fail(
+                        ReadErrorKind::NoRoot,
+                        tag.at,
+                        format!("the root element is <{}>, expected <a>", shorten(tag.name)),
+                    ));
+                }
+                Tok::Text(t) => {
+                    return Err(Fail {
+                        found: Some(shorten(&t)),
+                        ..self.fail(ReadErrorKind::NotXml, 0, "text outside of any element")
+                    });
+                }
+                Tok::End => {
+                    return Err(self.fail(ReadErrorKind::NotXml, 0, "end tag without a start tag"));
+                }
+                Tok::Eof(at) => {
+                    return Err(self.fail(ReadErrorKind::NoRoot, at, "the document has no element"));
+                }
+            }
+        }
+    }
+
+    /// Reads the children of `tag` until its end tag, giving each child
+    /// start tag to `on_child`; text goes to `text`.
+    fn children(
+        &mut self,
+        tag: &Tag<'a>,
+        text: &mut String,
+        mut on_child: impl FnMut(&mut Self, Tag<'a>) -> R<()>,
+    ) -> R<()> {
+        if tag.empty {
+            return Ok(());
+        }
+        loop {
+            match self.next()? {
+                Tok::Start(child) => {
+                    self.enter(&child)?;
+                    on_child(self, child)?;
+                    self.leave();
+                }
+                Tok::Text(t) => text.push_str(&t),
+                Tok::End => return Ok(()),
+                Tok::Eof(at) => {
+                    return Err(self.fail(
+                        ReadErrorKind::Truncated,
+                        at,
+                        format!("<{}> is not closed", tag.name),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// An element the model does not name, kept whole.
+    fn generic(&mut self, tag: Tag<'a>) -> R<XmlElement> {
+        let mut el = XmlElement {
+            name: tag.name.to_owned(),
+            ..XmlElement::default()
+        };
+        for a in Attrs::new(tag.attrs, tag.attrs_at) {
+            let (name, value, _) = a.map_err(|e| self.attr_syntax(e))?;
+            el.attrs.push((name.to_owned(), unescape_attr(value)));
+        }
+        let mut children = Vec::new();
+        let mut text = String::new();
+        self.children(&tag, &mut text, |p, child| {
+            children.push(p.generic(child)?);
+            Ok(())
+        })?;
+        el.children = children;
+        el.text = text;
+        Ok(el)
+    }
+
+    fn attr_syntax(&self, e: AttrSyntax) -> Fail {
+        self.fail(ReadErrorKind::NotXml, e.at, e.what)
+    }
+
+    /// Iterates over the attributes of `tag`, giving each to `on` with a
+    /// value reader bound to this attribute's location.
+    fn attrs(
+        &self,
+        tag: &Tag<'a>,
+        mut on: impl FnMut(&str, Val<'_, 'a>) -> R<()>,
+    ) -> R<()> {
+        for a in Attrs::new(tag.attrs, tag.attrs_at) {
+            let (name, raw, at) = a.map_err(|e| self.attr_syntax(e))?;
+            on(
+                name,
+                Val {
+                    p: self,
+                    name,
+                    raw,
+                    at,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    // -- the model, one function per type ----------------------------------
+
+    fn event(&mut self, tag: Tag<'a>) -> R<Event> {
+        self.enter(&tag)?;
+        let mut ev = Event::new(Situation::Unknown(0));
+        let mut situation = None;
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "RestCode" if ev.rest_code.is_none() => {
+                    ev.rest_code = Some(RestCode(v.string()));
+                }
+                "DateTime" if ev.date_time.is_none() => ev.date_time = v.datetime()?,
+                "Situation" if situation.is_none() => {
+                    situation = Some(Situation::from_code(v.required_i64()?));
+                }
+                "seqnumber" if ev.seqnumber.is_none() => ev.seqnumber = v.u64()?,
+                "guid" if ev.guid.is_none() => ev.guid = v.guid()?,
+                "name" if ev.name.is_none() => ev.name = Some(v.string()),
+                "ShiftNum" if ev.shift_num.is_none() => ev.shift_num = v.i64()?,
+                "ShiftDate" if ev.shift_date.is_none() => ev.shift_date = v.datetime()?,
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        ev.situation = match situation {
+            Some(s) => s,
+            None => {
+                let mut f = self.fail(
+                    ReadErrorKind::MissingAttribute,
+                    tag.at,
+                    "every event must say its Situation",
+                );
+                f.path.push_str("@Situation");
+                return Err(f);
+            }
+        };
+        let mut text = String::new();
+        self.children(&tag, &mut text, |p, child| {
+            match child.name {
+                "Station" if ev.station.is_none() => ev.station = Some(p.station(child)?),
+                "Server" if ev.server.is_none() => ev.server = Some(p.server(child)?),
+                "Waiter" if ev.waiter.is_none() => ev.waiter = Some(p.person(child)?),
+                "Order" if ev.order.is_none() => ev.order = Some(p.order(child)?),
+                "Session" => ev.sessions.push(p.session(child)?),
+                "ChangeLog" if ev.change_log.is_none() => {
+                    ev.change_log = Some(p.change_log(child)?);
+                }
+                "Item" => ev.items.push(p.item(child)?),
+                _ => extra.elements.push(p.generic(child)?),
+            }
+            Ok(())
+        })?;
+        extra.text = text;
+        ev.extra = extra;
+        self.leave();
+        Ok(ev)
+    }
+
+    /// Children every element may have: only unknown ones.
+    fn rest(&mut self, tag: &Tag<'a>, extra: &mut Extra) -> R<()> {
+        let mut text = String::new();
+        self.children(tag, &mut text, |p, child| {
+            extra.elements.push(p.generic(child)?);
+            Ok(())
+        })?;
+        extra.text = text;
+        Ok(())
+    }
+
+    fn station(&mut self, tag: Tag<'a>) -> R<Station> {
+        let mut s = Station::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "id" if s.id.is_none() => s.id = v.i64()?,
+                "code" if s.code.is_none() => s.code = v.i64()?,
+                "name" if s.name.is_none() => s.name = Some(v.string()),
+                "NetName" if s.net_name.is_none() => s.net_name = Some(v.string()),
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        self.rest(&tag, &mut extra)?;
+        s.extra = extra;
+        Ok(s)
+    }
+
+    fn server(&mut self, tag: Tag<'a>) -> R<Server> {
+        let s = self.station(tag)?;
+        Ok(Server {
+            id: s.id,
+            code: s.code,
+            name: s.name,
+            net_name: s.net_name,
+            extra: s.extra,
+        })
+    }
+
+    fn reference(&mut self, tag: Tag<'a>) -> R<Ref> {
+        let mut r = Ref::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "id" if r.id.is_none() => r.id = v.i64()?,
+                "code" if r.code.is_none() => r.code = v.i64()?,
+                "name" if r.name.is_none() => r.name = Some(v.string()),
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        self.rest(&tag, &mut extra)?;
+        r.extra = extra;
+        Ok(r)
+    }
+
+    fn person(&mut self, tag: Tag<'a>) -> R<Person> {
+        let mut r = Person::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "id" if r.id.is_none() => r.id = v.i64()?,
+                "code" if r.code.is_none() => r.code = v.i64()?,
+                "name" if r.name.is_none() => r.name = Some(v.string()),
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        let mut text = String::new();
+        self.children(&tag, &mut text, |p, child| {
+            match child.name {
+                "Role" if r.role.is_none() => r.role = Some(p.reference(child)?),
+                _ => extra.elements.push(p.generic(child)?),
+            }
+            Ok(())
+        })?;
+        extra.text = text;
+        r.extra = extra;
+        Ok(r)
+    }
+
+    fn item(&mut self, tag: Tag<'a>) -> R<Item> {
+        let mut it = Item::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "ClassName" if it.class_name.is_none() => it.class_name = Some(v.string()),
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        self.rest(&tag, &mut extra)?;
+        it.extra = extra;
+        Ok(it)
+    }
+
+    /// `<KdsState>ready</KdsState>` as an element: only the plain form (text,
+    /// nothing else) is taken as the state; anything richer is kept as an
+    /// unknown element rather than guessed at.
+    fn kds_element(&mut self, tag: Tag<'a>, slot: &mut Option<KdsState>, extra: &mut Extra) -> R<()> {
+        let el = self.generic(tag)?;
+        if slot.is_none() && el.attrs.is_empty() && el.children.is_empty() {
+            *slot = Some(KdsState::parse(el.text.trim()));
+        } else {
+            extra.elements.push(el);
+        }
+        Ok(())
+    }
+
+    fn order(&mut self, tag: Tag<'a>) -> R<Order> {
+        let mut o = Order::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "visit" if o.visit.is_none() => o.visit = v.i64()?,
+                "orderIdent" if o.order_ident.is_none() => o.order_ident = v.i64()?,
+                "guid" if o.guid.is_none() => o.guid = v.guid()?,
+                "url" if o.url.is_none() => o.url = Some(v.string()),
+                "orderName" if o.order_name.is_none() => o.order_name = Some(v.string()),
+                "version" if o.version.is_none() => o.version = v.i64()?,
+                "crc32" if o.crc32.is_none() => o.crc32 = v.i64()?,
+                "orderSum" if o.order_sum.is_none() => o.order_sum = v.money()?,
+                "discountSum" if o.discount_sum.is_none() => o.discount_sum = v.money()?,
+                "unpaidSum" if o.unpaid_sum.is_none() => o.unpaid_sum = v.money()?,
+                "prepaySum" if o.prepay_sum.is_none() => o.prepay_sum = v.money()?,
+                "promisedSum" if o.promised_sum.is_none() => o.promised_sum = v.money()?,
+                "totalPieces" if o.total_pieces.is_none() => o.total_pieces = v.i64()?,
+                "cookMins" if o.cook_mins.is_none() => o.cook_mins = v.i64()?,
+                "paid" if o.paid.is_none() => o.paid = v.bool()?,
+                "finished" if o.finished.is_none() => o.finished = v.bool()?,
+                "deleted" if o.deleted.is_none() => o.deleted = v.bool()?,
+                "locked" if o.locked.is_none() => o.locked = v.bool()?,
+                "purchase" if o.purchase.is_none() => o.purchase = v.bool()?,
+                "openTime" if o.open_time.is_none() => o.open_time = v.datetime()?,
+                "seqNumber" if o.seq_number.is_none() => o.seq_number = v.i64()?,
+                "persistentComment" if o.persistent_comment.is_none() => {
+                    o.persistent_comment = Some(v.string());
+                }
+                "nonPersistentComment" if o.non_persistent_comment.is_none() => {
+                    o.non_persistent_comment = Some(v.string());
+                }
+                "kdsstate" | "KdsState" if o.kds_state.is_none() => o.kds_state = Some(v.kds()),
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        let mut text = String::new();
+        self.children(&tag, &mut text, |p, child| {
+            match child.name {
+                "Creator" if o.creator.is_none() => o.creator = Some(p.person(child)?),
+                "Waiter" if o.waiter.is_none() => o.waiter = Some(p.person(child)?),
+                "Station" if o.station.is_none() => o.station = Some(p.station(child)?),
+                "OrderCategory" if o.order_category.is_none() => {
+                    o.order_category = Some(p.reference(child)?);
+                }
+                "OrderType" if o.order_type.is_none() => o.order_type = Some(p.reference(child)?),
+                "Table" if o.table.is_none() => o.table = Some(p.reference(child)?),
+                "GuestType" if o.guest_type.is_none() => o.guest_type = Some(p.reference(child)?),
+                "Guests" if o.guests.is_none() => o.guests = Some(p.guests(child)?),
+                "ExternalProps" if o.external_props.is_empty() && o.external_props_extra.is_empty() => {
+                    p.external_props(child, &mut o)?;
+                }
+                "SourceOrder" if o.source_order.is_none() => {
+                    o.source_order = Some(p.source_order(child)?);
+                }
+                "Session" => o.sessions.push(p.session(child)?),
+                "kdsstate" | "KdsState" => p.kds_element(child, &mut o.kds_state, &mut extra)?,
+                _ => extra.elements.push(p.generic(child)?),
+            }
+            Ok(())
+        })?;
+        extra.text = text;
+        o.extra = extra;
+        Ok(o)
+    }
+
+    fn guests(&mut self, tag: Tag<'a>) -> R<Guests> {
+        let mut g = Guests::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "count" if g.count.is_none() => g.count = v.i64()?,
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        let mut text = String::new();
+        self.children(&tag, &mut text, |p, child| {
+            match child.name {
+                "Guest" => {
+                    let mut guest = Guest::default();
+                    let mut gx = Extra::default();
+                    p.attrs(&child, |name, v| {
+                        match name {
+                            "guestLabel" if guest.guest_label.is_none() => {
+                                guest.guest_label = Some(v.string());
+                            }
+                            "cardCode" if guest.card_code.is_none() => {
+                                guest.card_code = Some(v.string());
+                            }
+                            _ => v.keep(&mut gx),
+                        }
+                        Ok(())
+                    })?;
+                    p.rest(&child, &mut gx)?;
+                    guest.extra = gx;
+                    g.guests.push(guest);
+                }
+                _ => extra.elements.push(p.generic(child)?),
+            }
+            Ok(())
+        })?;
+        extra.text = text;
+        g.extra = extra;
+        Ok(g)
+    }
+
+    fn external_props(&mut self, tag: Tag<'a>, o: &mut Order) -> R<()> {
+        let mut extra = Extra::default();
+        self.attrs(&tag, |_, v| {
+            v.keep(&mut extra);
+            Ok(())
+        })?;
+        let mut props = Vec::new();
+        let mut text = String::new();
+        self.children(&tag, &mut text, |p, child| {
+            match child.name {
+                "Prop" => {
+                    let mut prop = Prop::default();
+                    let mut px = Extra::default();
+                    p.attrs(&child, |name, v| {
+                        match name {
+                            "name" if prop.name.is_none() => prop.name = Some(v.string()),
+                            "value" if prop.value.is_none() => prop.value = Some(v.string()),
+                            _ => v.keep(&mut px),
+                        }
+                        Ok(())
+                    })?;
+                    p.rest(&child, &mut px)?;
+                    prop.extra = px;
+                    props.push(prop);
+                }
+                _ => extra.elements.push(p.generic(child)?),
+            }
+            Ok(())
+        })?;
+        extra.text = text;
+        if props.is_empty() && extra.is_empty() {
+            // An empty `<ExternalProps/>` says nothing; the model has no
+            // place for "present but empty", and the writer leaves it out.
+            return Ok(());
+        }
+        o.external_props = props;
+        o.external_props_extra = extra;
+        Ok(())
+    }
+
+    fn source_order(&mut self, tag: Tag<'a>) -> R<SourceOrder> {
+        let mut s = SourceOrder::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "visit" if s.visit.is_none() => s.visit = v.i64()?,
+                "orderIdent" if s.order_ident.is_none() => s.order_ident = v.i64()?,
+                "guid" if s.guid.is_none() => s.guid = v.guid()?,
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        self.rest(&tag, &mut extra)?;
+        s.extra = extra;
+        Ok(s)
+    }
+
+    fn session(&mut self, tag: Tag<'a>) -> R<Session> {
+        let mut s = Session::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "uni" if s.uni.is_none() => s.uni = v.i64()?,
+                "line_guid" if s.line_guid.is_none() => s.line_guid = v.guid()?,
+                "state" if s.state.is_none() => s.state = v.i64()?.map(LineState::from_code),
+                "sessionID" if s.session_id.is_none() => s.session_id = v.i64()?,
+                "isDraft" if s.is_draft.is_none() => s.is_draft = v.bool()?,
+                "remindTime" if s.remind_time.is_none() => s.remind_time = v.datetime()?,
+                "startService" if s.start_service.is_none() => s.start_service = v.datetime()?,
+                "printed" if s.printed.is_none() => s.printed = v.bool()?,
+                "cookMins" if s.cook_mins.is_none() => s.cook_mins = v.i64()?,
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        let mut text = String::new();
+        self.children(&tag, &mut text, |p, child| {
+            match child.name {
+                "Dish" => s.dishes.push(p.dish(child)?),
+                "Station" if s.station.is_none() => s.station = Some(p.station(child)?),
+                "Author" if s.author.is_none() => s.author = Some(p.person(child)?),
+                "Creator" if s.creator.is_none() => s.creator = Some(p.person(child)?),
+                "Course" if s.course.is_none() => s.course = Some(p.reference(child)?),
+                "PriceScale" if s.price_scale.is_none() => {
+                    s.price_scale = Some(p.reference(child)?);
+                }
+                "TradeGroup" if s.trade_group.is_none() => {
+                    s.trade_group = Some(p.reference(child)?);
+                }
+                "Combo" => s.combos.push(p.combo(child)?),
+                "Discount" => s.discounts.push(p.discount(child)?),
+                "Prepay" => s.prepays.push(p.pay(child)?),
+                "Pay" => s.pays.push(p.pay(child)?),
+                "PrintCheck" => s.print_checks.push(p.print_check(child)?),
+                _ => extra.elements.push(p.generic(child)?),
+            }
+            Ok(())
+        })?;
+        extra.text = text;
+        s.extra = extra;
+        Ok(s)
+    }
+
+    fn dish(&mut self, tag: Tag<'a>) -> R<Dish> {
+        let mut d = Dish::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "id" if d.id.is_none() => d.id = v.i64()?,
+                "code" if d.code.is_none() => d.code = v.i64()?,
+                "name" if d.name.is_none() => d.name = Some(v.string()),
+                "uni" if d.uni.is_none() => d.uni = v.i64()?,
+                "line_guid" if d.line_guid.is_none() => d.line_guid = v.guid()?,
+                "state" if d.state.is_none() => d.state = v.i64()?.map(LineState::from_code),
+                "price" if d.price.is_none() => d.price = v.money()?,
+                "amount" if d.amount.is_none() => d.amount = v.money()?,
+                "quantity" if d.quantity.is_none() => d.quantity = v.quantity()?,
+                "srcQuantity" if d.src_quantity.is_none() => d.src_quantity = v.quantity()?,
+                "paidAmount" if d.paid_amount.is_none() => d.paid_amount = v.money()?,
+                "seat" if d.seat.is_none() => d.seat = v.i64()?,
+                "kdsstate" | "KdsState" if d.kds_state.is_none() => d.kds_state = Some(v.kds()),
+                "new" if d.new.is_none() => d.new = v.bool()?,
+                "SourceGUIDString" if d.source_guid_string.is_none() => {
+                    d.source_guid_string = Some(v.string());
+                }
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        let mut text = String::new();
+        self.children(&tag, &mut text, |p, child| {
+            match child.name {
+                "Modi" => d.modis.push(p.modi(child)?),
+                "Discount" => d.discounts.push(p.discount(child)?),
+                "Void" => d.voids.push(p.void(child)?),
+                "Consum" => d.consums.push(p.consum(child)?),
+                "kdsstate" | "KdsState" => p.kds_element(child, &mut d.kds_state, &mut extra)?,
+                _ => extra.elements.push(p.generic(child)?),
+            }
+            Ok(())
+        })?;
+        extra.text = text;
+        d.extra = extra;
+        Ok(d)
+    }
+
+    fn modi(&mut self, tag: Tag<'a>) -> R<Modi> {
+        let mut m = Modi::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "id" if m.id.is_none() => m.id = v.i64()?,
+                "code" if m.code.is_none() => m.code = v.i64()?,
+                "name" if m.name.is_none() => m.name = Some(v.string()),
+                "uni" if m.uni.is_none() => m.uni = v.i64()?,
+                "count" if m.count.is_none() => m.count = v.i64()?,
+                "price" if m.price.is_none() => m.price = v.money()?,
+                "amount" if m.amount.is_none() => m.amount = v.money()?,
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        self.rest(&tag, &mut extra)?;
+        m.extra = extra;
+        Ok(m)
+    }
+
+    fn consum(&mut self, tag: Tag<'a>) -> R<Consum> {
+        let mut c = Consum::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "id" if c.id.is_none() => c.id = v.i64()?,
+                "code" if c.code.is_none() => c.code = v.i64()?,
+                "name" if c.name.is_none() => c.name = Some(v.string()),
+                "quantity" if c.quantity.is_none() => c.quantity = v.quantity()?,
+                "amount" if c.amount.is_none() => c.amount = v.money()?,
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        self.rest(&tag, &mut extra)?;
+        c.extra = extra;
+        Ok(c)
+    }
+
+    fn void(&mut self, tag: Tag<'a>) -> R<Void> {
+        let mut x = Void::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "id" if x.id.is_none() => x.id = v.i64()?,
+                "code" if x.code.is_none() => x.code = v.i64()?,
+                "name" if x.name.is_none() => x.name = Some(v.string()),
+                "dateTime" if x.date_time.is_none() => x.date_time = v.datetime()?,
+                "quantity" if x.quantity.is_none() => x.quantity = v.quantity()?,
+                "amount" if x.amount.is_none() => x.amount = v.money()?,
+                "openName" if x.open_name.is_none() => x.open_name = Some(v.string()),
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        let mut text = String::new();
+        self.children(&tag, &mut text, |p, child| {
+            match child.name {
+                "Author" if x.author.is_none() => x.author = Some(p.person(child)?),
+                _ => extra.elements.push(p.generic(child)?),
+            }
+            Ok(())
+        })?;
+        extra.text = text;
+        x.extra = extra;
+        Ok(x)
+    }
+
+    fn combo(&mut self, tag: Tag<'a>) -> R<Combo> {
+        let mut c = Combo::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "id" if c.id.is_none() => c.id = v.i64()?,
+                "code" if c.code.is_none() => c.code = v.i64()?,
+                "name" if c.name.is_none() => c.name = Some(v.string()),
+                "uni" if c.uni.is_none() => c.uni = v.i64()?,
+                "line_guid" if c.line_guid.is_none() => c.line_guid = v.guid()?,
+                "state" if c.state.is_none() => c.state = v.i64()?.map(LineState::from_code),
+                "price" if c.price.is_none() => c.price = v.money()?,
+                "amount" if c.amount.is_none() => c.amount = v.money()?,
+                "quantity" if c.quantity.is_none() => c.quantity = v.quantity()?,
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        let mut text = String::new();
+        self.children(&tag, &mut text, |p, child| {
+            match child.name {
+                "Component" => c.components.push(p.component(child)?),
+                _ => extra.elements.push(p.generic(child)?),
+            }
+            Ok(())
+        })?;
+        extra.text = text;
+        c.extra = extra;
+        Ok(c)
+    }
+
+    fn component(&mut self, tag: Tag<'a>) -> R<Component> {
+        let mut c = Component::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "id" if c.id.is_none() => c.id = v.i64()?,
+                "code" if c.code.is_none() => c.code = v.i64()?,
+                "name" if c.name.is_none() => c.name = Some(v.string()),
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        let mut text = String::new();
+        self.children(&tag, &mut text, |p, child| {
+            match child.name {
+                "Dish" => c.dishes.push(p.dish(child)?),
+                _ => extra.elements.push(p.generic(child)?),
+            }
+            Ok(())
+        })?;
+        extra.text = text;
+        c.extra = extra;
+        Ok(c)
+    }
+
+    fn discount(&mut self, tag: Tag<'a>) -> R<Discount> {
+        let mut d = Discount::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "id" if d.id.is_none() => d.id = v.i64()?,
+                "code" if d.code.is_none() => d.code = v.i64()?,
+                "name" if d.name.is_none() => d.name = Some(v.string()),
+                "amount" if d.amount.is_none() => d.amount = v.money()?,
+                "maxamount" if d.max_amount.is_none() => d.max_amount = v.money()?,
+                "cardCode" if d.card_code.is_none() => d.card_code = Some(v.string()),
+                "deleted" if d.deleted.is_none() => d.deleted = v.bool()?,
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        self.rest(&tag, &mut extra)?;
+        d.extra = extra;
+        Ok(d)
+    }
+
+    fn pay(&mut self, tag: Tag<'a>) -> R<Pay> {
+        let mut x = Pay::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "id" if x.id.is_none() => x.id = v.i64()?,
+                "code" if x.code.is_none() => x.code = v.i64()?,
+                "name" if x.name.is_none() => x.name = Some(v.string()),
+                "amount" if x.amount.is_none() => x.amount = v.money()?,
+                "basicSum" if x.basic_sum.is_none() => x.basic_sum = v.money()?,
+                "cardCode" if x.card_code.is_none() => x.card_code = Some(v.string()),
+                "TransactionStatus" if x.transaction_status.is_none() => {
+                    x.transaction_status = v.i64()?.map(TransactionStatus::from_code);
+                }
+                "deleted" if x.deleted.is_none() => x.deleted = v.bool()?,
+                "owner" if x.owner.is_none() => x.owner = Some(v.string()),
+                "authcode" if x.auth_code.is_none() => x.auth_code = Some(v.string()),
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        self.rest(&tag, &mut extra)?;
+        x.extra = extra;
+        Ok(x)
+    }
+
+    fn print_check(&mut self, tag: Tag<'a>) -> R<PrintCheck> {
+        let mut c = PrintCheck::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |name, v| {
+            match name {
+                "CheckNum" if c.check_num.is_none() => c.check_num = v.i64()?,
+                "amount" if c.amount.is_none() => c.amount = v.money()?,
+                "unpaidSum" if c.unpaid_sum.is_none() => c.unpaid_sum = v.money()?,
+                "GlobalFiscalID" if c.global_fiscal_id.is_none() => {
+                    c.global_fiscal_id = Some(v.string());
+                }
+                "state" if c.state.is_none() => c.state = v.i64()?.map(LineState::from_code),
+                "deleted" if c.deleted.is_none() => c.deleted = v.bool()?,
+                "bill" if c.bill.is_none() => c.bill = v.bool()?,
+                "printTime" if c.print_time.is_none() => c.print_time = v.datetime()?,
+                _ => v.keep(&mut extra),
+            }
+            Ok(())
+        })?;
+        let mut text = String::new();
+        self.children(&tag, &mut text, |p, child| {
+            match child.name {
+                "Author" if c.author.is_none() => c.author = Some(p.person(child)?),
+                "Reason" if c.reason.is_none() => c.reason = Some(p.reference(child)?),
+                "DeleteManager" if c.delete_manager.is_none() => {
+                    c.delete_manager = Some(p.person(child)?);
+                }
+                "Pay" => c.pays.push(p.pay(child)?),
+                _ => extra.elements.push(p.generic(child)?),
+            }
+            Ok(())
+        })?;
+        extra.text = text;
+        c.extra = extra;
+        Ok(c)
+    }
+
+    fn change_log(&mut self, tag: Tag<'a>) -> R<ChangeLog> {
+        let mut c = ChangeLog::default();
+        let mut extra = Extra::default();
+        self.attrs(&tag, |_, v| {
+            v.keep(&mut extra);
+            Ok(())
+        })?;
+        let mut text = String::new();
+        self.children(&tag, &mut text, |p, child| {
+            match child.name {
+                "Dish" => {
+                    let mut d = ChangeLogDish::default();
+                    let mut dx = Extra::default();
+                    p.attrs(&child, |name, v| {
+                        match name {
+                            "id" if d.id.is_none() => d.id = v.i64()?,
+                            "code" if d.code.is_none() => d.code = v.i64()?,
+                            "name" if d.name.is_none() => d.name = Some(v.string()),
+                            "uni" if d.uni.is_none() => d.uni = v.i64()?,
+                            "oldvalue" if d.old_value.is_none() => d.old_value = v.quantity()?,
+                            "newvalue" if d.new_value.is_none() => d.new_value = v.quantity()?,
+                            "new" if d.new.is_none() => d.new = v.bool()?,
+                            _ => v.keep(&mut dx),
+                        }
+                        Ok(())
+                    })?;
+                    p.rest(&child, &mut dx)?;
+                    d.extra = dx;
+                    c.dishes.push(d);
+                }
+                _ => extra.elements.push(p.generic(child)?),
+            }
+            Ok(())
+        })?;
+        extra.text = text;
+        c.extra = extra;
+        Ok(c)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Attribute values
+
+/// One attribute value, with what is needed to report an error about it.
+struct Val<'p, 'a> {
+    p: &'p Parser<'a>,
+    name: &'p str,
+    /// The value as written (entities not yet resolved).
+    raw: &'p str,
+    /// Offset of the value in the decoded text.
+    at: usize,
+}
+
+impl Val<'_, '_> {
+    fn string(&self) -> String {
+        unescape_attr(self.raw)
+    }
+
+    fn keep(&self, extra: &mut Extra) {
+        extra.attrs.push((self.name.to_owned(), self.string()));
+    }
+
+    /// The value with entities resolved and XML whitespace trimmed, for the
+    /// typed attributes; `None` when empty.
+    fn typed(&self) -> Option<Cow<'_, str>> {
+        let v: Cow<'_, str> = if self.raw.contains('&') {
+            Cow::Owned(unescape_attr(self.raw))
+        } else {
+            Cow::Borrowed(self.raw)
+        };
+        let t = v.trim_matches(|c: char| c.is_ascii() && is_ws(c as u8));
+        if t.is_empty() {
+            return None;
+        }
+        Some(match v {
+            Cow::Borrowed(b) => Cow::Borrowed(b.trim_matches(|c: char| c.is_ascii() && is_ws(c as u8))),
+            Cow::Owned(ref o) => Cow::Owned(o.trim_matches(|c: char| c.is_ascii() && is_ws(c as u8)).to_owned()),
+        })
+    }
+
+    fn err(&self, kind: ReadErrorKind, detail: &str) -> Fail {
+        self.p.fail_attr(kind, self.at, self.name, &unescape_attr(self.raw), detail)
+    }
+
+    fn int(&self, kind: ReadErrorKind, detail: &str) -> R<Option<i64>> {
+        match self.typed() {
+            None => Ok(None),
+            Some(t) => parse_i64(&t).map(Some).ok_or_else(|| self.err(kind, detail)),
+        }
+    }
+
+    fn i64(&self) -> R<Option<i64>> {
+        self.int(ReadErrorKind::BadNumber, "expected an integer")
+    }
+
+    fn required_i64(&self) -> R<i64> {
+        match self.typed() {
+            Some(t) => parse_i64(&t).ok_or_else(|| self.err(ReadErrorKind::BadNumber, "expected an integer")),
+            None => Err(self.err(ReadErrorKind::BadNumber, "expected an integer")),
+        }
+    }
+
+    fn u64(&self) -> R<Option<u64>> {
+        match self.typed() {
+            None => Ok(None),
+            Some(t) => parse_u64(&t)
+                .map(Some)
+                .ok_or_else(|| self.err(ReadErrorKind::BadNumber, "expected a non-negative integer")),
+        }
+    }
+
+    fn money(&self) -> R<Option<Kopecks>> {
+        Ok(self
+            .int(ReadErrorKind::BadMoney, "expected an integer number of kopecks")?
+            .map(Kopecks))
+    }
+
+    fn quantity(&self) -> R<Option<Thousandths>> {
+        Ok(self
+            .int(
+                ReadErrorKind::BadQuantity,
+                "expected an integer number of thousandths",
+            )?
+            .map(Thousandths))
+    }
+
+    fn bool(&self) -> R<Option<bool>> {
+        match self.typed().as_deref() {
+            None => Ok(None),
+            Some("1") => Ok(Some(true)),
+            Some("0") => Ok(Some(false)),
+            Some(t) if t.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(t) if t.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Some(_) => Err(self.err(ReadErrorKind::BadBool, "expected 1 or 0")),
+        }
+    }
+
+    fn datetime(&self) -> R<Option<LocalDateTime>> {
+        match self.typed() {
+            None => Ok(None),
+            Some(t) => LocalDateTime::parse(&t)
+                .map(Some)
+                .map_err(|e| self.err(ReadErrorKind::BadDateTime, &e.to_string())),
+        }
+    }
+
+    fn guid(&self) -> R<Option<Guid>> {
+        match self.typed() {
+            None => Ok(None),
+            Some(t) => Guid::parse(&t)
+                .map(Some)
+                .map_err(|e| self.err(ReadErrorKind::BadGuid, &e.to_string())),
+        }
+    }
+
+    fn kds(&self) -> KdsState {
+        KdsState::parse(self.string().trim())
+    }
+}
+
+fn parse_u64(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let digits = b.strip_prefix(b"+").unwrap_or(b);
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(v)
+}
+
+fn parse_i64(s: &str) -> Option<i64> {
+    match s.as_bytes().first() {
+        Some(b'-') => {
+            let m = parse_u64(&s[1..])?;
+            if s[1..].starts_with('+') {
+                return None;
+            }
+            0i64.checked_sub_unsigned(m)
+        }
+        _ => i64::try_from(parse_u64(s)?).ok(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Attribute scanner and text helpers
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Names we accept for elements and attributes: anything without markup
+/// characters or whitespace. Broader than the XML Name production on
+/// purpose (lenient about form), but narrow enough that a name written back
+/// reads as the same name.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| !is_ws(b) && !matches!(b, b'"' | b'\'' | b'<' | b'>' | b'&' | b'/' | b'=' | b'!' | b'?'))
+}
+
+struct AttrSyntax {
+    at: usize,
+    what: String,
+}
+
+/// Splits the attribute part of a start tag into `(name, raw value, offset
+/// of value)`. Unlike a strict XML parser it does not require whitespace
+/// between one attribute's closing quote and the next name, which is the
+/// form r_keeper itself sends (`version="0"crc32="0"`).
+struct Attrs<'a> {
+    s: &'a str,
+    i: usize,
+    base: usize,
+}
+
+impl<'a> Attrs<'a> {
+    fn new(s: &'a str, base: usize) -> Self {
+        Self { s, i: 0, base }
+    }
+}
+
+impl<'a> Iterator for Attrs<'a> {
+    type Item = Result<(&'a str, &'a str, usize), AttrSyntax>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let b = self.s.as_bytes();
+        let mut i = self.i;
+        while i < b.len() && is_ws(b[i]) {
+            i += 1;
+        }
+        if i == b.len() {
+            self.i = i;
+            return None;
+        }
+        let err = |this: &mut Self, at: usize, what: String| {
+            this.i = b.len();
+            Some(Err(AttrSyntax {
+                at: this.base + at,
+                what,
+            }))
+        };
+        let name_start = i;
+        while i < b.len() && !is_ws(b[i]) && b[i] != b'=' {
+            i += 1;
+        }
+        let name = &self.s[name_start..i];
+        if !valid_name(name) {
+            return err(self, name_start, format!("{:?} is not an attribute name", shorten(name)));
+        }
+        while i < b.len() && is_ws(b[i]) {
+            i += 1;
+        }
+        if i == b.len() || b[i] != b'=' {
+            return err(self, name_start, format!("attribute {name} has no value"));
+        }
+        i += 1;
+        while i < b.len() && is_ws(b[i]) {
+            i += 1;
+        }
+        let quote = match b.get(i) {
+            Some(q @ (b'"' | b'\'')) => *q,
+            _ => return err(self, i, format!("the value of {name} is not quoted")),
+        };
+        let value_start = i + 1;
+        let Some(len) = b[value_start..].iter().position(|&c| c == quote) else {
+            return err(self, i, format!("the value of {name} is not closed"));
+        };
+        let value_end = value_start + len;
+        self.i = value_end + 1;
+        Some(Ok((name, &self.s[value_start..value_end], self.base + value_start)))
+    }
+}
+
+/// Resolves entity and character references in an attribute value.
+fn unescape_attr(raw: &str) -> String {
+    if !raw.contains('&') {
+        return raw.to_owned();
+    }
+    let mut out = String::with_capacity(raw.len());
+    unescape_into(raw, &mut out);
+    out
+}
+
+/// Resolves references in a text run; CDATA sections are copied as they are.
+fn unescape_text(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(i) = rest.find("<![CDATA[") {
+        unescape_into(&rest[..i], &mut out);
+        let body = &rest[i + 9..];
+        let end = body.find("]]>").unwrap_or(body.len());
+        out.push_str(&body[..end]);
+        rest = body.get(end + 3..).unwrap_or("");
+    }
+    unescape_into(rest, &mut out);
+    out
+}
+
+/// The five predefined entities and numeric character references are
+/// resolved; anything else (`&nbsp;`, a bare `&`) is kept literally rather
+/// than refused, since it has an obvious meaning to a human reader.
+fn unescape_into(raw: &str, out: &mut String) {
+    let mut rest = raw;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let resolved = after.find(';').filter(|&n| n <= 10).and_then(|n| {
+            let name = &after[..n];
+            let c = match name {
+                "lt" => '<',
+                "gt" => '>',
+                "amp" => '&',
+                "quot" => '"',
+                "apos" => '\'',
+                _ => {
+                    let num = name.strip_prefix('#')?;
+                    let code = match num.strip_prefix('x') {
+                        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                        None => num.parse::<u32>().ok()?,
+                    };
+                    if !num.bytes().skip(usize::from(num.starts_with('x'))).all(|b| b.is_ascii_hexdigit()) {
+                        return None;
+                    }
+                    char::from_u32(code)?
+                }
+            };
+            Some((c, n))
+        });
+        match resolved {
+            Some((c, n)) => {
+                out.push(c);
+                rest = &after[n + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+}
+
+impl fmt::Debug for Tag<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{}{}>", self.name, self.attrs)
+    }
 }

@@ -5,7 +5,9 @@
 //! a UTF-8 declaration, the root `<a>`, attribute names spelled exactly as
 //! r_keeper spells them, one child element per line. Unknown attributes and
 //! elements kept in [`Extra`] are written after the named ones, in the order
-//! they were read, which is what makes `read(write(e)) == e` hold.
+//! they were read, which is what makes `read(write(e)) == e` hold: the reader
+//! gives the first attribute or element of a known name to the model and
+//! keeps repeats as unknown.
 //!
 //! Spelling choices: `kdsstate` is always written as an attribute in lower
 //! case, whichever form was read (see [`crate::KdsState`]).
@@ -446,7 +448,13 @@ impl Writer {
         self.has_text.push(has_text);
     }
 
-    fn end(&mut self, name: &str, _own: &Extra) {
+    /// Writes the unknown child elements, then closes the element. They come
+    /// after the named children because the reader gives the first element
+    /// of a known name to the model and keeps later ones as unknown.
+    fn end(&mut self, name: &str, own: &Extra) {
+        for e in &own.elements {
+            self.element(e);
+        }
         self.end_raw(name);
     }
 
@@ -465,7 +473,8 @@ impl Writer {
         }
     }
 
-    /// Unknown attributes, then text, then unknown child elements.
+    /// Unknown attributes (after the named ones, for the same reason as in
+    /// [`Writer::end`]), then the text.
     fn body(&mut self, extra: &Extra) {
         for (k, v) in &extra.attrs {
             self.str(k, v);
@@ -473,9 +482,6 @@ impl Writer {
         if !extra.text.is_empty() {
             self.close_pending();
             escape_into(&mut self.out, extra.text.as_bytes(), false);
-        }
-        for e in &extra.elements {
-            self.element(e);
         }
     }
 

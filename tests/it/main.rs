@@ -1,0 +1,4 @@
+//! tillgate's integration tests: the real server through `spawn_app()`.
+
+mod harness;
+mod ingest;
