@@ -101,6 +101,9 @@ pub async fn run(
     let sms = sms::start(&mut ctx).await.context("starting sms")?;
     let loyalty = loyalty::start(&mut ctx).await.context("starting loyalty")?;
     let mut workers = std::mem::take(&mut ctx.workers);
+    // The writer ends when the last LogWriter handle is gone; the context's
+    // copy must not outlive the router's.
+    drop(ctx);
 
     let state = http::AppState {
         db: db.clone(),
