@@ -204,7 +204,7 @@ async fn retention_prunes_only_what_every_consumer_has_passed() {
             app.ingest(event(G1, i, 21)).await;
         }
         app.wait_consumer("orders").await;
-        let (config, dir) = app.stop().await;
+        let (config, _dir) = app.stop().await;
         let db = tillgate::store::Db::open(&config.storage).await.unwrap();
         // A consumer that stopped at offset 4 (a destination that is down).
         let mut tx = db.write.begin().await.unwrap();

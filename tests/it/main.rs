@@ -1,6 +1,6 @@
 //! tillgate's integration tests: the real server through `spawn_app()`.
 
-// mod crash;
+mod crash;
 mod harness;
 mod ingest;
 mod orders;
