@@ -193,7 +193,7 @@ impl Delivery {
             match result {
                 Ok(acc) => {
                     sqlx::query(
-                        "UPDATE sms_outbox SET state = $1, attempts = $2, provider_id = $3, error_code = NULL, error_text = NULL, updated_at = $4 WHERE id = $5",
+                        "UPDATE sms_outbox SET state = $1, attempts = $2, provider_id = $3, error_code = NULL, error_text = NULL, polled_at = $4, updated_at = $4 WHERE id = $5",
                     )
                     .bind(state::SENT)
                     .bind(attempt)
@@ -325,7 +325,9 @@ impl Delivery {
         Ok(())
     }
 
-    /// Asks the provider about sent messages that have no final status.
+    /// Asks the provider about sent messages that have no final status,
+    /// every `status_poll` (counted from the send, so a message is not
+    /// asked about before it could have arrived).
     async fn poll(&self, now: i64) -> Result<usize, StoreError> {
         let every = self.settings.status_poll.as_millis() as i64;
         let rows = sqlx::query(
