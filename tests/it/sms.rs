@@ -201,8 +201,15 @@ async fn a_day_sends_one_sms_per_consenting_guest_at_the_chosen_step() {
         let metrics = app.get("/metrics").await.text().await.unwrap();
         assert!(metrics.contains("tillgate_sms_sent_total"), "{metrics}");
 
-        // Restart and more events of the same orders: nothing is sent again.
+        // Restart with the sms cursor reset (a full replay of the log) and
+        // more events of the same orders: nothing is sent again.
         let (config, dir) = app.stop().await;
+        let db = Db::open(&config.storage).await.unwrap();
+        sqlx::query("UPDATE consumer_cursors SET position = 0 WHERE name = 'sms'")
+            .execute(&db.write)
+            .await
+            .unwrap();
+        db.close().await;
         let app = start(config, dir).await;
         app.ingest(order_event(REST, 1, &["collected"], &p1)).await;
         app.ingest(order_event(REST, 4, &["collected"], &p4)).await;
@@ -549,5 +556,113 @@ async fn list_paginates_and_test_mode_and_sender_reach_sms_ru() {
         assert_eq!(p3["items"].as_array().unwrap().len(), 1);
         assert_eq!(p3["next"], Value::Null);
         app.stop().await;
+    }
+}
+
+/// A generic aggregator: records what it got; answers from a script.
+async fn fake_aggregator(
+    script: Vec<(u16, &'static str)>,
+) -> (String, Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>) {
+    use axum::routing::post;
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let script = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(script)));
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/v1/send",
+        post(move |headers: axum::http::HeaderMap, body: String| {
+            let g = g.clone();
+            let script = script.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                g.lock().unwrap().push((body, auth));
+                let (status, answer) = script.lock().unwrap().pop_front().unwrap_or((200, r#"{"id":1}"#));
+                (axum::http::StatusCode::from_u16(status).unwrap(), answer.to_string())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), got)
+}
+
+#[tokio::test]
+async fn generic_http_provider_renders_the_request_and_maps_statuses() {
+    for b in backends() {
+        let (base, got) = fake_aggregator(vec![
+            (503, "busy"),
+            (200, r#"{"result":{"id":"m-77"}}"#),
+            (400, r#"{"error":"bad number"}"#),
+            (401, "unauthorized"),
+        ])
+        .await;
+        let text = format!(
+            r#"
+[sms]
+enabled = true
+[sms.providers.agg]
+kind = "http"
+url = "{base}/v1/send"
+body = '{{"to":"{{{{ to }}}}","text":{{{{ text|tojson }}}},"from":"{{{{ sender }}}}"}}'
+authorization = "Bearer agg-secret"
+id_pointer = "/result/id"
+max_parts = 3
+"#
+        );
+        let file = tillgate::config::parse_file(std::path::Path::new("t.toml"), &text).unwrap();
+        let settings = Arc::new(tillgate::sms::validate(file.sms).unwrap());
+        let (db, _dir) = open_db(b).await;
+        let providers = Arc::new(tillgate::sms::build_providers(&settings));
+        let (tx, mut events) = tokio::sync::broadcast::channel(8);
+        let t0 = 1_800_000_000_000i64;
+        let now = Arc::new(AtomicI64::new(t0));
+        let n2 = now.clone();
+        let d = Delivery::new(db.clone(), settings.clone(), providers.clone(), tx, Arc::new(move || n2.load(Ordering::SeqCst)));
+        let ins = |id: i64| {
+            let db = db.clone();
+            async move {
+                insert_row(&db, id, "+79250000001", t0).await;
+                sqlx::query("UPDATE sms_outbox SET provider = 'agg', body = 'Готов \"1\"' WHERE id = $1")
+                    .bind(id)
+                    .execute(&db.write)
+                    .await
+                    .unwrap();
+            }
+        };
+        ins(1).await;
+        let o = d.run_once().await.unwrap();
+        assert_eq!(o.retried, 1, "503 is temporary: {o:?}");
+        now.store(t0 + 30_000, Ordering::SeqCst);
+        let o = d.run_once().await.unwrap();
+        assert_eq!(o.sent, 1, "{o:?}");
+        let pid: Option<String> = sqlx::query_scalar("SELECT provider_id FROM sms_outbox WHERE id = 1")
+            .fetch_one(&db.read)
+            .await
+            .unwrap();
+        assert_eq!(pid.as_deref(), Some("m-77"));
+        {
+            let g = got.lock().unwrap();
+            let body: Value = serde_json::from_str(&g[1].0).unwrap();
+            assert_eq!(body, json!({"to": "79250000001", "text": "Готов \"1\"", "from": ""}));
+            assert_eq!(g[1].1.as_deref(), Some("Bearer agg-secret"));
+        }
+        ins(2).await;
+        let o = d.run_once().await.unwrap();
+        assert_eq!(o.failed, 1, "400 is permanent: {o:?}");
+        ins(3).await;
+        let o = d.run_once().await.unwrap();
+        assert_eq!(o.held, 1, "401 stops: {o:?}");
+        let ev = events.try_recv().unwrap();
+        assert_eq!(ev.kind, "sms_stopped");
+        assert!(!ev.text.contains("agg-secret"));
+        // The generic contract has no balance.
+        let e = providers["agg"].balance().await.unwrap_err();
+        assert!(e.to_string().contains("does not support"), "{e}");
+        db.close().await;
     }
 }
