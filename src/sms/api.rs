@@ -64,7 +64,10 @@ async fn list(
     let Query(q) = q?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("bad_query", "limit must be between 1 and 500"));
+        return Err(ApiError::bad_request(
+            "bad_query",
+            "limit must be between 1 and 500",
+        ));
     }
     if let Some(s) = &q.state
         && !state::ALL.contains(&s.as_str())
@@ -92,7 +95,9 @@ async fn list(
             json!({"provider": p, "reason": reason, "since": crate::store::ms_to_rfc3339(at)})
         })
         .collect();
-    Ok(Json(json!({"items": items, "next": next, "stopped": stopped})))
+    Ok(Json(
+        json!({"items": items, "next": next, "stopped": stopped}),
+    ))
 }
 
 /// Chooses the named provider, or the only one.
@@ -126,7 +131,11 @@ fn provider_error(name: &str, e: ProviderError) -> ApiError {
         ProviderError::Unsupported(_) => {
             ApiError::bad_request("unsupported", format!("{name}: {e}"))
         }
-        e => ApiError::new(StatusCode::BAD_GATEWAY, "provider_error", format!("{name}: {e}")),
+        e => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "provider_error",
+            format!("{name}: {e}"),
+        ),
     }
 }
 
@@ -191,7 +200,9 @@ fn view(code: &str, r: &Restaurant) -> SettingsView {
 async fn list_settings(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     let all = outbox::effective_restaurants(&st.db, &st.config.sms).await?;
     let items: Vec<SettingsView> = all.iter().map(|(c, r)| view(c, r)).collect();
-    Ok(Json(json!({"enabled": st.config.sms.enabled, "items": items})))
+    Ok(Json(
+        json!({"enabled": st.config.sms.enabled, "items": items}),
+    ))
 }
 
 async fn get_settings(
@@ -253,10 +264,13 @@ async fn post_contact(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let Json(b) = body?;
     let guid = crate::orders::api::normalise_guid(&guid).ok_or_else(|| {
-        ApiError::bad_request("bad_path", "order guid must be a GUID like {9ECCB1B5-97EE-4B88-9840-8568F05586D0}")
+        ApiError::bad_request(
+            "bad_path",
+            "order guid must be a GUID like {9ECCB1B5-97EE-4B88-9840-8568F05586D0}",
+        )
     })?;
-    let phone = PhoneE164::parse(&b.phone)
-        .map_err(|e| unprocessable("bad_phone", e.to_string()))?;
+    let phone =
+        PhoneE164::parse(&b.phone).map_err(|e| unprocessable("bad_phone", e.to_string()))?;
     if !b.consent {
         // No consent: nothing is stored, and an earlier consent is
         // withdrawn (its phone deleted).
@@ -270,7 +284,10 @@ async fn post_contact(
         ));
     }
     let at = b.consent_at.as_deref().ok_or_else(|| {
-        unprocessable("consent_time_required", "consent_at (RFC 3339) is required with consent: true")
+        unprocessable(
+            "consent_time_required",
+            "consent_at (RFC 3339) is required with consent: true",
+        )
     })?;
     let at = chrono::DateTime::parse_from_rfc3339(at)
         .map_err(|_| {
@@ -282,7 +299,10 @@ async fn post_contact(
         .timestamp_millis();
     let now = now_ms();
     if at > now + 5 * 60 * 1000 {
-        return Err(unprocessable("bad_consent_time", "consent_at is in the future"));
+        return Err(unprocessable(
+            "bad_consent_time",
+            "consent_at is in the future",
+        ));
     }
     let mut conn = st.db.write.acquire().await?;
     outbox::save_contact(&mut conn, &guid, &phone, at, "api", now).await?;

@@ -115,7 +115,10 @@ impl Delivery {
             .execute(&self.db.write)
             .await?;
         if r.rows_affected() > 0 {
-            tracing::warn!(rows = r.rows_affected(), "sms rows interrupted mid-send will be sent again");
+            tracing::warn!(
+                rows = r.rows_affected(),
+                "sms rows interrupted mid-send will be sent again"
+            );
         }
         Ok(r.rows_affected())
     }
@@ -159,16 +162,26 @@ impl Delivery {
                 continue;
             }
             let Some(provider) = self.providers.get(&d.provider).cloned() else {
-                self.fail(d.id, None, &format!("provider {:?} is not configured", d.provider), now)
-                    .await?;
+                self.fail(
+                    d.id,
+                    None,
+                    &format!("provider {:?} is not configured", d.provider),
+                    now,
+                )
+                .await?;
                 out.failed += 1;
                 continue;
             };
             let phone = match d.phone.as_deref().map(PhoneE164::parse) {
                 Some(Ok(p)) => p,
                 _ => {
-                    self.fail(d.id, None, "guest phone was deleted (retention) or is unreadable", now)
-                        .await?;
+                    self.fail(
+                        d.id,
+                        None,
+                        "guest phone was deleted (retention) or is unreadable",
+                        now,
+                    )
+                    .await?;
                     out.failed += 1;
                     continue;
                 }
@@ -186,9 +199,7 @@ impl Delivery {
                 continue;
             }
             let attempt = d.attempts + 1;
-            let result = provider
-                .send(&phone, &d.body, d.sender.as_deref())
-                .await;
+            let result = provider.send(&phone, &d.body, d.sender.as_deref()).await;
             let now = (self.clock)();
             match result {
                 Ok(acc) => {
@@ -260,7 +271,13 @@ impl Delivery {
         Ok(out)
     }
 
-    async fn fail(&self, id: i64, code: Option<i64>, text: &str, now: i64) -> Result<(), StoreError> {
+    async fn fail(
+        &self,
+        id: i64,
+        code: Option<i64>,
+        text: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE sms_outbox SET state = $1, error_code = $2, error_text = $3, updated_at = $4 WHERE id = $5",
         )
@@ -354,7 +371,9 @@ impl Delivery {
                 Ok(Report::Undelivered { code, message }) => {
                     (state::UNDELIVERED, format!("{code}: {message}"))
                 }
-                Err(ProviderError::Unsupported(_)) => (state::SENT, "not reported by provider".into()),
+                Err(ProviderError::Unsupported(_)) => {
+                    (state::SENT, "not reported by provider".into())
+                }
                 Err(e) => (state::SENT, format!("status unknown: {e}")),
             };
             sqlx::query(
@@ -452,7 +471,9 @@ impl Retention {
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
             match self.run_once().await {
-                Ok(n) if n > 0 => tracing::info!(deleted = n, "guest phones past retention deleted"),
+                Ok(n) if n > 0 => {
+                    tracing::info!(deleted = n, "guest phones past retention deleted")
+                }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "sms retention pass failed"),
             }

@@ -168,7 +168,10 @@ mod tests {
 
     #[test]
     fn least_advanced_active_dish_decides() {
-        let o = order(None, vec![dish("ready"), dish("started"), dish("collected")]);
+        let o = order(
+            None,
+            vec![dish("ready"), dish("started"), dish("collected")],
+        );
         assert_eq!(step(&o), Some(Step::Started));
         let o = order(None, vec![dish("ready"), dish("Ready")]);
         assert_eq!(step(&o), Some(Step::Ready));
@@ -176,7 +179,10 @@ mod tests {
 
     #[test]
     fn removed_unknown_and_not_sent_dishes_are_ignored() {
-        let o = order(None, vec![dish("ready"), dish("removed"), dish(""), dish("weird")]);
+        let o = order(
+            None,
+            vec![dish("ready"), dish("removed"), dish(""), dish("weird")],
+        );
         assert_eq!(step(&o), Some(Step::Ready));
         let mut deleted = dish("sent");
         deleted.state = Some(LineState::Deleted);

@@ -173,9 +173,8 @@ pub enum ProviderSettings {
 impl ProviderSettings {
     pub fn max_parts(&self) -> usize {
         match self {
-            ProviderSettings::SmsRu { max_parts, .. } | ProviderSettings::Http { max_parts, .. } => {
-                *max_parts
-            }
+            ProviderSettings::SmsRu { max_parts, .. }
+            | ProviderSettings::Http { max_parts, .. } => *max_parts,
         }
     }
 
@@ -300,9 +299,17 @@ pub fn validate_restaurant(
         }
         None if providers.len() == 1 => providers.keys().next().cloned().unwrap_or_default(),
         None if providers.is_empty() => {
-            return Err(bad("provider", "no provider is configured in [sms.providers]"));
+            return Err(bad(
+                "provider",
+                "no provider is configured in [sms.providers]",
+            ));
         }
-        None => return Err(bad("provider", "several providers are configured: name one")),
+        None => {
+            return Err(bad(
+                "provider",
+                "several providers are configured: name one",
+            ));
+        }
     };
     let name = f
         .name
@@ -351,7 +358,10 @@ pub fn validate_restaurant(
 fn timeout(secs: Option<u64>, setting: &str) -> Result<Duration, ConfigError> {
     match secs.unwrap_or(10) {
         s @ 1..=120 => Ok(Duration::from_secs(s)),
-        _ => Err(ConfigError::invalid(setting, "must be between 1 and 120 seconds")),
+        _ => Err(ConfigError::invalid(
+            setting,
+            "must be between 1 and 120 seconds",
+        )),
     }
 }
 
@@ -360,7 +370,10 @@ fn check_base_url(u: &str, setting: &str) -> Result<String, ConfigError> {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
             Ok(u.trim_end_matches('/').to_string())
         }
-        _ => Err(ConfigError::invalid(setting, "must be an http(s) URL like https://sms.ru")),
+        _ => Err(ConfigError::invalid(
+            setting,
+            "must be an http(s) URL like https://sms.ru",
+        )),
     }
 }
 
@@ -377,19 +390,31 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
     let consent_prop = prop(file.consent_prop, "phone_consent", "sms.consent_prop")?;
     let retention_days = file.retention_days.unwrap_or(30);
     if !(1..=3650).contains(&retention_days) {
-        return Err(ConfigError::invalid("sms.retention_days", "must be between 1 and 3650"));
+        return Err(ConfigError::invalid(
+            "sms.retention_days",
+            "must be between 1 and 3650",
+        ));
     }
     let status_poll = file.status_poll_secs.unwrap_or(300);
     if !(5..=86_400).contains(&status_poll) {
-        return Err(ConfigError::invalid("sms.status_poll_secs", "must be between 5 and 86400"));
+        return Err(ConfigError::invalid(
+            "sms.status_poll_secs",
+            "must be between 5 and 86400",
+        ));
     }
     let max_attempts = file.max_attempts.unwrap_or(8);
     if !(1..=50).contains(&max_attempts) {
-        return Err(ConfigError::invalid("sms.max_attempts", "must be between 1 and 50"));
+        return Err(ConfigError::invalid(
+            "sms.max_attempts",
+            "must be between 1 and 50",
+        ));
     }
     let retry_base = file.retry_base_secs.unwrap_or(30);
     if !(1..=3600).contains(&retry_base) {
-        return Err(ConfigError::invalid("sms.retry_base_secs", "must be between 1 and 3600"));
+        return Err(ConfigError::invalid(
+            "sms.retry_base_secs",
+            "must be between 1 and 3600",
+        ));
     }
     let mut providers = BTreeMap::new();
     for (name, p) in file.providers {
@@ -402,8 +427,14 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
                 max_parts,
                 timeout_secs,
             } => {
-                if secrecy::ExposeSecret::expose_secret(&api_id).trim().is_empty() {
-                    return Err(ConfigError::invalid(&setting("api_id"), "must not be empty"));
+                if secrecy::ExposeSecret::expose_secret(&api_id)
+                    .trim()
+                    .is_empty()
+                {
+                    return Err(ConfigError::invalid(
+                        &setting("api_id"),
+                        "must not be empty",
+                    ));
                 }
                 let max_parts = max_parts.unwrap_or(SMSRU_MAX_PARTS);
                 if !(1..=SMSRU_MAX_PARTS).contains(&max_parts) {
@@ -435,7 +466,10 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
                 provider::GenericHttp::check_templates(&url, &body)
                     .map_err(|e| ConfigError::invalid(&setting("url/body"), e))?;
                 if !url.trim_start().starts_with("http") {
-                    return Err(ConfigError::invalid(&setting("url"), "must be an http(s) URL"));
+                    return Err(ConfigError::invalid(
+                        &setting("url"),
+                        "must be an http(s) URL",
+                    ));
                 }
                 if let Some(p) = &id_pointer
                     && !p.starts_with('/')
@@ -447,7 +481,10 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
                 }
                 let max_parts = max_parts.unwrap_or(DEFAULT_GENERIC_MAX_PARTS);
                 if !(1..=20).contains(&max_parts) {
-                    return Err(ConfigError::invalid(&setting("max_parts"), "must be between 1 and 20"));
+                    return Err(ConfigError::invalid(
+                        &setting("max_parts"),
+                        "must be between 1 and 20",
+                    ));
                 }
                 ProviderSettings::Http {
                     url,
@@ -465,7 +502,10 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
     let mut restaurants = BTreeMap::new();
     for (code, r) in &file.restaurants {
         if code.trim().is_empty() {
-            return Err(ConfigError::invalid("sms.restaurants", "RestCode must not be empty"));
+            return Err(ConfigError::invalid(
+                "sms.restaurants",
+                "RestCode must not be empty",
+            ));
         }
         let (rest, checked) = validate_restaurant(code, r, &providers).map_err(|e| {
             ConfigError::invalid(&format!("sms.restaurants.{code}.{}", e.field), e.problem)
@@ -570,7 +610,10 @@ pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
             let providers = build_providers(&config.sms);
             let (name, p) = api::pick_provider(&providers, provider.as_deref())
                 .map_err(|e| anyhow::anyhow!(e.message))?;
-            let b = p.balance().await.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            let b = p
+                .balance()
+                .await
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             println!("{name}: {}", template::format_rubles(b.kopecks));
             Ok(())
         }
@@ -612,17 +655,50 @@ name = "Пицца"
     #[test]
     fn broken_config_names_the_setting() {
         let cases = [
-            (OK.replace("\"collected\"", "\"cooking\""), "sms.restaurants.199990093.step"),
-            (OK.replace("\"collected\"", "1"), "sms.restaurants.199990093.step"),
-            (OK.replace("{order_number}", "{guest}"), "sms.restaurants.199990093.template"),
-            (OK.replace("\"Pizza\"", "\"Pizza Napoletana\""), "sms.restaurants.199990093.sender"),
-            (OK.replace("step =", "provider = \"other\"\nstep ="), "sms.restaurants.199990093.provider"),
-            (OK.replace("SECRET-API-ID-1", " "), "sms.providers.main.api_id"),
-            (OK.replace("api_id =", "base_url = \"ftp://x\"\napi_id ="), "sms.providers.main.base_url"),
-            (OK.replace("api_id =", "max_parts = 9\napi_id ="), "sms.providers.main.max_parts"),
-            (OK.replace("enabled = true", "enabled = true\nretention_days = 0"), "sms.retention_days"),
-            (OK.replace("enabled = true", "enabled = true\nphone_prop = \"\""), "sms.phone_prop"),
-            (OK.replace("kind = \"smsru\"", "kind = \"carrier-pigeon\""), "t.toml"),
+            (
+                OK.replace("\"collected\"", "\"cooking\""),
+                "sms.restaurants.199990093.step",
+            ),
+            (
+                OK.replace("\"collected\"", "1"),
+                "sms.restaurants.199990093.step",
+            ),
+            (
+                OK.replace("{order_number}", "{guest}"),
+                "sms.restaurants.199990093.template",
+            ),
+            (
+                OK.replace("\"Pizza\"", "\"Pizza Napoletana\""),
+                "sms.restaurants.199990093.sender",
+            ),
+            (
+                OK.replace("step =", "provider = \"other\"\nstep ="),
+                "sms.restaurants.199990093.provider",
+            ),
+            (
+                OK.replace("SECRET-API-ID-1", " "),
+                "sms.providers.main.api_id",
+            ),
+            (
+                OK.replace("api_id =", "base_url = \"ftp://x\"\napi_id ="),
+                "sms.providers.main.base_url",
+            ),
+            (
+                OK.replace("api_id =", "max_parts = 9\napi_id ="),
+                "sms.providers.main.max_parts",
+            ),
+            (
+                OK.replace("enabled = true", "enabled = true\nretention_days = 0"),
+                "sms.retention_days",
+            ),
+            (
+                OK.replace("enabled = true", "enabled = true\nphone_prop = \"\""),
+                "sms.phone_prop",
+            ),
+            (
+                OK.replace("kind = \"smsru\"", "kind = \"carrier-pigeon\""),
+                "t.toml",
+            ),
             (OK.replace("name = ", "nam = "), "unknown field"),
             (
                 OK.replace("Заказ {order_number} готов", &"Ж".repeat(600)),

@@ -161,7 +161,11 @@ pub fn consent_from_props(
         order
             .external_props
             .iter()
-            .find(|p| p.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            .find(|p| {
+                p.name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
             .and_then(|p| p.value.as_deref())
     };
     let raw = prop(&settings.phone_prop).filter(|v| !v.trim().is_empty())?;

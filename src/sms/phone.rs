@@ -18,9 +18,7 @@ pub struct PhoneE164(String);
 pub enum PhoneError {
     #[error("phone number is empty")]
     Empty,
-    #[error(
-        "phone number may contain only digits, spaces, brackets, dots, dashes and a leading +"
-    )]
+    #[error("phone number may contain only digits, spaces, brackets, dots, dashes and a leading +")]
     BadCharacters,
     #[error(
         "not a Russian mobile number: expected 10 digits starting with 9 after +7 or 8, like +7 925 123-45-67"
@@ -144,13 +142,31 @@ mod tests {
     fn bad_numbers_are_refused_with_reason() {
         assert_eq!(PhoneE164::parse(""), Err(PhoneError::Empty));
         assert_eq!(PhoneE164::parse(" () "), Err(PhoneError::Empty));
-        assert_eq!(PhoneE164::parse("8925abc4567"), Err(PhoneError::BadCharacters));
-        assert_eq!(PhoneE164::parse("+7 925 123"), Err(PhoneError::NotRussianMobile));
-        assert_eq!(PhoneE164::parse("8 (495) 123-45-67"), Err(PhoneError::NotRussianMobile));
-        assert_eq!(PhoneE164::parse("925123456789"), Err(PhoneError::NotRussianMobile));
+        assert_eq!(
+            PhoneE164::parse("8925abc4567"),
+            Err(PhoneError::BadCharacters)
+        );
+        assert_eq!(
+            PhoneE164::parse("+7 925 123"),
+            Err(PhoneError::NotRussianMobile)
+        );
+        assert_eq!(
+            PhoneE164::parse("8 (495) 123-45-67"),
+            Err(PhoneError::NotRussianMobile)
+        );
+        assert_eq!(
+            PhoneE164::parse("925123456789"),
+            Err(PhoneError::NotRussianMobile)
+        );
         assert_eq!(PhoneE164::parse("+12"), Err(PhoneError::BadLength));
-        assert_eq!(PhoneE164::parse("++79251234567"), Err(PhoneError::BadCharacters));
-        assert_eq!(PhoneE164::parse("+380501234567").unwrap().as_str(), "+380501234567");
+        assert_eq!(
+            PhoneE164::parse("++79251234567"),
+            Err(PhoneError::BadCharacters)
+        );
+        assert_eq!(
+            PhoneE164::parse("+380501234567").unwrap().as_str(),
+            "+380501234567"
+        );
     }
 
     #[test]

@@ -74,9 +74,14 @@ pub struct Balance {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
     /// Still on its way (queued, passed to the operator, sent).
-    InFlight { code: i64 },
+    InFlight {
+        code: i64,
+    },
     Delivered,
-    Undelivered { code: i64, message: String },
+    Undelivered {
+        code: i64,
+        message: String,
+    },
 }
 
 pub trait Provider: Send + Sync {
@@ -87,7 +92,8 @@ pub trait Provider: Send + Sync {
         sender: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Accepted, ProviderError>>;
     fn balance(&self) -> BoxFuture<'_, Result<Balance, ProviderError>>;
-    fn status<'a>(&'a self, provider_id: &'a str) -> BoxFuture<'a, Result<Delivery, ProviderError>>;
+    fn status<'a>(&'a self, provider_id: &'a str)
+    -> BoxFuture<'a, Result<Delivery, ProviderError>>;
     /// Most SMS parts the provider accepts for one message.
     fn max_parts(&self) -> usize;
 }
@@ -228,7 +234,10 @@ impl Provider for SmsRu {
         })
     }
 
-    fn status<'a>(&'a self, provider_id: &'a str) -> BoxFuture<'a, Result<Delivery, ProviderError>> {
+    fn status<'a>(
+        &'a self,
+        provider_id: &'a str,
+    ) -> BoxFuture<'a, Result<Delivery, ProviderError>> {
         Box::pin(async move {
             let v = self.call("sms/status", &[("sms_id", provider_id)]).await?;
             let one = &v["sms"][provider_id];
@@ -368,13 +377,28 @@ mod tests {
     #[test]
     fn smsru_codes_sort_into_kinds() {
         for c in [220, 500, 230] {
-            assert!(matches!(classify_smsru(c, String::new()), ProviderError::Temporary { .. }), "{c}");
+            assert!(
+                matches!(
+                    classify_smsru(c, String::new()),
+                    ProviderError::Temporary { .. }
+                ),
+                "{c}"
+            );
         }
         for c in [202, 207, 209, 203, 205, 212] {
-            assert!(matches!(classify_smsru(c, String::new()), ProviderError::Permanent { .. }), "{c}");
+            assert!(
+                matches!(
+                    classify_smsru(c, String::new()),
+                    ProviderError::Permanent { .. }
+                ),
+                "{c}"
+            );
         }
         for c in [200, 201, 204, 300, 303, 305] {
-            assert!(matches!(classify_smsru(c, String::new()), ProviderError::Stop { .. }), "{c}");
+            assert!(
+                matches!(classify_smsru(c, String::new()), ProviderError::Stop { .. }),
+                "{c}"
+            );
         }
     }
 

@@ -85,7 +85,9 @@ pub fn measure(text: &str) -> Length {
 pub enum TemplateError {
     #[error("template is empty")]
     Empty,
-    #[error("unknown placeholder {{{0}}}; known: {{order_number}}, {{restaurant_name}}, {{status}}, {{table}}, {{order_sum}}")]
+    #[error(
+        "unknown placeholder {{{0}}}; known: {{order_number}}, {{restaurant_name}}, {{status}}, {{table}}, {{order_sum}}"
+    )]
     UnknownPlaceholder(String),
     #[error("unclosed `{{` at character {0}")]
     Unclosed(usize),
@@ -246,7 +248,10 @@ mod tests {
 
     #[test]
     fn renders_placeholders() {
-        let t = Template::parse("Заказ {order_number} в {restaurant_name} {status}. Стол {table}, {order_sum} руб.").unwrap();
+        let t = Template::parse(
+            "Заказ {order_number} в {restaurant_name} {status}. Стол {table}, {order_sum} руб.",
+        )
+        .unwrap();
         let v = Vars {
             order_number: "42".into(),
             restaurant_name: "Пицца".into(),
@@ -264,10 +269,23 @@ mod tests {
             Template::parse("Hi {name}"),
             Err(TemplateError::UnknownPlaceholder("name".into()))
         );
-        assert_eq!(Template::parse("Hi {order_number"), Err(TemplateError::Unclosed(3)));
+        assert_eq!(
+            Template::parse("Hi {order_number"),
+            Err(TemplateError::Unclosed(3))
+        );
         let long = Template::parse(&"Ж".repeat(500)).unwrap();
         let e = long.check_length("R", 6).unwrap_err();
-        assert!(matches!(e, TemplateError::TooLong { parts: 8, max: 6, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                TemplateError::TooLong {
+                    parts: 8,
+                    max: 6,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("at most 6"));
     }
 

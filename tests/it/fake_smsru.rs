@@ -125,7 +125,10 @@ impl FakeSmsRu {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("fake sms.ru got {} messages, expected {n}", self.received().len());
+        panic!(
+            "fake sms.ru got {} messages, expected {n}",
+            self.received().len()
+        );
     }
 }
 
@@ -146,7 +149,11 @@ async fn send(State(fake): State<FakeSmsRu>, Query(q): Query<HashMap<String, Str
     match inner.faults.pop_front() {
         Some(Fault::Code(c)) => return top_error(c),
         Some(Fault::Http500) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, "<html>502 Bad Gateway</html>").into_response();
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "<html>502 Bad Gateway</html>",
+            )
+                .into_response();
         }
         None => {}
     }
@@ -183,7 +190,10 @@ async fn send(State(fake): State<FakeSmsRu>, Query(q): Query<HashMap<String, Str
         .into_response()
 }
 
-async fn balance(State(fake): State<FakeSmsRu>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn balance(
+    State(fake): State<FakeSmsRu>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if !auth_ok(&fake, &q) {
         return top_error(200);
     }
@@ -193,7 +203,10 @@ async fn balance(State(fake): State<FakeSmsRu>, Query(q): Query<HashMap<String, 
     ([("content-type", "application/json")], body).into_response()
 }
 
-async fn status(State(fake): State<FakeSmsRu>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn status(
+    State(fake): State<FakeSmsRu>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if !auth_ok(&fake, &q) {
         return top_error(200);
     }
@@ -207,5 +220,6 @@ async fn status(State(fake): State<FakeSmsRu>, Query(q): Query<HashMap<String, S
     } else {
         json!({"status": "OK", "status_code": 102, "status_text": "Сообщение отправлено", "cost": "1.70", "sms": 1})
     };
-    Json(json!({"status": "OK", "status_code": 100, "sms": {id: one}, "balance": 4122.56})).into_response()
+    Json(json!({"status": "OK", "status_code": 100, "sms": {id: one}, "balance": 4122.56}))
+        .into_response()
 }

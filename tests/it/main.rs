@@ -1,6 +1,6 @@
 //! tillgate's integration tests: the real server through `spawn_app()`.
 
-mod harness;
 mod fake_smsru;
+mod harness;
 mod ingest;
 mod sms;

@@ -88,13 +88,25 @@ async fn spawn(b: Backend, fake: &FakeSmsRu) -> TestApp {
 }
 
 async fn post_json(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let r = app.client.post(app.url(path)).json(&body).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let s = r.status().as_u16();
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
 async fn put_json(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let r = app.client.put(app.url(path)).json(&body).send().await.unwrap();
+    let r = app
+        .client
+        .put(app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let s = r.status().as_u16();
     (s, r.json().await.unwrap_or(Value::Null))
 }
@@ -110,7 +122,9 @@ async fn messages(app: &TestApp) -> Vec<Value> {
 async fn wait_outbox_settled(app: &TestApp) {
     for _ in 0..1000 {
         let m = messages(app).await;
-        if m.iter().all(|m| m["state"] != "pending" && m["state"] != "sending") {
+        if m.iter()
+            .all(|m| m["state"] != "pending" && m["state"] != "sending")
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -136,7 +150,8 @@ async fn a_day_sends_one_sms_per_consenting_guest_at_the_chosen_step() {
         let p5 = [("phone", "9255555555"), YES];
         // 6: consent, but the restaurant has no SMS settings.
         let p6 = [("phone", "9256666666"), YES];
-        app.ingest(order_event(REST, 1, &["sent", "sent"], &p1)).await;
+        app.ingest(order_event(REST, 1, &["sent", "sent"], &p1))
+            .await;
         app.ingest(order_event(REST, 2, &["sent"], &p2)).await;
         app.ingest(order_event(REST, 3, &["sent"], &[])).await;
         app.ingest(order_event(REST, 4, &["sent"], &p4)).await;
@@ -152,15 +167,21 @@ async fn a_day_sends_one_sms_per_consenting_guest_at_the_chosen_step() {
         assert_eq!(s, 201, "{r}");
         assert_eq!(r["phone"], "+7 925 ***-**-33");
 
-        app.ingest(order_event(REST, 1, &["started", "ready"], &p1)).await;
-        app.ingest(order_event(REST, 1, &["ready", "ready"], &p1)).await;
-        app.ingest(order_event(REST, 1, &["taken", "ready"], &p1)).await;
-        app.ingest(order_event(REST, 1, &["taken", "taken"], &p1)).await;
+        app.ingest(order_event(REST, 1, &["started", "ready"], &p1))
+            .await;
+        app.ingest(order_event(REST, 1, &["ready", "ready"], &p1))
+            .await;
+        app.ingest(order_event(REST, 1, &["taken", "ready"], &p1))
+            .await;
+        app.ingest(order_event(REST, 1, &["taken", "taken"], &p1))
+            .await;
         app.ingest(order_event(REST, 2, &["ready"], &p2)).await;
-        app.ingest(order_event(REST, 3, &["ready", "removed"], &[])).await;
+        app.ingest(order_event(REST, 3, &["ready", "removed"], &[]))
+            .await;
         app.ingest(order_event(REST, 4, &["collected"], &p4)).await;
         app.ingest(order_event(REST, 5, &["started"], &p5)).await;
-        app.ingest(order_event(OTHER_REST, 6, &["ready"], &p6)).await;
+        app.ingest(order_event(OTHER_REST, 6, &["ready"], &p6))
+            .await;
         app.wait_consumer("sms").await;
         wait_outbox_settled(&app).await;
 
@@ -173,7 +194,11 @@ async fn a_day_sends_one_sms_per_consenting_guest_at_the_chosen_step() {
         assert_eq!(one.msg, "Order 1 at Pizza: готов. Table 7, 1234,50");
         assert_eq!(one.from, None, "empty sender must not be sent");
         let four = got.iter().find(|r| r.to == "79254444444").unwrap();
-        assert!(four.msg.ends_with("собран. Table 7, 1234,50"), "{}", four.msg);
+        assert!(
+            four.msg.ends_with("собран. Table 7, 1234,50"),
+            "{}",
+            four.msg
+        );
 
         let list = app.get("/api/sms?limit=500").await.text().await.unwrap();
         for full in ["9251111111", "9252222222", "9253333333", "9254444444"] {
@@ -191,7 +216,13 @@ async fn a_day_sends_one_sms_per_consenting_guest_at_the_chosen_step() {
             })
             .collect();
         assert_eq!(states.len(), 4, "{states:?}");
-        let by = |n: u32| states.iter().find(|s| s.0 == order_guid(n)).unwrap().clone();
+        let by = |n: u32| {
+            states
+                .iter()
+                .find(|s| s.0 == order_guid(n))
+                .unwrap()
+                .clone()
+        };
         assert_eq!(by(1).2, "+7 925 ***-**-11");
         assert!(["sent", "delivered"].contains(&by(1).1.as_str()));
         assert_eq!(by(2).1, "no_consent");
@@ -231,13 +262,21 @@ async fn restart_mid_delivery_neither_loses_nor_repeats() {
         let n = 6u32;
         for i in 0..n {
             let phone = format!("92570000{:02}", i + 10);
-            app.ingest(order_event(REST, 100 + i, &["ready"], &[("phone", &phone), YES]))
-                .await;
+            app.ingest(order_event(
+                REST,
+                100 + i,
+                &["ready"],
+                &[("phone", &phone), YES],
+            ))
+            .await;
         }
         fake.wait_received(1).await;
         let (config, dir) = app.stop().await;
         let before = fake.received().len();
-        assert!(before < n as usize, "all sent before the restart; test proves nothing");
+        assert!(
+            before < n as usize,
+            "all sent before the restart; test proves nothing"
+        );
         let app = start(config, dir).await;
         fake.wait_received(n as usize).await;
         wait_outbox_settled(&app).await;
@@ -282,11 +321,13 @@ async fn insert_row(db: &Db, id: i64, phone: &str, now: i64) {
 }
 
 async fn row(db: &Db, id: i64) -> (String, i64, Option<i64>, i64) {
-    sqlx::query_as("SELECT state, attempts, error_code, next_attempt_at FROM sms_outbox WHERE id = $1")
-        .bind(id)
-        .fetch_one(&db.read)
-        .await
-        .unwrap()
+    sqlx::query_as(
+        "SELECT state, attempts, error_code, next_attempt_at FROM sms_outbox WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&db.read)
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -317,7 +358,10 @@ async fn provider_errors_retry_fail_or_stop_as_sms_ru_means_them() {
         assert_eq!(row(&db, 10).await.0, "failed");
         assert_eq!(row(&db, 10).await.2, Some(202));
         let r2 = row(&db, 2).await;
-        assert_eq!((r2.0.as_str(), r2.1, r2.2, r2.3), ("pending", 1, Some(220), t0 + 30_000));
+        assert_eq!(
+            (r2.0.as_str(), r2.1, r2.2, r2.3),
+            ("pending", 1, Some(220), t0 + 30_000)
+        );
         let o = d.run_once().await.unwrap();
         assert!(o.is_idle(), "retried before its time: {o:?}");
         now.store(t0 + 30_000, Ordering::SeqCst);
@@ -446,23 +490,54 @@ async fn balance_settings_and_bad_input_on_every_path() {
         let bal = app.get_json("/api/sms/balance").await;
         assert_eq!(bal["balance_kopecks"], 12345);
         assert_eq!(bal["balance"], "123,45");
-        assert_eq!(app.get("/api/sms/balance?provider=nope").await.status(), 404);
+        assert_eq!(
+            app.get("/api/sms/balance?provider=nope").await.status(),
+            404
+        );
 
         // Contacts.
         let g = order_guid(9);
         let path = format!("/api/orders/{g}/contact");
         let cases = [
-            (json!({"phone": "12345", "consent": true, "consent_at": "2026-10-03T15:00:00Z"}), 422, "bad_phone"),
+            (
+                json!({"phone": "12345", "consent": true, "consent_at": "2026-10-03T15:00:00Z"}),
+                422,
+                "bad_phone",
+            ),
             (json!({"phone": "+7 925 123-45-67"}), 422, "bad_json"),
-            (json!({"phone": "+7 925 123-45-67", "consent": "yes"}), 422, "bad_json"),
-            (json!({"phone": "+7 925 123-45-67", "consent": true}), 422, "consent_time_required"),
-            (json!({"phone": "+7 925 123-45-67", "consent": true, "consent_at": "yesterday"}), 422, "bad_consent_time"),
-            (json!({"phone": "+7 925 123-45-67", "consent": true, "consent_at": "2999-01-01T00:00:00Z"}), 422, "bad_consent_time"),
-            (json!({"phone": "+7 925 123-45-67", "consent": true, "consent_at": "2026-10-03T15:00:00Z", "name": "x"}), 422, "bad_json"),
+            (
+                json!({"phone": "+7 925 123-45-67", "consent": "yes"}),
+                422,
+                "bad_json",
+            ),
+            (
+                json!({"phone": "+7 925 123-45-67", "consent": true}),
+                422,
+                "consent_time_required",
+            ),
+            (
+                json!({"phone": "+7 925 123-45-67", "consent": true, "consent_at": "yesterday"}),
+                422,
+                "bad_consent_time",
+            ),
+            (
+                json!({"phone": "+7 925 123-45-67", "consent": true, "consent_at": "2999-01-01T00:00:00Z"}),
+                422,
+                "bad_consent_time",
+            ),
+            (
+                json!({"phone": "+7 925 123-45-67", "consent": true, "consent_at": "2026-10-03T15:00:00Z", "name": "x"}),
+                422,
+                "bad_json",
+            ),
         ];
         for (body, status, code) in cases {
             let (s, r) = post_json(&app, &path, body.clone()).await;
-            assert_eq!((s, r["error"]["code"].as_str().unwrap_or("")), (status, code), "{body} -> {r}");
+            assert_eq!(
+                (s, r["error"]["code"].as_str().unwrap_or("")),
+                (status, code),
+                "{body} -> {r}"
+            );
         }
         let r = app
             .client
@@ -473,12 +548,25 @@ async fn balance_settings_and_bad_input_on_every_path() {
             .await
             .unwrap();
         assert_eq!(r.status(), 400);
-        let (s, r) = post_json(&app, "/api/orders/not-a-guid/contact", json!({"phone": "9251234567", "consent": false})).await;
+        let (s, r) = post_json(
+            &app,
+            "/api/orders/not-a-guid/contact",
+            json!({"phone": "9251234567", "consent": false}),
+        )
+        .await;
         assert_eq!((s, r["error"]["code"].as_str()), (400, Some("bad_path")));
         let (s, r) = post_json(&app, &path, json!({"phone": "9251234567", "consent": true, "consent_at": "2026-10-03T15:00:00+03:00"})).await;
         assert_eq!(s, 201, "{r}");
-        let (s, r) = post_json(&app, &path, json!({"phone": "9251234567", "consent": false})).await;
-        assert_eq!((s, &r["stored"], &r["withdrawn"]), (200, &json!(false), &json!(true)));
+        let (s, r) = post_json(
+            &app,
+            &path,
+            json!({"phone": "9251234567", "consent": false}),
+        )
+        .await;
+        assert_eq!(
+            (s, &r["stored"], &r["withdrawn"]),
+            (200, &json!(false), &json!(true))
+        );
         // The orders route beside it still answers.
         assert_eq!(app.get(&format!("/api/orders/{g}")).await.status(), 404);
 
@@ -486,7 +574,12 @@ async fn balance_settings_and_bad_input_on_every_path() {
         let sp = format!("/api/sms/settings/{REST}");
         let s = app.get_json(&sp).await;
         assert_eq!(s["step"], "ready");
-        let (st, r) = put_json(&app, &sp, json!({"step": 6, "template": "Заказ {order_number} {status}", "sender": "Pizza"})).await;
+        let (st, r) = put_json(
+            &app,
+            &sp,
+            json!({"step": 6, "template": "Заказ {order_number} {status}", "sender": "Pizza"}),
+        )
+        .await;
         assert_eq!(st, 200, "{r}");
         assert_eq!(r["length"]["encoding"], "ucs2");
         assert_eq!(r["length"]["parts"], 1);
@@ -496,7 +589,10 @@ async fn balance_settings_and_bad_input_on_every_path() {
         let (st, r) = put_json(&app, &sp, json!({"template": long})).await;
         assert_eq!(st, 200, "{r}");
         assert_eq!(r["length"]["parts"], 2);
-        assert!(r["warnings"][0].as_str().unwrap().contains("2 SMS parts"), "{r}");
+        assert!(
+            r["warnings"][0].as_str().unwrap().contains("2 SMS parts"),
+            "{r}"
+        );
         let bad = [
             (json!({"step": "boiling"}), "`step`"),
             (json!({"step": 1}), "`step`"),
@@ -509,7 +605,10 @@ async fn balance_settings_and_bad_input_on_every_path() {
             let (st, r) = put_json(&app, &sp, body.clone()).await;
             assert_eq!(st, 422, "{body} -> {r}");
             assert_eq!(r["error"]["code"], "invalid_settings");
-            assert!(r["error"]["message"].as_str().unwrap().contains(expect), "{r}");
+            assert!(
+                r["error"]["message"].as_str().unwrap().contains(expect),
+                "{r}"
+            );
         }
         let (st, _) = put_json(&app, &sp, json!({"colour": "red"})).await;
         assert_eq!(st, 422);
@@ -540,18 +639,32 @@ async fn list_paginates_and_test_mode_and_sender_reach_sms_ru() {
         let app = spawn_app_with(b, move |c: &mut Config| c.sms = settings).await;
         for i in 0..5u32 {
             let phone = format!("92580000{:02}", i + 10);
-            app.ingest(order_event(REST, 200 + i, &["ready"], &[("phone", &phone), YES]))
-                .await;
+            app.ingest(order_event(
+                REST,
+                200 + i,
+                &["ready"],
+                &[("phone", &phone), YES],
+            ))
+            .await;
         }
         app.wait_consumer("sms").await;
         fake.wait_received(5).await;
-        assert!(fake.received().iter().all(|r| r.test && r.from.as_deref() == Some("PizzaBar")));
+        assert!(
+            fake.received()
+                .iter()
+                .all(|r| r.test && r.from.as_deref() == Some("PizzaBar"))
+        );
         let p1 = app.get_json("/api/sms?limit=2").await;
         assert_eq!(p1["items"].as_array().unwrap().len(), 2);
         let next = p1["next"].as_i64().unwrap();
-        let p2 = app.get_json(&format!("/api/sms?limit=2&after={next}")).await;
+        let p2 = app
+            .get_json(&format!("/api/sms?limit=2&after={next}"))
+            .await;
         let p3 = app
-            .get_json(&format!("/api/sms?limit=2&after={}", p2["next"].as_i64().unwrap()))
+            .get_json(&format!(
+                "/api/sms?limit=2&after={}",
+                p2["next"].as_i64().unwrap()
+            ))
             .await;
         assert_eq!(p3["items"].as_array().unwrap().len(), 1);
         assert_eq!(p3["next"], Value::Null);
@@ -565,7 +678,9 @@ async fn fake_aggregator(
 ) -> (String, Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>) {
     use axum::routing::post;
     let got = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let script = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(script)));
+    let script = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+        script,
+    )));
     let g = got.clone();
     let app = axum::Router::new().route(
         "/v1/send",
@@ -578,8 +693,15 @@ async fn fake_aggregator(
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
                 g.lock().unwrap().push((body, auth));
-                let (status, answer) = script.lock().unwrap().pop_front().unwrap_or((200, r#"{"id":1}"#));
-                (axum::http::StatusCode::from_u16(status).unwrap(), answer.to_string())
+                let (status, answer) = script
+                    .lock()
+                    .unwrap()
+                    .pop_front()
+                    .unwrap_or((200, r#"{"id":1}"#));
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    answer.to_string(),
+                )
             }
         }),
     );
@@ -622,16 +744,24 @@ max_parts = 3
         let t0 = 1_800_000_000_000i64;
         let now = Arc::new(AtomicI64::new(t0));
         let n2 = now.clone();
-        let d = Delivery::new(db.clone(), settings.clone(), providers.clone(), tx, Arc::new(move || n2.load(Ordering::SeqCst)));
+        let d = Delivery::new(
+            db.clone(),
+            settings.clone(),
+            providers.clone(),
+            tx,
+            Arc::new(move || n2.load(Ordering::SeqCst)),
+        );
         let ins = |id: i64| {
             let db = db.clone();
             async move {
                 insert_row(&db, id, "+79250000001", t0).await;
-                sqlx::query("UPDATE sms_outbox SET provider = 'agg', body = 'Готов \"1\"' WHERE id = $1")
-                    .bind(id)
-                    .execute(&db.write)
-                    .await
-                    .unwrap();
+                sqlx::query(
+                    "UPDATE sms_outbox SET provider = 'agg', body = 'Готов \"1\"' WHERE id = $1",
+                )
+                .bind(id)
+                .execute(&db.write)
+                .await
+                .unwrap();
             }
         };
         ins(1).await;
@@ -640,15 +770,19 @@ max_parts = 3
         now.store(t0 + 30_000, Ordering::SeqCst);
         let o = d.run_once().await.unwrap();
         assert_eq!(o.sent, 1, "{o:?}");
-        let pid: Option<String> = sqlx::query_scalar("SELECT provider_id FROM sms_outbox WHERE id = 1")
-            .fetch_one(&db.read)
-            .await
-            .unwrap();
+        let pid: Option<String> =
+            sqlx::query_scalar("SELECT provider_id FROM sms_outbox WHERE id = 1")
+                .fetch_one(&db.read)
+                .await
+                .unwrap();
         assert_eq!(pid.as_deref(), Some("m-77"));
         {
             let g = got.lock().unwrap();
             let body: Value = serde_json::from_str(&g[1].0).unwrap();
-            assert_eq!(body, json!({"to": "79250000001", "text": "Готов \"1\"", "from": ""}));
+            assert_eq!(
+                body,
+                json!({"to": "79250000001", "text": "Готов \"1\"", "from": ""})
+            );
             assert_eq!(g[1].1.as_deref(), Some("Bearer agg-secret"));
         }
         ins(2).await;
@@ -665,4 +799,45 @@ max_parts = 3
         assert!(e.to_string().contains("does not support"), "{e}");
         db.close().await;
     }
+}
+
+#[tokio::test]
+async fn cli_balance_reads_the_config_and_asks_the_provider() {
+    let fake = FakeSmsRu::start(API_ID).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tillgate.toml");
+    let write = |api_id: &str| {
+        std::fs::write(
+            &path,
+            format!(
+                "data_dir = \"{}\"\n[sms]\n[sms.providers.main]\nkind = \"smsru\"\napi_id = \"{api_id}\"\nbase_url = \"{}\"\n",
+                dir.path().display(),
+                fake.base
+            ),
+        )
+        .unwrap();
+    };
+    let args = |provider: Option<&str>| tillgate::sms::CliArgs {
+        opts: tillgate::cli::ServerOpts {
+            config: Some(path.clone()),
+            ..Default::default()
+        },
+        command: tillgate::sms::SmsCommand::Balance {
+            provider: provider.map(str::to_string),
+        },
+    };
+    write(API_ID);
+    tillgate::sms::run_cli(args(None)).await.unwrap();
+    let e = tillgate::sms::run_cli(args(Some("other")))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no SMS provider named"), "{e}");
+    write("wrong-key-123");
+    let e = tillgate::sms::run_cli(args(None))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("200") && !e.contains("wrong-key-123"), "{e}");
+    std::fs::write(&path, "[sms]\nretention_days = -1\n").unwrap();
+    assert!(tillgate::sms::run_cli(args(None)).await.is_err());
 }
