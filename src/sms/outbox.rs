@@ -287,8 +287,12 @@ async fn apply_batch(
         let Some(guid) = order.guid.as_ref().map(|g| g.canonical()) else {
             continue;
         };
-        if let Some(phone) = consent_from_props(order, settings, rest) {
-            save_contact(&mut tx, &guid, &phone, entry.received_at, "order_prop", now).await?;
+        // A replay must not bring back phones the retention worker already
+        // deleted: the retention clock of a property-borne contact starts
+        // when its event was received, not when it is (re)applied.
+        let fresh = entry.received_at >= now - settings.retention.as_millis() as i64;
+        if fresh && let Some(phone) = consent_from_props(order, settings, rest) {
+            save_contact(&mut tx, &guid, &phone, entry.received_at, "order_prop", entry.received_at).await?;
         }
         if order.deleted == Some(true) {
             continue;
