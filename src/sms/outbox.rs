@@ -292,7 +292,15 @@ async fn apply_batch(
         // when its event was received, not when it is (re)applied.
         let fresh = entry.received_at >= now - settings.retention.as_millis() as i64;
         if fresh && let Some(phone) = consent_from_props(order, settings, rest) {
-            save_contact(&mut tx, &guid, &phone, entry.received_at, "order_prop", entry.received_at).await?;
+            save_contact(
+                &mut tx,
+                &guid,
+                &phone,
+                entry.received_at,
+                "order_prop",
+                entry.received_at,
+            )
+            .await?;
         }
         if order.deleted == Some(true) {
             continue;

@@ -841,3 +841,95 @@ async fn cli_balance_reads_the_config_and_asks_the_provider() {
     std::fs::write(&path, "[sms]\nretention_days = -1\n").unwrap();
     assert!(tillgate::sms::run_cli(args(None)).await.is_err());
 }
+
+#[tokio::test]
+async fn simulated_day_texts_each_consenting_guest_once_when_ready() {
+    use tillgate::simulate::{Scenario, generate};
+    let generated = generate(&Scenario {
+        restaurants: 2,
+        orders: 8,
+        phone_share_percent: 50,
+        seed: 7,
+        ..Scenario::default()
+    });
+    // Restaurant 100's register asks guests for consent; 101's does not, so
+    // its phones must never be texted.
+    let (r100, r101) = ("199990100", "199990101");
+    let reaches_ready = |steps: &[String]| {
+        steps
+            .iter()
+            .any(|s| ["ready", "taken", "collect", "collected"].contains(&s.as_str()))
+    };
+    let mut expected: Vec<String> = generated
+        .truth
+        .orders
+        .values()
+        .filter(|o| o.rest_code == r100 && reaches_ready(&o.kds_steps))
+        .filter_map(|o| {
+            o.phone
+                .as_ref()
+                .map(|p| p.trim_start_matches('+').to_string())
+        })
+        .collect();
+    expected.sort();
+    assert!(
+        expected.len() >= 2,
+        "scenario has too few phones to prove anything"
+    );
+    let phones_101 = generated
+        .truth
+        .orders
+        .values()
+        .filter(|o| o.rest_code == r101 && o.phone.is_some() && reaches_ready(&o.kds_steps))
+        .count();
+    assert!(phones_101 > 0, "scenario has no unconsented phones");
+
+    for b in backends() {
+        let fake = FakeSmsRu::start(API_ID).await;
+        let text = format!(
+            r#"
+[sms]
+enabled = true
+[sms.providers.smsru]
+kind = "smsru"
+api_id = "{API_ID}"
+base_url = "{}"
+[sms.restaurants.{r100}]
+step = 3
+register_collects_consent = true
+[sms.restaurants.{r101}]
+step = "ready"
+"#,
+            fake.base
+        );
+        let file = tillgate::config::parse_file(std::path::Path::new("t.toml"), &text).unwrap();
+        let settings = tillgate::sms::validate(file.sms).unwrap();
+        let app = spawn_app_with(b, move |c: &mut Config| c.sms = settings).await;
+        for server in &generated.servers {
+            for e in &server.events {
+                app.ingest(e.xml.clone()).await;
+            }
+        }
+        app.wait_consumer("sms").await;
+        wait_outbox_settled(&app).await;
+        fake.wait_received(expected.len()).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut got: Vec<String> = fake.received().iter().map(|r| r.to.clone()).collect();
+        got.sort();
+        assert_eq!(
+            got, expected,
+            "one SMS per consenting guest, none for the others"
+        );
+        let m = messages(&app).await;
+        let no_consent_101 = m
+            .iter()
+            .filter(|m| m["restcode"] == r101 && m["state"] == "no_consent")
+            .count();
+        assert!(no_consent_101 >= phones_101, "{m:?}");
+        assert!(
+            m.iter()
+                .all(|m| m["restcode"] != r101 || m["state"] == "no_consent")
+        );
+        app.stop().await;
+    }
+}
