@@ -736,3 +736,21 @@ name = "Пицца"
         assert_eq!(checked.warnings.len(), 1);
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    /// The README's example config must load: documentation that does not
+    /// work is worse than none.
+    #[test]
+    fn readme_example_config_is_valid() {
+        let doc = include_str!("../../docs/README-sms.md");
+        let start = doc.find("```toml\n").expect("toml block") + 8;
+        let end = start + doc[start..].find("```").expect("end of block");
+        let f =
+            crate::config::parse_file(std::path::Path::new("README"), &doc[start..end]).unwrap();
+        let s = super::validate(f.sms).unwrap();
+        assert!(s.enabled);
+        assert_eq!(s.providers.len(), 2);
+        assert_eq!(s.restaurants["199990093"].step, super::Step::Ready);
+    }
+}
