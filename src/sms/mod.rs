@@ -70,6 +70,11 @@ pub struct FileSection {
     /// First retry delay in seconds, doubled per attempt up to 30 min
     /// (default 30).
     pub retry_base_secs: Option<u64>,
+    /// Events received longer ago than this many minutes never queue an
+    /// SMS (default 60): when SMS is switched on for a running installation,
+    /// or the consumer catches up after an outage, guests must not be told
+    /// about orders they collected hours ago.
+    pub stale_after_mins: Option<u64>,
     /// Named providers; restaurants refer to them by name.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderFile>,
@@ -236,6 +241,7 @@ pub struct Settings {
     pub status_poll: Duration,
     pub max_attempts: u32,
     pub retry_base: Duration,
+    pub stale_after: Duration,
     pub providers: BTreeMap<String, ProviderSettings>,
     pub restaurants: BTreeMap<String, Restaurant>,
 }
@@ -416,6 +422,13 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
             "must be between 1 and 3600",
         ));
     }
+    let stale_after = file.stale_after_mins.unwrap_or(60);
+    if !(1..=10_080).contains(&stale_after) {
+        return Err(ConfigError::invalid(
+            "sms.stale_after_mins",
+            "must be between 1 and 10080 (a week)",
+        ));
+    }
     let mut providers = BTreeMap::new();
     for (name, p) in file.providers {
         let setting = |f: &str| format!("sms.providers.{name}.{f}");
@@ -523,6 +536,7 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
         status_poll: Duration::from_secs(status_poll),
         max_attempts,
         retry_base: Duration::from_secs(retry_base),
+        stale_after: Duration::from_secs(stale_after * 60),
         providers,
         restaurants,
     })
@@ -690,6 +704,10 @@ name = "Пицца"
             (
                 OK.replace("enabled = true", "enabled = true\nretention_days = 0"),
                 "sms.retention_days",
+            ),
+            (
+                OK.replace("enabled = true", "enabled = true\nstale_after_mins = 0"),
+                "sms.stale_after_mins",
             ),
             (
                 OK.replace("enabled = true", "enabled = true\nphone_prop = \"\""),

@@ -11,7 +11,8 @@
 //!    known, and `no_consent` otherwise, so the operator can see why a guest
 //!    got nothing. The unique key plus `ON CONFLICT DO NOTHING` make this
 //!    happen once per order, whatever replays or restarts do; the row and
-//!    the cursor commit in one transaction.
+//!    the cursor commit in one transaction. Events received more than
+//!    `stale_after_mins` ago queue nothing (late news is no news).
 //!
 //! Rows are identified by the log offset of the event that crossed the
 //! threshold: unique (one order per event), increasing, and assigned
@@ -309,6 +310,10 @@ async fn apply_batch(
             continue;
         };
         if step < rest.step {
+            continue;
+        }
+        if entry.received_at < now - settings.stale_after.as_millis() as i64 {
+            tracing::debug!(order = %guid, offset = entry.offset, "kitchen step reached too long ago; no sms");
             continue;
         }
         let done: Option<i64> =

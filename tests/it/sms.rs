@@ -933,3 +933,55 @@ step = "ready"
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn switching_sms_on_over_old_history_texts_nobody() {
+    for b in backends() {
+        let fake = FakeSmsRu::start(API_ID).await;
+        // Running for a while with SMS off: orders reach "ready".
+        let mut off = sms_config(&fake.base, "");
+        off.enabled = false;
+        let app = spawn_app_with(b, move |c: &mut Config| c.sms = off).await;
+        app.ingest(order_event(
+            REST,
+            300,
+            &["ready"],
+            &[("phone", "9253000000"), YES],
+        ))
+        .await;
+        app.ingest(order_event(
+            REST,
+            301,
+            &["sent"],
+            &[("phone", "9253010000"), YES],
+        ))
+        .await;
+        let (mut config, dir) = app.stop().await;
+        // Those events were received two hours ago.
+        let db = Db::open(&config.storage).await.unwrap();
+        sqlx::query("UPDATE events SET received_at = received_at - 7200000")
+            .execute(&db.write)
+            .await
+            .unwrap();
+        db.close().await;
+        config.sms = sms_config(&fake.base, "");
+        let app = start(config, dir).await;
+        // A fresh event of the old order 301 reaching "ready" still counts.
+        app.ingest(order_event(
+            REST,
+            301,
+            &["ready"],
+            &[("phone", "9253010000"), YES],
+        ))
+        .await;
+        app.wait_consumer("sms").await;
+        wait_outbox_settled(&app).await;
+        let got = fake.wait_received(1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(fake.received().len(), 1, "{got:?}");
+        assert_eq!(got[0].to, "79253010000");
+        let m = messages(&app).await;
+        assert_eq!(m.len(), 1, "{m:?}");
+        app.stop().await;
+    }
+}
