@@ -244,12 +244,15 @@ impl Provider for SmsRu {
             let code = one["status_code"].as_i64().unwrap_or(-1);
             let text = one["status_text"].as_str().unwrap_or("").to_string();
             Ok(match code {
-                100..=102 => Delivery::InFlight { code },
                 103 => Delivery::Delivered,
-                _ => Delivery::Undelivered {
+                // The failure codes of services.md; anything else (queued,
+                // passing to the operator, an id sms.ru does not know yet)
+                // is asked about again at the next poll.
+                104..=108 | 150 => Delivery::Undelivered {
                     code,
                     message: text,
                 },
+                _ => Delivery::InFlight { code },
             })
         })
     }
