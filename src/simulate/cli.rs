@@ -69,6 +69,9 @@ pub struct SimulateArgs {
 }
 
 fn parse_url(s: &str) -> Result<String, String> {
+    if !s.is_empty() && !s.contains("://") {
+        return Err(format!("{s:?} has no scheme; write it as http://{s}"));
+    }
     let u = reqwest::Url::parse(s)
         .map_err(|e| format!("not a URL ({e}); expected e.g. http://127.0.0.1:11130/rkevent"))?;
     if !matches!(u.scheme(), "http" | "https") {
@@ -155,4 +158,24 @@ pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_rates_are_checked() {
+        assert!(parse_url("http://127.0.0.1:11130/rkevent").is_ok());
+        assert!(parse_url("https://hub.example/api/v1/events").is_ok());
+        assert!(parse_url("127.0.0.1:11130").unwrap_err().contains("http://127.0.0.1:11130"));
+        assert!(parse_url("localhost:11130/rkevent").unwrap_err().contains("scheme"));
+        assert!(parse_url("").unwrap_err().contains("not a URL"));
+        assert!(parse_url("file:///tmp/x").unwrap_err().contains("scheme"));
+        assert_eq!(parse_rate("250"), Ok(250.0));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        for bad in ["0", "-3", "NaN", "inf", "x"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
 }

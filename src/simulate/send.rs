@@ -363,3 +363,54 @@ fn describe(e: &reqwest::Error) -> String {
         "Socket Error # 10054 (connection reset by peer)".to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_rate_and_text() {
+        let s = Summary {
+            sent: 100,
+            failed: 1,
+            dropped: 2,
+            elapsed: Duration::from_secs(4),
+            ..Default::default()
+        };
+        assert_eq!(s.rate(), 25.0);
+        let text = s.to_string();
+        assert!(
+            text.contains("sent 100 events, failed 1, dropped 2"),
+            "{text}"
+        );
+        assert_eq!(Summary::default().rate(), 0.0, "no division by zero");
+    }
+
+    #[test]
+    fn defaults_are_the_drivers() {
+        let o = SendOptions::default();
+        assert_eq!(o.queue_max, 256);
+        assert_eq!(o.rate, None);
+        assert_eq!(o.url, "http://127.0.0.1:11130/rkevent");
+    }
+
+    #[tokio::test]
+    async fn an_empty_run_ends_at_once() {
+        let s = send(Vec::new(), SendOptions::default()).await;
+        assert_eq!((s.sent, s.failed, s.dropped), (0, 0, 0));
+        let s = send(
+            vec![ServerStream {
+                rest_code: "1".into(),
+                server_name: "MID1".into(),
+                events: Vec::new(),
+            }],
+            SendOptions {
+                rate: Some(10.0),
+                ..SendOptions::default()
+            },
+        )
+        .await;
+        assert_eq!(s.destinations.len(), 1);
+        assert_eq!(s.sent, 0);
+    }
+}
