@@ -63,6 +63,10 @@ pub struct SimulateArgs {
     /// Pause before each further attempt, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub retry_pause_ms: u64,
+    /// Give up on a destination after this many events in a row failed
+    /// (0: never).
+    #[arg(long, default_value_t = 10)]
+    pub give_up_after: u32,
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -147,6 +151,7 @@ pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
         progress: !args.no_progress,
         retries: args.retries,
         retry_pause: Duration::from_millis(args.retry_pause_ms),
+        give_up_after: (args.give_up_after > 0).then_some(args.give_up_after),
         ..SendOptions::new(url)
     };
     let summary = send(generated.servers, opts).await;
@@ -168,8 +173,16 @@ mod tests {
     fn urls_and_rates_are_checked() {
         assert!(parse_url("http://127.0.0.1:11130/rkevent").is_ok());
         assert!(parse_url("https://hub.example/api/v1/events").is_ok());
-        assert!(parse_url("127.0.0.1:11130").unwrap_err().contains("http://127.0.0.1:11130"));
-        assert!(parse_url("localhost:11130/rkevent").unwrap_err().contains("scheme"));
+        assert!(
+            parse_url("127.0.0.1:11130")
+                .unwrap_err()
+                .contains("http://127.0.0.1:11130")
+        );
+        assert!(
+            parse_url("localhost:11130/rkevent")
+                .unwrap_err()
+                .contains("scheme")
+        );
         assert!(parse_url("").unwrap_err().contains("not a URL"));
         assert!(parse_url("file:///tmp/x").unwrap_err().contains("scheme"));
         assert_eq!(parse_rate("250"), Ok(250.0));

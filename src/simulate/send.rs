@@ -53,6 +53,11 @@ pub struct SendOptions {
     pub retries: u32,
     /// Pause before each further attempt.
     pub retry_pause: Duration,
+    /// After this many events in a row failed at one destination, its
+    /// remaining events count as failed without being tried (logged once).
+    /// The driver would go on for ever; an emulator run against a wrong URL
+    /// should end in seconds, not hours. `None`: never give up.
+    pub give_up_after: Option<u32>,
 }
 
 impl SendOptions {
@@ -67,6 +72,7 @@ impl SendOptions {
             progress: false,
             retries: 3,
             retry_pause: Duration::from_secs(1),
+            give_up_after: Some(10),
         }
     }
 }
@@ -300,7 +306,15 @@ async fn post_loop(
     bar: ProgressBar,
     counters: [Arc<Counters>; 2],
 ) {
+    let mut failed_in_a_row = 0u32;
     while let Some(body) = rx.recv().await {
+        if opts.give_up_after.is_some_and(|n| failed_in_a_row >= n) {
+            for c in &counters {
+                c.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            bar.inc(1);
+            continue;
+        }
         let mut attempt = 0;
         loop {
             match post(&client, &opts.url, body.clone()).await {
@@ -308,6 +322,7 @@ async fn post_loop(
                     for c in &counters {
                         c.sent.fetch_add(1, Ordering::Relaxed);
                     }
+                    failed_in_a_row = 0;
                     break;
                 }
                 Err(reason) => {
@@ -318,6 +333,15 @@ async fn post_loop(
                     if attempt >= opts.retries {
                         for c in &counters {
                             c.failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        failed_in_a_row += 1;
+                        if opts.give_up_after.is_some_and(|n| failed_in_a_row >= n) {
+                            log.line(
+                                &name,
+                                format!(
+                                    "{failed_in_a_row} events in a row failed: giving up on this destination"
+                                ),
+                            );
                         }
                         break;
                     }
