@@ -842,3 +842,100 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Reads every page of `/api/shifts` into (rest_code, shift_num) → item.
+async fn shifts(app: &crate::harness::TestApp) -> BTreeMap<(String, i64), serde_json::Value> {
+    let v = app.get_json("/api/shifts").await;
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                (
+                    s["rest_code"].as_str().unwrap().to_string(),
+                    s["shift_num"].as_i64().unwrap(),
+                ),
+                s.clone(),
+            )
+        })
+        .collect()
+}
+
+async fn send_and_wait(app: &crate::harness::TestApp, s: &Scenario) -> Generated {
+    let g = generate(s);
+    let total = g.event_count() as u64;
+    let summary = send(g.servers.clone(), quick(app.url("/rkevent"))).await;
+    assert_eq!((summary.sent, summary.failed), (total, 0), "{summary}");
+    app.wait_consumer("orders").await;
+    g
+}
+
+fn two_servers_two_days() -> Scenario {
+    Scenario {
+        cash_servers: 2,
+        stations: 2,
+        orders: 3,
+        days: 2,
+        ..Scenario::default()
+    }
+}
+
+#[tokio::test]
+async fn a_multi_day_run_closes_shifts_by_the_next_shift_number_and_closes_stations() {
+    for b in backends() {
+        let app = spawn_app(b).await;
+        let g = send_and_wait(&app, &two_servers_two_days()).await;
+        let got = shifts(&app).await;
+        let want: Vec<_> = g
+            .truth
+            .shifts
+            .iter()
+            .map(|s| (s.rest_code.clone(), s.shift_num))
+            .collect();
+        assert_eq!(got.keys().cloned().collect::<Vec<_>>(), want);
+        for t in &g.truth.shifts {
+            let s = &got[&(t.rest_code.clone(), t.shift_num)];
+            // No event closes a shift: the next ShiftNum does.
+            assert_eq!(s["closed"], t.shift_num == 1, "{s}");
+            assert_eq!(s["shift_date"], t.shift_date.as_str(), "{s}");
+            let orders = g
+                .truth
+                .orders
+                .values()
+                .filter(|o| o.rest_code == t.rest_code && o.shift_num == t.shift_num)
+                .count();
+            assert_eq!(s["totals"]["orders"], orders as i64, "{s}");
+            assert_eq!(s["totals"]["receipts"], t.receipts as i64, "{s}");
+            assert_eq!(s["totals"]["open_orders"], 0, "{s}");
+        }
+        // Both cash servers share the shift; every station ends the day closed.
+        let servers = app.get_json("/api/cash-servers").await;
+        assert_eq!(servers["items"].as_array().unwrap().len(), 2);
+        let stations = app.get_json("/api/stations").await;
+        let stations = stations["items"].as_array().unwrap();
+        assert_eq!(stations.len(), 4);
+        for s in stations {
+            assert_eq!(s["online"], false, "{s}");
+            assert_eq!(s["last_situation"], 18, "{s}");
+        }
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "orders::shift_totals counts a return as -paid_sum, but the return's receipt \
+            already carries a negative amount (negative quantity × price), so the return \
+            is added to revenue instead of subtracted; see the simulate report"]
+async fn shift_revenue_in_tillgate_equals_the_truth() {
+    for b in backends() {
+        let app = spawn_app(b).await;
+        let g = send_and_wait(&app, &two_servers_two_days()).await;
+        let got = shifts(&app).await;
+        for t in &g.truth.shifts {
+            let s = &got[&(t.rest_code.clone(), t.shift_num)];
+            assert_eq!(s["totals"]["revenue"], t.revenue, "{s}\n{t:?}");
+        }
+        app.stop().await;
+    }
+}
