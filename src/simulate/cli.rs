@@ -121,9 +121,21 @@ impl SimulateArgs {
 /// Runs the emulator; fails when events could not be delivered.
 pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
     let scenario = args.scenario();
+    let started = std::time::Instant::now();
     let generated = generate(&scenario);
     let events = generated.event_count();
     let orders = generated.truth.orders.len();
+    let bytes: usize = generated
+        .servers
+        .iter()
+        .flat_map(|s| s.events.iter())
+        .map(|e| e.xml.len())
+        .sum();
+    eprintln!(
+        "generated {events} events ({orders} orders, {:.1} MB of XML) in {:.2} s",
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
     if let Some(dir) = &args.out {
         let files = write_out(&generated.servers, dir)
             .with_context(|| format!("cannot write the events under {}", dir.display()))?;
