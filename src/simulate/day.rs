@@ -23,8 +23,8 @@
 //!
 //! Notable operations are placed so that a default day (one cash server, two
 //! stations, twenty orders each) has every kind at least once: the first
-//! orders of each cash server day (counted across its stations, `n` below)
-//! are forced to carry one kind each, the rest draw them at random.
+//! seven orders of each cash server day (counted across its stations, `n`
+//! below) are forced to carry one kind each, the rest draw them at random.
 //!
 //! Events are produced order by order and then sorted by their time (ties
 //! keep production order) before seqnumbers are given, which is how
@@ -481,7 +481,6 @@ impl<'a> ServerGen<'a> {
         };
         match n {
             0 => {
-                p.discount_percent = 10;
                 p.card = true;
                 p.kds = true;
             }
@@ -497,6 +496,7 @@ impl<'a> ServerGen<'a> {
             }
             4 => p.unsaved_deletion = true,
             5 => p.delete_whole_order = true,
+            6 => p.discount_percent = 10,
             _ => {
                 p.deleted_receipt = self.rng.random_bool(0.03);
                 p.cancelled_prebill = self.rng.random_bool(0.05);
@@ -1163,10 +1163,11 @@ impl<'a> ServerGen<'a> {
         }
         let tt = self.step(&mut t, 30, 300);
         self.close(&mut ob, tt);
+        // A dish of an order without a discount, so the refund is its price.
         if let Some(d) = ob.sessions[0]
             .dishes
             .iter()
-            .find(|d| d.quantity.is_some_and(|q| q.0 == 1000))
+            .find(|d| d.quantity.is_some_and(|q| q.0 == 1000) && ob.discount == 0)
         {
             let src = SourceOrder {
                 visit: Some(ob.visit),
@@ -1429,13 +1430,14 @@ mod tests {
     fn the_first_orders_of_a_day_carry_one_notable_operation_each() {
         let s = Scenario::default();
         let mut g = ServerGen::new(&s, 0, 0, "199990100");
-        let p: Vec<Plan> = (0..6).map(|n| g.plan(n)).collect();
-        assert!(p[0].discount_percent > 0 && p[0].card);
+        let p: Vec<Plan> = (0..7).map(|n| g.plan(n)).collect();
+        assert!(p[0].card && p[0].kds && p[0].discount_percent == 0);
         assert!(p[1].deleted_receipt && !p[1].card);
         assert!(p[2].cancelled_prebill);
         assert!(p[3].void_after_print && p[3].kds);
         assert!(p[4].unsaved_deletion);
         assert!(p[5].delete_whole_order);
+        assert_eq!(p[6].discount_percent, 10);
     }
 
     #[test]
@@ -1463,7 +1465,7 @@ mod tests {
             orders: 1,
             ..Scenario::default()
         });
-        // The discounted order, then the evening's return of one of its dishes.
+        // A card-paid order, then the evening's return of one of its dishes.
         assert_eq!(g.truth.orders.len(), 2);
         assert_eq!(g.truth.returns.len(), 1);
         let statuses: Vec<_> = g.truth.orders.values().map(|o| o.status).collect();
