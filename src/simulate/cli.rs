@@ -63,12 +63,19 @@ pub struct SimulateArgs {
     /// Pause before each further attempt, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub retry_pause_ms: u64,
+    /// Give up on a destination after this many events in a row failed
+    /// (0: never).
+    #[arg(long, default_value_t = 10)]
+    pub give_up_after: u32,
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
 }
 
 fn parse_url(s: &str) -> Result<String, String> {
+    if !s.is_empty() && !s.contains("://") {
+        return Err(format!("{s:?} has no scheme; write it as http://{s}"));
+    }
     let u = reqwest::Url::parse(s)
         .map_err(|e| format!("not a URL ({e}); expected e.g. http://127.0.0.1:11130/rkevent"))?;
     if !matches!(u.scheme(), "http" | "https") {
@@ -114,9 +121,21 @@ impl SimulateArgs {
 /// Runs the emulator; fails when events could not be delivered.
 pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
     let scenario = args.scenario();
+    let started = std::time::Instant::now();
     let generated = generate(&scenario);
     let events = generated.event_count();
     let orders = generated.truth.orders.len();
+    let bytes: usize = generated
+        .servers
+        .iter()
+        .flat_map(|s| s.events.iter())
+        .map(|e| e.xml.len())
+        .sum();
+    eprintln!(
+        "generated {events} events ({orders} orders, {:.1} MB of XML) in {:.2} s",
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
     if let Some(dir) = &args.out {
         let files = write_out(&generated.servers, dir)
             .with_context(|| format!("cannot write the events under {}", dir.display()))?;
@@ -144,6 +163,7 @@ pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
         progress: !args.no_progress,
         retries: args.retries,
         retry_pause: Duration::from_millis(args.retry_pause_ms),
+        give_up_after: (args.give_up_after > 0).then_some(args.give_up_after),
         ..SendOptions::new(url)
     };
     let summary = send(generated.servers, opts).await;
@@ -155,4 +175,32 @@ pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_rates_are_checked() {
+        assert!(parse_url("http://127.0.0.1:11130/rkevent").is_ok());
+        assert!(parse_url("https://hub.example/api/v1/events").is_ok());
+        assert!(
+            parse_url("127.0.0.1:11130")
+                .unwrap_err()
+                .contains("http://127.0.0.1:11130")
+        );
+        assert!(
+            parse_url("localhost:11130/rkevent")
+                .unwrap_err()
+                .contains("scheme")
+        );
+        assert!(parse_url("").unwrap_err().contains("not a URL"));
+        assert!(parse_url("file:///tmp/x").unwrap_err().contains("scheme"));
+        assert_eq!(parse_rate("250"), Ok(250.0));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        for bad in ["0", "-3", "NaN", "inf", "x"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -2,16 +2,20 @@
 //!
 //! A day of one cash server, in its local time:
 //!
-//! * 08:50 the cash server starts (Situation 1 with only `<Server id/>`); a
-//!   new driver run, so a new stream guid and seqnumber from 1;
-//! * 09:00 each station starts (1, with Station and Server), 09:10 its waiter
-//!   signs in (21);
+//! * 08:00–08:50 the cash server starts (Situation 1 with only
+//!   `<Server id/>`); a new driver run, so a new stream guid and seqnumber
+//!   from 1;
+//! * 09:00–09:30 each station starts (1, with Station and Server), 09:30–10:00
+//!   its waiter signs in (21);
 //! * 10:00–20:30 the orders of each station, spread over the day and
 //!   overlapping as in a real hall (see [`ServerGen::normal_order`] for the
 //!   steps of one order);
 //! * on some days a banquet of 300–500 lines on the first station;
 //! * 22:30 a return order of a dish sold earlier that day;
-//! * 23:30 logoff (10), 23:40 station closing (18).
+//! * 23:30–23:45 logoff (10), 23:45–23:59 station closing (18).
+//!
+//! Times are spread so that every event of a day stays on that day and in
+//! this order for up to 50 cash servers and 99 stations each.
 //!
 //! The next day's events carry ShiftNum + 1 and the next ShiftDate: r_keeper
 //! sends nothing when the common shift closes, the change of number is the
@@ -19,8 +23,8 @@
 //!
 //! Notable operations are placed so that a default day (one cash server, two
 //! stations, twenty orders each) has every kind at least once: the first
-//! orders of each cash server day (counted across its stations, `n` below)
-//! are forced to carry one kind each, the rest draw them at random.
+//! seven orders of each cash server day (counted across its stations, `n`
+//! below) are forced to carry one kind each, the rest draw them at random.
 //!
 //! Events are produced order by order and then sorted by their time (ties
 //! keep production order) before seqnumbers are given, which is how
@@ -206,6 +210,9 @@ struct Plan {
     card: bool,
     deleted_receipt: bool,
     kds: bool,
+    /// The kitchen marks the order ready without marking it started first
+    /// (real KDS screens do): consumers waiting for "started" must cope.
+    kds_skips_started: bool,
     delete_whole_order: bool,
 }
 
@@ -392,7 +399,7 @@ impl<'a> ServerGen<'a> {
         );
 
         // Cash server start: only <Server id/>.
-        let mut t = at(date, 8, 50) + Duration::minutes(c);
+        let mut t = at(date, 8, 0) + Duration::minutes(c % 50);
         self.step(&mut t, 0, 59);
         let mut e = self.base(Situation::ServerOrStationStarted, "Started", t);
         e.server = Some(Server {
@@ -403,10 +410,10 @@ impl<'a> ServerGen<'a> {
         self.push(t, e);
 
         for i in 0..self.stations.len() {
-            let mut t = at(date, 9, 0) + Duration::minutes(i as i64);
+            let mut t = at(date, 9, 0) + Duration::minutes(i as i64 % 30);
             self.step(&mut t, 0, 59);
             self.station_event(i, Situation::ServerOrStationStarted, "Started", t, truth);
-            let mut t = at(date, 9, 10) + Duration::minutes(i as i64);
+            let mut t = at(date, 9, 30) + Duration::minutes(i as i64 % 30);
             self.step(&mut t, 0, 59);
             self.station_event(i, Situation::StationSignIn, "Login", t, truth);
         }
@@ -418,8 +425,8 @@ impl<'a> ServerGen<'a> {
         for i in 0..self.s.orders {
             for st in 0..self.stations.len() {
                 let n = i as usize * self.stations.len() + st;
-                let mut t0 =
-                    at(date, 10, 0) + Duration::minutes(i64::from(i) * span / k + st as i64 * 3);
+                let mut t0 = at(date, 10, 0)
+                    + Duration::minutes(i64::from(i) * span / k + (st as i64 % 10) * 3);
                 self.step(&mut t0, 0, 179);
                 let plan = self.plan(n);
                 self.normal_order(st, t0, plan, truth);
@@ -442,10 +449,10 @@ impl<'a> ServerGen<'a> {
         }
 
         for i in 0..self.stations.len() {
-            let mut t = at(date, 23, 30) + Duration::minutes(i as i64);
+            let mut t = at(date, 23, 30) + Duration::minutes(i as i64 % 15);
             self.step(&mut t, 0, 59);
             self.station_event(i, Situation::StationLocked, "Logoff", t, truth);
-            let mut t = at(date, 23, 40) + Duration::minutes(i as i64);
+            let mut t = at(date, 23, 45) + Duration::minutes(i as i64 % 14);
             self.step(&mut t, 0, 59);
             self.station_event(i, Situation::StationClosed, "Station Closed", t, truth);
         }
@@ -474,7 +481,6 @@ impl<'a> ServerGen<'a> {
         };
         match n {
             0 => {
-                p.discount_percent = 10;
                 p.card = true;
                 p.kds = true;
             }
@@ -490,12 +496,14 @@ impl<'a> ServerGen<'a> {
             }
             4 => p.unsaved_deletion = true,
             5 => p.delete_whole_order = true,
+            6 => p.discount_percent = 10,
             _ => {
                 p.deleted_receipt = self.rng.random_bool(0.03);
                 p.cancelled_prebill = self.rng.random_bool(0.05);
                 p.void_after_print = self.rng.random_bool(0.08);
                 p.unsaved_deletion = self.rng.random_bool(0.08);
                 p.delete_whole_order = self.rng.random_bool(0.03);
+                p.kds_skips_started = self.rng.random_bool(0.1);
                 if self.rng.random_bool(0.15) {
                     p.discount_percent = [5, 10, 15, 20][self.rng.random_range(0..4)];
                 }
@@ -901,7 +909,8 @@ impl<'a> ServerGen<'a> {
 
     /// One ordinary order, from "New Order" to "Close Order":
     /// new (11) → dishes added (3) → [an unsaved dish deleted (3)] → saved
-    /// (13, printed to the kitchen) → [KDS started, ready, taken (3 each)] →
+    /// (13, printed to the kitchen, kdsstate sent) → [KDS started, ready,
+    /// taken (3 each); now and then "started" is skipped] →
     /// [a dish voided (3)] → [open again (12), second round (3), saved (13)]
     /// → [discount (4)] → pre-bill (3) → [pre-bill cancelled (3), printed
     /// again (3)] → receipt print mode (24) → receipt closed (5) →
@@ -974,6 +983,9 @@ impl<'a> ServerGen<'a> {
                 (KdsState::Ready, 300, 1200),
                 (KdsState::Taken, 30, 240),
             ] {
+                if state == KdsState::Started && plan.kds_skips_started {
+                    continue;
+                }
                 let tt = self.step(&mut t, lo, hi);
                 self.set_kds(&mut ob, state, 0);
                 self.emit(
@@ -1151,10 +1163,11 @@ impl<'a> ServerGen<'a> {
         }
         let tt = self.step(&mut t, 30, 300);
         self.close(&mut ob, tt);
+        // A dish of an order without a discount, so the refund is its price.
         if let Some(d) = ob.sessions[0]
             .dishes
             .iter()
-            .find(|d| d.quantity.is_some_and(|q| q.0 == 1000))
+            .find(|d| d.quantity.is_some_and(|q| q.0 == 1000) && ob.discount == 0)
         {
             let src = SourceOrder {
                 visit: Some(ob.visit),
@@ -1369,5 +1382,131 @@ impl<'a> ServerGen<'a> {
                 events: ob.events,
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn times_stay_in_their_day(s: &Scenario) {
+        let g = generate(s);
+        for stream in &g.servers {
+            let mut last = None;
+            for e in &stream.events {
+                let t = e.event.date_time.expect("DateTime").value();
+                let day = e.event.shift_date.expect("ShiftDate").value().date();
+                assert_eq!(t.date(), day, "{}", String::from_utf8_lossy(&e.xml));
+                if let Some(prev) = last {
+                    assert!(t >= prev);
+                }
+                last = Some(t);
+            }
+        }
+    }
+
+    #[test]
+    fn many_stations_servers_and_orders_stay_inside_the_day() {
+        times_stay_in_their_day(&Scenario {
+            stations: 99,
+            orders: 1,
+            ..Scenario::default()
+        });
+        times_stay_in_their_day(&Scenario {
+            cash_servers: 50,
+            stations: 1,
+            orders: 1,
+            ..Scenario::default()
+        });
+        times_stay_in_their_day(&Scenario {
+            stations: 1,
+            orders: 400,
+            days: 3,
+            ..Scenario::default()
+        });
+    }
+
+    #[test]
+    fn the_first_orders_of_a_day_carry_one_notable_operation_each() {
+        let s = Scenario::default();
+        let mut g = ServerGen::new(&s, 0, 0, "199990100");
+        let p: Vec<Plan> = (0..7).map(|n| g.plan(n)).collect();
+        assert!(p[0].card && p[0].kds && p[0].discount_percent == 0);
+        assert!(p[1].deleted_receipt && !p[1].card);
+        assert!(p[2].cancelled_prebill);
+        assert!(p[3].void_after_print && p[3].kds);
+        assert!(p[4].unsaved_deletion);
+        assert!(p[5].delete_whole_order);
+        assert_eq!(p[6].discount_percent, 10);
+    }
+
+    #[test]
+    fn guids_look_like_windows_ones_and_differ() {
+        let s = Scenario::default();
+        let mut g = ServerGen::new(&s, 0, 0, "199990100");
+        let a = g.guid();
+        let b = g.guid();
+        assert_ne!(a, b);
+        let text = a.as_str();
+        assert_eq!(text.len(), 38);
+        assert!(text.starts_with('{') && text.ends_with('}'));
+        assert_eq!(&text[15..16], "4", "version 4: {text}");
+        assert!(
+            matches!(&text[20..21], "8" | "9" | "A" | "B"),
+            "variant: {text}"
+        );
+        assert_eq!(text, text.to_uppercase());
+    }
+
+    #[test]
+    fn one_order_a_station_still_closes_every_order_and_returns_one_dish() {
+        let g = generate(&Scenario {
+            stations: 1,
+            orders: 1,
+            ..Scenario::default()
+        });
+        // A card-paid order, then the evening's return of one of its dishes.
+        assert_eq!(g.truth.orders.len(), 2);
+        assert_eq!(g.truth.returns.len(), 1);
+        let statuses: Vec<_> = g.truth.orders.values().map(|o| o.status).collect();
+        assert!(statuses.contains(&"closed") && statuses.contains(&"return"));
+        let shift = &g.truth.shifts[0];
+        let orders: i64 = g.truth.orders.values().map(|o| o.paid).sum();
+        assert_eq!(shift.revenue, orders);
+        assert_eq!(shift.receipts, 2);
+    }
+
+    #[test]
+    fn cash_servers_of_a_restaurant_share_the_shift_but_not_ids() {
+        let g = generate(&Scenario {
+            cash_servers: 3,
+            stations: 2,
+            orders: 2,
+            ..Scenario::default()
+        });
+        let mut stations = std::collections::BTreeSet::new();
+        let mut servers = std::collections::BTreeSet::new();
+        for s in &g.servers {
+            assert_eq!(s.rest_code, "199990100");
+            for e in &s.events {
+                assert_eq!(e.event.shift_num, Some(1));
+                if let Some(st) = &e.event.station
+                    && e.event.order.is_none()
+                {
+                    stations.insert((st.id, st.code));
+                }
+                servers.insert(e.event.server.as_ref().and_then(|s| s.id));
+            }
+        }
+        assert_eq!(stations.len(), 6);
+        assert_eq!(servers.len(), 3);
+        assert_eq!(g.truth.shifts.len(), 1);
+        let closed = g
+            .truth
+            .orders
+            .values()
+            .filter(|o| o.status == "closed")
+            .count();
+        assert_eq!(g.truth.shifts[0].closed_orders as usize, closed);
     }
 }

@@ -44,7 +44,7 @@ pub struct Scenario {
     /// Cash stations per cash server, default 2.
     pub stations: u32,
     /// Ordinary orders per station per day, default 20. A station with at
-    /// least six orders (or six orders across the stations of a cash server)
+    /// least seven orders (or seven across the stations of a cash server)
     /// shows every notable operation each day; see [`generate`].
     pub orders: u32,
     /// Business days, default 1. Each morning every cash server restarts

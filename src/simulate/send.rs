@@ -53,6 +53,11 @@ pub struct SendOptions {
     pub retries: u32,
     /// Pause before each further attempt.
     pub retry_pause: Duration,
+    /// After this many events in a row failed at one destination, its
+    /// remaining events count as failed without being tried (logged once).
+    /// The driver would go on for ever; an emulator run against a wrong URL
+    /// should end in seconds, not hours. `None`: never give up.
+    pub give_up_after: Option<u32>,
 }
 
 impl SendOptions {
@@ -67,6 +72,7 @@ impl SendOptions {
             progress: false,
             retries: 3,
             retry_pause: Duration::from_secs(1),
+            give_up_after: Some(10),
         }
     }
 }
@@ -300,7 +306,15 @@ async fn post_loop(
     bar: ProgressBar,
     counters: [Arc<Counters>; 2],
 ) {
+    let mut failed_in_a_row = 0u32;
     while let Some(body) = rx.recv().await {
+        if opts.give_up_after.is_some_and(|n| failed_in_a_row >= n) {
+            for c in &counters {
+                c.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            bar.inc(1);
+            continue;
+        }
         let mut attempt = 0;
         loop {
             match post(&client, &opts.url, body.clone()).await {
@@ -308,6 +322,7 @@ async fn post_loop(
                     for c in &counters {
                         c.sent.fetch_add(1, Ordering::Relaxed);
                     }
+                    failed_in_a_row = 0;
                     break;
                 }
                 Err(reason) => {
@@ -318,6 +333,15 @@ async fn post_loop(
                     if attempt >= opts.retries {
                         for c in &counters {
                             c.failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        failed_in_a_row += 1;
+                        if opts.give_up_after.is_some_and(|n| failed_in_a_row >= n) {
+                            log.line(
+                                &name,
+                                format!(
+                                    "{failed_in_a_row} events in a row failed: giving up on this destination"
+                                ),
+                            );
                         }
                         break;
                     }
@@ -361,5 +385,56 @@ fn describe(e: &reqwest::Error) -> String {
         "Socket Error # 10061 (connection refused)".to_string()
     } else {
         "Socket Error # 10054 (connection reset by peer)".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_rate_and_text() {
+        let s = Summary {
+            sent: 100,
+            failed: 1,
+            dropped: 2,
+            elapsed: Duration::from_secs(4),
+            ..Default::default()
+        };
+        assert_eq!(s.rate(), 25.0);
+        let text = s.to_string();
+        assert!(
+            text.contains("sent 100 events, failed 1, dropped 2"),
+            "{text}"
+        );
+        assert_eq!(Summary::default().rate(), 0.0, "no division by zero");
+    }
+
+    #[test]
+    fn defaults_are_the_drivers() {
+        let o = SendOptions::default();
+        assert_eq!(o.queue_max, 256);
+        assert_eq!(o.rate, None);
+        assert_eq!(o.url, "http://127.0.0.1:11130/rkevent");
+    }
+
+    #[tokio::test]
+    async fn an_empty_run_ends_at_once() {
+        let s = send(Vec::new(), SendOptions::default()).await;
+        assert_eq!((s.sent, s.failed, s.dropped), (0, 0, 0));
+        let s = send(
+            vec![ServerStream {
+                rest_code: "1".into(),
+                server_name: "MID1".into(),
+                events: Vec::new(),
+            }],
+            SendOptions {
+                rate: Some(10.0),
+                ..SendOptions::default()
+            },
+        )
+        .await;
+        assert_eq!(s.destinations.len(), 1);
+        assert_eq!(s.sent, 0);
     }
 }

@@ -5,4 +5,5 @@ mod fake_smsru;
 mod harness;
 mod ingest;
 mod orders;
+mod simulate;
 mod sms;
