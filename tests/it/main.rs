@@ -2,3 +2,5 @@
 
 mod harness;
 mod ingest;
+mod relay;
+mod relay_receiver;
