@@ -151,6 +151,10 @@ async fn failures_are_retried_in_order_and_honour_retry_after() {
         // After the 429 with Retry-After: 1, the next try came >= 1 s later.
         let after_429 = all[3].at.duration_since(all[2].at);
         assert!(after_429 >= Duration::from_millis(990), "{after_429:?}");
+        wait_until("the recovery line", || async {
+            log_lines(&app, "flaky").await.iter().any(|l| l.contains("Post OK"))
+        })
+        .await;
         let lines = log_lines(&app, "flaky").await.join("\n");
         assert!(lines.contains("HTTP: Post error: 500 Internal Server Error: boom"), "{lines}");
         assert!(lines.contains("HTTP: Post error: no answer within 300 ms"), "{lines}");
@@ -238,6 +242,11 @@ async fn client_error_goes_to_dead_letters_and_can_be_resent() {
         }
         let ok = rx.wait_ok(2).await;
         assert_eq!(ids(&ok), expected_ids(&offsets[1..]));
+        wait_until("the dead letter", || async {
+            let d = app.get_json("/api/destinations/dl/dead-letters").await;
+            !d["items"].as_array().unwrap().is_empty()
+        })
+        .await;
         let dead = app.get_json("/api/destinations/dl/dead-letters").await;
         let items = dead["items"].as_array().unwrap();
         assert_eq!(items.len(), 1, "{dead}");
