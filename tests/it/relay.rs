@@ -137,7 +137,9 @@ async fn failures_are_retried_in_order_and_honour_retry_after() {
             Reply::Status(503, "busy"),
         ])
         .await;
-        let app = app_with(b, one_destination("flaky", &rx.url, "")).await;
+        // Metrics are process-wide: a name per backend keeps counts apart.
+        let id = format!("flaky-{b:?}");
+        let app = app_with(b, one_destination(&id, &rx.url, "")).await;
         let mut offsets = Vec::new();
         for i in 1..=3 {
             offsets.push(app.ingest(event(i, 11)).await["offset"].as_i64().unwrap());
@@ -152,20 +154,20 @@ async fn failures_are_retried_in_order_and_honour_retry_after() {
         let after_429 = all[3].at.duration_since(all[2].at);
         assert!(after_429 >= Duration::from_millis(990), "{after_429:?}");
         wait_until("the recovery line", || async {
-            log_lines(&app, "flaky").await.iter().any(|l| l.contains("Post OK"))
+            log_lines(&app, &id).await.iter().any(|l| l.contains("Post OK"))
         })
         .await;
-        let lines = log_lines(&app, "flaky").await.join("\n");
+        let lines = log_lines(&app, &id).await.join("\n");
         assert!(lines.contains("HTTP: Post error: 500 Internal Server Error: boom"), "{lines}");
         assert!(lines.contains("HTTP: Post error: no answer within 300 ms"), "{lines}");
         assert!(lines.contains("HTTP: Post error: 429 Too Many Requests"), "{lines}");
         assert!(lines.contains("HTTP: Post OK after 5 failed attempts"), "{lines}");
         let m = app.get("/metrics").await.text().await.unwrap();
         assert!(
-            m.contains("tillgate_relay_failed_attempts_total{destination=\"flaky\"} 5"),
+            m.contains(&format!("tillgate_relay_failed_attempts_total{{destination=\"{id}\"}} 5")),
             "{m}"
         );
-        assert!(m.contains("tillgate_relay_delivered_total{destination=\"flaky\"}"), "{m}");
+        assert!(m.contains(&format!("tillgate_relay_delivered_total{{destination=\"{id}\"}} 3")), "{m}");
         app.stop().await;
     }
 }
