@@ -73,7 +73,8 @@ pub enum OnClientError {
 }
 
 /// One destination as written in the config file or posted to the API.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Its Debug hides the secret, header values and URL credentials.
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationInput {
     /// Stable id: the key of the destination's cursor and delivery log.
@@ -111,6 +112,30 @@ pub struct DestinationInput {
     /// A disabled destination keeps its cursor but sends nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+}
+
+impl std::fmt::Debug for DestinationInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self
+            .url
+            .split(';')
+            .map(|u| Url::parse(u.trim()).map_or_else(|_| "(unparsed)".to_string(), |u| redact_url(&u)))
+            .collect::<Vec<_>>()
+            .join(";");
+        f.debug_struct("DestinationInput")
+            .field("id", &self.id)
+            .field("url", &url)
+            .field("situations", &self.situations)
+            .field("restaurants", &self.restaurants)
+            .field("format", &self.format)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("secret", &self.secret.as_ref().map(|_| "(set)"))
+            .field("in_flight", &self.in_flight)
+            .field("on_client_error", &self.on_client_error)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
 }
 
 /// A Standard Webhooks signing key. Debug never shows it.
@@ -162,7 +187,7 @@ impl Filter {
 }
 
 /// A validated destination, ready for a worker.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Destination {
     pub id: String,
     pub url: Url,
@@ -177,6 +202,21 @@ pub struct Destination {
     pub enabled: bool,
     /// The input it came from (one URL, id set), as storage keeps it.
     pub input: DestinationInput,
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Destination")
+            .field("id", &self.id)
+            .field("url", &self.display_url())
+            .field("filter", &self.filter)
+            .field("format", &self.format)
+            .field("in_flight", &self.in_flight)
+            .field("timeout", &self.timeout)
+            .field("enabled", &self.enabled)
+            .field("input", &self.input)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Destination {

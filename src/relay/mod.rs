@@ -444,7 +444,7 @@ url = "http://10.0.0.5:11010/api/v4/kds/events;http://10.0.0.6:11010/api/v4/kds/
 situations = [11, 3]
 [[destinations]]
 id = "dwh"
-url = "https://dwh.example.com/in"
+url = "https://u:pw9@dwh.example.com/in?key=q7"
 format = "json"
 secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 headers = { "X-Api-Key" = "k" }
@@ -456,7 +456,9 @@ in_flight = 8
         assert_eq!(ids, ["kds-1", "kds-2", "dwh"]);
         assert_eq!(s.retry_schedule, [Duration::from_millis(10), Duration::from_millis(20)]);
         let dbg = format!("{s:?}");
-        assert!(!dbg.contains("MfKQ9r8"), "secret in Debug: {dbg}");
+        for leak in ["MfKQ9r8", "pw9", "q7", "\"k\""] {
+            assert!(!dbg.contains(leak), "{leak} in Debug: {dbg}");
+        }
     }
 
     #[test]
