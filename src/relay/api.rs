@@ -123,7 +123,10 @@ async fn create(
     let relay = state.relay.relay();
     let s = &relay.settings;
     if input.id.as_deref().is_none_or(str::is_empty) {
-        input.id = Some(format!("d-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+        input.id = Some(format!(
+            "d-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ));
     }
     let dests = destination::expand(input, s.timeout, s.allow_private_destinations).map_err(bad)?;
     for d in &dests {
@@ -146,7 +149,11 @@ async fn create(
         relay.start_worker(&mut map, &d.id).await?;
         items.push(view(&state, find(&state, &d.id).await?).await?);
     }
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "items": items }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "items": items })),
+    )
+        .into_response())
 }
 
 /// `PATCH`: a JSON merge of the given fields (null removes an optional one).
@@ -224,7 +231,12 @@ async fn resume(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
         &state.db,
         &id,
         &store::Flush {
-            lines: vec![NewLine::now("resumed", None, None, "resumed by the operator")],
+            lines: vec![NewLine::now(
+                "resumed",
+                None,
+                None,
+                "resumed by the operator",
+            )],
             pause: Some(store::PauseChange::Resume),
             ..Default::default()
         },
@@ -257,7 +269,10 @@ async fn replay(
             if o < 1 || o > head + 1 {
                 return Err(ApiError::bad_request(
                     "bad_replay",
-                    format!("from_offset must be between 1 and {} (the log head + 1)", head + 1),
+                    format!(
+                        "from_offset must be between 1 and {} (the log head + 1)",
+                        head + 1
+                    ),
                 ));
             }
             o
@@ -266,7 +281,9 @@ async fn replay(
             let at = chrono::DateTime::parse_from_rfc3339(t).map_err(|e| {
                 ApiError::bad_request(
                     "bad_replay",
-                    format!("from_time {t:?} is not an RFC 3339 time like 2026-11-23T10:00:00Z: {e}"),
+                    format!(
+                        "from_time {t:?} is not an RFC 3339 time like 2026-11-23T10:00:00Z: {e}"
+                    ),
                 )
             })?;
             log::offset_at_time(&state.db, at.timestamp_millis())
@@ -378,8 +395,8 @@ async fn resend(
             format!("the event at offset {offset} is no longer in the log"),
         )
     })?;
-    let dest = destination::validate_one(d.input, s.timeout, s.allow_private_destinations)
-        .map_err(bad)?;
+    let dest =
+        destination::validate_one(d.input, s.timeout, s.allow_private_destinations).map_err(bad)?;
     match worker::send(&relay.client, &dest, &entry).await {
         Ok(()) => {
             store::remove_dead_letter(

@@ -119,7 +119,9 @@ impl std::fmt::Debug for DestinationInput {
         let url = self
             .url
             .split(';')
-            .map(|u| Url::parse(u.trim()).map_or_else(|_| "(unparsed)".to_string(), |u| redact_url(&u)))
+            .map(|u| {
+                Url::parse(u.trim()).map_or_else(|_| "(unparsed)".to_string(), |u| redact_url(&u))
+            })
             .collect::<Vec<_>>()
             .join(";");
         f.debug_struct("DestinationInput")
@@ -152,7 +154,9 @@ impl SigningKey {
     pub fn parse(text: &str) -> Result<SigningKey, DestinationError> {
         let b64 = text
             .strip_prefix("whsec_")
-            .ok_or(DestinationError::BadSecret("it does not start with `whsec_`"))?;
+            .ok_or(DestinationError::BadSecret(
+                "it does not start with `whsec_`",
+            ))?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .map_err(|_| DestinationError::BadSecret("the part after `whsec_` is not base64"))?;
@@ -465,12 +469,12 @@ pub async fn check_resolved(url: &Url, allow_private: bool) -> Result<(), Destin
         return Ok(());
     };
     let port = url.port_or_known_default().unwrap_or(80);
-    let addrs = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| DestinationError::Unresolvable {
+    let addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| {
+        DestinationError::Unresolvable {
             url: redact_url(url),
             problem: e.to_string(),
-        })?;
+        }
+    })?;
     let mut any = false;
     for a in addrs {
         any = true;
@@ -497,9 +501,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let allow = self.allow_private;
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let kept: Vec<std::net::SocketAddr> = addrs
                 .iter()
                 .copied()
@@ -565,7 +568,12 @@ mod tests {
             );
             expand(input(u), Duration::from_secs(1), true).unwrap();
         }
-        expand(input("http://93.184.216.34/"), Duration::from_secs(1), false).unwrap();
+        expand(
+            input("http://93.184.216.34/"),
+            Duration::from_secs(1),
+            false,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -577,20 +585,50 @@ mod tests {
         assert!(e.to_string().contains("ftp"), "{e}");
         let mut i = input("http://h/");
         i.secret = Some("secret".into());
-        assert!(expand(i.clone(), t, true).unwrap_err().to_string().contains("whsec_"));
+        assert!(
+            expand(i.clone(), t, true)
+                .unwrap_err()
+                .to_string()
+                .contains("whsec_")
+        );
         i.secret = Some("whsec_!!!".into());
-        assert!(expand(i.clone(), t, true).unwrap_err().to_string().contains("base64"));
+        assert!(
+            expand(i.clone(), t, true)
+                .unwrap_err()
+                .to_string()
+                .contains("base64")
+        );
         i.secret = Some("whsec_YWJj".into());
-        assert!(expand(i, t, true).unwrap_err().to_string().contains("24 to 64"));
+        assert!(
+            expand(i, t, true)
+                .unwrap_err()
+                .to_string()
+                .contains("24 to 64")
+        );
         let mut i = input("http://h/");
         i.id = Some("bad id".into());
-        assert!(expand(i, t, true).unwrap_err().to_string().contains("bad id"));
+        assert!(
+            expand(i, t, true)
+                .unwrap_err()
+                .to_string()
+                .contains("bad id")
+        );
         let mut i = input("http://h/");
         i.headers.insert("webhook-id".into(), "x".into());
-        assert!(expand(i, t, true).unwrap_err().to_string().contains("webhook-id"));
+        assert!(
+            expand(i, t, true)
+                .unwrap_err()
+                .to_string()
+                .contains("webhook-id")
+        );
         let mut i = input("http://h/");
         i.in_flight = Some(0);
-        assert!(expand(i, t, true).unwrap_err().to_string().contains("in_flight"));
+        assert!(
+            expand(i, t, true)
+                .unwrap_err()
+                .to_string()
+                .contains("in_flight")
+        );
     }
 
     #[test]

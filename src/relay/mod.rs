@@ -454,7 +454,10 @@ in_flight = 8
         .unwrap();
         let ids: Vec<_> = s.destinations.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, ["kds-1", "kds-2", "dwh"]);
-        assert_eq!(s.retry_schedule, [Duration::from_millis(10), Duration::from_millis(20)]);
+        assert_eq!(
+            s.retry_schedule,
+            [Duration::from_millis(10), Duration::from_millis(20)]
+        );
         let dbg = format!("{s:?}");
         for leak in ["MfKQ9r8", "pw9", "q7", "\"k\""] {
             assert!(!dbg.contains(leak), "{leak} in Debug: {dbg}");
@@ -468,15 +471,18 @@ in_flight = 8
         let e = parse("[[destinations]]\nid = \"a\"\nurl = \"http://10.0.0.1/\"").unwrap_err();
         assert!(e.to_string().contains("allow_private_destinations"), "{e}");
         assert!(e.to_string().contains("relay.destinations[0]"), "{e}");
-        let e = parse("[[destinations]]\nid = \"a\"\nurl = \"http://h/\"\nsecrt = \"x\"").unwrap_err();
+        let e =
+            parse("[[destinations]]\nid = \"a\"\nurl = \"http://h/\"\nsecrt = \"x\"").unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");
         let e = parse("[[destinations]]\nid = \"a\"\nurl = \"nope\"").unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
-        let e = parse("[[destinations]]\nid = \"a\"\nurl = \"http://h/\"\nsecret = \"abc\"").unwrap_err();
+        let e = parse("[[destinations]]\nid = \"a\"\nurl = \"http://h/\"\nsecret = \"abc\"")
+            .unwrap_err();
         assert!(e.to_string().contains("whsec_"), "{e}");
         let e = parse("[[destinations]]\nid = \"a\"\nurl = \"http://h/\"\n[[destinations]]\nid = \"a\"\nurl = \"http://g/\"").unwrap_err();
         assert!(e.to_string().contains("used twice"), "{e}");
-        let e = parse("[[destinations]]\nid = \"a\"\nurl = \"http://h/\"\nformat = \"yaml\"").unwrap_err();
+        let e = parse("[[destinations]]\nid = \"a\"\nurl = \"http://h/\"\nformat = \"yaml\"")
+            .unwrap_err();
         assert!(e.to_string().contains("yaml"), "{e}");
         let e = parse("retry_schedule_ms = []").unwrap_err();
         assert!(e.to_string().contains("relay.retry_schedule_ms"), "{e}");

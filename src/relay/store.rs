@@ -82,10 +82,11 @@ fn corrupt(e: serde_json::Error) -> StoreError {
 }
 
 pub async fn list(db: &Db) -> Result<Vec<StoredDestination>, StoreError> {
-    let rows =
-        sqlx::query("SELECT id, source, spec, paused, paused_reason FROM relay_destinations ORDER BY id")
-            .fetch_all(&db.read)
-            .await?;
+    let rows = sqlx::query(
+        "SELECT id, source, spec, paused, paused_reason FROM relay_destinations ORDER BY id",
+    )
+    .fetch_all(&db.read)
+    .await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -241,7 +242,10 @@ pub struct Flush {
 
 impl Flush {
     pub fn is_empty(&self) -> bool {
-        self.cursor.is_none() && self.lines.is_empty() && self.dead.is_empty() && self.pause.is_none()
+        self.cursor.is_none()
+            && self.lines.is_empty()
+            && self.dead.is_empty()
+            && self.pause.is_none()
     }
 }
 
@@ -254,11 +258,12 @@ pub async fn flush(db: &Db, id: &str, f: &Flush) -> Result<(), StoreError> {
         log::set_cursor(&mut tx, &cursor_name(id), c).await?;
     }
     if !f.lines.is_empty() {
-        let last: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(line_no), 0) FROM relay_log WHERE destination = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
+        let last: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(line_no), 0) FROM relay_log WHERE destination = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
         for (i, l) in f.lines.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO relay_log (destination, line_no, at, log_offset, kind, status, line) VALUES ($1, $2, $3, $4, $5, $6, $7)",

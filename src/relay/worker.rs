@@ -382,7 +382,10 @@ impl Worker {
         self.set_lag(next.map(|e| e.received_at));
         if next.is_none() && self.committed.borrow().head > self.cursor {
             // The batch was full; the next event's age needs one more look.
-            if let Some(e) = log::read_after(&self.db, self.cursor, 1, false).await?.first() {
+            if let Some(e) = log::read_after(&self.db, self.cursor, 1, false)
+                .await?
+                .first()
+            {
                 self.set_lag(Some(e.received_at));
             }
         }
@@ -393,7 +396,9 @@ impl Worker {
     }
 
     fn wants(&self, e: &LogEntry) -> bool {
-        self.dest.filter.matches(e.situation, e.rest_code.as_deref())
+        self.dest
+            .filter
+            .matches(e.situation, e.rest_code.as_deref())
     }
 
     fn note_delivered(&mut self, offset: i64, pending: &mut Flush) {
@@ -506,9 +511,12 @@ impl Worker {
 
     fn pause(&mut self, reason: String, pending: &mut Flush) -> Outcome {
         tracing::warn!(destination = %self.dest.id, url = %self.dest.display_url(), %reason, "relay destination paused");
-        pending
-            .lines
-            .push(NewLine::now("paused", None, None, format!("paused: {reason}")));
+        pending.lines.push(NewLine::now(
+            "paused",
+            None,
+            None,
+            format!("paused: {reason}"),
+        ));
         pending.pause = Some(PauseChange::Pause(reason.clone()));
         metrics::gauge!("tillgate_relay_paused", "destination" => self.label()).set(1.0);
         let _ = self.events.send(OperatorEvent {
@@ -537,7 +545,10 @@ impl Worker {
         if !(moved && due) && pending.is_empty() {
             return Ok(());
         }
-        if force && let Some((count, from, to)) = self.summary.take().filter(|_| self.last_summary.is_none()) {
+        if force
+            && let Some((count, from, to)) =
+                self.summary.take().filter(|_| self.last_summary.is_none())
+        {
             pending.lines.push(NewLine::now(
                 "delivered",
                 Some(to),

@@ -90,7 +90,10 @@ fn verify_signature(g: &crate::relay_receiver::Got) {
     let ok = header
         .split(' ')
         .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()));
-    assert!(ok, "signature {header} does not verify (expected v1,{expected})");
+    assert!(
+        ok,
+        "signature {header} does not verify (expected v1,{expected})"
+    );
     let ts: i64 = g.timestamp.parse().unwrap();
     let now = chrono::Utc::now().timestamp();
     assert!((now - ts).abs() < 300, "timestamp {ts} not near now {now}");
@@ -102,7 +105,11 @@ async fn original_bytes_arrive_in_order_and_signed() {
         let rx = Receiver::start(vec![]).await;
         let app = app_with(
             b,
-            one_destination("sig", &rx.url, &format!("secret = \"{SECRET}\"\nheaders = {{ \"X-Api-Key\" = \"k-123\" }}")),
+            one_destination(
+                "sig",
+                &rx.url,
+                &format!("secret = \"{SECRET}\"\nheaders = {{ \"X-Api-Key\" = \"k-123\" }}"),
+            ),
         )
         .await;
         let bodies: Vec<String> = (1..=5).map(|i| event(i, 11)).collect();
@@ -154,20 +161,42 @@ async fn failures_are_retried_in_order_and_honour_retry_after() {
         let after_429 = all[3].at.duration_since(all[2].at);
         assert!(after_429 >= Duration::from_millis(990), "{after_429:?}");
         wait_until("the recovery line", || async {
-            log_lines(&app, &id).await.iter().any(|l| l.contains("Post OK"))
+            log_lines(&app, &id)
+                .await
+                .iter()
+                .any(|l| l.contains("Post OK"))
         })
         .await;
         let lines = log_lines(&app, &id).await.join("\n");
-        assert!(lines.contains("HTTP: Post error: 500 Internal Server Error: boom"), "{lines}");
-        assert!(lines.contains("HTTP: Post error: no answer within 300 ms"), "{lines}");
-        assert!(lines.contains("HTTP: Post error: 429 Too Many Requests"), "{lines}");
-        assert!(lines.contains("HTTP: Post OK after 5 failed attempts"), "{lines}");
+        assert!(
+            lines.contains("HTTP: Post error: 500 Internal Server Error: boom"),
+            "{lines}"
+        );
+        assert!(
+            lines.contains("HTTP: Post error: no answer within 300 ms"),
+            "{lines}"
+        );
+        assert!(
+            lines.contains("HTTP: Post error: 429 Too Many Requests"),
+            "{lines}"
+        );
+        assert!(
+            lines.contains("HTTP: Post OK after 5 failed attempts"),
+            "{lines}"
+        );
         let m = app.get("/metrics").await.text().await.unwrap();
         assert!(
-            m.contains(&format!("tillgate_relay_failed_attempts_total{{destination=\"{id}\"}} 5")),
+            m.contains(&format!(
+                "tillgate_relay_failed_attempts_total{{destination=\"{id}\"}} 5"
+            )),
             "{m}"
         );
-        assert!(m.contains(&format!("tillgate_relay_delivered_total{{destination=\"{id}\"}} 3")), "{m}");
+        assert!(
+            m.contains(&format!(
+                "tillgate_relay_delivered_total{{destination=\"{id}\"}} 3"
+            )),
+            "{m}"
+        );
         app.stop().await;
     }
 }
@@ -193,7 +222,12 @@ async fn restart_resumes_where_each_destination_stood() {
         let ok = rx.wait_ok(4).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         let ok_after = rx.ok();
-        assert_eq!(ok_after.len(), 4, "delivered again after restart: {:?}", ids(&ok_after));
+        assert_eq!(
+            ok_after.len(),
+            4,
+            "delivered again after restart: {:?}",
+            ids(&ok_after)
+        );
         assert_eq!(ids(&ok), expected_ids(&offsets));
         let d = app.get_json("/api/destinations/durable").await;
         assert_eq!(d["cursor"], offsets[3]);
@@ -216,18 +250,28 @@ async fn gone_pauses_until_resumed_and_nothing_is_lost() {
             offsets.push(app.ingest(event(i, 11)).await["offset"].as_i64().unwrap());
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
-        assert_eq!(rx.got().len(), 1, "a paused destination must not be sent to");
+        assert_eq!(
+            rx.got().len(),
+            1,
+            "a paused destination must not be sent to"
+        );
         let d = app.get_json("/api/destinations/gone").await;
         assert!(d["paused_reason"].as_str().unwrap().contains("410"), "{d}");
         assert_eq!(d["lag_events"], 3);
         let m = app.get("/metrics").await.text().await.unwrap();
-        assert!(m.contains("tillgate_relay_paused{destination=\"gone\"} 1"), "{m}");
+        assert!(
+            m.contains("tillgate_relay_paused{destination=\"gone\"} 1"),
+            "{m}"
+        );
         let r = post_json(&app, "/api/destinations/gone/resume", serde_json::json!({})).await;
         assert_eq!(r.status(), 200);
         let ok = rx.wait_ok(3).await;
         assert_eq!(ids(&ok), expected_ids(&offsets));
         let lines = log_lines(&app, "gone").await.join("\n");
-        assert!(lines.contains("paused: the receiver answered 410 Gone"), "{lines}");
+        assert!(
+            lines.contains("paused: the receiver answered 410 Gone"),
+            "{lines}"
+        );
         assert!(lines.contains("resumed by the operator"), "{lines}");
         app.stop().await;
     }
@@ -255,7 +299,12 @@ async fn client_error_goes_to_dead_letters_and_can_be_resent() {
         assert_eq!(items[0]["offset"], offsets[0]);
         assert_eq!(items[0]["status"], 400);
         let lines = log_lines(&app, "dl").await.join("\n");
-        assert!(lines.contains("HTTP: Post error: 400 Bad Request: bad order (moved to the dead-letter list)"), "{lines}");
+        assert!(
+            lines.contains(
+                "HTTP: Post error: 400 Bad Request: bad order (moved to the dead-letter list)"
+            ),
+            "{lines}"
+        );
         let r = post_json(
             &app,
             &format!("/api/destinations/dl/dead-letters/{}/resend", offsets[0]),
@@ -266,7 +315,12 @@ async fn client_error_goes_to_dead_letters_and_can_be_resent() {
         assert_eq!(ids(&rx.ok()).last().unwrap(), &expected_ids(&offsets)[0]);
         let dead = app.get_json("/api/destinations/dl/dead-letters").await;
         assert_eq!(dead["items"].as_array().unwrap().len(), 0);
-        let r = post_json(&app, "/api/destinations/dl/dead-letters/999/resend", serde_json::json!({})).await;
+        let r = post_json(
+            &app,
+            "/api/destinations/dl/dead-letters/999/resend",
+            serde_json::json!({}),
+        )
+        .await;
         assert_eq!(r.status(), 404);
         app.stop().await;
     }
@@ -276,7 +330,11 @@ async fn client_error_goes_to_dead_letters_and_can_be_resent() {
 async fn retry_policy_keeps_retrying_a_4xx() {
     for b in backends() {
         let rx = Receiver::start(vec![Reply::Status(422, "not yet")]).await;
-        let app = app_with(b, one_destination("strict", &rx.url, "on_client_error = \"retry\"")).await;
+        let app = app_with(
+            b,
+            one_destination("strict", &rx.url, "on_client_error = \"retry\""),
+        )
+        .await;
         let o1 = app.ingest(event(1, 11)).await["offset"].as_i64().unwrap();
         let o2 = app.ingest(event(2, 11)).await["offset"].as_i64().unwrap();
         let ok = rx.wait_ok(2).await;
@@ -302,7 +360,10 @@ async fn connection_refused_is_logged_in_driver_words_and_lag_shows() {
         app.ingest(event(1, 11)).await;
         app.ingest(event(2, 11)).await;
         wait_until("a failure line", || async {
-            log_lines(&app, "nobody").await.iter().any(|l| l.starts_with("HTTP: Post error:"))
+            log_lines(&app, "nobody")
+                .await
+                .iter()
+                .any(|l| l.starts_with("HTTP: Post error:"))
         })
         .await;
         let lines = log_lines(&app, "nobody").await.join("\n");
@@ -313,7 +374,10 @@ async fn connection_refused_is_logged_in_driver_words_and_lag_shows() {
         })
         .await;
         let m = app.get("/metrics").await.text().await.unwrap();
-        assert!(m.contains("tillgate_relay_lag_seconds{destination=\"nobody\"}"), "{m}");
+        assert!(
+            m.contains("tillgate_relay_lag_seconds{destination=\"nobody\"}"),
+            "{m}"
+        );
         app.stop().await;
     }
 }
@@ -324,12 +388,20 @@ async fn filter_and_json_format() {
         let rx = Receiver::start(vec![]).await;
         let app = app_with(
             b,
-            one_destination("qr", &rx.url, "situations = [11]\nrestaurants = [\"199990093\"]\nformat = \"json\""),
+            one_destination(
+                "qr",
+                &rx.url,
+                "situations = [11]\nrestaurants = [\"199990093\"]\nformat = \"json\"",
+            ),
         )
         .await;
         let mut offsets = Vec::new();
         for (i, sit) in [21, 11, 21, 11].iter().enumerate() {
-            offsets.push(app.ingest(event(i as u64 + 1, *sit)).await["offset"].as_i64().unwrap());
+            offsets.push(
+                app.ingest(event(i as u64 + 1, *sit)).await["offset"]
+                    .as_i64()
+                    .unwrap(),
+            );
         }
         let ok = rx.wait_ok(2).await;
         assert_eq!(ids(&ok), expected_ids(&[offsets[1], offsets[3]]));
@@ -378,14 +450,24 @@ async fn replay_from_offset_time_and_cli() {
             offsets.push(app.ingest(event(i, 11)).await["offset"].as_i64().unwrap());
         }
         rx.wait_ok(3).await;
-        let r = post_json(&app, "/api/destinations/again/replay", serde_json::json!({"from_offset": offsets[1]})).await;
+        let r = post_json(
+            &app,
+            "/api/destinations/again/replay",
+            serde_json::json!({"from_offset": offsets[1]}),
+        )
+        .await;
         assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
         let ok = rx.wait_ok(5).await;
         assert_eq!(
             ids(&ok),
             expected_ids(&[offsets[0], offsets[1], offsets[2], offsets[1], offsets[2]])
         );
-        let r = post_json(&app, "/api/destinations/again/replay", serde_json::json!({"from_time": "2000-01-01T00:00:00Z"})).await;
+        let r = post_json(
+            &app,
+            "/api/destinations/again/replay",
+            serde_json::json!({"from_time": "2000-01-01T00:00:00Z"}),
+        )
+        .await;
         assert_eq!(r.status(), 200);
         let ok = rx.wait_ok(8).await;
         assert_eq!(ids(&ok[5..]), expected_ids(&offsets));
@@ -416,7 +498,10 @@ async fn replay_from_offset_time_and_cli() {
             (serde_json::json!({}), "exactly one"),
             (serde_json::json!({"from_offset": 999}), "between 1 and"),
             (serde_json::json!({"from_time": "yesterday"}), "RFC 3339"),
-            (serde_json::json!({"from_offset": 1, "from_time": "2000-01-01T00:00:00Z"}), "exactly one"),
+            (
+                serde_json::json!({"from_offset": 1, "from_time": "2000-01-01T00:00:00Z"}),
+                "exactly one",
+            ),
             (serde_json::json!({"from_ofset": 1}), "unknown field"),
         ] {
             let r = post_json(&app, "/api/destinations/again/replay", body.clone()).await;
@@ -441,7 +526,10 @@ async fn api_refuses_private_destinations_without_the_switch() {
             let r = post_json(&app, "/api/destinations", serde_json::json!({"url": url})).await;
             assert_eq!(r.status(), 400, "{url}");
             let t = r.text().await.unwrap();
-            assert!(t.contains("allow_private_destinations") && t.contains(needle), "{url}: {t}");
+            assert!(
+                t.contains("allow_private_destinations") && t.contains(needle),
+                "{url}: {t}"
+            );
         }
         let items = app.get_json("/api/destinations").await;
         assert_eq!(items["items"].as_array().unwrap().len(), 0);
@@ -470,7 +558,12 @@ async fn api_creates_changes_and_deletes_without_showing_secrets() {
             assert!(!t.contains(s), "{s} leaked: {t}");
         }
         let v: serde_json::Value = serde_json::from_str(&t).unwrap();
-        let ids: Vec<&str> = v["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+        let ids: Vec<&str> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap())
+            .collect();
         assert_eq!(ids, ["a-1", "a-2"]);
         assert_eq!(v["items"][0]["secret"], "whsec_…(set)");
         assert_eq!(v["items"][0]["headers"]["X-Api-Key"], "(set)");
@@ -479,10 +572,17 @@ async fn api_creates_changes_and_deletes_without_showing_secrets() {
         assert!(!all.to_string().contains("topsecret"));
 
         let patch = |id: &str, body: serde_json::Value| {
-            let req = app.client.patch(app.url(&format!("/api/destinations/{id}"))).json(&body);
+            let req = app
+                .client
+                .patch(app.url(&format!("/api/destinations/{id}")))
+                .json(&body);
             async move { req.send().await.unwrap() }
         };
-        let r = patch("a-1", serde_json::json!({"situations": [11], "secret": null})).await;
+        let r = patch(
+            "a-1",
+            serde_json::json!({"situations": [11], "secret": null}),
+        )
+        .await;
         assert_eq!(r.status(), 200);
         let v: serde_json::Value = r.json().await.unwrap();
         assert_eq!(v["situations"], serde_json::json!([11]));
@@ -499,25 +599,52 @@ async fn api_creates_changes_and_deletes_without_showing_secrets() {
             let t = r.text().await.unwrap();
             assert!(t.contains(needle), "{body}: {t}");
         }
-        assert_eq!(patch("fromfile", serde_json::json!({"situations": [1]})).await.status(), 409);
+        assert_eq!(
+            patch("fromfile", serde_json::json!({"situations": [1]}))
+                .await
+                .status(),
+            409
+        );
         assert_eq!(patch("nosuch", serde_json::json!({})).await.status(), 404);
 
         for (body, needle) in [
-            (serde_json::json!({"url": "http://127.0.0.1:1/", "sekret": "x"}), "unknown field"),
+            (
+                serde_json::json!({"url": "http://127.0.0.1:1/", "sekret": "x"}),
+                "unknown field",
+            ),
             (serde_json::json!({"url": "not a url"}), "not a url"),
-            (serde_json::json!({"url": "http://127.0.0.1:1/", "secret": "whsec_abc"}), "whsec_"),
-            (serde_json::json!({"url": "http://127.0.0.1:1/", "format": "yaml"}), "yaml"),
-            (serde_json::json!({"id": "a-2", "url": "http://127.0.0.1:1/"}), "already exists"),
+            (
+                serde_json::json!({"url": "http://127.0.0.1:1/", "secret": "whsec_abc"}),
+                "whsec_",
+            ),
+            (
+                serde_json::json!({"url": "http://127.0.0.1:1/", "format": "yaml"}),
+                "yaml",
+            ),
+            (
+                serde_json::json!({"id": "a-2", "url": "http://127.0.0.1:1/"}),
+                "already exists",
+            ),
         ] {
             let r = post_json(&app, "/api/destinations", body.clone()).await;
             assert!(r.status().is_client_error(), "{body}");
             let t = r.text().await.unwrap();
             assert!(t.contains(needle), "{body}: {t}");
         }
-        let r = app.client.delete(app.url("/api/destinations/a-2")).send().await.unwrap();
+        let r = app
+            .client
+            .delete(app.url("/api/destinations/a-2"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 204);
         assert_eq!(app.get("/api/destinations/a-2").await.status(), 404);
-        let r = app.client.delete(app.url("/api/destinations/fromfile")).send().await.unwrap();
+        let r = app
+            .client
+            .delete(app.url("/api/destinations/fromfile"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 409);
         // The cursors show beside every other consumer's.
         let c = app.get_json("/api/consumers").await.to_string();
@@ -551,7 +678,9 @@ async fn failing_too_long_pauses_and_raises_an_operator_event() {
             rx.url
         )));
         let dest = Arc::new(s.destinations[0].clone());
-        relay::store::upsert(&db, "w", relay::store::Source::Config, &dest.input).await.unwrap();
+        relay::store::upsert(&db, "w", relay::store::Source::Config, &dest.input)
+            .await
+            .unwrap();
         let ev = tillgate::ingest::to_new_event(event(1, 11).into_bytes().into(), 1).unwrap();
         log.append(ev).await.unwrap();
         let (events_tx, mut events_rx) = tokio::sync::broadcast::channel(8);
@@ -574,7 +703,10 @@ async fn failing_too_long_pauses_and_raises_an_operator_event() {
             }
             o => panic!("expected a retry, got {o:?}"),
         }
-        assert!(events_rx.try_recv().is_err(), "no report before pause_after");
+        assert!(
+            events_rx.try_recv().is_err(),
+            "no report before pause_after"
+        );
         tokio::time::sleep(Duration::from_millis(70)).await;
         match w.run_once().await.unwrap() {
             relay::worker::Outcome::Paused { reason } => {
@@ -584,10 +716,17 @@ async fn failing_too_long_pauses_and_raises_an_operator_event() {
         }
         let ev = events_rx.try_recv().expect("operator event");
         assert_eq!(ev.kind, "relay_destination_paused");
-        assert!(ev.text.contains("w") && ev.text.contains("resume"), "{}", ev.text);
+        assert!(
+            ev.text.contains("w") && ev.text.contains("resume"),
+            "{}",
+            ev.text
+        );
         // Paused: run_once sends nothing more, and storage says so.
         let before = rx.got().len();
-        assert!(matches!(w.run_once().await.unwrap(), relay::worker::Outcome::Paused { .. }));
+        assert!(matches!(
+            w.run_once().await.unwrap(),
+            relay::worker::Outcome::Paused { .. }
+        ));
         assert_eq!(rx.got().len(), before);
         let stored = relay::store::get(&db, "w").await.unwrap().unwrap();
         assert!(stored.paused.is_some());
