@@ -381,7 +381,7 @@ async fn resend(
 ) -> ApiResult<Response> {
     let relay = state.relay.relay();
     let s = &relay.settings;
-    let _map = relay.lock().await;
+    let mut map = relay.lock().await;
     let d = find(&state, &id).await?;
     let listed = store::dead_letters(&state.db, &id, offset - 1, 1).await?;
     if listed.first().is_none_or(|l| l.offset != offset) {
@@ -397,11 +397,35 @@ async fn resend(
     })?;
     let dest =
         destination::validate_one(d.input, s.timeout, s.allow_private_destinations).map_err(bad)?;
-    match worker::send(&relay.client, &dest, &entry).await {
+    // The worker is stopped meanwhile: it writes the same delivery log.
+    super::Relay::stop_worker(&mut map, &id).await;
+    let sent = worker::send(&relay.client, &dest, &entry).await;
+    let stored = record_resend(&state, &id, offset, &sent).await;
+    relay.start_worker(&mut map, &id).await?;
+    stored?;
+    match sent {
+        Ok(()) => {
+            Ok(Json(serde_json::json!({ "offset": offset, "delivered": true })).into_response())
+        }
+        Err(f) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "resend_failed",
+            format!("the destination did not take it: {}", f.line()),
+        )),
+    }
+}
+
+async fn record_resend(
+    state: &AppState,
+    id: &str,
+    offset: i64,
+    sent: &Result<(), worker::Failure>,
+) -> ApiResult<()> {
+    match sent {
         Ok(()) => {
             store::remove_dead_letter(
                 &state.db,
-                &id,
+                id,
                 offset,
                 &NewLine::now(
                     "resent",
@@ -411,25 +435,20 @@ async fn resend(
                 ),
             )
             .await?;
-            metrics::counter!("tillgate_relay_delivered_total", "destination" => id.clone())
+            metrics::counter!("tillgate_relay_delivered_total", "destination" => id.to_string())
                 .increment(1);
-            Ok(Json(serde_json::json!({ "offset": offset, "delivered": true })).into_response())
         }
         Err(f) => {
             store::flush(
                 &state.db,
-                &id,
+                id,
                 &store::Flush {
                     lines: vec![NewLine::now("failed", Some(offset), None, f.line())],
                     ..Default::default()
                 },
             )
             .await?;
-            Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "resend_failed",
-                format!("the destination did not take it: {}", f.line()),
-            ))
         }
     }
+    Ok(())
 }

@@ -377,7 +377,13 @@ impl Worker {
             }
         }
         let caught_up = stop.is_some() || entries.len() < self.settings.batch as usize;
-        self.flush(pending, caught_up).await?;
+        if let Err(e) = self.flush(pending, caught_up).await {
+            // The dead letters and lines of this step were not stored: go
+            // back to the stored cursor and send those events again rather
+            // than lose a dead letter (at-least-once).
+            self.cursor = self.stored;
+            return Err(e);
+        }
         let next = entries.iter().find(|e| e.offset > self.cursor);
         self.set_lag(next.map(|e| e.received_at));
         if next.is_none() && self.committed.borrow().head > self.cursor {
