@@ -189,8 +189,9 @@ fn decode(bytes: &[u8]) -> Result<Decoded<'_>, ReadError> {
     if let Some((enc, bom)) = Encoding::for_bom(bytes) {
         let body = &bytes[bom..];
         if enc == encoding_rs::UTF_8 {
-            let text = std::str::from_utf8(body)
-                .map_err(|e| enc_err(bom + e.valid_up_to(), "invalid UTF-8".into()))?;
+            let text = std::str::from_utf8(body).map_err(|e| {
+                enc_err(bom + e.valid_up_to(), "invalid UTF-8".into())
+            })?;
             return Ok(Decoded {
                 text: Cow::Borrowed(text),
                 map: OffsetMapOwned {
@@ -214,10 +215,7 @@ fn decode(bytes: &[u8]) -> Result<Decoded<'_>, ReadError> {
     let enc = match &label {
         None => encoding_rs::UTF_8,
         Some((label, at)) => Encoding::for_label(label.as_bytes()).ok_or_else(|| {
-            enc_err(
-                *at,
-                format!("unknown encoding {label:?} in the XML declaration"),
-            )
+            enc_err(*at, format!("unknown encoding {label:?} in the XML declaration"))
         })?,
     };
     if enc == encoding_rs::UTF_8 {
@@ -517,11 +515,7 @@ impl<'a> Parser<'a> {
                     return Err(self.fail(ReadErrorKind::NotXml, 0, "end tag without a start tag"));
                 }
                 Tok::Eof(at) => {
-                    return Err(self.fail(
-                        ReadErrorKind::NoRoot,
-                        at,
-                        "the document has no element",
-                    ));
+                    return Err(self.fail(ReadErrorKind::NoRoot, at, "the document has no element"));
                 }
             }
         }
@@ -585,7 +579,11 @@ impl<'a> Parser<'a> {
 
     /// Iterates over the attributes of `tag`, giving each to `on` with a
     /// value reader bound to this attribute's location.
-    fn attrs(&self, tag: &Tag<'a>, mut on: impl FnMut(&str, Val<'_, 'a>) -> R<()>) -> R<()> {
+    fn attrs(
+        &self,
+        tag: &Tag<'a>,
+        mut on: impl FnMut(&str, Val<'_, 'a>) -> R<()>,
+    ) -> R<()> {
         for a in Attrs::new(tag.attrs, tag.attrs_at) {
             let (name, raw, at) = a.map_err(|e| self.attr_syntax(e))?;
             on(
@@ -760,12 +758,7 @@ impl<'a> Parser<'a> {
     /// `<KdsState>ready</KdsState>` as an element: only the plain form (text,
     /// nothing else) is taken as the state; anything richer is kept as an
     /// unknown element rather than guessed at.
-    fn kds_element(
-        &mut self,
-        tag: Tag<'a>,
-        slot: &mut Option<KdsState>,
-        extra: &mut Extra,
-    ) -> R<()> {
+    fn kds_element(&mut self, tag: Tag<'a>, slot: &mut Option<KdsState>, extra: &mut Extra) -> R<()> {
         let el = self.generic(tag)?;
         if slot.is_none() && el.attrs.is_empty() && el.children.is_empty() {
             *slot = Some(KdsState::parse(el.text.trim()));
@@ -825,9 +818,7 @@ impl<'a> Parser<'a> {
                 "Table" if o.table.is_none() => o.table = Some(p.reference(child)?),
                 "GuestType" if o.guest_type.is_none() => o.guest_type = Some(p.reference(child)?),
                 "Guests" if o.guests.is_none() => o.guests = Some(p.guests(child)?),
-                "ExternalProps"
-                    if o.external_props.is_empty() && o.external_props_extra.is_empty() =>
-                {
+                "ExternalProps" if o.external_props.is_empty() && o.external_props_extra.is_empty() => {
                     p.external_props(child, &mut o)?;
                 }
                 "SourceOrder" if o.source_order.is_none() => {
@@ -1315,27 +1306,19 @@ impl Val<'_, '_> {
             return None;
         }
         Some(match v {
-            Cow::Borrowed(b) => {
-                Cow::Borrowed(b.trim_matches(|c: char| c.is_ascii() && is_ws(c as u8)))
-            }
-            Cow::Owned(ref o) => Cow::Owned(
-                o.trim_matches(|c: char| c.is_ascii() && is_ws(c as u8))
-                    .to_owned(),
-            ),
+            Cow::Borrowed(b) => Cow::Borrowed(b.trim_matches(|c: char| c.is_ascii() && is_ws(c as u8))),
+            Cow::Owned(ref o) => Cow::Owned(o.trim_matches(|c: char| c.is_ascii() && is_ws(c as u8)).to_owned()),
         })
     }
 
     fn err(&self, kind: ReadErrorKind, detail: &str) -> Fail {
-        self.p
-            .fail_attr(kind, self.at, self.name, &unescape_attr(self.raw), detail)
+        self.p.fail_attr(kind, self.at, self.name, &unescape_attr(self.raw), detail)
     }
 
     fn int(&self, kind: ReadErrorKind, detail: &str) -> R<Option<i64>> {
         match self.typed() {
             None => Ok(None),
-            Some(t) => parse_i64(&t)
-                .map(Some)
-                .ok_or_else(|| self.err(kind, detail)),
+            Some(t) => parse_i64(&t).map(Some).ok_or_else(|| self.err(kind, detail)),
         }
     }
 
@@ -1345,8 +1328,7 @@ impl Val<'_, '_> {
 
     fn required_i64(&self) -> R<i64> {
         match self.typed() {
-            Some(t) => parse_i64(&t)
-                .ok_or_else(|| self.err(ReadErrorKind::BadNumber, "expected an integer")),
+            Some(t) => parse_i64(&t).ok_or_else(|| self.err(ReadErrorKind::BadNumber, "expected an integer")),
             None => Err(self.err(ReadErrorKind::BadNumber, "expected an integer")),
         }
     }
@@ -1354,18 +1336,15 @@ impl Val<'_, '_> {
     fn u64(&self) -> R<Option<u64>> {
         match self.typed() {
             None => Ok(None),
-            Some(t) => parse_u64(&t).map(Some).ok_or_else(|| {
-                self.err(ReadErrorKind::BadNumber, "expected a non-negative integer")
-            }),
+            Some(t) => parse_u64(&t)
+                .map(Some)
+                .ok_or_else(|| self.err(ReadErrorKind::BadNumber, "expected a non-negative integer")),
         }
     }
 
     fn money(&self) -> R<Option<Kopecks>> {
         Ok(self
-            .int(
-                ReadErrorKind::BadMoney,
-                "expected an integer number of kopecks",
-            )?
+            .int(ReadErrorKind::BadMoney, "expected an integer number of kopecks")?
             .map(Kopecks))
     }
 
@@ -1454,13 +1433,9 @@ fn is_ws(b: u8) -> bool {
 /// reads as the same name.
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| {
-            !is_ws(b)
-                && !matches!(
-                    b,
-                    b'"' | b'\'' | b'<' | b'>' | b'&' | b'/' | b'=' | b'!' | b'?'
-                )
-        })
+        && name
+            .bytes()
+            .all(|b| !is_ws(b) && !matches!(b, b'"' | b'\'' | b'<' | b'>' | b'&' | b'/' | b'=' | b'!' | b'?'))
 }
 
 struct AttrSyntax {
@@ -1510,11 +1485,7 @@ impl<'a> Iterator for Attrs<'a> {
         }
         let name = &self.s[name_start..i];
         if !valid_name(name) {
-            return err(
-                self,
-                name_start,
-                format!("{:?} is not an attribute name", shorten(name)),
-            );
+            return err(self, name_start, format!("{:?} is not an attribute name", shorten(name)));
         }
         while i < b.len() && is_ws(b[i]) {
             i += 1;
@@ -1536,11 +1507,7 @@ impl<'a> Iterator for Attrs<'a> {
         };
         let value_end = value_start + len;
         self.i = value_end + 1;
-        Some(Ok((
-            name,
-            &self.s[value_start..value_end],
-            self.base + value_start,
-        )))
+        Some(Ok((name, &self.s[value_start..value_end], self.base + value_start)))
     }
 }
 
@@ -1591,11 +1558,7 @@ fn unescape_into(raw: &str, out: &mut String) {
                         Some(hex) => u32::from_str_radix(hex, 16).ok()?,
                         None => num.parse::<u32>().ok()?,
                     };
-                    if !num
-                        .bytes()
-                        .skip(usize::from(num.starts_with('x')))
-                        .all(|b| b.is_ascii_hexdigit())
-                    {
+                    if !num.bytes().skip(usize::from(num.starts_with('x'))).all(|b| b.is_ascii_hexdigit()) {
                         return None;
                     }
                     char::from_u32(code)?
