@@ -301,7 +301,11 @@ impl Worker {
         }
         let entries = log::read_after(&self.db, self.cursor, self.settings.batch, true).await?;
         if entries.is_empty() {
-            self.flush(Flush::default(), true).await?;
+            // Caught up: store the cursor, but not more often than the
+            // flush interval (a trickle of events would otherwise cost a
+            // sync per event and per destination, taken from ingest's one
+            // SQLite writer). `run` stores it when the interval is over.
+            self.flush(Flush::default(), false).await?;
             self.set_lag(None);
             return Ok(Outcome::Idle);
         }
@@ -376,8 +380,7 @@ impl Worker {
                 break;
             }
         }
-        let caught_up = stop.is_some() || entries.len() < self.settings.batch as usize;
-        if let Err(e) = self.flush(pending, caught_up).await {
+        if let Err(e) = self.flush(pending, false).await {
             // The dead letters and lines of this step were not stored: go
             // back to the stored cursor and send those events again rather
             // than lose a dead letter (at-least-once).
@@ -551,18 +554,6 @@ impl Worker {
         if !(moved && due) && pending.is_empty() {
             return Ok(());
         }
-        if force
-            && let Some((count, from, to)) =
-                self.summary.take().filter(|_| self.last_summary.is_none())
-        {
-            pending.lines.push(NewLine::now(
-                "delivered",
-                Some(to),
-                None,
-                format!("HTTP: Post OK: {count} events (offsets {from}..{to})"),
-            ));
-            self.last_summary = Some(Instant::now());
-        }
         if moved {
             pending.cursor = Some(self.cursor);
         }
@@ -570,6 +561,16 @@ impl Worker {
         self.stored = self.cursor;
         self.last_flush = Instant::now();
         Ok(())
+    }
+
+    /// When the cursor has moved past what is stored: how long until the
+    /// flush interval is over.
+    fn unstored_for(&self) -> Option<Duration> {
+        (self.cursor != self.stored).then(|| {
+            self.settings
+                .flush_interval
+                .saturating_sub(self.last_flush.elapsed())
+        })
     }
 
     fn set_lag(&self, oldest_pending_received_at: Option<i64>) {
@@ -598,8 +599,14 @@ impl Worker {
                     error_pause = Duration::from_millis(100);
                 }
                 Ok(Outcome::Idle) => {
+                    let flush_in = self.unstored_for();
                     tokio::select! {
                         _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(flush_in.unwrap_or(Duration::MAX)), if flush_in.is_some() => {
+                            if let Err(e) = self.flush(Flush::default(), true).await {
+                                tracing::error!(destination = %self.dest.id, error = %e, "could not store the relay cursor; will retry");
+                            }
+                        }
                         r = self.committed.changed() => if r.is_err() {
                             // The log writer has stopped: nothing new will come.
                             stop.cancelled().await;

@@ -229,8 +229,11 @@ async fn restart_resumes_where_each_destination_stood() {
             ids(&ok_after)
         );
         assert_eq!(ids(&ok), expected_ids(&offsets));
+        wait_until("the cursor stored", || async {
+            app.get_json("/api/destinations/durable").await["cursor"] == offsets[3]
+        })
+        .await;
         let d = app.get_json("/api/destinations/durable").await;
-        assert_eq!(d["cursor"], offsets[3]);
         assert_eq!(d["lag_events"], 0);
         app.stop().await;
     }
