@@ -51,7 +51,9 @@ pub struct FileSection {
     /// Events read from the log per step (default 256).
     pub batch: Option<i64>,
     /// Longest time a delivered cursor stays unstored while busy
-    /// (milliseconds, default 100).
+    /// (milliseconds, default 1000). Each store is a synced commit on the
+    /// one SQLite writer ingest also needs; a crash re-sends at most this
+    /// much (receivers dedupe on `webhook-id`).
     pub cursor_flush_ms: Option<u64>,
     #[serde(default)]
     pub destinations: Vec<DestinationInput>,
@@ -81,7 +83,7 @@ impl Default for Settings {
                 .collect(),
             pause_after: Duration::from_secs(6 * 3600),
             batch: 256,
-            flush_interval: Duration::from_millis(100),
+            flush_interval: Duration::from_millis(1000),
             destinations: Vec::new(),
         }
     }
