@@ -739,3 +739,56 @@ async fn failing_too_long_pauses_and_raises_an_operator_event() {
         db.close().await;
     }
 }
+
+#[test]
+fn replay_cli_arguments_are_checked() {
+    use clap::Parser;
+    use tillgate::cli::{Cli, Command};
+    let parse = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
+    let ok = parse(&[
+        "tillgate",
+        "relay",
+        "replay",
+        "--destination",
+        "kds",
+        "--from-offset",
+        "5",
+    ])
+    .unwrap();
+    match ok.command {
+        Command::Relay(relay::CliArgs {
+            command: relay::RelayCommand::Replay(a),
+        }) => {
+            assert_eq!(a.destination, "kds");
+            assert_eq!(a.from_offset, Some(5));
+        }
+        other => panic!("{other:?}"),
+    }
+    for bad in [
+        &["tillgate", "relay", "replay", "--destination", "kds"][..],
+        &[
+            "tillgate",
+            "relay",
+            "replay",
+            "--destination",
+            "kds",
+            "--from-offset",
+            "x",
+        ],
+        &[
+            "tillgate",
+            "relay",
+            "replay",
+            "--destination",
+            "kds",
+            "--from-offset",
+            "1",
+            "--from-time",
+            "2026-01-01T00:00:00Z",
+        ],
+        &["tillgate", "relay", "replay", "--from-offset", "1"],
+        &["tillgate", "relay", "bench", "--events", "many"],
+    ] {
+        assert!(parse(bad).is_err(), "{bad:?} parsed");
+    }
+}
