@@ -5,5 +5,7 @@ mod fake_smsru;
 mod harness;
 mod ingest;
 mod orders;
+mod relay;
+mod relay_receiver;
 mod simulate;
 mod sms;
