@@ -2,3 +2,5 @@
 
 mod harness;
 mod ingest;
+mod alerts;
+mod fake_telegram;
