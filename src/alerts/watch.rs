@@ -39,6 +39,12 @@ impl Watchdog {
     pub async fn run_once(&self, now_ms: i64) -> Result<usize, StoreError> {
         let mut alerts: Vec<Alert> = Vec::new();
         let mut tx = self.db.write.begin().await?;
+        // Take the write lock first: a SQLite transaction that reads and
+        // then writes fails at once (not after busy_timeout) if another
+        // connection wrote in between.
+        sqlx::query("UPDATE alerts_meta SET value = value WHERE key = 'gap_cursor'")
+            .execute(&mut *tx)
+            .await?;
 
         // Gaps, from the log's own table, after our cursor.
         let cursor: i64 =

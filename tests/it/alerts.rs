@@ -436,13 +436,19 @@ async fn shift_report_counts_every_cash_server_and_matches_independent_totals() 
         assert_eq!(rep["deleted_receipts"][0]["amount"], 10000);
         assert_eq!(rep["top_dishes"][0]["name"], "Блюдо 4");
         // Sent as a chart (a real PNG) followed by the text.
-        let sent = fake.wait_sent(4).await;
-        let to_rest: Vec<_> = sent.iter().filter(|s| s.chat() == REST_CHAT).collect();
+        // Per chat: the deleted-receipt alert, then the report's chart and text.
+        let sent = fake.wait_sent(6).await;
+        let to_rest: Vec<_> = sent
+            .iter()
+            .filter(|s| s.chat() == REST_CHAT && !s.text().contains("Удалён чек"))
+            .collect();
+        let shown = tillgate::alerts::text::rub(revenue);
+        assert_eq!(shown, "5 867.27");
         match to_rest.as_slice() {
             [Sent::Photo { png, caption, .. }, Sent::Text { text, .. }] => {
                 assert!(png.starts_with(b"\x89PNG"));
-                assert!(caption.contains("5 843.77"), "{caption}");
-                assert!(text.contains("Выручка: <b>5 843.77 ₽</b>"), "{text}");
+                assert!(caption.contains(&shown), "{caption}");
+                assert!(text.contains(&format!("Выручка: <b>{shown} ₽</b>")), "{text}");
                 assert!(text.contains("Кассовых серверов: 2"), "{text}");
             }
             other => panic!("unexpected messages {other:#?}"),
