@@ -96,6 +96,13 @@ pub async fn run(
         .context("starting the order-state consumer")?;
     ctx.workers
         .spawn(orders.run(log.subscribe(), shutdown.clone()));
+    if let Some(retention) = config.log.retention {
+        let pruner = store::log::Pruner {
+            db: db.clone(),
+            retention,
+        };
+        ctx.workers.spawn(pruner.run(shutdown.clone()));
+    }
     let relay = relay::start(&mut ctx).await.context("starting relay")?;
     let alerts = alerts::start(&mut ctx).await.context("starting alerts")?;
     let sms = sms::start(&mut ctx).await.context("starting sms")?;

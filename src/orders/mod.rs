@@ -327,10 +327,12 @@ pub async fn shift_totals(
     shift_num: i64,
 ) -> Result<ShiftTotals, StoreError> {
     let row = sqlx::query(
-        "SELECT COUNT(*), COALESCE(SUM(receipts), 0), \
-         COALESCE(SUM(CASE WHEN is_return = 1 THEN -paid_sum ELSE paid_sum END), 0), \
-         COALESCE(SUM(CASE WHEN status IN ('open', 'prebill') THEN 1 ELSE 0 END), 0), \
-         COALESCE(SUM(CASE WHEN status = 'deleted' THEN 1 ELSE 0 END), 0) \
+        // SUM over BIGINT is NUMERIC on PostgreSQL: cast back so both
+        // backends answer a 64-bit integer.
+        "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(receipts), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN is_return = 1 THEN -paid_sum ELSE paid_sum END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN status IN ('open', 'prebill') THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN status = 'deleted' THEN 1 ELSE 0 END), 0) AS BIGINT) \
          FROM orders WHERE rest_code = $1 AND shift_num = $2",
     )
     .bind(rest_code)

@@ -719,3 +719,69 @@ pub async fn cursors(db: &Db) -> Result<Vec<(String, i64)>, StoreError> {
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect()
 }
+
+/// Deletes, in one bounded step, events received before `cutoff_ms` that
+/// every consumer has already passed; returns how many went.
+///
+/// The lowest cursor is the bound, so a consumer that is behind (a relay
+/// destination that is down, an alert outbox waiting for Telegram) keeps
+/// its events however old they are. Pruned events cannot be replayed: the
+/// default retention (0) keeps everything.
+pub async fn prune(db: &Db, cutoff_ms: i64, max_rows: i64) -> Result<u64, StoreError> {
+    let lowest: Option<i64> = sqlx::query_scalar("SELECT MIN(position) FROM consumer_cursors")
+        .fetch_one(&db.write)
+        .await?;
+    let Some(lowest) = lowest else {
+        return Ok(0);
+    };
+    let upto: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(log_offset) FROM (SELECT log_offset FROM events WHERE log_offset <= $1 AND received_at < $2 ORDER BY log_offset LIMIT $3) AS oldest",
+    )
+    .bind(lowest)
+    .bind(cutoff_ms)
+    .bind(max_rows)
+    .fetch_one(&db.write)
+    .await?;
+    let Some(upto) = upto else {
+        return Ok(0);
+    };
+    let done = sqlx::query("DELETE FROM events WHERE log_offset <= $1 AND received_at < $2")
+        .bind(upto)
+        .bind(cutoff_ms)
+        .execute(&db.write)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// The retention worker: prunes in small steps so the log writer never
+/// waits long behind it.
+pub struct Pruner {
+    pub db: Db,
+    pub retention: std::time::Duration,
+}
+
+impl Pruner {
+    /// One step; `now_ms` is injectable for tests.
+    pub async fn run_once(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let cutoff = now_ms - self.retention.as_millis() as i64;
+        prune(&self.db, cutoff, 5000).await
+    }
+
+    pub async fn run(self, shutdown: tokio_util::sync::CancellationToken) {
+        while !shutdown.is_cancelled() {
+            match self.run_once(super::now_ms()).await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(pruned = n, "pruned events past retention");
+                    metrics::counter!("tillgate_events_pruned_total").increment(n);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pruning the log failed"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            }
+        }
+    }
+}

@@ -1,7 +1,6 @@
 //! `spawn_app()`: the real server on 127.0.0.1:0 with a fresh SQLite file or
 //! a fresh PostgreSQL database, and a client with one method per endpoint.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -47,7 +46,6 @@ pub async fn fresh_pg_database() -> String {
 }
 
 pub struct TestApp {
-    pub addr: SocketAddr,
     pub base: String,
     pub client: reqwest::Client,
     pub config: Config,
@@ -79,7 +77,6 @@ pub async fn start(config: Config, dir: TempDir) -> TestApp {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(tillgate::run(config.clone(), listener, shutdown.clone()));
     let app = TestApp {
-        addr,
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
         config,

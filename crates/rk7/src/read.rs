@@ -154,7 +154,13 @@ impl OffsetMap<'_> {
                 while !text.is_char_boundary(end) {
                     end -= 1;
                 }
-                let (bytes, _, _) = enc.encode(&text[..end]);
+                let prefix = &text[..end];
+                if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE {
+                    // encoding_rs encodes "to UTF-16" as UTF-8 (the WHATWG
+                    // rule), so count the code units ourselves.
+                    return self.base + 2 * prefix.encode_utf16().count();
+                }
+                let (bytes, _, _) = enc.encode(prefix);
                 self.base + bytes.len()
             }
         }
@@ -333,13 +339,15 @@ enum Tok<'a> {
     Start(Tag<'a>),
     /// A run of text, entity references and CDATA between two tags, already
     /// known not to be whitespace only.
-    Text(String),
+    Text(String, usize),
     End,
     Eof(usize),
 }
 
 struct Parser<'a> {
     doc: &'a str,
+    /// Bytes at the start of `doc` not given to quick-xml (see [`Parser::new`]).
+    skip: usize,
     reader: quick_xml::Reader<&'a [u8]>,
     /// A token read ahead while collecting a text run.
     peeked: Option<Tok<'a>>,
@@ -350,7 +358,13 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn new(doc: &'a str, map: &OffsetMapOwned) -> Self {
-        let mut reader = quick_xml::Reader::from_str(doc);
+        // quick-xml drops a leading U+FEFF (a byte order mark) without
+        // counting it in its positions, so positions would no longer be
+        // offsets into `doc`. `decode` has already removed the real BOM; one
+        // left here is a second BOM (or a UTF-16 one decoded to U+FEFF), so
+        // skip it ourselves and add its length back to every position.
+        let skip = if doc.starts_with('\u{FEFF}') { '\u{FEFF}'.len_utf8() } else { 0 };
+        let mut reader = quick_xml::Reader::from_str(&doc[skip..]);
         let cfg = reader.config_mut();
         cfg.trim_text(false);
         cfg.check_end_names = true;
@@ -358,6 +372,7 @@ impl<'a> Parser<'a> {
         cfg.allow_dangling_amp = true;
         Parser {
             doc,
+            skip,
             reader,
             peeked: None,
             path: Vec::with_capacity(MAX_DEPTH),
@@ -369,7 +384,8 @@ impl<'a> Parser<'a> {
     }
 
     fn pos(&self) -> usize {
-        usize::try_from(self.reader.buffer_position()).unwrap_or(usize::MAX)
+        usize::try_from(self.reader.buffer_position())
+            .map_or(usize::MAX, |p| p.saturating_add(self.skip))
     }
 
     fn fail(&self, kind: ReadErrorKind, offset: usize, detail: impl Into<String>) -> Fail {
@@ -431,7 +447,7 @@ impl<'a> Parser<'a> {
                     let text = unescape_text(raw);
                     if !text.bytes().all(is_ws) {
                         self.peeked = Some(tok);
-                        return Ok(Tok::Text(text));
+                        return Ok(Tok::Text(text, start));
                     }
                 }
             }
@@ -441,7 +457,8 @@ impl<'a> Parser<'a> {
 
     fn xml_error(&self, e: quick_xml::Error) -> Fail {
         use quick_xml::errors::IllFormedError as I;
-        let at = usize::try_from(self.reader.error_position()).unwrap_or(usize::MAX);
+        let at = usize::try_from(self.reader.error_position())
+            .map_or(usize::MAX, |p| p.saturating_add(self.skip));
         let kind = match &e {
             quick_xml::Error::Syntax(_) => ReadErrorKind::Truncated,
             quick_xml::Error::IllFormed(I::MissingEndTag(_)) => ReadErrorKind::Truncated,
@@ -505,10 +522,10 @@ impl<'a> Parser<'a> {
                         format!("the root element is <{}>, expected <a>", shorten(tag.name)),
                     ));
                 }
-                Tok::Text(t) => {
+                Tok::Text(t, at) => {
                     return Err(Fail {
                         found: Some(shorten(&t)),
-                        ..self.fail(ReadErrorKind::NotXml, 0, "text outside of any element")
+                        ..self.fail(ReadErrorKind::NotXml, at, "text outside of any element")
                     });
                 }
                 Tok::End => {
@@ -539,7 +556,7 @@ impl<'a> Parser<'a> {
                     on_child(self, child)?;
                     self.leave();
                 }
-                Tok::Text(t) => text.push_str(&t),
+                Tok::Text(t, _) => text.push_str(&t),
                 Tok::End => return Ok(()),
                 Tok::Eof(at) => {
                     return Err(self.fail(

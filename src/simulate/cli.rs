@@ -1,0 +1,158 @@
+//! `tillgate simulate`: the command line of the emulator.
+//!
+//! Argument errors are caught by clap before anything runs (exactly one of
+//! `--to` / `--out`, counts at least 1, a URL with an http(s) scheme and a
+//! host, a positive rate), so a typo never starts a half-configured run.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::ArgGroup;
+
+use super::{Scenario, SendOptions, generate, send, write_out};
+
+/// Play r_keeper cash servers: generate a deterministic day (or several) and
+/// send it like the HTTP Order Notify driver, or write it as files.
+#[derive(clap::Args, Debug, Clone)]
+#[command(group(ArgGroup::new("destination").required(true).args(["to", "out"])))]
+pub struct SimulateArgs {
+    /// Destination URL, e.g. http://127.0.0.1:11130/rkevent.
+    #[arg(long, value_name = "URL", value_parser = parse_url)]
+    pub to: Option<String>,
+    /// Write the events as files under DIR (and truth.json) instead of sending.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Restaurants (RestCodes).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub restaurants: u32,
+    /// Cash servers per restaurant (they share the common shift).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub cash_servers: u32,
+    /// Stations per cash server.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=99))]
+    pub stations: u32,
+    /// Orders per station per day.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub orders: u32,
+    /// Business days (each starts a new common shift).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub days: u32,
+    /// Seed: the same seed gives the same events, byte for byte.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// First business day, YYYY-MM-DD.
+    #[arg(long, default_value = "2026-11-02")]
+    pub start: chrono::NaiveDate,
+    /// Percent of orders with a guest phone (ExternalProp "phone").
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub phone_share: u32,
+    /// Events per second over all cash servers; without it, as fast as the
+    /// receiver allows (nothing dropped).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Queue length per destination (the driver's is 256).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub queue_max: u64,
+    /// Time limit of one POST, in milliseconds.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_ms: u64,
+    /// Further attempts after a failed POST before the event counts as failed.
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
+    /// Pause before each further attempt, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub retry_pause_ms: u64,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+fn parse_url(s: &str) -> Result<String, String> {
+    let u = reqwest::Url::parse(s)
+        .map_err(|e| format!("not a URL ({e}); expected e.g. http://127.0.0.1:11130/rkevent"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!(
+            "the scheme must be http or https, not {:?}",
+            u.scheme()
+        ));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".to_string());
+    }
+    Ok(s.to_string())
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of events per second"))?;
+    if !r.is_finite() || r <= 0.0 {
+        return Err(format!(
+            "the rate must be a positive number of events per second, not {s}"
+        ));
+    }
+    Ok(r)
+}
+
+impl SimulateArgs {
+    /// The scenario these arguments describe.
+    pub fn scenario(&self) -> Scenario {
+        Scenario {
+            restaurants: self.restaurants,
+            cash_servers: self.cash_servers,
+            stations: self.stations,
+            orders: self.orders,
+            days: self.days,
+            seed: self.seed,
+            start: self.start,
+            phone_share_percent: self.phone_share,
+        }
+    }
+}
+
+/// Runs the emulator; fails when events could not be delivered.
+pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
+    let scenario = args.scenario();
+    let generated = generate(&scenario);
+    let events = generated.event_count();
+    let orders = generated.truth.orders.len();
+    if let Some(dir) = &args.out {
+        let files = write_out(&generated.servers, dir)
+            .with_context(|| format!("cannot write the events under {}", dir.display()))?;
+        let truth = serde_json::to_vec_pretty(&generated.truth)?;
+        std::fs::write(dir.join("truth.json"), truth)
+            .with_context(|| format!("cannot write {}", dir.join("truth.json").display()))?;
+        println!(
+            "wrote {files} events ({orders} orders, {} cash servers) under {}, and truth.json",
+            generated.servers.len(),
+            dir.display()
+        );
+        return Ok(());
+    }
+    let Some(url) = args.to.clone() else {
+        anyhow::bail!("give --to URL or --out DIR");
+    };
+    eprintln!(
+        "simulating {} cash servers, {events} events ({orders} orders) to {url}",
+        generated.servers.len()
+    );
+    let opts = SendOptions {
+        rate: args.rate,
+        queue_max: args.queue_max as usize,
+        timeout: Duration::from_millis(args.timeout_ms),
+        progress: !args.no_progress,
+        retries: args.retries,
+        retry_pause: Duration::from_millis(args.retry_pause_ms),
+        ..SendOptions::new(url)
+    };
+    let summary = send(generated.servers, opts).await;
+    println!("{summary}");
+    if summary.failed > 0 {
+        anyhow::bail!(
+            "{} of {events} events could not be delivered (see the HTTP: Post error lines)",
+            summary.failed
+        );
+    }
+    Ok(())
+}
