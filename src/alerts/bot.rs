@@ -97,7 +97,12 @@ impl Bot {
     }
 
     /// The answers to one command (alerts addressed to `chat` only).
-    pub async fn answer(&self, chat: i64, cmd: Command, now_ms: i64) -> Result<Vec<Alert>, StoreError> {
+    pub async fn answer(
+        &self,
+        chat: i64,
+        cmd: Command,
+        now_ms: i64,
+    ) -> Result<Vec<Alert>, StoreError> {
         let note = |text: String| Alert::Operator {
             rest_code: None,
             source: "command".into(),
@@ -148,7 +153,10 @@ impl Bot {
     async fn status(&self, chat: i64) -> Result<String, StoreError> {
         let mut lines = Vec::new();
         for rest in self.restaurants_of(chat) {
-            lines.push(format!("<b>{}</b>", super::text::escape(&self.settings.restaurant_name(&rest))));
+            lines.push(format!(
+                "<b>{}</b>",
+                super::text::escape(&self.settings.restaurant_name(&rest))
+            ));
             let online = sqlx::query(
                 "SELECT name, last_event_time FROM alerts_stations WHERE rest_code = $1 AND started = 1 ORDER BY name",
             )
@@ -178,8 +186,16 @@ impl Bot {
                 let g: String = r.try_get(0)?;
                 let seen: i64 = r.try_get(1)?;
                 lines.push(self.say(
-                    &format!("Cash server stream {}: last event {}", super::text::escape(&g), crate::store::ms_to_rfc3339(seen)),
-                    &format!("Поток кассового сервера {}: последнее событие {}", super::text::escape(&g), crate::store::ms_to_rfc3339(seen)),
+                    &format!(
+                        "Cash server stream {}: last event {}",
+                        super::text::escape(&g),
+                        crate::store::ms_to_rfc3339(seen)
+                    ),
+                    &format!(
+                        "Поток кассового сервера {}: последнее событие {}",
+                        super::text::escape(&g),
+                        crate::store::ms_to_rfc3339(seen)
+                    ),
                 ));
             }
         }
@@ -187,7 +203,10 @@ impl Bot {
         for (name, pos) in log::cursors(&self.db).await? {
             lines.push(self.say(
                 &format!("Consumer {name}: lag {} events", (head - pos).max(0)),
-                &format!("Обработчик {name}: отставание {} событий", (head - pos).max(0)),
+                &format!(
+                    "Обработчик {name}: отставание {} событий",
+                    (head - pos).max(0)
+                ),
             ));
         }
         Ok(lines.join("\n"))
@@ -205,7 +224,10 @@ impl Bot {
                 continue;
             };
             if !self.settings.known_chat(m.chat.id) {
-                tracing::warn!(chat = m.chat.id, "bot command from a chat not in the config; ignored");
+                tracing::warn!(
+                    chat = m.chat.id,
+                    "bot command from a chat not in the config; ignored"
+                );
                 continue;
             }
             for a in self.answer(m.chat.id, cmd, now_ms).await? {

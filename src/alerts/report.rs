@@ -6,14 +6,16 @@
 //! [`crate::orders::state::Book`]; each order's last content counts.
 //! Definitions:
 //! - a *receipt* is a PrintCheck with `bill` not 1 that is not deleted;
-//! - *revenue* is the sum of receipt amounts, minus those of return orders;
+//! - *revenue* is the sum of receipt amounts as sent (a return order's
+//!   receipt carries a negative amount, so returns subtract);
 //! - *average check* is revenue / receipts (integer kopecks, rounded down);
 //! - *payments* are the non-deleted Pay lines of orders with a receipt,
 //!   grouped by currency name;
 //! - *discounts* are the non-deleted discount lines (negative amounts) of
 //!   orders with a receipt;
 //! - *sales by hour* put each receipt's amount at the hour of its printTime;
-//! - *top dishes* rank non-deleted dish lines of orders with a receipt by amount.
+//! - *top dishes* rank non-deleted dish lines of orders with a receipt by
+//!   net amount (return lines, negative, subtract).
 //!
 //! When is a shift closed? r_keeper sends no such event. tillgate takes the
 //! first event of the restaurant carrying a higher `ShiftNum` (from any of
@@ -87,7 +89,12 @@ pub struct ShiftReport {
 const TOP: usize = 5;
 
 /// Builds the report from the shift's log entries (offset order).
-pub fn build(rest_code: &str, rest_name: &str, shift_num: i64, entries: &[LogEntry]) -> ShiftReport {
+pub fn build(
+    rest_code: &str,
+    rest_name: &str,
+    shift_num: i64,
+    entries: &[LogEntry],
+) -> ShiftReport {
     let mut book = Book::default();
     let mut servers = std::collections::BTreeSet::new();
     let mut first_event = None;
@@ -107,7 +114,10 @@ pub fn build(rest_code: &str, rest_name: &str, shift_num: i64, entries: &[LogEnt
             }
         }
         if shift_date.is_none() {
-            shift_date = ev.shift_date.as_ref().map(|d| d.to_string()[..10].to_string());
+            shift_date = ev
+                .shift_date
+                .as_ref()
+                .map(|d| d.to_string()[..10].to_string());
         }
         book.apply(e, &ev);
     }
@@ -130,8 +140,11 @@ pub fn build(rest_code: &str, rest_name: &str, shift_num: i64, entries: &[LogEnt
             continue;
         }
         r.orders += 1;
-        let sign = if o.is_return { -1 } else { 1 };
-        let live: Vec<_> = o.receipts.iter().filter(|x| !x.bill && !x.deleted).collect();
+        let live: Vec<_> = o
+            .receipts
+            .iter()
+            .filter(|x| !x.bill && !x.deleted)
+            .collect();
         for x in &o.receipts {
             if x.deleted && !x.bill {
                 r.deleted_receipts.push(Deletion {
@@ -159,7 +172,7 @@ pub fn build(rest_code: &str, rest_name: &str, shift_num: i64, entries: &[LogEnt
         }
         for x in &live {
             r.receipts += 1;
-            r.revenue += sign * x.amount;
+            r.revenue += x.amount;
             let hour = x
                 .print_time
                 .as_deref()
@@ -168,28 +181,39 @@ pub fn build(rest_code: &str, rest_name: &str, shift_num: i64, entries: &[LogEnt
                 .and_then(|h| h.parse::<usize>().ok())
                 .filter(|h| *h < 24)
                 .unwrap_or(0);
-            r.by_hour[hour] += sign * x.amount;
+            r.by_hour[hour] += x.amount;
         }
         for p in o.payments.iter().filter(|p| !p.deleted) {
             *r.payments
                 .entry(p.name.clone().unwrap_or_else(|| "?".into()))
-                .or_default() += sign * p.amount;
+                .or_default() += p.amount;
         }
         for d in o.discounts.iter().filter(|d| !d.deleted && d.amount < 0) {
             r.discounts += -d.amount;
             r.discount_lines += 1;
         }
-        for d in o.dishes.iter().filter(|d| d.state != Some(7) && d.quantity > 0) {
-            let name = d.name.clone().unwrap_or_else(|| format!("#{}", d.code.unwrap_or(0)));
+        for d in o
+            .dishes
+            .iter()
+            .filter(|d| d.state != Some(7) && d.quantity != 0)
+        {
+            let name = d
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("#{}", d.code.unwrap_or(0)));
             let t = dishes.entry(name.clone()).or_insert(TopDish {
                 name,
                 ..Default::default()
             });
-            t.quantity += sign * d.quantity;
-            t.amount += sign * d.amount;
+            t.quantity += d.quantity;
+            t.amount += d.amount;
         }
     }
-    r.average_check = if r.receipts > 0 { r.revenue / r.receipts } else { 0 };
+    r.average_check = if r.receipts > 0 {
+        r.revenue / r.receipts
+    } else {
+        0
+    };
     let mut top: Vec<_> = dishes.into_values().collect();
     top.sort_by(|a, b| b.amount.cmp(&a.amount).then(a.name.cmp(&b.name)));
     top.truncate(TOP);
@@ -230,7 +254,12 @@ pub async fn compute_in(
         .fetch_all(&mut **tx)
         .await?;
     let entries = rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
-    Ok(build(rest, &settings.restaurant_name(rest), shift, &entries))
+    Ok(build(
+        rest,
+        &settings.restaurant_name(rest),
+        shift,
+        &entries,
+    ))
 }
 
 /// The report of a shift from everything in the log (for `/report`).
@@ -247,7 +276,12 @@ pub async fn compute(
         .fetch_all(&db.read)
         .await?;
     let entries = rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
-    Ok(build(rest, &settings.restaurant_name(rest), shift, &entries))
+    Ok(build(
+        rest,
+        &settings.restaurant_name(rest),
+        shift,
+        &entries,
+    ))
 }
 
 /// A PNG bar chart of sales by hour. No text is drawn (no font needed at
@@ -276,8 +310,11 @@ pub fn chart_png(r: &ShiftReport) -> Result<Vec<u8>, String> {
             .map_err(|e| e.to_string())?;
         }
         // Axes, and a tick every 6 hours so the hours can be counted.
-        root.draw(&PathElement::new(vec![(left, bottom), (right, bottom)], BLACK))
-            .map_err(|e| e.to_string())?;
+        root.draw(&PathElement::new(
+            vec![(left, bottom), (right, bottom)],
+            BLACK,
+        ))
+        .map_err(|e| e.to_string())?;
         root.draw(&PathElement::new(vec![(left, top), (left, bottom)], BLACK))
             .map_err(|e| e.to_string())?;
         for h in (0..=24).step_by(6) {

@@ -78,10 +78,10 @@ fn corrupt(e: serde_json::Error) -> StoreError {
 fn order_ref(s: &OrderSnapshot) -> OrderRef {
     OrderRef {
         guid: s.guid.clone(),
-        name: s
-            .order_name
-            .clone()
-            .or_else(|| s.visit.map(|v| format!("{v}/{}", s.order_ident.unwrap_or(0)))),
+        name: s.order_name.clone().or_else(|| {
+            s.visit
+                .map(|v| format!("{v}/{}", s.order_ident.unwrap_or(0)))
+        }),
         table: s.table.clone(),
         waiter: s.waiter.clone(),
     }
@@ -91,7 +91,12 @@ fn station_name(ev: &Event) -> String {
     ev.station
         .as_ref()
         .and_then(|s| s.name.clone().or(s.net_name.clone()))
-        .or_else(|| ev.station.as_ref().and_then(|s| s.id).map(|i| i.to_string()))
+        .or_else(|| {
+            ev.station
+                .as_ref()
+                .and_then(|s| s.id)
+                .map(|i| i.to_string())
+        })
         .unwrap_or_else(|| "?".into())
 }
 
@@ -177,10 +182,11 @@ async fn rest_and_shift(
     let Some(rest) = ev.rest_code.as_ref().map(|r| r.0.clone()) else {
         return Ok(());
     };
-    let row = sqlx::query("SELECT shift_num, reported_shift FROM alerts_rests WHERE rest_code = $1")
-        .bind(&rest)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let row =
+        sqlx::query("SELECT shift_num, reported_shift FROM alerts_rests WHERE rest_code = $1")
+            .bind(&rest)
+            .fetch_optional(&mut **tx)
+            .await?;
     let (prev_shift, reported): (Option<i64>, Option<i64>) = match &row {
         Some(r) => (r.try_get(0)?, r.try_get(1)?),
         None => (None, None),
@@ -359,12 +365,14 @@ pub fn order_rules(
     // Situation 14 can come before the order shows which receipt is gone:
     // alert on the last live receipt and remember it, so the later
     // `deleted="1"` of that receipt does not alert a second time.
+    let receipt_deleted_now = receipt_alerted_now || ev.situation == Situation::ReceiptDeleted;
     if ev.situation == Situation::ReceiptDeleted && !receipt_alerted_now {
-        let last = after
-            .receipts
-            .iter()
-            .rev()
-            .find(|r| !r.bill && !m.deleted_alerted.contains(&(r.check_num, r.bill, r.print_time.clone())));
+        let last = after.receipts.iter().rev().find(|r| {
+            !r.bill
+                && !m
+                    .deleted_alerted
+                    .contains(&(r.check_num, r.bill, r.print_time.clone()))
+        });
         let (check_num, amount, cashier, manager, reason) = match last {
             Some(r) => {
                 m.deleted_alerted
@@ -475,10 +483,10 @@ pub fn order_rules(
     }
 
     // Payments that are deleted now: shown with deleted="1", or gone from
-    // an order that had them live.
-    let key_of = |p: &crate::orders::state::PaymentLine| {
-        (p.code, p.name.clone(), p.amount, p.prepay)
-    };
+    // an order that had them live. Deleting a receipt deletes its payments
+    // too; that is one operation and already alerted as the receipt.
+    let key_of =
+        |p: &crate::orders::state::PaymentLine| (p.code, p.name.clone(), p.amount, p.prepay);
     let mut deleted_pays: Vec<_> = after
         .payments
         .iter()
@@ -494,7 +502,7 @@ pub fn order_rules(
         }
     }
     for k in deleted_pays {
-        if m.pays_alerted.insert(k.clone()) && rules.payment_deleted {
+        if m.pays_alerted.insert(k.clone()) && rules.payment_deleted && !receipt_deleted_now {
             alerts.push(Alert::PaymentDeleted {
                 rest_code: rest.clone(),
                 order: oref.clone(),

@@ -212,12 +212,19 @@ impl Sender {
                 .await?;
             return Ok(Outcome::Muted { id: row.id });
         }
-        let parts = match row.alert().map_err(|e| e.to_string()).and_then(|a| self.parts(&a)) {
+        let parts = match row
+            .alert()
+            .map_err(|e| e.to_string())
+            .and_then(|a| self.parts(&a))
+        {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(alert = row.id, error = %e, "alert cannot be rendered; giving up on it");
                 outbox::record_failure(&self.db, row.id, now, &e, true).await?;
-                return Ok(Outcome::Failed { id: row.id, error: e });
+                return Ok(Outcome::Failed {
+                    id: row.id,
+                    error: e,
+                });
             }
         };
         let idx = row.parts_sent.max(0) as usize;
@@ -255,7 +262,11 @@ impl Sender {
                 })
             }
             Err(TgError::Migrated(to)) => {
-                tracing::warn!(from = row.chat_id, to, "Telegram chat migrated; following it");
+                tracing::warn!(
+                    from = row.chat_id,
+                    to,
+                    "Telegram chat migrated; following it"
+                );
                 outbox::migrate_chat(&self.db, row.chat_id, to).await?;
                 Ok(Outcome::Migrated {
                     from: row.chat_id,

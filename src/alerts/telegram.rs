@@ -175,7 +175,11 @@ impl Client {
     }
 
     /// Long polling: waits up to `timeout` for updates after `offset`.
-    pub async fn get_updates(&self, offset: i64, timeout: Duration) -> Result<Vec<Update>, TgError> {
+    pub async fn get_updates(
+        &self,
+        offset: i64,
+        timeout: Duration,
+    ) -> Result<Vec<Update>, TgError> {
         let body = serde_json::json!({
             "offset": offset,
             "timeout": timeout.as_secs(),

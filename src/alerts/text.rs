@@ -49,7 +49,11 @@ fn escape_all(v: serde_json::Value) -> serde_json::Value {
     match v {
         J::String(s) => J::String(escape(&s)),
         J::Array(a) => J::Array(a.into_iter().map(escape_all).collect()),
-        J::Object(o) => J::Object(o.into_iter().map(|(k, v)| (escape(&k), escape_all(v))).collect()),
+        J::Object(o) => J::Object(
+            o.into_iter()
+                .map(|(k, v)| (escape(&k), escape_all(v)))
+                .collect(),
+        ),
         other => other,
     }
 }
@@ -83,37 +87,121 @@ pub fn qty(t: i64) -> String {
 }
 
 const RU: &[(&str, &str)] = &[
-    ("receipt_deleted", "❗️ <b>Удалён чек</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}{% if order.table %}, стол {{ order.table }}{% endif %}\nЧек № {{ check_num or '—' }} на {{ amount|rub }} ₽\nКассир: {{ cashier or '—' }}\nУдалил: {{ manager or '—' }}\nПричина: {{ reason or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}"),
-    ("prebill_cancelled", "⚠️ <b>Отменён пречек</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}{% if order.table %}, стол {{ order.table }}{% endif %}\nПречек № {{ check_num or '—' }} на {{ amount|rub }} ₽\nОтменил: {{ manager or cashier or '—' }}\nПричина: {{ reason or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}"),
-    ("dish_voided", "⚠️ <b>Удалено блюдо после печати</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}{% if order.table %}, стол {{ order.table }}{% endif %}\nБлюдо: {{ dish or '—' }} × {{ quantity|qty }} на {{ amount|rub }} ₽\nКто: {{ who or '—' }}\nПричина: {{ reason or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}"),
-    ("unsaved_dish_deleted", "ℹ️ <b>Удалено несохранённое блюдо</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}\nБлюдо: {{ dish or '—' }} × {{ quantity|qty }}\nКто: {{ who or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}"),
-    ("discount_over_threshold", "⚠️ <b>Большая скидка</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}{% if order.table %}, стол {{ order.table }}{% endif %}\nСкидка {{ discount|rub }} ₽ ({{ percent }}%) от {{ order_sum|rub }} ₽{% if names %}\nСкидки: {{ names|join(', ') }}{% endif %}\nОфициант: {{ order.waiter or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}"),
-    ("payment_deleted", "⚠️ <b>Удалена оплата</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}\nОплата: {{ currency or '—' }} {{ amount|rub }} ₽{% if at %}\nВремя: {{ at }}{% endif %}"),
-    ("total_lowered_after_prebill", "⚠️ <b>Сумма заказа уменьшена после пречека</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}{% if order.table %}, стол {{ order.table }}{% endif %}\nБыло {{ before|rub }} ₽, стало {{ after|rub }} ₽\nОфициант: {{ order.waiter or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}"),
-    ("station_closed", "ℹ️ <b>Касса закрыта</b> {{ rest }}\nСтанция: {{ station }}{% if who %}\nКто: {{ who }}{% endif %}{% if at %}\nВремя: {{ at }}{% endif %}"),
-    ("station_silent", "⚠️ <b>Касса молчит</b> {{ rest }}\nСтанция {{ station }} запущена, но не присылает событий {{ minutes }} мин.{% if last_event_time %}\nПоследнее событие: {{ last_event_time }}{% endif %}"),
-    ("station_restarted", "⚠️ <b>Касса запущена повторно без закрытия</b> {{ rest }}\nСтанция: {{ station }}{% if at %}\nВремя: {{ at }}{% endif %}"),
-    ("stream_gap", "⚠️ <b>Потеряны события</b> {{ rest }}\nПоток {{ stream }}: не пришли номера {{ from_seq }}–{{ to_seq }} ({{ missing }} шт.)"),
-    ("server_silent", "❗️ <b>Кассовый сервер молчит</b> {{ rest }}\nНет событий {{ minutes }} мин. в рабочие часы{% if last_event_time %}\nПоследнее событие: {{ last_event_time }}{% endif %}"),
-    ("operator", "🔧 <b>tillgate</b>{% if rest_code %} {{ rest }}{% endif %}\n{{ text }}"),
-    ("shift_report", "📊 <b>Смена {{ shift_num }}</b> {{ rest }}{% if shift_date %} ({{ shift_date }}){% endif %}\nКассовых серверов: {{ cash_servers }}\nВыручка: <b>{{ revenue|rub }} ₽</b>\nЧеков: {{ receipts }}, средний чек {{ average_check|rub }} ₽\nЗаказов: {{ orders }}\n{% if payments %}<b>Оплаты</b>\n{% for name, amount in payments|items %}{{ name }}: {{ amount|rub }} ₽\n{% endfor %}{% endif %}Скидки: {{ discounts|rub }} ₽ ({{ discount_lines }})\n{% if deleted_receipts %}<b>Удалённые чеки</b>\n{% for d in deleted_receipts %}№ {{ d.check_num or '—' }} {{ d.amount|rub }} ₽, кассир {{ d.cashier or '—' }}, удалил {{ d.manager or '—' }}, {{ d.reason or '—' }}\n{% endfor %}{% endif %}Отменено пречеков: {{ cancelled_prebills }}\n{% if voids %}<b>Удаления блюд</b>\n{% for v in voids %}{{ v.dish or '—' }} × {{ v.quantity|qty }} {{ v.amount|rub }} ₽, {{ v.who or '—' }}, {{ v.reason or '—' }}\n{% endfor %}{% endif %}{% if top_dishes %}<b>Топ блюд</b>\n{% for d in top_dishes %}{{ loop.index }}. {{ d.name }} × {{ d.quantity|qty }} — {{ d.amount|rub }} ₽\n{% endfor %}{% endif %}<b>Продажи по часам</b>\n{% for h in hours %}{{ h.hour }}:00 {{ h.amount|rub }} ₽\n{% endfor %}"),
+    (
+        "receipt_deleted",
+        "❗️ <b>Удалён чек</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}{% if order.table %}, стол {{ order.table }}{% endif %}\nЧек № {{ check_num or '—' }} на {{ amount|rub }} ₽\nКассир: {{ cashier or '—' }}\nУдалил: {{ manager or '—' }}\nПричина: {{ reason or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}",
+    ),
+    (
+        "prebill_cancelled",
+        "⚠️ <b>Отменён пречек</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}{% if order.table %}, стол {{ order.table }}{% endif %}\nПречек № {{ check_num or '—' }} на {{ amount|rub }} ₽\nОтменил: {{ manager or cashier or '—' }}\nПричина: {{ reason or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}",
+    ),
+    (
+        "dish_voided",
+        "⚠️ <b>Удалено блюдо после печати</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}{% if order.table %}, стол {{ order.table }}{% endif %}\nБлюдо: {{ dish or '—' }} × {{ quantity|qty }} на {{ amount|rub }} ₽\nКто: {{ who or '—' }}\nПричина: {{ reason or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}",
+    ),
+    (
+        "unsaved_dish_deleted",
+        "ℹ️ <b>Удалено несохранённое блюдо</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}\nБлюдо: {{ dish or '—' }} × {{ quantity|qty }}\nКто: {{ who or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}",
+    ),
+    (
+        "discount_over_threshold",
+        "⚠️ <b>Большая скидка</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}{% if order.table %}, стол {{ order.table }}{% endif %}\nСкидка {{ discount|rub }} ₽ ({{ percent }}%) от {{ order_sum|rub }} ₽{% if names %}\nСкидки: {{ names|join(', ') }}{% endif %}\nОфициант: {{ order.waiter or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}",
+    ),
+    (
+        "payment_deleted",
+        "⚠️ <b>Удалена оплата</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}\nОплата: {{ currency or '—' }} {{ amount|rub }} ₽{% if at %}\nВремя: {{ at }}{% endif %}",
+    ),
+    (
+        "total_lowered_after_prebill",
+        "⚠️ <b>Сумма заказа уменьшена после пречека</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}{% if order.table %}, стол {{ order.table }}{% endif %}\nБыло {{ before|rub }} ₽, стало {{ after|rub }} ₽\nОфициант: {{ order.waiter or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}",
+    ),
+    (
+        "station_closed",
+        "ℹ️ <b>Касса закрыта</b> {{ rest }}\nСтанция: {{ station }}{% if who %}\nКто: {{ who }}{% endif %}{% if at %}\nВремя: {{ at }}{% endif %}",
+    ),
+    (
+        "station_silent",
+        "⚠️ <b>Касса молчит</b> {{ rest }}\nСтанция {{ station }} запущена, но не присылает событий {{ minutes }} мин.{% if last_event_time %}\nПоследнее событие: {{ last_event_time }}{% endif %}",
+    ),
+    (
+        "station_restarted",
+        "⚠️ <b>Касса запущена повторно без закрытия</b> {{ rest }}\nСтанция: {{ station }}{% if at %}\nВремя: {{ at }}{% endif %}",
+    ),
+    (
+        "stream_gap",
+        "⚠️ <b>Потеряны события</b> {{ rest }}\nПоток {{ stream }}: не пришли номера {{ from_seq }}–{{ to_seq }} ({{ missing }} шт.)",
+    ),
+    (
+        "server_silent",
+        "❗️ <b>Кассовый сервер молчит</b> {{ rest }}\nНет событий {{ minutes }} мин. в рабочие часы{% if last_event_time %}\nПоследнее событие: {{ last_event_time }}{% endif %}",
+    ),
+    (
+        "operator",
+        "🔧 <b>tillgate</b>{% if rest_code %} {{ rest }}{% endif %}\n{{ text }}",
+    ),
+    (
+        "shift_report",
+        "📊 <b>Смена {{ shift_num }}</b> {{ rest }}{% if shift_date %} ({{ shift_date }}){% endif %}\nКассовых серверов: {{ cash_servers }}\nВыручка: <b>{{ revenue|rub }} ₽</b>\nЧеков: {{ receipts }}, средний чек {{ average_check|rub }} ₽\nЗаказов: {{ orders }}\n{% if payments %}<b>Оплаты</b>\n{% for name, amount in payments|items %}{{ name }}: {{ amount|rub }} ₽\n{% endfor %}{% endif %}Скидки: {{ discounts|rub }} ₽ ({{ discount_lines }})\n{% if deleted_receipts %}<b>Удалённые чеки</b>\n{% for d in deleted_receipts %}№ {{ d.check_num or '—' }} {{ d.amount|rub }} ₽, кассир {{ d.cashier or '—' }}, удалил {{ d.manager or '—' }}, {{ d.reason or '—' }}\n{% endfor %}{% endif %}Отменено пречеков: {{ cancelled_prebills }}\n{% if voids %}<b>Удаления блюд</b>\n{% for v in voids %}{{ v.dish or '—' }} × {{ v.quantity|qty }} {{ v.amount|rub }} ₽, {{ v.who or '—' }}, {{ v.reason or '—' }}\n{% endfor %}{% endif %}{% if top_dishes %}<b>Топ блюд</b>\n{% for d in top_dishes %}{{ loop.index }}. {{ d.name }} × {{ d.quantity|qty }} — {{ d.amount|rub }} ₽\n{% endfor %}{% endif %}<b>Продажи по часам</b>\n{% for h in hours %}{{ h.hour }}:00 {{ h.amount|rub }} ₽\n{% endfor %}",
+    ),
 ];
 
 const EN: &[(&str, &str)] = &[
-    ("receipt_deleted", "❗️ <b>Receipt deleted</b> {{ rest }}\nOrder: {{ order.name or '—' }}{% if order.table %}, table {{ order.table }}{% endif %}\nReceipt #{{ check_num or '—' }} for {{ amount|rub }} RUB\nCashier: {{ cashier or '—' }}\nDeleted by: {{ manager or '—' }}\nReason: {{ reason or '—' }}{% if at %}\nTime: {{ at }}{% endif %}"),
-    ("prebill_cancelled", "⚠️ <b>Pre-bill cancelled</b> {{ rest }}\nOrder: {{ order.name or '—' }}{% if order.table %}, table {{ order.table }}{% endif %}\nPre-bill #{{ check_num or '—' }} for {{ amount|rub }} RUB\nCancelled by: {{ manager or cashier or '—' }}\nReason: {{ reason or '—' }}{% if at %}\nTime: {{ at }}{% endif %}"),
-    ("dish_voided", "⚠️ <b>Dish voided after print</b> {{ rest }}\nOrder: {{ order.name or '—' }}{% if order.table %}, table {{ order.table }}{% endif %}\nDish: {{ dish or '—' }} × {{ quantity|qty }} for {{ amount|rub }} RUB\nBy: {{ who or '—' }}\nReason: {{ reason or '—' }}{% if at %}\nTime: {{ at }}{% endif %}"),
-    ("unsaved_dish_deleted", "ℹ️ <b>Unsaved dish deleted</b> {{ rest }}\nOrder: {{ order.name or '—' }}\nDish: {{ dish or '—' }} × {{ quantity|qty }}\nBy: {{ who or '—' }}{% if at %}\nTime: {{ at }}{% endif %}"),
-    ("discount_over_threshold", "⚠️ <b>Large discount</b> {{ rest }}\nOrder: {{ order.name or '—' }}{% if order.table %}, table {{ order.table }}{% endif %}\nDiscount {{ discount|rub }} RUB ({{ percent }}%) of {{ order_sum|rub }} RUB{% if names %}\nDiscounts: {{ names|join(', ') }}{% endif %}\nWaiter: {{ order.waiter or '—' }}{% if at %}\nTime: {{ at }}{% endif %}"),
-    ("payment_deleted", "⚠️ <b>Payment deleted</b> {{ rest }}\nOrder: {{ order.name or '—' }}\nPayment: {{ currency or '—' }} {{ amount|rub }} RUB{% if at %}\nTime: {{ at }}{% endif %}"),
-    ("total_lowered_after_prebill", "⚠️ <b>Order total lowered after pre-bill</b> {{ rest }}\nOrder: {{ order.name or '—' }}{% if order.table %}, table {{ order.table }}{% endif %}\nWas {{ before|rub }} RUB, now {{ after|rub }} RUB\nWaiter: {{ order.waiter or '—' }}{% if at %}\nTime: {{ at }}{% endif %}"),
-    ("station_closed", "ℹ️ <b>Cash station closed</b> {{ rest }}\nStation: {{ station }}{% if who %}\nBy: {{ who }}{% endif %}{% if at %}\nTime: {{ at }}{% endif %}"),
-    ("station_silent", "⚠️ <b>Cash station silent</b> {{ rest }}\nStation {{ station }} started but sent nothing for {{ minutes }} min{% if last_event_time %}\nLast event: {{ last_event_time }}{% endif %}"),
-    ("station_restarted", "⚠️ <b>Cash station started again without closing</b> {{ rest }}\nStation: {{ station }}{% if at %}\nTime: {{ at }}{% endif %}"),
-    ("stream_gap", "⚠️ <b>Events lost</b> {{ rest }}\nStream {{ stream }}: numbers {{ from_seq }}–{{ to_seq }} never arrived ({{ missing }})"),
-    ("server_silent", "❗️ <b>Cash server silent</b> {{ rest }}\nNo events for {{ minutes }} min during opening hours{% if last_event_time %}\nLast event: {{ last_event_time }}{% endif %}"),
-    ("operator", "🔧 <b>tillgate</b>{% if rest_code %} {{ rest }}{% endif %}\n{{ text }}"),
-    ("shift_report", "📊 <b>Shift {{ shift_num }}</b> {{ rest }}{% if shift_date %} ({{ shift_date }}){% endif %}\nCash servers: {{ cash_servers }}\nRevenue: <b>{{ revenue|rub }} RUB</b>\nReceipts: {{ receipts }}, average check {{ average_check|rub }} RUB\nOrders: {{ orders }}\n{% if payments %}<b>Payments</b>\n{% for name, amount in payments|items %}{{ name }}: {{ amount|rub }} RUB\n{% endfor %}{% endif %}Discounts: {{ discounts|rub }} RUB ({{ discount_lines }})\n{% if deleted_receipts %}<b>Deleted receipts</b>\n{% for d in deleted_receipts %}#{{ d.check_num or '—' }} {{ d.amount|rub }} RUB, cashier {{ d.cashier or '—' }}, deleted by {{ d.manager or '—' }}, {{ d.reason or '—' }}\n{% endfor %}{% endif %}Pre-bills cancelled: {{ cancelled_prebills }}\n{% if voids %}<b>Voided dishes</b>\n{% for v in voids %}{{ v.dish or '—' }} × {{ v.quantity|qty }} {{ v.amount|rub }} RUB, {{ v.who or '—' }}, {{ v.reason or '—' }}\n{% endfor %}{% endif %}{% if top_dishes %}<b>Top dishes</b>\n{% for d in top_dishes %}{{ loop.index }}. {{ d.name }} × {{ d.quantity|qty }} — {{ d.amount|rub }} RUB\n{% endfor %}{% endif %}<b>Sales by hour</b>\n{% for h in hours %}{{ h.hour }}:00 {{ h.amount|rub }} RUB\n{% endfor %}"),
+    (
+        "receipt_deleted",
+        "❗️ <b>Receipt deleted</b> {{ rest }}\nOrder: {{ order.name or '—' }}{% if order.table %}, table {{ order.table }}{% endif %}\nReceipt #{{ check_num or '—' }} for {{ amount|rub }} RUB\nCashier: {{ cashier or '—' }}\nDeleted by: {{ manager or '—' }}\nReason: {{ reason or '—' }}{% if at %}\nTime: {{ at }}{% endif %}",
+    ),
+    (
+        "prebill_cancelled",
+        "⚠️ <b>Pre-bill cancelled</b> {{ rest }}\nOrder: {{ order.name or '—' }}{% if order.table %}, table {{ order.table }}{% endif %}\nPre-bill #{{ check_num or '—' }} for {{ amount|rub }} RUB\nCancelled by: {{ manager or cashier or '—' }}\nReason: {{ reason or '—' }}{% if at %}\nTime: {{ at }}{% endif %}",
+    ),
+    (
+        "dish_voided",
+        "⚠️ <b>Dish voided after print</b> {{ rest }}\nOrder: {{ order.name or '—' }}{% if order.table %}, table {{ order.table }}{% endif %}\nDish: {{ dish or '—' }} × {{ quantity|qty }} for {{ amount|rub }} RUB\nBy: {{ who or '—' }}\nReason: {{ reason or '—' }}{% if at %}\nTime: {{ at }}{% endif %}",
+    ),
+    (
+        "unsaved_dish_deleted",
+        "ℹ️ <b>Unsaved dish deleted</b> {{ rest }}\nOrder: {{ order.name or '—' }}\nDish: {{ dish or '—' }} × {{ quantity|qty }}\nBy: {{ who or '—' }}{% if at %}\nTime: {{ at }}{% endif %}",
+    ),
+    (
+        "discount_over_threshold",
+        "⚠️ <b>Large discount</b> {{ rest }}\nOrder: {{ order.name or '—' }}{% if order.table %}, table {{ order.table }}{% endif %}\nDiscount {{ discount|rub }} RUB ({{ percent }}%) of {{ order_sum|rub }} RUB{% if names %}\nDiscounts: {{ names|join(', ') }}{% endif %}\nWaiter: {{ order.waiter or '—' }}{% if at %}\nTime: {{ at }}{% endif %}",
+    ),
+    (
+        "payment_deleted",
+        "⚠️ <b>Payment deleted</b> {{ rest }}\nOrder: {{ order.name or '—' }}\nPayment: {{ currency or '—' }} {{ amount|rub }} RUB{% if at %}\nTime: {{ at }}{% endif %}",
+    ),
+    (
+        "total_lowered_after_prebill",
+        "⚠️ <b>Order total lowered after pre-bill</b> {{ rest }}\nOrder: {{ order.name or '—' }}{% if order.table %}, table {{ order.table }}{% endif %}\nWas {{ before|rub }} RUB, now {{ after|rub }} RUB\nWaiter: {{ order.waiter or '—' }}{% if at %}\nTime: {{ at }}{% endif %}",
+    ),
+    (
+        "station_closed",
+        "ℹ️ <b>Cash station closed</b> {{ rest }}\nStation: {{ station }}{% if who %}\nBy: {{ who }}{% endif %}{% if at %}\nTime: {{ at }}{% endif %}",
+    ),
+    (
+        "station_silent",
+        "⚠️ <b>Cash station silent</b> {{ rest }}\nStation {{ station }} started but sent nothing for {{ minutes }} min{% if last_event_time %}\nLast event: {{ last_event_time }}{% endif %}",
+    ),
+    (
+        "station_restarted",
+        "⚠️ <b>Cash station started again without closing</b> {{ rest }}\nStation: {{ station }}{% if at %}\nTime: {{ at }}{% endif %}",
+    ),
+    (
+        "stream_gap",
+        "⚠️ <b>Events lost</b> {{ rest }}\nStream {{ stream }}: numbers {{ from_seq }}–{{ to_seq }} never arrived ({{ missing }})",
+    ),
+    (
+        "server_silent",
+        "❗️ <b>Cash server silent</b> {{ rest }}\nNo events for {{ minutes }} min during opening hours{% if last_event_time %}\nLast event: {{ last_event_time }}{% endif %}",
+    ),
+    (
+        "operator",
+        "🔧 <b>tillgate</b>{% if rest_code %} {{ rest }}{% endif %}\n{{ text }}",
+    ),
+    (
+        "shift_report",
+        "📊 <b>Shift {{ shift_num }}</b> {{ rest }}{% if shift_date %} ({{ shift_date }}){% endif %}\nCash servers: {{ cash_servers }}\nRevenue: <b>{{ revenue|rub }} RUB</b>\nReceipts: {{ receipts }}, average check {{ average_check|rub }} RUB\nOrders: {{ orders }}\n{% if payments %}<b>Payments</b>\n{% for name, amount in payments|items %}{{ name }}: {{ amount|rub }} RUB\n{% endfor %}{% endif %}Discounts: {{ discounts|rub }} RUB ({{ discount_lines }})\n{% if deleted_receipts %}<b>Deleted receipts</b>\n{% for d in deleted_receipts %}#{{ d.check_num or '—' }} {{ d.amount|rub }} RUB, cashier {{ d.cashier or '—' }}, deleted by {{ d.manager or '—' }}, {{ d.reason or '—' }}\n{% endfor %}{% endif %}Pre-bills cancelled: {{ cancelled_prebills }}\n{% if voids %}<b>Voided dishes</b>\n{% for v in voids %}{{ v.dish or '—' }} × {{ v.quantity|qty }} {{ v.amount|rub }} RUB, {{ v.who or '—' }}, {{ v.reason or '—' }}\n{% endfor %}{% endif %}{% if top_dishes %}<b>Top dishes</b>\n{% for d in top_dishes %}{{ loop.index }}. {{ d.name }} × {{ d.quantity|qty }} — {{ d.amount|rub }} RUB\n{% endfor %}{% endif %}<b>Sales by hour</b>\n{% for h in hours %}{{ h.hour }}:00 {{ h.amount|rub }} RUB\n{% endfor %}",
+    ),
 ];
 
 /// The compiled templates of both languages (built-in, or overridden from
@@ -306,7 +394,10 @@ mod tests {
 
     #[test]
     fn split_keeps_lines_and_limit() {
-        let text = (0..1000).map(|i| format!("line {i}")).collect::<Vec<_>>().join("\n");
+        let text = (0..1000)
+            .map(|i| format!("line {i}"))
+            .collect::<Vec<_>>()
+            .join("\n");
         let parts = split(&text, 100);
         assert!(parts.iter().all(|p| p.chars().count() <= 100));
         assert_eq!(parts.join("\n"), text);

@@ -135,8 +135,8 @@ impl Watchdog {
                     close_at -= ChronoDuration::days(1);
                 }
                 if local(&self.settings, last_seen) < close_at {
-                    let rep = report::compute_in(&mut tx, &self.settings, code, s, last_offset)
-                        .await?;
+                    let rep =
+                        report::compute_in(&mut tx, &self.settings, code, s, last_offset).await?;
                     sqlx::query("UPDATE alerts_rests SET reported_shift = $2 WHERE rest_code = $1")
                         .bind(code)
                         .bind(s)

@@ -5,7 +5,6 @@
 //! was accepted.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,8 +19,15 @@ pub const TOKEN: &str = "123456789:AAFakeTokenForTests_abcdefghijklmno";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Sent {
-    Text { chat: i64, text: String },
-    Photo { chat: i64, caption: String, png: Vec<u8> },
+    Text {
+        chat: i64,
+        text: String,
+    },
+    Photo {
+        chat: i64,
+        caption: String,
+        png: Vec<u8>,
+    },
 }
 
 impl Sent {
@@ -43,8 +49,6 @@ impl Sent {
 pub enum Script {
     TooManyRequests(u64),
     ServerError,
-    /// Accept the message but answer 500 (Telegram delivered, we cannot know).
-    Drop,
 }
 
 #[derive(Default)]
@@ -62,11 +66,8 @@ pub struct Inner {
 
 #[derive(Clone)]
 pub struct FakeTelegram {
-    pub addr: SocketAddr,
     pub base: String,
     pub inner: Arc<Mutex<Inner>>,
-    /// The fake's own per-chat limit (real Telegram: about 1 s).
-    pub per_chat: Duration,
 }
 
 #[derive(Clone)]
@@ -84,8 +85,22 @@ fn err(code: u16, description: &str, params: Option<Value>) -> Response {
 }
 
 const ALLOWED: &[&str] = &[
-    "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
-    "blockquote", "tg-spoiler", "span", "tg-emoji",
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "a",
+    "code",
+    "pre",
+    "blockquote",
+    "tg-spoiler",
+    "span",
+    "tg-emoji",
 ];
 
 /// Parses Telegram HTML the way the Bot API does for the cases tillgate can
@@ -98,9 +113,11 @@ pub fn check_html(text: &str) -> Result<usize, String> {
     while let Some((i, c)) = chars.next() {
         match c {
             '<' => {
-                let end = text[i..]
-                    .find('>')
-                    .ok_or_else(|| format!("Bad Request: can't parse entities: Unclosed start tag at byte offset {i}"))?;
+                let end = text[i..].find('>').ok_or_else(|| {
+                    format!(
+                        "Bad Request: can't parse entities: Unclosed start tag at byte offset {i}"
+                    )
+                })?;
                 let inner = &text[i + 1..i + end];
                 let (closing, name) = match inner.strip_prefix('/') {
                     Some(n) => (true, n.trim()),
@@ -136,7 +153,13 @@ pub fn check_html(text: &str) -> Result<usize, String> {
                 let ent = end.map(|e| &rest[1..e]);
                 let ok = match ent {
                     Some("lt" | "gt" | "amp" | "quot") => true,
-                    Some(e) if e.starts_with('#') => e[1..].trim_start_matches('x').chars().all(|c| c.is_ascii_hexdigit()) && e.len() > 1,
+                    Some(e) if e.starts_with('#') => {
+                        e[1..]
+                            .trim_start_matches('x')
+                            .chars()
+                            .all(|c| c.is_ascii_hexdigit())
+                            && e.len() > 1
+                    }
                     _ => false,
                 };
                 if !ok {
@@ -187,9 +210,6 @@ impl S {
                     ));
                 }
                 Script::ServerError => return Err(err(502, "Bad Gateway", None)),
-                Script::Drop => {
-                    g.script.push_front(Script::Drop);
-                }
             }
         }
         let now = Instant::now();
@@ -205,7 +225,10 @@ impl S {
         }
         if chat < 0 {
             let w = g.group_window.entry(chat).or_default();
-            while w.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
+            while w
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+            {
                 w.pop_front();
             }
             if w.len() >= 20 {
@@ -226,10 +249,6 @@ impl S {
         let mut g = self.inner.lock().unwrap();
         let id = g.sent.len() as i64 + 1;
         g.sent.push(sent);
-        if matches!(g.script.front(), Some(Script::Drop)) {
-            g.script.pop_front();
-            return err(500, "Internal Server Error", None);
-        }
         Json(json!({"ok": true, "result": {"message_id": id, "date": 0, "chat": {"id": 0, "type": "private"}}})).into_response()
     }
 }
@@ -242,7 +261,11 @@ fn check_token(token: &str) -> Result<(), Response> {
     }
 }
 
-async fn send_message(State(s): State<S>, Path(token): Path<String>, Json(body): Json<Value>) -> Response {
+async fn send_message(
+    State(s): State<S>,
+    Path(token): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
     if let Err(r) = check_token(&token) {
         return r;
     }
@@ -266,7 +289,11 @@ async fn send_message(State(s): State<S>, Path(token): Path<String>, Json(body):
         return err(400, "Bad Request: message text is empty", None);
     }
     if len > 4096 {
-        s.inner.lock().unwrap().rejected.push((400, "too long".into()));
+        s.inner
+            .lock()
+            .unwrap()
+            .rejected
+            .push((400, "too long".into()));
         return err(400, "Bad Request: message is too long", None);
     }
     if let Err(r) = s.gate(chat) {
@@ -275,7 +302,11 @@ async fn send_message(State(s): State<S>, Path(token): Path<String>, Json(body):
     s.accept(Sent::Text { chat, text })
 }
 
-async fn send_photo(State(s): State<S>, Path(token): Path<String>, mut form: Multipart) -> Response {
+async fn send_photo(
+    State(s): State<S>,
+    Path(token): Path<String>,
+    mut form: Multipart,
+) -> Response {
     if let Err(r) = check_token(&token) {
         return r;
     }
@@ -305,7 +336,11 @@ async fn send_photo(State(s): State<S>, Path(token): Path<String>, mut form: Mul
     s.accept(Sent::Photo { chat, caption, png })
 }
 
-async fn get_updates(State(s): State<S>, Path(token): Path<String>, Json(body): Json<Value>) -> Response {
+async fn get_updates(
+    State(s): State<S>,
+    Path(token): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
     if let Err(r) = check_token(&token) {
         return r;
     }
@@ -330,6 +365,7 @@ async fn get_updates(State(s): State<S>, Path(token): Path<String>, Json(body): 
 }
 
 impl FakeTelegram {
+    /// `per_chat`: the fake's own per-chat limit (real Telegram: about 1 s).
     pub async fn start(per_chat: Duration) -> FakeTelegram {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let state = S {
@@ -347,10 +383,8 @@ impl FakeTelegram {
             axum::serve(listener, app).await.unwrap();
         });
         FakeTelegram {
-            addr,
             base: format!("http://{addr}"),
             inner,
-            per_chat,
         }
     }
 
@@ -388,7 +422,10 @@ impl FakeTelegram {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("fake Telegram got {} messages, expected {n}: {:?}", self.sent().len(), self.sent());
+        panic!(
+            "fake Telegram got {} messages, expected {n}: {:?}",
+            self.sent().len(),
+            self.sent()
+        );
     }
 }
-

@@ -1,8 +1,8 @@
 //! tillgate's integration tests: the real server through `spawn_app()`.
 
+mod alerts;
 mod crash;
+mod fake_telegram;
 mod harness;
 mod ingest;
 mod orders;
-mod alerts;
-mod fake_telegram;
