@@ -196,12 +196,12 @@ async fn rest_and_shift(
     if let Some(n) = ev.shift_num {
         if let Some(p) = prev_shift
             && n > p
+            && settings.rules_for(Some(&rest)).shift_report
+            && reported.is_none_or(|r| r < p)
         {
-            if settings.rules_for(Some(&rest)).shift_report && reported.is_none_or(|r| r < p) {
-                let rep = report::compute_in(tx, settings, &rest, p, entry.offset - 1).await?;
-                alerts.push(Alert::ShiftReport(rep));
-                reported_shift = Some(p);
-            }
+            let rep = report::compute_in(tx, settings, &rest, p, entry.offset - 1).await?;
+            alerts.push(Alert::ShiftReport(rep));
+            reported_shift = Some(p);
         }
         if prev_shift.is_none_or(|p| n > p) {
             shift = Some(n);

@@ -641,8 +641,8 @@ async fn watchdog_alerts_on_gaps_silence_and_closes_the_shift_by_clock() {
             "{rows:#?}"
         );
         // A day later, past the closing time with no activity: shift 3 closes.
-        dog.run_once(now + 26 * 3600_000).await.unwrap();
-        dog.run_once(now + 27 * 3600_000).await.unwrap();
+        dog.run_once(now + 26 * 3_600_000).await.unwrap();
+        dog.run_once(now + 27 * 3_600_000).await.unwrap();
         let rows = alert_rows(&app).await;
         let reports: Vec<_> = rows
             .iter()
