@@ -43,7 +43,10 @@ fn day() -> Vec<LogEntry> {
 }
 
 fn read_all(entries: &[LogEntry]) -> usize {
-    entries.iter().filter(|e| rk7::read(&e.body).is_ok()).count()
+    entries
+        .iter()
+        .filter(|e| rk7::read(&e.body).is_ok())
+        .count()
 }
 
 fn rules_all(settings: &Settings, entries: &[LogEntry]) -> usize {

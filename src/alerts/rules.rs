@@ -31,6 +31,10 @@ use crate::store::{Db, StoreError};
 
 pub const CONSUMER_NAME: &str = "alerts";
 
+/// Events received longer ago than this raise no alert when the consumer
+/// reaches them (6 hours).
+pub const STALE_MS: i64 = 6 * 3600 * 1000;
+
 /// What the rules remember about one order between events.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct OrderMemory {
@@ -140,11 +144,17 @@ async fn apply_batch(
     }
     let mut alerts = Vec::new();
     for (entry, ev) in &events {
+        let before = alerts.len();
         rest_and_shift(settings, &mut tx, entry, ev, &mut alerts).await?;
         station_rules(settings, &mut tx, entry, ev, &mut alerts).await?;
         if let Some(guid) = ev.order.as_ref().and_then(|o| o.guid.as_ref()) {
             let m = memories.get_mut(&guid.canonical()).expect("loaded above");
             order_rules(settings, m, entry, ev, &mut alerts);
+        }
+        // History (first start on an existing log, a cursor reset) builds
+        // the memory but does not page the owners about last month.
+        if now - entry.received_at > STALE_MS {
+            alerts.truncate(before);
         }
     }
     for (key, m) in &memories {
