@@ -173,7 +173,12 @@ impl Sender {
     pub async fn run_once(&mut self) -> Result<Outcome, StoreError> {
         let now = self.clock.now_ms();
         let rows = outbox::pending(&self.db, 200).await?;
-        metrics::gauge!("tillgate_alerts_pending").set(rows.len() as f64);
+        let pending = if rows.len() < 200 {
+            rows.len() as i64
+        } else {
+            outbox::count_pending(&self.db).await?
+        };
+        metrics::gauge!("tillgate_alerts_pending").set(pending as f64);
         if rows.is_empty() {
             return Ok(Outcome::Idle);
         }
@@ -334,5 +339,57 @@ impl Sender {
                 _ = tokio::time::sleep(pause) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            per_chat_interval: Duration::from_millis(1000),
+            group_per_minute: 20,
+            global_per_second: 30,
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+
+    #[test]
+    fn per_chat_interval_and_group_minute() {
+        let mut l = RateLimiter::new(limits());
+        let mut now = 0;
+        // A group: 20 messages, one per second, then the 21st waits for the
+        // first to leave the one-minute window.
+        for i in 0..20 {
+            assert_eq!(l.check(-7, now), Ok(()));
+            l.record(-7, now);
+            let next = if i < 19 { now + 1000 } else { 60_000 };
+            assert_eq!(l.check(-7, now), Err(next));
+            now += 1000;
+        }
+        assert_eq!(l.check(-7, now), Err(60_000));
+        assert_eq!(l.check(-7, 60_000), Ok(()));
+        // A private chat has no per-minute cap.
+        let mut now = 0;
+        for _ in 0..30 {
+            assert_eq!(l.check(5, now), Ok(()));
+            l.record(5, now);
+            now += 1000;
+        }
+    }
+
+    #[test]
+    fn global_thirty_per_second_and_429_block() {
+        let mut l = RateLimiter::new(limits());
+        for chat in 0..30 {
+            assert_eq!(l.check(chat, 100), Ok(()));
+            l.record(chat, 100);
+        }
+        assert_eq!(l.check(99, 100), Err(1100));
+        assert_eq!(l.check(99, 1100), Ok(()));
+        l.block(99, 9000);
+        assert_eq!(l.check(99, 1100), Err(9000));
+        assert_eq!(l.check(98, 1100), Ok(()));
     }
 }

@@ -1396,7 +1396,7 @@ async fn simulated_days_yield_the_expected_alerts_and_report_totals_equal_truth(
         let g = generate(&Scenario {
             cash_servers: 2,
             days: 2,
-            orders: 8,
+            orders: 6,
             ..Scenario::default()
         });
         let rest = g.servers[0].rest_code.clone();
