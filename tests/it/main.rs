@@ -2,7 +2,9 @@
 
 mod alerts;
 mod crash;
+mod fake_smsru;
 mod fake_telegram;
 mod harness;
 mod ingest;
 mod orders;
+mod sms;

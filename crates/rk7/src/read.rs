@@ -131,7 +131,7 @@ impl ReadError {
 pub fn read(bytes: &[u8]) -> Result<Event, ReadError> {
     let decoded = decode(bytes)?;
     let mut p = Parser::new(&decoded.text, &decoded.map);
-    p.document().map_err(|e| e.finish(&decoded.map))
+    p.document().map_err(|e| *e)
 }
 
 // ---------------------------------------------------------------------------
@@ -195,9 +195,8 @@ fn decode(bytes: &[u8]) -> Result<Decoded<'_>, ReadError> {
     if let Some((enc, bom)) = Encoding::for_bom(bytes) {
         let body = &bytes[bom..];
         if enc == encoding_rs::UTF_8 {
-            let text = std::str::from_utf8(body).map_err(|e| {
-                enc_err(bom + e.valid_up_to(), "invalid UTF-8".into())
-            })?;
+            let text = std::str::from_utf8(body)
+                .map_err(|e| enc_err(bom + e.valid_up_to(), "invalid UTF-8".into()))?;
             return Ok(Decoded {
                 text: Cow::Borrowed(text),
                 map: OffsetMapOwned {
@@ -221,7 +220,10 @@ fn decode(bytes: &[u8]) -> Result<Decoded<'_>, ReadError> {
     let enc = match &label {
         None => encoding_rs::UTF_8,
         Some((label, at)) => Encoding::for_label(label.as_bytes()).ok_or_else(|| {
-            enc_err(*at, format!("unknown encoding {label:?} in the XML declaration"))
+            enc_err(
+                *at,
+                format!("unknown encoding {label:?} in the XML declaration"),
+            )
         })?,
     };
     if enc == encoding_rs::UTF_8 {
@@ -288,27 +290,10 @@ fn declared_encoding(bytes: &[u8]) -> Option<(String, usize)> {
 // ---------------------------------------------------------------------------
 // Errors while parsing (offsets in decoded text, path as a stack)
 
-/// An error found while parsing; its offset is still in decoded text.
-struct Fail {
-    kind: ReadErrorKind,
-    offset: usize,
-    path: String,
-    found: Option<String>,
-    detail: String,
-}
-
-impl Fail {
-    fn finish(self, map: &OffsetMapOwned) -> ReadError {
-        let _ = map;
-        ReadError {
-            kind: self.kind,
-            offset: self.offset,
-            path: self.path,
-            found: self.found,
-            detail: self.detail,
-        }
-    }
-}
+/// An error found while parsing, already located in the input bytes. Boxed
+/// because every typed attribute read returns a `Result`, and a small error
+/// type keeps those results cheap to move on the happy path.
+type Fail = Box<ReadError>;
 
 type R<T> = Result<T, Fail>;
 
@@ -363,7 +348,11 @@ impl<'a> Parser<'a> {
         // offsets into `doc`. `decode` has already removed the real BOM; one
         // left here is a second BOM (or a UTF-16 one decoded to U+FEFF), so
         // skip it ourselves and add its length back to every position.
-        let skip = if doc.starts_with('\u{FEFF}') { '\u{FEFF}'.len_utf8() } else { 0 };
+        let skip = if doc.starts_with('\u{FEFF}') {
+            '\u{FEFF}'.len_utf8()
+        } else {
+            0
+        };
         let mut reader = quick_xml::Reader::from_str(&doc[skip..]);
         let cfg = reader.config_mut();
         cfg.trim_text(false);
@@ -389,13 +378,13 @@ impl<'a> Parser<'a> {
     }
 
     fn fail(&self, kind: ReadErrorKind, offset: usize, detail: impl Into<String>) -> Fail {
-        Fail {
+        Box::new(ReadError {
             kind,
             offset: self.map.source(offset),
             path: self.path.join("/"),
             found: None,
             detail: detail.into(),
-        }
+        })
     }
 
     fn fail_attr(
@@ -418,8 +407,12 @@ impl<'a> Parser<'a> {
         if let Some(t) = self.peeked.take() {
             return Ok(t);
         }
-        // Text run being collected: its range and whether it has CDATA.
+        // Text run being collected: the range since the last comment (or
+        // processing instruction), and what came before it, resolved. The
+        // range must not span a comment, or the comment would become text.
         let mut run: Option<(usize, usize)> = None;
+        let mut first: Option<usize> = None;
+        let mut done = String::new();
         loop {
             let before = self.pos();
             let ev = match self.reader.read_event() {
@@ -439,17 +432,31 @@ impl<'a> Parser<'a> {
                 XmlEvent::Comment(_)
                 | XmlEvent::PI(_)
                 | XmlEvent::Decl(_)
-                | XmlEvent::DocType(_) => continue,
+                | XmlEvent::DocType(_) => {
+                    if let Some((start, end)) = run.take() {
+                        first.get_or_insert(start);
+                        done.push_str(&unescape_text(&self.doc[start..end]));
+                    }
+                    continue;
+                }
             };
+            let mut text = done;
             if let Some((start, end)) = run {
                 let raw = &self.doc[start..end];
                 if !raw.bytes().all(is_ws) {
-                    let text = unescape_text(raw);
-                    if !text.bytes().all(is_ws) {
-                        self.peeked = Some(tok);
-                        return Ok(Tok::Text(text, start));
+                    first.get_or_insert(start);
+                    if text.is_empty() {
+                        text = unescape_text(raw);
+                    } else {
+                        text.push_str(&unescape_text(raw));
                     }
                 }
+            }
+            if let Some(start) = first
+                && !text.bytes().all(is_ws)
+            {
+                self.peeked = Some(tok);
+                return Ok(Tok::Text(text, start));
             }
             return Ok(tok);
         }
@@ -512,28 +519,21 @@ impl<'a> Parser<'a> {
 
     /// The whole document: prolog, the root, and nothing after it.
     fn document(&mut self) -> R<Event> {
-        loop {
-            match self.next()? {
-                Tok::Start(tag) if tag.name == "a" => return self.event(tag),
-                Tok::Start(tag) => {
-                    return Err(self.fail(
-                        ReadErrorKind::NoRoot,
-                        tag.at,
-                        format!("the root element is <{}>, expected <a>", shorten(tag.name)),
-                    ));
-                }
-                Tok::Text(t, at) => {
-                    return Err(Fail {
-                        found: Some(shorten(&t)),
-                        ..self.fail(ReadErrorKind::NotXml, at, "text outside of any element")
-                    });
-                }
-                Tok::End => {
-                    return Err(self.fail(ReadErrorKind::NotXml, 0, "end tag without a start tag"));
-                }
-                Tok::Eof(at) => {
-                    return Err(self.fail(ReadErrorKind::NoRoot, at, "the document has no element"));
-                }
+        match self.next()? {
+            Tok::Start(tag) if tag.name == "a" => self.event(tag),
+            Tok::Start(tag) => Err(self.fail(
+                ReadErrorKind::NoRoot,
+                tag.at,
+                format!("the root element is <{}>, expected <a>", shorten(tag.name)),
+            )),
+            Tok::Text(t, at) => {
+                let mut f = self.fail(ReadErrorKind::NotXml, at, "text outside of any element");
+                f.found = Some(shorten(&t));
+                Err(f)
+            }
+            Tok::End => Err(self.fail(ReadErrorKind::NotXml, 0, "end tag without a start tag")),
+            Tok::Eof(at) => {
+                Err(self.fail(ReadErrorKind::NoRoot, at, "the document has no element"))
             }
         }
     }
@@ -596,11 +596,7 @@ impl<'a> Parser<'a> {
 
     /// Iterates over the attributes of `tag`, giving each to `on` with a
     /// value reader bound to this attribute's location.
-    fn attrs(
-        &self,
-        tag: &Tag<'a>,
-        mut on: impl FnMut(&str, Val<'_, 'a>) -> R<()>,
-    ) -> R<()> {
+    fn attrs(&self, tag: &Tag<'a>, mut on: impl FnMut(&str, Val<'_, 'a>) -> R<()>) -> R<()> {
         for a in Attrs::new(tag.attrs, tag.attrs_at) {
             let (name, raw, at) = a.map_err(|e| self.attr_syntax(e))?;
             on(
@@ -775,7 +771,12 @@ impl<'a> Parser<'a> {
     /// `<KdsState>ready</KdsState>` as an element: only the plain form (text,
     /// nothing else) is taken as the state; anything richer is kept as an
     /// unknown element rather than guessed at.
-    fn kds_element(&mut self, tag: Tag<'a>, slot: &mut Option<KdsState>, extra: &mut Extra) -> R<()> {
+    fn kds_element(
+        &mut self,
+        tag: Tag<'a>,
+        slot: &mut Option<KdsState>,
+        extra: &mut Extra,
+    ) -> R<()> {
         let el = self.generic(tag)?;
         if slot.is_none() && el.attrs.is_empty() && el.children.is_empty() {
             *slot = Some(KdsState::parse(el.text.trim()));
@@ -835,7 +836,9 @@ impl<'a> Parser<'a> {
                 "Table" if o.table.is_none() => o.table = Some(p.reference(child)?),
                 "GuestType" if o.guest_type.is_none() => o.guest_type = Some(p.reference(child)?),
                 "Guests" if o.guests.is_none() => o.guests = Some(p.guests(child)?),
-                "ExternalProps" if o.external_props.is_empty() && o.external_props_extra.is_empty() => {
+                "ExternalProps"
+                    if o.external_props.is_empty() && o.external_props_extra.is_empty() =>
+                {
                     p.external_props(child, &mut o)?;
                 }
                 "SourceOrder" if o.source_order.is_none() => {
@@ -1313,29 +1316,33 @@ impl Val<'_, '_> {
     /// The value with entities resolved and XML whitespace trimmed, for the
     /// typed attributes; `None` when empty.
     fn typed(&self) -> Option<Cow<'_, str>> {
-        let v: Cow<'_, str> = if self.raw.contains('&') {
+        let v: Cow<'_, str> = if has_amp(self.raw) {
             Cow::Owned(unescape_attr(self.raw))
         } else {
             Cow::Borrowed(self.raw)
         };
-        let t = v.trim_matches(|c: char| c.is_ascii() && is_ws(c as u8));
-        if t.is_empty() {
+        let (start, end) = trim_ws(&v);
+        if start == end {
             return None;
         }
         Some(match v {
-            Cow::Borrowed(b) => Cow::Borrowed(b.trim_matches(|c: char| c.is_ascii() && is_ws(c as u8))),
-            Cow::Owned(ref o) => Cow::Owned(o.trim_matches(|c: char| c.is_ascii() && is_ws(c as u8)).to_owned()),
+            Cow::Borrowed(b) => Cow::Borrowed(&b[start..end]),
+            Cow::Owned(o) if start == 0 && end == o.len() => Cow::Owned(o),
+            Cow::Owned(o) => Cow::Owned(o[start..end].to_owned()),
         })
     }
 
     fn err(&self, kind: ReadErrorKind, detail: &str) -> Fail {
-        self.p.fail_attr(kind, self.at, self.name, &unescape_attr(self.raw), detail)
+        self.p
+            .fail_attr(kind, self.at, self.name, &unescape_attr(self.raw), detail)
     }
 
     fn int(&self, kind: ReadErrorKind, detail: &str) -> R<Option<i64>> {
         match self.typed() {
             None => Ok(None),
-            Some(t) => parse_i64(&t).map(Some).ok_or_else(|| self.err(kind, detail)),
+            Some(t) => parse_i64(&t)
+                .map(Some)
+                .ok_or_else(|| self.err(kind, detail)),
         }
     }
 
@@ -1345,7 +1352,8 @@ impl Val<'_, '_> {
 
     fn required_i64(&self) -> R<i64> {
         match self.typed() {
-            Some(t) => parse_i64(&t).ok_or_else(|| self.err(ReadErrorKind::BadNumber, "expected an integer")),
+            Some(t) => parse_i64(&t)
+                .ok_or_else(|| self.err(ReadErrorKind::BadNumber, "expected an integer")),
             None => Err(self.err(ReadErrorKind::BadNumber, "expected an integer")),
         }
     }
@@ -1353,15 +1361,18 @@ impl Val<'_, '_> {
     fn u64(&self) -> R<Option<u64>> {
         match self.typed() {
             None => Ok(None),
-            Some(t) => parse_u64(&t)
-                .map(Some)
-                .ok_or_else(|| self.err(ReadErrorKind::BadNumber, "expected a non-negative integer")),
+            Some(t) => parse_u64(&t).map(Some).ok_or_else(|| {
+                self.err(ReadErrorKind::BadNumber, "expected a non-negative integer")
+            }),
         }
     }
 
     fn money(&self) -> R<Option<Kopecks>> {
         Ok(self
-            .int(ReadErrorKind::BadMoney, "expected an integer number of kopecks")?
+            .int(
+                ReadErrorKind::BadMoney,
+                "expected an integer number of kopecks",
+            )?
             .map(Kopecks))
     }
 
@@ -1404,7 +1415,11 @@ impl Val<'_, '_> {
     }
 
     fn kds(&self) -> KdsState {
-        KdsState::parse(self.string().trim())
+        if has_amp(self.raw) {
+            KdsState::parse(self.string().trim())
+        } else {
+            KdsState::parse(self.raw.trim())
+        }
     }
 }
 
@@ -1444,16 +1459,41 @@ fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
+/// The range of `s` without XML whitespace at either end. Byte-wise: the
+/// whitespace characters are ASCII, so the ends are character boundaries.
+fn trim_ws(s: &str) -> (usize, usize) {
+    let b = s.as_bytes();
+    let mut start = 0;
+    let mut end = b.len();
+    while start < end && is_ws(b[start]) {
+        start += 1;
+    }
+    while end > start && is_ws(b[end - 1]) {
+        end -= 1;
+    }
+    (start, end)
+}
+
 /// Names we accept for elements and attributes: anything without markup
 /// characters or whitespace. Broader than the XML Name production on
 /// purpose (lenient about form), but narrow enough that a name written back
 /// reads as the same name.
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| !is_ws(b) && !matches!(b, b'"' | b'\'' | b'<' | b'>' | b'&' | b'/' | b'=' | b'!' | b'?'))
+    !name.is_empty() && name.bytes().all(|b| NAME_BYTE[usize::from(b)])
 }
+
+/// Which bytes [`valid_name`] accepts, as a table: names are scanned for
+/// every attribute of every element, so this is on the hot path.
+static NAME_BYTE: [bool; 256] = {
+    let mut t = [true; 256];
+    let bad = b" \t\n\r\"'<>&/=!?";
+    let mut i = 0;
+    while i < bad.len() {
+        t[bad[i] as usize] = false;
+        i += 1;
+    }
+    t
+};
 
 struct AttrSyntax {
     at: usize,
@@ -1497,12 +1537,22 @@ impl<'a> Iterator for Attrs<'a> {
             }))
         };
         let name_start = i;
-        while i < b.len() && !is_ws(b[i]) && b[i] != b'=' {
+        while i < b.len() && NAME_BYTE[usize::from(b[i])] {
             i += 1;
+        }
+        if i < b.len() && !is_ws(b[i]) && b[i] != b'=' {
+            // A byte no name may have: report the whole would-be name.
+            while i < b.len() && !is_ws(b[i]) && b[i] != b'=' {
+                i += 1;
+            }
         }
         let name = &self.s[name_start..i];
         if !valid_name(name) {
-            return err(self, name_start, format!("{:?} is not an attribute name", shorten(name)));
+            return err(
+                self,
+                name_start,
+                format!("{:?} is not an attribute name", shorten(name)),
+            );
         }
         while i < b.len() && is_ws(b[i]) {
             i += 1;
@@ -1519,18 +1569,30 @@ impl<'a> Iterator for Attrs<'a> {
             _ => return err(self, i, format!("the value of {name} is not quoted")),
         };
         let value_start = i + 1;
+        // A plain loop: values are short, and memchr's setup costs more
+        // than it saves on ten bytes.
         let Some(len) = b[value_start..].iter().position(|&c| c == quote) else {
             return err(self, i, format!("the value of {name} is not closed"));
         };
         let value_end = value_start + len;
         self.i = value_end + 1;
-        Some(Ok((name, &self.s[value_start..value_end], self.base + value_start)))
+        Some(Ok((
+            name,
+            &self.s[value_start..value_end],
+            self.base + value_start,
+        )))
     }
+}
+
+/// Whether `s` has a reference to resolve. Attribute values are short, so a
+/// byte loop beats `str::contains` and its memchr setup.
+fn has_amp(s: &str) -> bool {
+    s.bytes().any(|b| b == b'&')
 }
 
 /// Resolves entity and character references in an attribute value.
 fn unescape_attr(raw: &str) -> String {
-    if !raw.contains('&') {
+    if !has_amp(raw) {
         return raw.to_owned();
     }
     let mut out = String::with_capacity(raw.len());
@@ -1575,7 +1637,11 @@ fn unescape_into(raw: &str, out: &mut String) {
                         Some(hex) => u32::from_str_radix(hex, 16).ok()?,
                         None => num.parse::<u32>().ok()?,
                     };
-                    if !num.bytes().skip(usize::from(num.starts_with('x'))).all(|b| b.is_ascii_hexdigit()) {
+                    if !num
+                        .bytes()
+                        .skip(usize::from(num.starts_with('x')))
+                        .all(|b| b.is_ascii_hexdigit())
+                    {
                         return None;
                     }
                     char::from_u32(code)?

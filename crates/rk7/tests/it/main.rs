@@ -23,4 +23,3 @@ pub fn dt(s: &str) -> rk7::LocalDateTime {
 pub fn guid(s: &str) -> rk7::Guid {
     rk7::Guid::parse(s).expect("test guid")
 }
-mod scratch_tmp;

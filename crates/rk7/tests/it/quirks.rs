@@ -158,7 +158,10 @@ fn unknown_attributes_and_elements_are_kept() {
     assert_eq!(e.extra.attrs, vec![("Version".into(), "7.6.5.12".into())]);
     assert_eq!(e.extra.elements.len(), 1);
     assert_eq!(e.extra.elements[0].name, "Loyalty");
-    assert_eq!(e.extra.elements[0].attrs, vec![("card".into(), "123".into())]);
+    assert_eq!(
+        e.extra.elements[0].attrs,
+        vec![("card".into(), "123".into())]
+    );
     let st = e.station.as_ref().unwrap();
     assert_eq!(st.extra.attrs, vec![("Zone".into(), "hall".into())]);
 
@@ -247,9 +250,16 @@ fn comments_cdata_and_entities() {
 </a>"#;
     let e = rk7::read(doc.as_bytes()).unwrap();
     assert_eq!(e.name.as_deref(), Some("Tom & Jerry Пр"));
-    assert_eq!(e.order.as_ref().unwrap().order_name.as_deref(), Some(r#"<VIP> "A" 'B'"#));
+    assert_eq!(
+        e.order.as_ref().unwrap().order_name.as_deref(),
+        Some(r#"<VIP> "A" 'B'"#)
+    );
     assert_eq!(e.extra.elements[0].text, "<b>bold</b> & raw");
     assert_eq!(rk7::read(&rk7::write(&e)).unwrap(), e);
+
+    // A comment splitting a text is not part of the text.
+    let e = rk7::read(br#"<a Situation="3"><Note>ab<!-- x -->cd<?pi?>e</Note></a>"#).unwrap();
+    assert_eq!(e.extra.elements[0].text, "abcde");
 }
 
 #[test]
@@ -258,7 +268,10 @@ fn flags_as_true_false_and_empty_typed_values() {
     let e = rk7::read(doc).unwrap();
     assert_eq!(e.seqnumber, None);
     let o = e.order.unwrap();
-    assert_eq!((o.paid, o.finished, o.deleted), (Some(true), Some(false), None));
+    assert_eq!(
+        (o.paid, o.finished, o.deleted),
+        (Some(true), Some(false), None)
+    );
     assert_eq!(o.order_sum, None);
 }
 
@@ -273,4 +286,25 @@ fn unknown_situation_code_is_kept() {
         assert!(!matches!(s, Situation::Unknown(_)), "{code}");
         assert_eq!(s.code(), code);
     }
+}
+
+#[test]
+fn repeated_attributes_keep_the_first_and_the_rest() {
+    // Not something a cash server sends, but not worth losing an event over:
+    // the first value counts, the repeat is kept and written back.
+    let doc = br#"<a Situation="3" Situation="4" zz="1" zz="2"><Order orderSum="100" orderSum="200"/></a>"#;
+    let e = rk7::read(doc).unwrap();
+    assert_eq!(e.situation, Situation::OrderChanged);
+    assert_eq!(
+        e.extra.attrs,
+        vec![
+            ("Situation".into(), "4".into()),
+            ("zz".into(), "1".into()),
+            ("zz".into(), "2".into())
+        ]
+    );
+    let o = e.order.as_ref().unwrap();
+    assert_eq!(o.order_sum, Some(Kopecks(100)));
+    assert_eq!(o.extra.attrs, vec![("orderSum".into(), "200".into())]);
+    assert_eq!(rk7::read(&rk7::write(&e)).unwrap(), e);
 }

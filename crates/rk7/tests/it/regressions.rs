@@ -10,7 +10,10 @@ fn check(bytes: &[u8]) {
     if let Ok(event) = rk7::read(bytes) {
         let written = rk7::write(&event);
         let again = rk7::read(&written).unwrap_or_else(|e| {
-            panic!("unreadable output: {e}\n{}", String::from_utf8_lossy(&written))
+            panic!(
+                "unreadable output: {e}\n{}",
+                String::from_utf8_lossy(&written)
+            )
         });
         assert_eq!(again, event);
         assert_eq!(rk7::write(&again), written);

@@ -7,7 +7,10 @@ use crate::{dt, fixture, guid};
 #[test]
 fn cash_server_start_carries_only_the_server_id() {
     let e = rk7::read(&fixture("seed001_server_started.xml")).unwrap();
-    assert_eq!(e.rest_code.as_ref().map(|r| r.0.as_str()), Some("199990093"));
+    assert_eq!(
+        e.rest_code.as_ref().map(|r| r.0.as_str()),
+        Some("199990093")
+    );
     assert_eq!(e.date_time, Some(dt("2020-01-14T15:38:23")));
     assert_eq!(e.situation, Situation::ServerOrStationStarted);
     assert_eq!(e.situation.code(), 1);
@@ -36,7 +39,12 @@ fn cash_station_start_names_station_and_server() {
     let st = e.station.as_ref().unwrap();
     assert_eq!(
         (st.id, st.code, st.name.as_deref(), st.net_name.as_deref()),
-        (Some(15003), Some(1), Some("MM_CASH"), Some("MM_CASH_169058"))
+        (
+            Some(15003),
+            Some(1),
+            Some("MM_CASH"),
+            Some("MM_CASH_169058")
+        )
     );
     let sv = e.server.as_ref().unwrap();
     assert_eq!(
@@ -54,7 +62,10 @@ fn login_names_the_waiter_and_role() {
     assert_eq!(e.name.as_deref(), Some("Login"));
     assert_eq!(e.guid, Some(guid("{81A89081-D394-4070-BD37-A8E54CCA7B56}")));
     let w = e.waiter.as_ref().unwrap();
-    assert_eq!((w.id, w.code, w.name.as_deref()), (Some(1), Some(7), Some("Administrator")));
+    assert_eq!(
+        (w.id, w.code, w.name.as_deref()),
+        (Some(1), Some(7), Some("Administrator"))
+    );
     let r = w.role.as_ref().unwrap();
     assert_eq!(
         (r.id, r.code, r.name.as_deref()),
@@ -76,7 +87,9 @@ fn new_order_reads_every_value_shown() {
     assert_eq!(o.guid, Some(guid("{763C7F09-875A-438A-B6CB-25F7D3F74741}")));
     assert_eq!(
         o.url.as_deref(),
-        Some("http://code.ucs.ru/qr?id=209A9A2B872A4728BEC8F0B09C667E6A763C7F09875A438AB6CB25F7D3F74741B6995A91")
+        Some(
+            "http://code.ucs.ru/qr?id=209A9A2B872A4728BEC8F0B09C667E6A763C7F09875A438AB6CB25F7D3F74741B6995A91"
+        )
     );
     assert_eq!(o.order_name.as_deref(), Some("8888888888"));
     assert_eq!(o.locked, Some(true));
@@ -94,20 +107,36 @@ fn new_order_reads_every_value_shown() {
     assert_eq!(o.persistent_comment.as_deref(), Some(""));
     assert_eq!(o.non_persistent_comment.as_deref(), Some(""));
     assert_eq!(o.open_time, Some(dt("2019-12-18T17:18:32")));
-    assert!(o.extra.is_empty(), "nothing unknown in the sample: {:?}", o.extra);
+    assert!(
+        o.extra.is_empty(),
+        "nothing unknown in the sample: {:?}",
+        o.extra
+    );
 
     let creator = o.creator.as_ref().unwrap();
     assert_eq!(creator.name.as_deref(), Some("Administrator"));
     assert_eq!(creator.role.as_ref().unwrap().id, Some(100007));
     assert_eq!(o.waiter.as_ref().unwrap().code, Some(7));
     let cat = o.order_category.as_ref().unwrap();
-    assert_eq!((cat.id, cat.code, cat.name.as_deref()), (Some(10033), Some(1), Some("Main")));
+    assert_eq!(
+        (cat.id, cat.code, cat.name.as_deref()),
+        (Some(10033), Some(1), Some("Main"))
+    );
     let ty = o.order_type.as_ref().unwrap();
-    assert_eq!((ty.id, ty.code, ty.name.as_deref()), (Some(10069), Some(9001), Some("not selected")));
+    assert_eq!(
+        (ty.id, ty.code, ty.name.as_deref()),
+        (Some(10069), Some(9001), Some("not selected"))
+    );
     let table = o.table.as_ref().unwrap();
-    assert_eq!((table.id, table.code, table.name.as_deref()), (Some(1000259), Some(93), Some("8888888888")));
+    assert_eq!(
+        (table.id, table.code, table.name.as_deref()),
+        (Some(1000259), Some(93), Some("8888888888"))
+    );
     let st = o.station.as_ref().unwrap();
-    assert_eq!((st.id, st.code, st.net_name.as_deref()), (Some(15003), Some(1), None));
+    assert_eq!(
+        (st.id, st.code, st.net_name.as_deref()),
+        (Some(15003), Some(1), None)
+    );
     let guests = o.guests.as_ref().unwrap();
     assert_eq!(guests.count, Some(1));
     assert_eq!(guests.guests.len(), 1);
@@ -119,7 +148,10 @@ fn new_order_reads_every_value_shown() {
     assert_eq!(e.all_sessions().count(), 1);
     let s = &e.sessions[0];
     assert_eq!(s.uni, Some(2));
-    assert_eq!(s.line_guid, Some(guid("{39271E37-867D-41FF-99B8-59CB182323E9}")));
+    assert_eq!(
+        s.line_guid,
+        Some(guid("{39271E37-867D-41FF-99B8-59CB182323E9}"))
+    );
     assert_eq!(s.state, Some(LineState::Open));
     assert_eq!(s.session_id, Some(2));
     assert_eq!(s.is_draft, Some(false));
@@ -128,11 +160,27 @@ fn new_order_reads_every_value_shown() {
     assert_eq!(s.printed, Some(false));
     assert_eq!(s.cook_mins, Some(0));
     assert_eq!(s.station.as_ref().unwrap().name.as_deref(), Some("MM_CASH"));
-    assert_eq!(s.author.as_ref().unwrap().role.as_ref().unwrap().name.as_deref(), Some("Administrators"));
+    assert_eq!(
+        s.author
+            .as_ref()
+            .unwrap()
+            .role
+            .as_ref()
+            .unwrap()
+            .name
+            .as_deref(),
+        Some("Administrators")
+    );
     assert_eq!(s.creator.as_ref().unwrap().id, Some(1));
-    assert_eq!(s.course.as_ref().unwrap().name.as_deref(), Some("Cook later"));
+    assert_eq!(
+        s.course.as_ref().unwrap().name.as_deref(),
+        Some("Cook later")
+    );
     assert_eq!(s.price_scale.as_ref().unwrap().id, Some(3));
-    assert_eq!(s.trade_group.as_ref().unwrap().name.as_deref(), Some("By default"));
+    assert_eq!(
+        s.trade_group.as_ref().unwrap().name.as_deref(),
+        Some("By default")
+    );
     assert!(s.dishes.is_empty());
 
     assert_eq!(e.items.len(), 1);
