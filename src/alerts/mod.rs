@@ -1,39 +1,255 @@
 //! Owner alerts in Telegram and the shift-close report.
 //!
-//! Placeholder wiring: the feature fills in its config section, its
-//! start-up (consumers, workers) and its routes here.
+//! How it fits together:
+//! - [`rules::AlertConsumer`] reads the event log (durable cursor `alerts`)
+//!   and writes alerts to the outbox ([`outbox`]) in the same transaction;
+//! - [`watch::Watchdog`] adds the clock-driven alerts (silence, gaps, shift
+//!   closed by closing time);
+//! - operator events from other features (relay paused, sms stopped) are
+//!   queued for the owners' chat;
+//! - [`sender::Sender`] delivers the outbox to Telegram within its limits;
+//! - [`bot::Bot`] answers `/report`, `/status`, `/mute` by long polling.
+//!
+//! Without a bot token, alerts are still computed and listed by
+//! `GET /api/alerts`; they are delivered once a token is configured.
 
-use crate::config::ConfigError;
-use crate::http::AppState;
+pub mod bot;
+pub mod outbox;
+pub mod payload;
+pub mod report;
+pub mod rules;
+pub mod sender;
+pub mod settings;
+pub mod telegram;
+pub mod text;
+pub mod watch;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use tokio::sync::Notify;
+
+use crate::http::{ApiError, ApiResult, AppState};
 use crate::store::Migration;
+use crate::store::consumer::Runner;
+pub use settings::{FileSection, Settings, validate};
 
-/// The `[alerts]` section of the config file.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSection {}
-
-/// Validated settings.
-#[derive(Debug, Clone, Default)]
-pub struct Settings {}
-
-pub fn validate(_file: FileSection) -> Result<Settings, ConfigError> {
-    Ok(Settings {})
-}
-
-pub const MIGRATIONS: &[Migration] = &[];
+pub const MIGRATIONS: &[Migration] = outbox::MIGRATIONS;
 
 /// What request handlers need from this feature at run time.
 #[derive(Clone, Default)]
 pub struct Handle {}
 
+/// Builds the texts from the settings (built-in templates, or overridden).
+pub fn texts(settings: &Settings) -> Result<text::Texts, text::TextError> {
+    let names: BTreeMap<String, String> = settings
+        .restaurants
+        .iter()
+        .map(|(k, r)| (k.clone(), r.name.clone()))
+        .collect();
+    text::Texts::new(settings.language, settings.templates_dir.as_deref(), names)
+}
+
 /// Starts the feature's workers; called once by [`crate::run`].
-pub async fn start(_ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
+pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
+    let settings = ctx.config.alerts.clone();
+    let texts = Arc::new(texts(&settings).context("alert templates")?);
+    let wake = Arc::new(Notify::new());
+
+    let runner = Runner::new(
+        rules::AlertConsumer {
+            settings: settings.clone(),
+            wake: wake.clone(),
+        },
+        ctx.db.clone(),
+        500,
+    )
+    .await
+    .context("starting the alerts consumer")?;
+    ctx.workers
+        .spawn(runner.run(ctx.log.subscribe(), ctx.shutdown.clone()));
+
+    let dog = watch::Watchdog {
+        db: ctx.db.clone(),
+        settings: settings.clone(),
+    };
+    let (shutdown, w) = (ctx.shutdown.clone(), wake.clone());
+    ctx.workers.spawn(async move {
+        loop {
+            match dog.run_once(crate::store::now_ms()).await {
+                Ok(n) if n > 0 => w.notify_one(),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "alert watchdog failed; retrying"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(20)) => {}
+            }
+        }
+    });
+
+    // Operator events from other features go to the owners' chat (and the
+    // restaurant's, per routing).
+    let mut events = ctx.operator_events.subscribe();
+    let (db, s, shutdown, w) = (
+        ctx.db.clone(),
+        settings.clone(),
+        ctx.shutdown.clone(),
+        wake.clone(),
+    );
+    ctx.workers.spawn(async move {
+        loop {
+            let ev = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                ev = events.recv() => ev,
+            };
+            let ev = match ev {
+                Ok(ev) => ev,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "alerts missed operator events");
+                    continue;
+                }
+                Err(_) => break,
+            };
+            let alert = payload::Alert::Operator {
+                rest_code: ev.rest_code.clone(),
+                source: ev.kind.clone(),
+                text: ev.text.clone(),
+            };
+            let chats = s.route(alert.kind(), alert.rest_code());
+            let res = async {
+                let mut tx = db.write.begin().await?;
+                outbox::enqueue(&mut tx, &alert, &chats, crate::store::now_ms()).await?;
+                tx.commit().await?;
+                Ok::<_, crate::store::StoreError>(())
+            }
+            .await;
+            match res {
+                Ok(()) => w.notify_one(),
+                Err(e) => tracing::error!(error = %e, kind = %ev.kind, "operator event not queued"),
+            }
+        }
+    });
+
+    if let Some(token) = settings.bot_token.clone() {
+        let client = telegram::Client::new(&settings.api_base, token);
+        let sender = sender::Sender {
+            db: ctx.db.clone(),
+            client: client.clone(),
+            texts: texts.clone(),
+            clock: Arc::new(sender::SystemClock),
+            limiter: sender::RateLimiter::new(settings.limits.clone()),
+            max_backoff: settings.limits.max_backoff,
+        };
+        ctx.workers
+            .spawn(sender.run(wake.clone(), ctx.shutdown.clone()));
+        if settings.commands {
+            let bot = bot::Bot {
+                db: ctx.db.clone(),
+                client,
+                settings: settings.clone(),
+                poll_timeout: Duration::from_secs(25),
+            };
+            let (shutdown, w) = (ctx.shutdown.clone(), wake.clone());
+            ctx.workers.spawn(async move {
+                let mut backoff = Duration::from_secs(1);
+                loop {
+                    let r = tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        r = bot.run_once() => r,
+                    };
+                    match r {
+                        Ok(n) => {
+                            backoff = Duration::from_secs(1);
+                            if n > 0 {
+                                w.notify_one();
+                            }
+                            continue;
+                        }
+                        Err(bot::BotError::Telegram(telegram::TgError::RetryAfter(d))) => {
+                            backoff = d;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "bot polling failed; retrying");
+                        }
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+            });
+        }
+    } else {
+        tracing::info!("alerts: no bot_token configured; alerts are kept in the outbox, not sent");
+    }
     Ok(Handle {})
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ListQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+    state: Option<String>,
+}
+
+/// `GET /api/alerts?after=ID&limit=N&state=pending|sent|failed|muted`
+async fn list_alerts(
+    State(state): State<AppState>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    let Query(q) = q?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "bad_limit",
+            "limit must be between 1 and 1000",
+        ));
+    }
+    if let Some(s) = &q.state
+        && !matches!(s.as_str(), "pending" | "sent" | "failed" | "muted")
+    {
+        return Err(ApiError::bad_request(
+            "bad_state",
+            "state must be pending, sent, failed or muted",
+        ));
+    }
+    let rows = outbox::list(&state.db, q.after.unwrap_or(0), limit, q.state.as_deref()).await?;
+    let next_after = rows.last().map(|r| r.id);
+    let items: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|r| {
+            let payload: serde_json::Value =
+                serde_json::from_str(&r.payload).unwrap_or(serde_json::Value::Null);
+            serde_json::json!({
+                "id": r.id,
+                "created_at": crate::store::ms_to_rfc3339(r.created_at),
+                "rest_code": r.rest_code,
+                "kind": r.kind,
+                "chat_id": r.chat_id,
+                "state": r.state,
+                "attempts": r.attempts,
+                "parts_sent": r.parts_sent,
+                "sent_at": r.sent_at.map(crate::store::ms_to_rfc3339),
+                "last_error": r.last_error,
+                "payload_version": r.payload_version,
+                "payload": payload,
+            })
+        })
+        .collect();
+    Ok(axum::Json(
+        serde_json::json!({ "items": items, "next_after": next_after }),
+    ))
 }
 
 /// Operator-API routes (behind the bearer token).
 pub fn api_routes() -> axum::Router<AppState> {
-    axum::Router::new()
+    axum::Router::new().route("/api/alerts", get(list_alerts))
 }
 
 /// Routes with their own authentication (not behind the operator token).
@@ -41,13 +257,52 @@ pub fn public_routes() -> axum::Router<AppState> {
     axum::Router::new()
 }
 
-/// `tillgate <feature> ...` command-line arguments.
+/// `tillgate alerts ...` command-line arguments.
 #[derive(clap::Args, Debug)]
 pub struct CliArgs {
     #[command(flatten)]
     pub opts: crate::cli::ServerOpts,
+    #[command(subcommand)]
+    pub command: AlertsCommand,
 }
 
-pub async fn run_cli(_args: CliArgs) -> anyhow::Result<()> {
-    anyhow::bail!("this command is not available yet")
+#[derive(clap::Subcommand, Debug)]
+pub enum AlertsCommand {
+    /// Print a shift report computed from the event log.
+    Report {
+        /// Restaurant code (RestCode).
+        #[arg(long)]
+        rest: String,
+        /// Shift number (ShiftNum).
+        #[arg(long)]
+        shift: i64,
+        /// Also write the sales-by-hour chart to this PNG file.
+        #[arg(long)]
+        chart: Option<std::path::PathBuf>,
+    },
+}
+
+pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
+    let config = args.opts.load()?;
+    match args.command {
+        AlertsCommand::Report { rest, shift, chart } => {
+            if shift <= 0 {
+                anyhow::bail!("--shift must be a positive shift number");
+            }
+            let db = crate::store::Db::open(&config.storage)
+                .await
+                .context("opening storage")?;
+            db.migrate(&crate::migrations()).await?;
+            let r = report::compute(&db, &config.alerts, &rest, shift).await?;
+            let texts = texts(&config.alerts)?;
+            println!("{}", texts.render(&payload::Alert::ShiftReport(r.clone()))?);
+            if let Some(path) = chart {
+                let png = report::chart_png(&r).map_err(anyhow::Error::msg)?;
+                std::fs::write(&path, png)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            db.close().await;
+            Ok(())
+        }
+    }
 }

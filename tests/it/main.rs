@@ -1,7 +1,9 @@
 //! tillgate's integration tests: the real server through `spawn_app()`.
 
+mod alerts;
 mod crash;
 mod fake_smsru;
+mod fake_telegram;
 mod harness;
 mod ingest;
 mod orders;
