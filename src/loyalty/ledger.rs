@@ -49,7 +49,14 @@ async fn post(
     meta: Meta<'_>,
 ) -> Result<(), sqlx::Error> {
     debug_assert_eq!(entries.iter().map(|e| e.1).sum::<i64>(), 0);
-    let posting = format!("{:015}-{}", meta.now, uuid::Uuid::new_v4().simple());
+    // Within one millisecond the process-wide counter keeps order.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let posting = format!(
+        "{:015}-{n:012}-{}",
+        meta.now,
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     for (seq, (account, amount, lot)) in entries.iter().enumerate() {
         sqlx::query(
             "INSERT INTO loyalty_ledger (id, posting_id, account, amount, kind, operation_id, lot_id, reason, actor, created_at, seq) \
