@@ -3,3 +3,4 @@
 mod harness;
 mod ingest;
 mod loyalty;
+mod loyalty_offline;
