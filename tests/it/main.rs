@@ -4,3 +4,4 @@ mod harness;
 mod ingest;
 mod loyalty;
 mod loyalty_offline;
+mod loyalty_concurrency;
