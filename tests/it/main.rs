@@ -5,3 +5,4 @@ mod ingest;
 mod loyalty;
 mod loyalty_offline;
 mod loyalty_concurrency;
+mod loyalty_cli;
