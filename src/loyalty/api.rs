@@ -45,11 +45,15 @@ impl From<OpError> for ApiError {
         match e {
             OpError::UnknownCard(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_card", msg),
             OpError::CardBlocked(_) => ApiError::new(StatusCode::FORBIDDEN, "card_blocked", msg),
-            OpError::NotActivated(_) => ApiError::new(StatusCode::FORBIDDEN, "card_not_activated", msg),
+            OpError::NotActivated(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "card_not_activated", msg)
+            }
             OpError::NotEnough { .. } => ApiError::conflict("not_enough_bonus", msg),
             OpError::OverReceiptShare { .. } => ApiError::conflict("bonus_over_limit", msg),
             OpError::HoldExpired(_) => ApiError::conflict("hold_expired", msg),
-            OpError::PurchaseNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "purchase_not_found", msg),
+            OpError::PurchaseNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "purchase_not_found", msg)
+            }
             OpError::PurchaseState { .. } => ApiError::conflict("purchase_not_open", msg),
             OpError::Conflict(_) => ApiError::conflict("operation_conflict", msg),
             OpError::Malformed { .. } => ApiError::bad_request("malformed_request", msg),

@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::Row;
@@ -61,7 +61,12 @@ pub struct CredCache {
 }
 
 impl CredCache {
-    pub async fn verify(&self, db: &Db, register: &str, password: &SecretString) -> Result<(), AuthError> {
+    pub async fn verify(
+        &self,
+        db: &Db,
+        register: &str,
+        password: &SecretString,
+    ) -> Result<(), AuthError> {
         let row = sqlx::query("SELECT password_hash, enabled FROM loyalty_registers WHERE id = $1")
             .bind(register)
             .fetch_optional(&db.read)
@@ -74,7 +79,11 @@ impl CredCache {
         if enabled == 0 {
             return Err(AuthError::NotRegistered(register.to_string()));
         }
-        if let Some((h, p)) = self.ok.lock().unwrap_or_else(|e| e.into_inner()).get(register)
+        if let Some((h, p)) = self
+            .ok
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(register)
             && *h == hash
             && crate::http::secret_eq(password.expose_secret(), p)
         {
@@ -85,7 +94,11 @@ impl CredCache {
         // Argon2 is deliberately slow: keep it off the async workers.
         let good = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&h2)
-                .map(|parsed| Argon2::default().verify_password(pw.as_bytes(), &parsed).is_ok())
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(pw.as_bytes(), &parsed)
+                        .is_ok()
+                })
                 .unwrap_or(false)
         })
         .await

@@ -99,7 +99,10 @@ where
 }
 
 pub async fn run(opts: crate::cli::ServerOpts, args: BenchArgs) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("tillgate-loyalty-bench-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!(
+        "tillgate-loyalty-bench-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     let mut config = crate::config::Config::for_tests(&dir);
     if let Some(url) = &opts.database_url {
         config.storage = crate::config::Storage::Postgres {
@@ -142,7 +145,11 @@ pub async fn run(opts: crate::cli::ServerOpts, args: BenchArgs) -> anyhow::Resul
             &db,
             &config.loyalty,
             &number,
-            &Adjustment { amount: 100_000_000, reason: "bench".into(), by: "bench".into() },
+            &Adjustment {
+                amount: 100_000_000,
+                reason: "bench".into(),
+                by: "bench".into(),
+            },
         )
         .await?;
     }
@@ -157,7 +164,12 @@ pub async fn run(opts: crate::cli::ServerOpts, args: BenchArgs) -> anyhow::Resul
         .build()?;
     let base = format!("http://{addr}");
     for _ in 0..200 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -198,7 +210,12 @@ pub async fn run(opts: crate::cli::ServerOpts, args: BenchArgs) -> anyhow::Resul
                 let url = format!("{b}/api/loyalty/v1/{path}");
                 let register = register.clone();
                 async move {
-                    let r = c.post(url).basic_auth(register, Some(password)).json(&body).send().await?;
+                    let r = c
+                        .post(url)
+                        .basic_auth(register, Some(password))
+                        .json(&body)
+                        .send()
+                        .await?;
                     let s = r.status();
                     let text = r.text().await?;
                     anyhow::ensure!(s.is_success(), "{path}: {s} {text}");
@@ -224,12 +241,17 @@ pub async fn run(opts: crate::cli::ServerOpts, args: BenchArgs) -> anyhow::Resul
     shutdown.cancel();
     server.await.context("server task")??;
     let _ = std::fs::remove_dir_all(&dir);
-    println!("loyalty bench on {backend}, {} registers, {} cards, {} s per phase", args.registers, args.cards, args.seconds);
+    println!(
+        "loyalty bench on {backend}, {} registers, {} cards, {} s per phase",
+        args.registers, args.cards, args.seconds
+    );
     println!("{}", ceiling.line("ceiling  GET /healthz        "));
     println!("{}", flows.line("flows    calculate+purchase+confirm"));
     println!(
         "target: >= 5000 flows/s with p99 < 20 ms on SQLite -> {}",
-        if flows.count as f64 / flows.elapsed.as_secs_f64() >= 5000.0 && flows.hist.value_at_quantile(0.99) < 20_000 {
+        if flows.count as f64 / flows.elapsed.as_secs_f64() >= 5000.0
+            && flows.hist.value_at_quantile(0.99) < 20_000
+        {
             "met"
         } else {
             "NOT met"

@@ -56,7 +56,10 @@ fn flag(v: &str, at: &str, field: &str) -> Result<bool, CatalogError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "" | "0" | "false" | "no" | "n" => Ok(false),
         "1" | "true" | "yes" | "y" => Ok(true),
-        other => Err(bad(at, format!("{field}: {other:?} is not 0/1, true/false or yes/no"))),
+        other => Err(bad(
+            at,
+            format!("{field}: {other:?} is not 0/1, true/false or yes/no"),
+        )),
     }
 }
 
@@ -64,7 +67,10 @@ pub fn from_csv(text: &str) -> Result<Vec<Product>, CatalogError> {
     let mut r = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
-    let headers = r.headers().map_err(|e| bad("header", e.to_string()))?.clone();
+    let headers = r
+        .headers()
+        .map_err(|e| bad("header", e.to_string()))?
+        .clone();
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let goods = col("goods_id").ok_or_else(|| bad("header", "no goods_id column"))?;
     let (name, nd, nb) = (col("name"), col("no_discount"), col("no_bonus"));
@@ -91,8 +97,7 @@ pub fn from_json_value(v: serde_json::Value) -> Result<Vec<Product>, CatalogErro
         }
         v => v,
     };
-    let out: Vec<Product> =
-        serde_json::from_value(v).map_err(|e| bad("JSON", e.to_string()))?;
+    let out: Vec<Product> = serde_json::from_value(v).map_err(|e| bad("JSON", e.to_string()))?;
     check(&out)?;
     Ok(out)
 }
@@ -129,7 +134,10 @@ mod tests {
 
     #[test]
     fn csv_and_json() {
-        let p = from_csv("goods_id,name,no_discount,no_bonus\n100,Beer,0,0\n200,\"Tobacco, red\",1,yes\n").unwrap();
+        let p = from_csv(
+            "goods_id,name,no_discount,no_bonus\n100,Beer,0,0\n200,\"Tobacco, red\",1,yes\n",
+        )
+        .unwrap();
         assert_eq!(p.len(), 2);
         assert!(p[1].no_discount && p[1].no_bonus);
         assert_eq!(p[1].name, "Tobacco, red");
@@ -139,10 +147,22 @@ mod tests {
 
     #[test]
     fn broken_input_names_the_row() {
-        let e = from_csv("goods_id,no_bonus\n1,maybe\n").unwrap_err().to_string();
+        let e = from_csv("goods_id,no_bonus\n1,maybe\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2") && e.contains("no_bonus"), "{e}");
-        assert!(from_csv("name\nx\n").unwrap_err().to_string().contains("goods_id"));
-        assert!(from_csv("goods_id\n1\n1\n").unwrap_err().to_string().contains("twice"));
+        assert!(
+            from_csv("name\nx\n")
+                .unwrap_err()
+                .to_string()
+                .contains("goods_id")
+        );
+        assert!(
+            from_csv("goods_id\n1\n1\n")
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
         assert!(from_json("[{\"goods_id\":\"1\",\"price\":3}]").is_err());
         assert!(from_json("[{\"goods_id\":\"\"}]").is_err());
         assert!(from_json("{").is_err());

@@ -79,7 +79,9 @@ fn read_password() -> anyhow::Result<SecretString> {
     std::io::stdin()
         .read_line(&mut line)
         .context("reading the password from stdin")?;
-    Ok(SecretString::from(line.trim_end_matches(['\r', '\n']).to_string()))
+    Ok(SecretString::from(
+        line.trim_end_matches(['\r', '\n']).to_string(),
+    ))
 }
 
 pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
@@ -92,15 +94,33 @@ pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
     let result = match args.command {
         Cmd::RegisterAdd { id, description } => {
             let password = read_password()?;
-            operator::put_register(&db, &NewRegister { id: id.clone(), password, description }).await?;
+            operator::put_register(
+                &db,
+                &NewRegister {
+                    id: id.clone(),
+                    password,
+                    description,
+                },
+            )
+            .await?;
             println!("register {id} registered");
             Ok(())
         }
         Cmd::Registers => {
-            println!("{}", serde_json::to_string_pretty(&operator::list_registers(&db).await?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&operator::list_registers(&db).await?)?
+            );
             Ok(())
         }
-        Cmd::CardIssue { number, name, phone, barcode, track, inactive } => {
+        Cmd::CardIssue {
+            number,
+            name,
+            phone,
+            barcode,
+            track,
+            inactive,
+        } => {
             operator::issue_card(
                 &db,
                 &NewCard {
@@ -116,15 +136,30 @@ pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
             println!("card {number} issued");
             Ok(())
         }
-        Cmd::CardBlock { number } => operator::set_state(&db, &number, "blocked").await.map_err(Into::into),
-        Cmd::CardActivate { number } => operator::set_state(&db, &number, "active").await.map_err(Into::into),
-        Cmd::Adjust { number, amount, reason, by } => {
-            let b = operator::adjust(&db, settings, &number, &Adjustment { amount, reason, by }).await?;
+        Cmd::CardBlock { number } => operator::set_state(&db, &number, "blocked")
+            .await
+            .map_err(Into::into),
+        Cmd::CardActivate { number } => operator::set_state(&db, &number, "active")
+            .await
+            .map_err(Into::into),
+        Cmd::Adjust {
+            number,
+            amount,
+            reason,
+            by,
+        } => {
+            let b = operator::adjust(&db, settings, &number, &Adjustment { amount, reason, by })
+                .await?;
             println!("card {number}: balance {b}");
             Ok(())
         }
         Cmd::History { number } => {
-            println!("{}", serde_json::to_string_pretty(&operator::card_history(&db, settings, &number).await?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &operator::card_history(&db, settings, &number).await?
+                )?
+            );
             Ok(())
         }
         Cmd::ImportCatalog { file, format } => import_catalog(&db, &file, format.as_deref()).await,
@@ -134,8 +169,13 @@ pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn import_catalog(db: &crate::store::Db, file: &std::path::Path, format: Option<&str>) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+async fn import_catalog(
+    db: &crate::store::Db,
+    file: &std::path::Path,
+    format: Option<&str>,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let ext = file
         .extension()
         .and_then(|e| e.to_str())
@@ -143,7 +183,10 @@ async fn import_catalog(db: &crate::store::Db, file: &std::path::Path, format: O
     let products = match format.or(ext.as_deref()) {
         Some("csv") => super::catalog::from_csv(&text),
         Some("json") => super::catalog::from_json(&text),
-        other => anyhow::bail!("{}: unknown catalogue format {other:?}; use --format csv or json", file.display()),
+        other => anyhow::bail!(
+            "{}: unknown catalogue format {other:?}; use --format csv or json",
+            file.display()
+        ),
     }
     .with_context(|| format!("{}", file.display()))?;
     let n = super::catalog::store(db, &products).await?;

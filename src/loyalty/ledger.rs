@@ -129,17 +129,19 @@ pub async fn debit(
     if amount <= 0 {
         return Ok(());
     }
-    let updated =
-        sqlx::query("UPDATE loyalty_cards SET balance = balance - $1 WHERE number = $2 AND balance >= $1")
-            .bind(amount)
-            .bind(card)
-            .execute(&mut *conn)
-            .await?;
+    let updated = sqlx::query(
+        "UPDATE loyalty_cards SET balance = balance - $1 WHERE number = $2 AND balance >= $1",
+    )
+    .bind(amount)
+    .bind(card)
+    .execute(&mut *conn)
+    .await?;
     if updated.rows_affected() == 0 {
-        let available: i64 = sqlx::query_scalar("SELECT balance FROM loyalty_cards WHERE number = $1")
-            .bind(card)
-            .fetch_one(&mut *conn)
-            .await?;
+        let available: i64 =
+            sqlx::query_scalar("SELECT balance FROM loyalty_cards WHERE number = $1")
+                .bind(card)
+                .fetch_one(&mut *conn)
+                .await?;
         return Err(LedgerError::NotEnough {
             available,
             requested: amount,
@@ -186,7 +188,11 @@ pub async fn debit(
 }
 
 /// Writes off lots whose expiry has passed, as new entries.
-pub async fn expire_lots(conn: &mut AnyConnection, card: &str, now: i64) -> Result<(), sqlx::Error> {
+pub async fn expire_lots(
+    conn: &mut AnyConnection,
+    card: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     let lots = sqlx::query(
         "SELECT id, remaining FROM loyalty_lots WHERE card_number = $1 AND remaining > 0 AND expires_at IS NOT NULL AND expires_at <= $2",
     )
@@ -225,9 +231,11 @@ pub async fn expire_lots(conn: &mut AnyConnection, card: &str, now: i64) -> Resu
 
 /// Sum of a card's ledger entries: the balance by definition.
 pub async fn ledger_balance(conn: &mut AnyConnection, card: &str) -> Result<i64, sqlx::Error> {
-    let v: Option<i64> = sqlx::query_scalar("SELECT CAST(SUM(amount) AS BIGINT) FROM loyalty_ledger WHERE account = $1")
-        .bind(card_account(card))
-        .fetch_one(&mut *conn)
-        .await?;
+    let v: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(SUM(amount) AS BIGINT) FROM loyalty_ledger WHERE account = $1",
+    )
+    .bind(card_account(card))
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(v.unwrap_or(0))
 }

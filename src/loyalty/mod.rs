@@ -172,7 +172,10 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
             v.as_deref()
                 .map(|v| {
                     NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
-                        ConfigError::invalid(&format!("{s}.{f}"), format!("{v:?} is not YYYY-MM-DD"))
+                        ConfigError::invalid(
+                            &format!("{s}.{f}"),
+                            format!("{v:?} is not YYYY-MM-DD"),
+                        )
                     })
                 })
                 .transpose()

@@ -99,9 +99,11 @@ pub async fn put_register(db: &Db, r: &NewRegister) -> Result<(), OperatorError>
 }
 
 pub async fn list_registers(db: &Db) -> Result<Value, OperatorError> {
-    let rows = sqlx::query("SELECT id, description, enabled, created_at FROM loyalty_registers ORDER BY id")
-        .fetch_all(&db.read)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT id, description, enabled, created_at FROM loyalty_registers ORDER BY id",
+    )
+    .fetch_all(&db.read)
+    .await?;
     let mut items = Vec::new();
     for r in rows {
         items.push(json!({
@@ -131,7 +133,10 @@ fn parse_state(s: &str) -> Result<&'static str, OperatorError> {
         "active" => Ok("active"),
         "inactive" | "not_activated" => Ok("inactive"),
         "blocked" => Ok("blocked"),
-        _ => Err(invalid("state", format!("{s:?} is not active, inactive or blocked"))),
+        _ => Err(invalid(
+            "state",
+            format!("{s:?} is not active, inactive or blocked"),
+        )),
     }
 }
 
@@ -143,7 +148,10 @@ pub async fn issue_card(db: &Db, c: &NewCard) -> Result<(), OperatorError> {
         return Err(invalid("holder_name", "must be 1 to 200 characters"));
     }
     let phone = match &c.phone {
-        Some(p) => Some(normalise_phone(p).ok_or_else(|| invalid("phone", format!("{p:?} is not a phone number")))?),
+        Some(p) => Some(
+            normalise_phone(p)
+                .ok_or_else(|| invalid("phone", format!("{p:?} is not a phone number")))?,
+        ),
         None => None,
     };
     for (f, v) in [("barcode", &c.barcode), ("track", &c.track)] {
@@ -156,31 +164,39 @@ pub async fn issue_card(db: &Db, c: &NewCard) -> Result<(), OperatorError> {
     let state = parse_state(c.state.as_deref().unwrap_or("active"))?;
     let now = crate::store::now_ms();
     let mut tx = db.write.begin().await?;
-    let exists: Option<String> = sqlx::query_scalar("SELECT number FROM loyalty_cards WHERE number = $1")
-        .bind(&c.number)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT number FROM loyalty_cards WHERE number = $1")
+            .bind(&c.number)
+            .fetch_optional(&mut *tx)
+            .await?;
     if exists.is_some() {
-        return Err(OperatorError::Exists(format!("card {} already exists", c.number)));
+        return Err(OperatorError::Exists(format!(
+            "card {} already exists",
+            c.number
+        )));
     }
     let holder: Option<String> = match &phone {
-        Some(p) => sqlx::query_scalar("SELECT id FROM loyalty_holders WHERE phone = $1")
-            .bind(p)
-            .fetch_optional(&mut *tx)
-            .await?,
+        Some(p) => {
+            sqlx::query_scalar("SELECT id FROM loyalty_holders WHERE phone = $1")
+                .bind(p)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
         None => None,
     };
     let holder = match holder {
         Some(h) => h,
         None => {
             let id = uuid::Uuid::new_v4().to_string();
-            sqlx::query("INSERT INTO loyalty_holders (id, name, phone, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(&id)
-                .bind(c.holder_name.trim())
-                .bind(&phone)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO loyalty_holders (id, name, phone, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&id)
+            .bind(c.holder_name.trim())
+            .bind(&phone)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             id
         }
     };
@@ -191,22 +207,32 @@ pub async fn issue_card(db: &Db, c: &NewCard) -> Result<(), OperatorError> {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-    for (kind, v) in [("card", Some(&c.number)), ("barcode", c.barcode.as_ref()), ("track", c.track.as_ref())] {
+    for (kind, v) in [
+        ("card", Some(&c.number)),
+        ("barcode", c.barcode.as_ref()),
+        ("track", c.track.as_ref()),
+    ] {
         let Some(v) = v else { continue };
-        let taken: Option<String> = sqlx::query_scalar("SELECT card_number FROM loyalty_identifiers WHERE value = $1 AND kind = $2")
-            .bind(v.trim())
-            .bind(kind)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let taken: Option<String> = sqlx::query_scalar(
+            "SELECT card_number FROM loyalty_identifiers WHERE value = $1 AND kind = $2",
+        )
+        .bind(v.trim())
+        .bind(kind)
+        .fetch_optional(&mut *tx)
+        .await?;
         if let Some(t) = taken {
-            return Err(OperatorError::Exists(format!("{kind} {v} already belongs to card {t}")));
+            return Err(OperatorError::Exists(format!(
+                "{kind} {v} already belongs to card {t}"
+            )));
         }
-        sqlx::query("INSERT INTO loyalty_identifiers (value, kind, card_number) VALUES ($1, $2, $3)")
-            .bind(v.trim())
-            .bind(kind)
-            .bind(&c.number)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO loyalty_identifiers (value, kind, card_number) VALUES ($1, $2, $3)",
+        )
+        .bind(v.trim())
+        .bind(kind)
+        .bind(&c.number)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(())
@@ -236,9 +262,17 @@ pub struct Adjustment {
 }
 
 /// A balance correction: a new ledger posting against `bonus:adjustments`.
-pub async fn adjust(db: &Db, settings: &Settings, number: &str, a: &Adjustment) -> Result<i64, OperatorError> {
-    if a.amount == 0 || a.amount.abs() > 100_000_000_00 {
-        return Err(invalid("amount", "must be non-zero kopecks, at most 100 000 000 roubles"));
+pub async fn adjust(
+    db: &Db,
+    settings: &Settings,
+    number: &str,
+    a: &Adjustment,
+) -> Result<i64, OperatorError> {
+    if a.amount == 0 || a.amount.abs() > 10_000_000_000 {
+        return Err(invalid(
+            "amount",
+            "must be non-zero kopecks, at most 100 000 000 roubles",
+        ));
     }
     if a.reason.trim().is_empty() {
         return Err(invalid("reason", "say why the balance changes"));
@@ -254,10 +288,11 @@ pub async fn adjust(db: &Db, settings: &Settings, number: &str, a: &Adjustment) 
             .execute(&mut *tx)
             .await?;
     }
-    let balance: Option<i64> = sqlx::query_scalar("SELECT balance FROM loyalty_cards WHERE number = $1")
-        .bind(number)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let balance: Option<i64> =
+        sqlx::query_scalar("SELECT balance FROM loyalty_cards WHERE number = $1")
+            .bind(number)
+            .fetch_optional(&mut *tx)
+            .await?;
     if balance.is_none() {
         return Err(OperatorError::NoCard(number.to_string()));
     }
@@ -287,7 +322,11 @@ pub async fn adjust(db: &Db, settings: &Settings, number: &str, a: &Adjustment) 
 }
 
 /// A card with its holder, identifiers, ledger entries and operations.
-pub async fn card_history(db: &Db, settings: &Settings, number: &str) -> Result<Value, OperatorError> {
+pub async fn card_history(
+    db: &Db,
+    settings: &Settings,
+    number: &str,
+) -> Result<Value, OperatorError> {
     let row = sqlx::query(
         "SELECT c.state, c.balance, c.accumulated, h.name, h.phone FROM loyalty_cards c JOIN loyalty_holders h ON h.id = c.holder_id WHERE c.number = $1",
     )
@@ -298,10 +337,12 @@ pub async fn card_history(db: &Db, settings: &Settings, number: &str) -> Result<
     let accumulated: i64 = row.try_get(2)?;
     let phone: Option<String> = row.try_get(4)?;
     let mut ids = Vec::new();
-    for r in sqlx::query("SELECT kind, value FROM loyalty_identifiers WHERE card_number = $1 ORDER BY kind")
-        .bind(number)
-        .fetch_all(&db.read)
-        .await?
+    for r in sqlx::query(
+        "SELECT kind, value FROM loyalty_identifiers WHERE card_number = $1 ORDER BY kind",
+    )
+    .bind(number)
+    .fetch_all(&db.read)
+    .await?
     {
         ids.push(json!({"kind": r.try_get::<String, _>(0)?, "value": r.try_get::<String, _>(1)?}));
     }
@@ -371,7 +412,10 @@ pub fn mask_phone(p: &str) -> String {
 
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
-        .route("/api/loyalty/registers", get(api_list_registers).post(api_put_register))
+        .route(
+            "/api/loyalty/registers",
+            get(api_list_registers).post(api_put_register),
+        )
         .route("/api/loyalty/cards", post(api_issue_card))
         .route("/api/loyalty/cards/{number}", get(api_card))
         .route("/api/loyalty/cards/{number}/state", post(api_set_state))
@@ -402,10 +446,16 @@ async fn api_issue_card(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let c = body(b)?;
     issue_card(&s.db, &c).await?;
-    Ok((StatusCode::CREATED, Json(card_history(&s.db, &s.config.loyalty, &c.number).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(card_history(&s.db, &s.config.loyalty, &c.number).await?),
+    ))
 }
 
-async fn api_card(State(s): State<AppState>, p: Result<Path<String>, PathRejection>) -> ApiResult<Json<Value>> {
+async fn api_card(
+    State(s): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
     let Path(n) = p?;
     Ok(Json(card_history(&s.db, &s.config.loyalty, &n).await?))
 }
@@ -436,9 +486,13 @@ async fn api_adjust(
     Ok(Json(json!({"number": n, "balance": balance})))
 }
 
-async fn api_catalog(State(s): State<AppState>, b: Result<Json<Value>, JsonRejection>) -> ApiResult<Json<Value>> {
+async fn api_catalog(
+    State(s): State<AppState>,
+    b: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
     let v = body(b)?;
-    let products = super::catalog::from_json_value(v).map_err(|e| ApiError::bad_request("malformed_request", e.to_string()))?;
+    let products = super::catalog::from_json_value(v)
+        .map_err(|e| ApiError::bad_request("malformed_request", e.to_string()))?;
     let n = super::catalog::store(&s.db, &products).await?;
     Ok(Json(json!({"imported": n})))
 }

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::{AnyConnection, Row};
 
+use super::Settings;
 use super::ledger::{self, LedgerError, Meta};
 use super::rules::{self, Line, ProductFlags};
-use super::Settings;
 use crate::store::{Backend, Db};
 
 #[derive(Debug, thiserror::Error)]
@@ -167,9 +167,13 @@ pub enum Op {
 
 /// Register local time: no zone (seed 002: it is not sent).
 pub fn parse_local_time(s: &str) -> Option<NaiveDateTime> {
-    ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+    [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
 }
 
 fn short_text(field: &str, v: &str, max: usize) -> Result<(), OpError> {
@@ -201,7 +205,7 @@ fn check_lines(lines: Option<Vec<Line>>) -> Result<Vec<Line>, OpError> {
                 "must be positive (thousandths of a unit)",
             ));
         }
-        if !(0..=1_000_000_000_00).contains(&l.amount) {
+        if !(0..=100_000_000_000).contains(&l.amount) {
             return Err(malformed(
                 &format!("lines[{i}].amount"),
                 "must be between 0 and 1 000 000 000 roubles in kopecks",
@@ -231,7 +235,10 @@ pub fn parse(kind: Kind, req: Request) -> Result<(Common, Op), OpError> {
     let local_time = parse_local_time(&req.local_time).ok_or_else(|| {
         malformed(
             "local_time",
-            format!("{:?} is not a local time like 2026-10-03T16:05:00", req.local_time),
+            format!(
+                "{:?} is not a local time like 2026-10-03T16:05:00",
+                req.local_time
+            ),
         )
     })?;
     let canonical = format!(
@@ -339,9 +346,7 @@ pub struct Card {
 /// Digits of a phone in E.164 form (`+7...`); Russian `8...` becomes `+7...`.
 pub fn normalise_phone(s: &str) -> Option<String> {
     let digits: String = s.chars().filter(|c| c.is_ascii_digit()).collect();
-    let allowed = s
-        .chars()
-        .all(|c| c.is_ascii_digit() || " +-()".contains(c));
+    let allowed = s.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c));
     if !allowed || !(10..=15).contains(&digits.len()) {
         return None;
     }
@@ -381,7 +386,10 @@ async fn load_card(conn: &mut AnyConnection, number: &str) -> Result<Option<Card
     .transpose()
 }
 
-async fn card_by_phone(conn: &mut AnyConnection, phone: &str) -> Result<Option<String>, sqlx::Error> {
+async fn card_by_phone(
+    conn: &mut AnyConnection,
+    phone: &str,
+) -> Result<Option<String>, sqlx::Error> {
     // A holder may have several cards; prefer one that can be used.
     sqlx::query_scalar(
         "SELECT c.number FROM loyalty_cards c JOIN loyalty_holders h ON h.id = c.holder_id \
@@ -392,7 +400,11 @@ async fn card_by_phone(conn: &mut AnyConnection, phone: &str) -> Result<Option<S
     .await
 }
 
-async fn card_by_kind(conn: &mut AnyConnection, kind: &str, value: &str) -> Result<Option<String>, sqlx::Error> {
+async fn card_by_kind(
+    conn: &mut AnyConnection,
+    kind: &str,
+    value: &str,
+) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT card_number FROM loyalty_identifiers WHERE value = $1 AND kind = $2")
         .bind(value)
         .bind(kind)
@@ -417,7 +429,10 @@ pub async fn identify(conn: &mut AnyConnection, id: &Identifier) -> Result<Card,
         match normalise_phone(v) {
             Some(p) => number = card_by_phone(conn, &p).await?,
             None if id.kind == IdKind::Phone => {
-                return Err(malformed("identifier.value", format!("{v:?} is not a phone number")));
+                return Err(malformed(
+                    "identifier.value",
+                    format!("{v:?} is not a phone number"),
+                ));
             }
             None => {}
         }
@@ -432,7 +447,11 @@ pub async fn identify(conn: &mut AnyConnection, id: &Identifier) -> Result<Card,
     Ok(card)
 }
 
-async fn lock_card(conn: &mut AnyConnection, backend: Backend, number: &str) -> Result<(), sqlx::Error> {
+async fn lock_card(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    number: &str,
+) -> Result<(), sqlx::Error> {
     if backend == Backend::Postgres {
         sqlx::query("SELECT number FROM loyalty_cards WHERE number = $1 FOR UPDATE")
             .bind(number)
@@ -454,16 +473,20 @@ async fn held(conn: &mut AnyConnection, number: &str, now: i64) -> Result<i64, s
     Ok(v.unwrap_or(0))
 }
 
-async fn product_flags(conn: &mut AnyConnection, lines: &[Line]) -> Result<std::collections::HashMap<String, ProductFlags>, sqlx::Error> {
+async fn product_flags(
+    conn: &mut AnyConnection,
+    lines: &[Line],
+) -> Result<std::collections::HashMap<String, ProductFlags>, sqlx::Error> {
     let mut out = std::collections::HashMap::new();
     for l in lines {
         if out.contains_key(&l.goods_id) {
             continue;
         }
-        let row = sqlx::query("SELECT no_discount, no_bonus FROM loyalty_products WHERE goods_id = $1")
-            .bind(&l.goods_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let row =
+            sqlx::query("SELECT no_discount, no_bonus FROM loyalty_products WHERE goods_id = $1")
+                .bind(&l.goods_id)
+                .fetch_optional(&mut *conn)
+                .await?;
         let f = match row {
             Some(r) => ProductFlags {
                 no_discount: r.try_get::<i64, _>(0)? != 0,
@@ -516,7 +539,10 @@ pub async fn execute(db: &Db, settings: &Settings, c: &Common, op: Op) -> Result
             let mut conn = db.read.acquire().await?;
             let card = identify(&mut conn, &id).await?;
             let h = held(&mut conn, &card.number, now).await?;
-            Ok(merge(json!({"operation_id": c.operation_id}), card_json(settings, &card, h)))
+            Ok(merge(
+                json!({"operation_id": c.operation_id}),
+                card_json(settings, &card, h),
+            ))
         }
         Op::Calculate(id, lines) => {
             let mut conn = db.read.acquire().await?;
@@ -532,7 +558,11 @@ pub async fn execute(db: &Db, settings: &Settings, c: &Common, op: Op) -> Result
                 &|g| flags.get(g).copied().unwrap_or_default(),
                 true,
             );
-            let available = if card.state == "active" { (card.balance - h).max(0) } else { 0 };
+            let available = if card.state == "active" {
+                (card.balance - h).max(0)
+            } else {
+                0
+            };
             Ok(merge(
                 json!({
                     "operation_id": c.operation_id,
@@ -557,7 +587,12 @@ pub async fn execute(db: &Db, settings: &Settings, c: &Common, op: Op) -> Result
                     lines,
                     spend,
                     offline,
-                } => purchase(&mut tx, db.backend, settings, c, now, id, lines, spend, offline).await,
+                } => {
+                    purchase(
+                        &mut tx, db.backend, settings, c, now, id, lines, spend, offline,
+                    )
+                    .await
+                }
                 Op::Confirm(p) => confirm(&mut tx, db.backend, settings, c, now, &p).await,
                 Op::Cancel(p) => cancel(&mut tx, db.backend, settings, c, now, &p).await,
                 Op::Refund { purchase, amount } => {
@@ -593,10 +628,11 @@ impl<E: Into<OpError>> From<E> for Outcome {
 }
 
 async fn stored_answer(conn: &mut AnyConnection, c: &Common) -> Result<Option<Value>, OpError> {
-    let row = sqlx::query("SELECT request, response FROM loyalty_operations WHERE operation_id = $1")
-        .bind(&c.operation_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row =
+        sqlx::query("SELECT request, response FROM loyalty_operations WHERE operation_id = $1")
+            .bind(&c.operation_id)
+            .fetch_optional(&mut *conn)
+            .await?;
     let Some(row) = row else { return Ok(None) };
     let request: String = row.try_get(0)?;
     if request != c.canonical {
@@ -621,7 +657,13 @@ struct OpRow<'a> {
     earn: i64,
 }
 
-async fn store_op(conn: &mut AnyConnection, c: &Common, now: i64, r: OpRow<'_>, response: &Value) -> Result<(), sqlx::Error> {
+async fn store_op(
+    conn: &mut AnyConnection,
+    c: &Common,
+    now: i64,
+    r: OpRow<'_>,
+    response: &Value,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO loyalty_operations (operation_id, register_id, cashier, kind, request, response, card_number, local_time, created_at, offline, status, hold_expires_at, purchase_id, net, bonus_spend, bonus_earn, refunded_net, refunded_spend, refunded_earn) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, 0, 0)",
@@ -708,7 +750,15 @@ async fn purchase(
         now,
     };
     let (status, expires, card_after, h_after) = if offline {
-        ledger::credit(conn, &card.number, earn, lot_expiry(settings, now), ledger::ISSUED, meta).await?;
+        ledger::credit(
+            conn,
+            &card.number,
+            earn,
+            lot_expiry(settings, now),
+            ledger::ISSUED,
+            meta,
+        )
+        .await?;
         add_accumulated(conn, &card.number, p.net).await?;
         let after = load_card(conn, &card.number).await?.unwrap_or(card.clone());
         ("confirmed", None, after, h)
@@ -755,7 +805,11 @@ async fn purchase(
     Ok(answer)
 }
 
-async fn add_accumulated(conn: &mut AnyConnection, card: &str, delta: i64) -> Result<(), sqlx::Error> {
+async fn add_accumulated(
+    conn: &mut AnyConnection,
+    card: &str,
+    delta: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE loyalty_cards SET accumulated = CASE WHEN accumulated + $1 < 0 THEN 0 ELSE accumulated + $1 END WHERE number = $2")
         .bind(delta)
         .bind(card)
@@ -778,13 +832,20 @@ struct Purchase {
 
 /// Loads a purchase with its card locked, so confirm/cancel/refund of one
 /// purchase (and spends from its card) are serialised.
-async fn load_purchase(conn: &mut AnyConnection, backend: Backend, id: &str) -> Result<Purchase, OpError> {
-    let card: Option<Option<String>> =
-        sqlx::query_scalar("SELECT card_number FROM loyalty_operations WHERE operation_id = $1 AND kind = 'purchase'")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let card = card.flatten().ok_or_else(|| OpError::PurchaseNotFound(id.to_string()))?;
+async fn load_purchase(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    id: &str,
+) -> Result<Purchase, OpError> {
+    let card: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT card_number FROM loyalty_operations WHERE operation_id = $1 AND kind = 'purchase'",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let card = card
+        .flatten()
+        .ok_or_else(|| OpError::PurchaseNotFound(id.to_string()))?;
     lock_card(conn, backend, &card).await?;
     let r = sqlx::query(
         "SELECT status, hold_expires_at, net, bonus_spend, bonus_earn, refunded_net, refunded_spend, refunded_earn \
@@ -815,7 +876,13 @@ async fn set_status(conn: &mut AnyConnection, id: &str, status: &str) -> Result<
     Ok(())
 }
 
-async fn answer_for_card(conn: &mut AnyConnection, settings: &Settings, number: &str, now: i64, extra: Value) -> Result<Value, OpError> {
+async fn answer_for_card(
+    conn: &mut AnyConnection,
+    settings: &Settings,
+    number: &str,
+    now: i64,
+    extra: Value,
+) -> Result<Value, OpError> {
     let card = load_card(conn, number)
         .await?
         .ok_or_else(|| OpError::UnknownCard(number.to_string()))?;
@@ -823,24 +890,52 @@ async fn answer_for_card(conn: &mut AnyConnection, settings: &Settings, number: 
     Ok(merge(extra, card_json(settings, &card, h)))
 }
 
-async fn confirm(conn: &mut AnyConnection, backend: Backend, settings: &Settings, c: &Common, now: i64, pid: &str) -> Result<Value, Outcome> {
+async fn confirm(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    settings: &Settings,
+    c: &Common,
+    now: i64,
+    pid: &str,
+) -> Result<Value, Outcome> {
     let p = load_purchase(conn, backend, pid).await?;
     if p.status == "held" && p.hold_expires_at.is_some_and(|e| e <= now) {
         set_status(conn, pid, "expired").await?;
-        return Err(Outcome::CommitThenRefuse(OpError::HoldExpired(pid.to_string())));
+        return Err(Outcome::CommitThenRefuse(OpError::HoldExpired(
+            pid.to_string(),
+        )));
     }
     if p.status == "expired" {
         return Err(OpError::HoldExpired(pid.to_string()).into());
     }
     if p.status != "held" {
-        return Err(OpError::PurchaseState { id: pid.to_string(), status: p.status, action: "confirm" }.into());
+        return Err(OpError::PurchaseState {
+            id: pid.to_string(),
+            status: p.status,
+            action: "confirm",
+        }
+        .into());
     }
     ledger::expire_lots(conn, &p.card, now).await?;
     // Release the hold first so it does not count against its own spend.
     set_status(conn, pid, "confirmed").await?;
-    let meta = |kind| Meta { kind, operation_id: Some(pid), reason: None, actor: Some(&c.cashier), now };
+    let meta = |kind| Meta {
+        kind,
+        operation_id: Some(pid),
+        reason: None,
+        actor: Some(&c.cashier),
+        now,
+    };
     ledger::debit(conn, &p.card, p.spend, ledger::REDEEMED, meta("spend")).await?;
-    ledger::credit(conn, &p.card, p.earn, lot_expiry(settings, now), ledger::ISSUED, meta("earn")).await?;
+    ledger::credit(
+        conn,
+        &p.card,
+        p.earn,
+        lot_expiry(settings, now),
+        ledger::ISSUED,
+        meta("earn"),
+    )
+    .await?;
     add_accumulated(conn, &p.card, p.net).await?;
     let answer = answer_for_card(
         conn,
@@ -850,11 +945,30 @@ async fn confirm(conn: &mut AnyConnection, backend: Backend, settings: &Settings
         json!({"operation_id": c.operation_id, "purchase_operation_id": pid, "status": "confirmed", "bonus_spent": p.spend, "bonus_earned": p.earn}),
     )
     .await?;
-    store_op(conn, c, now, OpRow { kind: "confirm", card: Some(&p.card), purchase_id: Some(pid), ..OpRow::default() }, &answer).await?;
+    store_op(
+        conn,
+        c,
+        now,
+        OpRow {
+            kind: "confirm",
+            card: Some(&p.card),
+            purchase_id: Some(pid),
+            ..OpRow::default()
+        },
+        &answer,
+    )
+    .await?;
     Ok(answer)
 }
 
-async fn cancel(conn: &mut AnyConnection, backend: Backend, settings: &Settings, c: &Common, now: i64, pid: &str) -> Result<Value, Outcome> {
+async fn cancel(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    settings: &Settings,
+    c: &Common,
+    now: i64,
+    pid: &str,
+) -> Result<Value, Outcome> {
     let p = load_purchase(conn, backend, pid).await?;
     let status = match p.status.as_str() {
         "held" if p.hold_expires_at.is_some_and(|e| e <= now) => "expired",
@@ -862,7 +976,12 @@ async fn cancel(conn: &mut AnyConnection, backend: Backend, settings: &Settings,
         // Nothing is held any more; cancelling is then a no-op.
         "expired" | "cancelled" => p.status.as_str(),
         _ => {
-            return Err(OpError::PurchaseState { id: pid.to_string(), status: p.status, action: "cancel (refund it instead)" }.into());
+            return Err(OpError::PurchaseState {
+                id: pid.to_string(),
+                status: p.status,
+                action: "cancel (refund it instead)",
+            }
+            .into());
         }
     };
     set_status(conn, pid, status).await?;
@@ -874,7 +993,19 @@ async fn cancel(conn: &mut AnyConnection, backend: Backend, settings: &Settings,
         json!({"operation_id": c.operation_id, "purchase_operation_id": pid, "status": status}),
     )
     .await?;
-    store_op(conn, c, now, OpRow { kind: "cancel", card: Some(&p.card), purchase_id: Some(pid), ..OpRow::default() }, &answer).await?;
+    store_op(
+        conn,
+        c,
+        now,
+        OpRow {
+            kind: "cancel",
+            card: Some(&p.card),
+            purchase_id: Some(pid),
+            ..OpRow::default()
+        },
+        &answer,
+    )
+    .await?;
     Ok(answer)
 }
 
@@ -889,28 +1020,57 @@ async fn refund(
 ) -> Result<Value, Outcome> {
     let p = load_purchase(conn, backend, pid).await?;
     if p.status != "confirmed" {
-        return Err(OpError::PurchaseState { id: pid.to_string(), status: p.status, action: "refund" }.into());
+        return Err(OpError::PurchaseState {
+            id: pid.to_string(),
+            status: p.status,
+            action: "refund",
+        }
+        .into());
     }
     let left = p.net - p.refunded_net;
     let amount = amount.unwrap_or(left);
     if amount <= 0 || amount > left {
-        return Err(malformed("amount", format!("{left} kopecks of this purchase are left to refund, {amount} asked")).into());
+        return Err(malformed(
+            "amount",
+            format!("{left} kopecks of this purchase are left to refund, {amount} asked"),
+        )
+        .into());
     }
     let refunded_net = p.refunded_net + amount;
     // Proportions of the cumulative refund, so several partial refunds add
     // up to exactly the whole spend and earn (no rounding drift).
     let prop = |total: i64| -> i64 {
-        if p.net == 0 { total } else { ((total as i128 * refunded_net as i128) / p.net as i128) as i64 }
+        if p.net == 0 {
+            total
+        } else {
+            ((total as i128 * refunded_net as i128) / p.net as i128) as i64
+        }
     };
     let give_back = prop(p.spend) - p.refunded_spend;
     let take_back = prop(p.earn) - p.refunded_earn;
     ledger::expire_lots(conn, &p.card, now).await?;
-    let meta = |kind| Meta { kind, operation_id: Some(&c.operation_id), reason: Some("refund"), actor: Some(&c.cashier), now };
-    ledger::credit(conn, &p.card, give_back, lot_expiry(settings, now), ledger::REDEEMED, meta("refund_spend")).await?;
+    let meta = |kind| Meta {
+        kind,
+        operation_id: Some(&c.operation_id),
+        reason: Some("refund"),
+        actor: Some(&c.cashier),
+        now,
+    };
+    ledger::credit(
+        conn,
+        &p.card,
+        give_back,
+        lot_expiry(settings, now),
+        ledger::REDEEMED,
+        meta("refund_spend"),
+    )
+    .await?;
     // Earned bonus the guest has already spent cannot be taken back without
     // a negative balance, which tillgate never allows: take what is there
     // and report the rest.
-    let card = load_card(conn, &p.card).await?.ok_or_else(|| OpError::UnknownCard(p.card.clone()))?;
+    let card = load_card(conn, &p.card)
+        .await?
+        .ok_or_else(|| OpError::UnknownCard(p.card.clone()))?;
     let h = held(conn, &p.card, now).await?;
     let can_take = take_back.min((card.balance - h).max(0));
     ledger::debit(conn, &p.card, can_take, ledger::ISSUED, meta("refund_earn")).await?;
@@ -938,7 +1098,20 @@ async fn refund(
         }),
     )
     .await?;
-    store_op(conn, c, now, OpRow { kind: "refund", card: Some(&p.card), purchase_id: Some(pid), net: -amount, ..OpRow::default() }, &answer).await?;
+    store_op(
+        conn,
+        c,
+        now,
+        OpRow {
+            kind: "refund",
+            card: Some(&p.card),
+            purchase_id: Some(pid),
+            net: -amount,
+            ..OpRow::default()
+        },
+        &answer,
+    )
+    .await?;
     Ok(answer)
 }
 

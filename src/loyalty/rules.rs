@@ -157,7 +157,11 @@ pub fn price(
         let d = l.amount * disc_bp / FULL_BP;
         let net = l.amount - d;
         let earn_bp = rules.earn_bp + promos.iter().map(|p| p.earn_bp).sum::<i64>();
-        let earn = if f.no_bonus { 0 } else { net * earn_bp / FULL_BP };
+        let earn = if f.no_bonus {
+            0
+        } else {
+            net * earn_bp / FULL_BP
+        };
         total += l.amount;
         discount += d;
         if !f.no_bonus {
@@ -203,8 +207,16 @@ mod tests {
     fn rules() -> Rules {
         Rules {
             tiers: vec![
-                Tier { name: "base".into(), from_total: 0, discount_bp: 0 },
-                Tier { name: "silver".into(), from_total: 100_000, discount_bp: 500 },
+                Tier {
+                    name: "base".into(),
+                    from_total: 0,
+                    discount_bp: 0,
+                },
+                Tier {
+                    name: "silver".into(),
+                    from_total: 100_000,
+                    discount_bp: 500,
+                },
             ],
             earn_bp: 1000,
             max_bonus_share_bp: 5000,
@@ -223,17 +235,28 @@ mod tests {
     }
 
     fn at(h: u32) -> NaiveDateTime {
-        NaiveDate::from_ymd_opt(2026, 10, 3).unwrap().and_hms_opt(h, 0, 0).unwrap()
+        NaiveDate::from_ymd_opt(2026, 10, 3)
+            .unwrap()
+            .and_hms_opt(h, 0, 0)
+            .unwrap()
     }
 
     fn line(g: &str, amount: i64) -> Line {
-        Line { goods_id: g.into(), price: amount, quantity: 1000, amount }
+        Line {
+            goods_id: g.into(),
+            price: amount,
+            quantity: 1000,
+            amount,
+        }
     }
 
     #[test]
     fn tier_promo_and_flags() {
         let r = rules();
-        let flags = |g: &str| ProductFlags { no_discount: g == "tobacco", no_bonus: g == "tobacco" };
+        let flags = |g: &str| ProductFlags {
+            no_discount: g == "tobacco",
+            no_bonus: g == "tobacco",
+        };
         let lines = [line("beer", 10_000), line("tobacco", 20_000)];
         let p = price(&r, r.tier_for(150_000), at(16), &lines, &flags, true);
         assert_eq!(p.lines[0].discount, 1500); // 5 % tier + 10 % promo

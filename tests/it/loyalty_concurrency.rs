@@ -46,7 +46,12 @@ fn step() -> impl Strategy<Value = Step> {
             Just(Then::ConfirmRefund)
         ],
     )
-        .prop_map(|(card, amount, spend, then)| Step { card, amount, spend, then })
+        .prop_map(|(card, amount, spend, then)| Step {
+            card,
+            amount,
+            spend,
+            then,
+        })
 }
 
 #[derive(Default, Debug)]
@@ -70,12 +75,18 @@ async fn run_register(l: &Loyalty, r: usize, steps: &[Step]) -> HashMap<usize, S
             // Refused for lack of bonus or over the receipt share: fine,
             // as long as it is one of those.
             let code = v["error"]["code"].as_str().unwrap_or("");
-            assert!(code == "not_enough_bonus" || code == "bonus_over_limit", "{v}");
+            assert!(
+                code == "not_enough_bonus" || code == "bonus_over_limit",
+                "{v}"
+            );
             continue;
         }
         assert!(v["balance"]["available"].as_i64().unwrap() >= 0, "{v}");
         let net = v["net"].as_i64().unwrap();
-        let confirm = with(req(&format!("{op}-c"), &reg), json!({"purchase_operation_id": format!("{op}-p")}));
+        let confirm = with(
+            req(&format!("{op}-c"), &reg),
+            json!({"purchase_operation_id": format!("{op}-p")}),
+        );
         let done = match s.then {
             Then::Cancel => {
                 l.ok(&reg, "cancel", &confirm).await;
@@ -123,7 +134,13 @@ async fn check(registers: Vec<Vec<Step>>, initial: [i64; 3]) {
                 l.adjust(&format!("C{c}"), *amount).await;
             }
         }
-        let results = join_all(registers.iter().enumerate().map(|(r, s)| run_register(&l, r, s))).await;
+        let results = join_all(
+            registers
+                .iter()
+                .enumerate()
+                .map(|(r, s)| run_register(&l, r, s)),
+        )
+        .await;
         let mut expect: HashMap<usize, Seen> = HashMap::new();
         for m in results {
             for (c, s) in m {
@@ -138,7 +155,11 @@ async fn check(registers: Vec<Vec<Step>>, initial: [i64; 3]) {
             assert!(balance >= 0, "C{c}: {card}");
             assert_eq!(card["ledger_balance"], balance, "C{c}");
             let e = expect.remove(&c).unwrap_or_default();
-            assert_eq!(card["accumulated"].as_i64().unwrap(), e.net, "C{c} accumulated");
+            assert_eq!(
+                card["accumulated"].as_i64().unwrap(),
+                e.net,
+                "C{c} accumulated"
+            );
             let confirmed = card["operations"]
                 .as_array()
                 .unwrap()
@@ -147,15 +168,25 @@ async fn check(registers: Vec<Vec<Step>>, initial: [i64; 3]) {
                 .count() as u64;
             assert_eq!(confirmed, e.confirmed, "C{c} confirmed purchases");
             // Spend entries: exactly one posting per confirmed spending purchase.
-            let spends = card["ledger"].as_array().unwrap().iter().filter(|e| e["kind"] == "spend").count() as u64;
+            let spends = card["ledger"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["kind"] == "spend")
+                .count() as u64;
             assert!(spends <= confirmed);
         }
         let db = open_db(&l).await;
-        let total: Option<i64> = sqlx::query_scalar("SELECT CAST(SUM(amount) AS BIGINT) FROM loyalty_ledger")
-            .fetch_one(&db.read)
-            .await
-            .unwrap();
-        assert_eq!(total.unwrap_or(0), 0, "double entry: the ledger sums to zero");
+        let total: Option<i64> =
+            sqlx::query_scalar("SELECT CAST(SUM(amount) AS BIGINT) FROM loyalty_ledger")
+                .fetch_one(&db.read)
+                .await
+                .unwrap();
+        assert_eq!(
+            total.unwrap_or(0),
+            0,
+            "double entry: the ledger sums to zero"
+        );
         let lots = sqlx::query(
             "SELECT c.number, c.balance, (SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM loyalty_lots l WHERE l.card_number = c.number) FROM loyalty_cards c",
         )

@@ -22,7 +22,12 @@ fn sale(op: &str, card: &str, amount: i64, t: &str, spend: i64) -> Purchase {
         cashier: "Smirnova".into(),
         local_time: t.into(),
         identifier: Identifier::auto(card),
-        lines: vec![Line { goods_id: "beer".into(), price: amount, quantity: 1000, amount }],
+        lines: vec![Line {
+            goods_id: "beer".into(),
+            price: amount,
+            quantity: 1000,
+            amount,
+        }],
         bonus_spend: spend,
     }
 }
@@ -54,19 +59,38 @@ async fn offline_sales_earn_later_and_a_replayed_batch_counts_once() {
         let dir = tempfile::tempdir().unwrap();
         let queue = dir.path().join("queue.sqlite");
 
-        let down = Client::open(settings(&dead_url().await), &queue).await.unwrap();
+        let down = Client::open(settings(&dead_url().await), &queue)
+            .await
+            .unwrap();
         // Offline: spending is refused, the sale is queued to earn.
-        let out = down.purchase(&sale("op-1", "3001", 10_000, "2026-10-03T12:00:00", 2_000)).await.unwrap();
+        let out = down
+            .purchase(&sale("op-1", "3001", 10_000, "2026-10-03T12:00:00", 2_000))
+            .await
+            .unwrap();
         match out {
-            PurchaseOutcome::Offline { bonus_spend_refused, message, .. } => {
+            PurchaseOutcome::Offline {
+                bonus_spend_refused,
+                message,
+                ..
+            } => {
                 assert_eq!(bonus_spend_refused, 2_000);
                 assert!(message.contains("offline"), "{message}");
             }
             other => panic!("expected offline, got {other:?}"),
         }
         // Evening sale: the server must use the promotion valid then.
-        down.purchase(&sale("op-2", "3001", 10_000, "2026-10-03T19:00:00", 0)).await.unwrap();
-        down.purchase(&sale("op-3", "no-such-card", 10_000, "2026-10-03T19:05:00", 0)).await.unwrap();
+        down.purchase(&sale("op-2", "3001", 10_000, "2026-10-03T19:00:00", 0))
+            .await
+            .unwrap();
+        down.purchase(&sale(
+            "op-3",
+            "no-such-card",
+            10_000,
+            "2026-10-03T19:05:00",
+            0,
+        ))
+        .await
+        .unwrap();
         assert_eq!(down.pending().await.unwrap(), 3);
         down.close().await;
         // The queue survives the register restarting; keep a copy to replay.
@@ -77,7 +101,11 @@ async fn offline_sales_earn_later_and_a_replayed_batch_counts_once() {
         assert_eq!(up.pending().await.unwrap(), 3);
         let r = up.flush().await.unwrap();
         assert_eq!((r.sent, r.rejected, r.left), (2, 1, 0));
-        assert!(up.rejected().await.unwrap()[0].1.starts_with("unknown_card"));
+        assert!(
+            up.rejected().await.unwrap()[0]
+                .1
+                .starts_with("unknown_card")
+        );
         let card = l.card("3001").await;
         // 5 % at noon, 10 % in the evening, on 10 000 each.
         assert_eq!(card["balance"], 10_000 + 500 + 1_000);
@@ -95,19 +123,41 @@ async fn offline_sales_earn_later_and_a_replayed_batch_counts_once() {
         assert_eq!((r.sent, r.rejected, r.left), (2, 1, 0));
         let again = l.card("3001").await;
         assert_eq!(again["balance"], card["balance"]);
-        assert_eq!(again["ledger"].as_array().unwrap().len(), card["ledger"].as_array().unwrap().len());
+        assert_eq!(
+            again["ledger"].as_array().unwrap().len(),
+            card["ledger"].as_array().unwrap().len()
+        );
         assert_eq!(again["ledger_balance"], 11_500);
 
         // Online again: purchases are two-phase and may spend.
-        match up.purchase(&sale("op-4", "+7 900 555 00 11", 10_000, "2026-10-03T12:10:00", 1_000)).await.unwrap() {
+        match up
+            .purchase(&sale(
+                "op-4",
+                "+7 900 555 00 11",
+                10_000,
+                "2026-10-03T12:10:00",
+                1_000,
+            ))
+            .await
+            .unwrap()
+        {
             PurchaseOutcome::Held(v) => assert_eq!(v["status"], "held"),
             other => panic!("expected online, got {other:?}"),
         }
-        let c = up.confirm("op-5", "Smirnova", "2026-10-03T12:10:05", "op-4").await.unwrap();
+        let c = up
+            .confirm("op-5", "Smirnova", "2026-10-03T12:10:05", "op-4")
+            .await
+            .unwrap();
         assert_eq!(c["balance"]["bonus"], 11_500 - 1_000 + 450);
         // A refusal is an error the cashier can read, not a queued sale.
         let e = up
-            .purchase(&sale("op-6", "3001", 10_000, "2026-10-03T12:11:00", 999_999))
+            .purchase(&sale(
+                "op-6",
+                "3001",
+                10_000,
+                "2026-10-03T12:11:00",
+                999_999,
+            ))
             .await
             .unwrap_err();
         assert!(e.to_string().starts_with("bonus_over_limit"), "{e}");

@@ -205,13 +205,26 @@ impl Client {
         })
     }
 
-    pub async fn balance(&self, operation_id: &str, cashier: &str, local_time: &str, id: &Identifier) -> Result<Value, ClientError> {
+    pub async fn balance(
+        &self,
+        operation_id: &str,
+        cashier: &str,
+        local_time: &str,
+        id: &Identifier,
+    ) -> Result<Value, ClientError> {
         let mut b = self.common(operation_id, cashier, local_time);
         b["identifier"] = json!(id);
         self.call("balance", &b).await
     }
 
-    pub async fn calculate(&self, operation_id: &str, cashier: &str, local_time: &str, id: &Identifier, lines: &[Line]) -> Result<Value, ClientError> {
+    pub async fn calculate(
+        &self,
+        operation_id: &str,
+        cashier: &str,
+        local_time: &str,
+        id: &Identifier,
+        lines: &[Line],
+    ) -> Result<Value, ClientError> {
         let mut b = self.common(operation_id, cashier, local_time);
         b["identifier"] = json!(id);
         b["lines"] = json!(lines);
@@ -252,19 +265,38 @@ impl Client {
         })
     }
 
-    pub async fn confirm(&self, operation_id: &str, cashier: &str, local_time: &str, purchase: &str) -> Result<Value, ClientError> {
+    pub async fn confirm(
+        &self,
+        operation_id: &str,
+        cashier: &str,
+        local_time: &str,
+        purchase: &str,
+    ) -> Result<Value, ClientError> {
         let mut b = self.common(operation_id, cashier, local_time);
         b["purchase_operation_id"] = json!(purchase);
         self.call("confirm", &b).await
     }
 
-    pub async fn cancel(&self, operation_id: &str, cashier: &str, local_time: &str, purchase: &str) -> Result<Value, ClientError> {
+    pub async fn cancel(
+        &self,
+        operation_id: &str,
+        cashier: &str,
+        local_time: &str,
+        purchase: &str,
+    ) -> Result<Value, ClientError> {
         let mut b = self.common(operation_id, cashier, local_time);
         b["purchase_operation_id"] = json!(purchase);
         self.call("cancel", &b).await
     }
 
-    pub async fn refund(&self, operation_id: &str, cashier: &str, local_time: &str, purchase: &str, amount: Option<i64>) -> Result<Value, ClientError> {
+    pub async fn refund(
+        &self,
+        operation_id: &str,
+        cashier: &str,
+        local_time: &str,
+        purchase: &str,
+        amount: Option<i64>,
+    ) -> Result<Value, ClientError> {
         let mut b = self.common(operation_id, cashier, local_time);
         b["purchase_operation_id"] = json!(purchase);
         if let Some(a) = amount {
@@ -303,7 +335,11 @@ impl Client {
                         .await?;
                     report.sent += 1;
                 }
-                Err(ClientError::Refused { status, code, message }) => {
+                Err(ClientError::Refused {
+                    status,
+                    code,
+                    message,
+                }) => {
                     let mut tx = self.queue.begin().await?;
                     sqlx::query("INSERT INTO rejected (operation_id, body, status, error) VALUES (?, ?, ?, ?) ON CONFLICT (operation_id) DO NOTHING")
                         .bind(&op)

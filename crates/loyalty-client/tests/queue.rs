@@ -2,7 +2,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use tillgate_loyalty_client::{Client, ClientError, Identifier, Line, Purchase, PurchaseOutcome, Settings};
+use tillgate_loyalty_client::{
+    Client, ClientError, Identifier, Line, Purchase, PurchaseOutcome, Settings,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn settings(base: String) -> Settings {
@@ -20,7 +22,12 @@ fn sale(op: &str) -> Purchase {
         cashier: "c".into(),
         local_time: "2026-10-03T12:00:00".into(),
         identifier: Identifier::auto("1"),
-        lines: vec![Line { goods_id: "g".into(), price: 100, quantity: 1000, amount: 100 }],
+        lines: vec![Line {
+            goods_id: "g".into(),
+            price: 100,
+            quantity: 1000,
+            amount: 100,
+        }],
         bonus_spend: 0,
     }
 }
@@ -34,7 +41,9 @@ async fn fake(status: u16, body: &'static str) -> (String, Arc<Mutex<Vec<String>
     let s2 = seen.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = l.accept().await else { return };
+            let Ok((mut sock, _)) = l.accept().await else {
+                return;
+            };
             let seen = s2.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
@@ -49,10 +58,16 @@ async fn fake(status: u16, body: &'static str) -> (String, Arc<Mutex<Vec<String>
                     if let Some(end) = text.find("\r\n\r\n") {
                         let len = text[..end]
                             .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
                             .unwrap_or(0);
                         if buf.len() >= end + 4 + len {
-                            seen.lock().unwrap().push(text[end + 4..end + 4 + len].to_string());
+                            seen.lock()
+                                .unwrap()
+                                .push(text[end + 4..end + 4 + len].to_string());
                             let resp = format!(
                                 "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                                 body.len()
@@ -72,15 +87,30 @@ async fn fake(status: u16, body: &'static str) -> (String, Arc<Mutex<Vec<String>
 async fn server_errors_queue_the_sale_and_keep_it_until_answered() {
     let dir = tempfile::tempdir().unwrap();
     let q = dir.path().join("q.sqlite");
-    let (url, seen) = fake(503, r#"{"error":{"code":"unavailable","message":"db down"}}"#).await;
+    let (url, seen) = fake(
+        503,
+        r#"{"error":{"code":"unavailable","message":"db down"}}"#,
+    )
+    .await;
     let c = Client::open(settings(url), &q).await.unwrap();
-    assert!(matches!(c.purchase(&sale("a")).await.unwrap(), PurchaseOutcome::Offline { .. }));
+    assert!(matches!(
+        c.purchase(&sale("a")).await.unwrap(),
+        PurchaseOutcome::Offline { .. }
+    ));
     // While queued, later sales queue behind (after one flush attempt).
-    assert!(matches!(c.purchase(&sale("b")).await.unwrap(), PurchaseOutcome::Offline { .. }));
+    assert!(matches!(
+        c.purchase(&sale("b")).await.unwrap(),
+        PurchaseOutcome::Offline { .. }
+    ));
     assert_eq!(c.pending().await.unwrap(), 2);
     let r = c.flush().await.unwrap();
     assert_eq!((r.sent, r.left), (0, 2));
-    assert!(seen.lock().unwrap().iter().any(|b| b.contains("\"offline\":true")));
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|b| b.contains("\"offline\":true"))
+    );
     c.close().await;
 
     // A refusal moves the sale aside so it does not block the queue; 2xx
@@ -90,14 +120,29 @@ async fn server_errors_queue_the_sale_and_keep_it_until_answered() {
     let r = c.flush().await.unwrap();
     assert_eq!((r.sent, r.rejected, r.left), (2, 0, 0));
     let bodies = seen.lock().unwrap().clone();
-    assert!(bodies[0].contains("\"operation_id\":\"a\"") && bodies[1].contains("\"operation_id\":\"b\""));
+    assert!(
+        bodies[0].contains("\"operation_id\":\"a\"")
+            && bodies[1].contains("\"operation_id\":\"b\"")
+    );
     c.close().await;
 
-    let (url, _) = fake(404, r#"{"error":{"code":"unknown_card","message":"no card"}}"#).await;
+    let (url, _) = fake(
+        404,
+        r#"{"error":{"code":"unknown_card","message":"no card"}}"#,
+    )
+    .await;
     let c = Client::open(settings(url), &q).await.unwrap();
-    let e = c.balance("x", "c", "2026-10-03T12:00:00", &Identifier::auto("1")).await.unwrap_err();
-    assert!(matches!(e, ClientError::Refused { status: 404, ref code, .. } if code == "unknown_card"));
-    assert!(matches!(c.purchase(&sale("c")).await, Err(ClientError::Refused { .. })));
+    let e = c
+        .balance("x", "c", "2026-10-03T12:00:00", &Identifier::auto("1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ClientError::Refused { status: 404, ref code, .. } if code == "unknown_card")
+    );
+    assert!(matches!(
+        c.purchase(&sale("c")).await,
+        Err(ClientError::Refused { .. })
+    ));
     assert_eq!(c.pending().await.unwrap(), 0);
 }
 
@@ -105,16 +150,24 @@ async fn server_errors_queue_the_sale_and_keep_it_until_answered() {
 async fn garbage_answers_are_reported_not_trusted() {
     let dir = tempfile::tempdir().unwrap();
     let (url, _) = fake(200, "<html>proxy login</html>").await;
-    let c = Client::open(settings(url), &dir.path().join("q.sqlite")).await.unwrap();
-    let e = c.balance("x", "c", "2026-10-03T12:00:00", &Identifier::auto("1")).await.unwrap_err();
+    let c = Client::open(settings(url), &dir.path().join("q.sqlite"))
+        .await
+        .unwrap();
+    let e = c
+        .balance("x", "c", "2026-10-03T12:00:00", &Identifier::auto("1"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, ClientError::Protocol(_)), "{e}");
 }
 
 #[tokio::test]
 async fn an_unusable_queue_path_is_a_clear_error() {
-    let e = Client::open(settings("http://127.0.0.1:1".into()), std::path::Path::new("/nonexistent-dir/q.sqlite"))
-        .await
-        .err()
-        .expect("must fail");
+    let e = Client::open(
+        settings("http://127.0.0.1:1".into()),
+        std::path::Path::new("/nonexistent-dir/q.sqlite"),
+    )
+    .await
+    .err()
+    .expect("must fail");
     assert!(e.to_string().contains("offline queue"), "{e}");
 }

@@ -9,7 +9,11 @@ use secrecy::SecretString;
 use tillgate_loyalty_client::{Client, Identifier, Line, Purchase, PurchaseOutcome, Settings};
 
 #[derive(Parser)]
-#[command(name = "tillgate-loyalty-client", version, about = "Register side of tillgate loyalty")]
+#[command(
+    name = "tillgate-loyalty-client",
+    version,
+    about = "Register side of tillgate loyalty"
+)]
 struct Cli {
     /// tillgate base URL.
     #[arg(long, env = "TILLGATE_LOYALTY_URL")]
@@ -20,7 +24,11 @@ struct Cli {
     #[arg(long, env = "TILLGATE_LOYALTY_PASSWORD", hide_env_values = true)]
     password: String,
     /// The offline queue file.
-    #[arg(long, env = "TILLGATE_LOYALTY_QUEUE", default_value = "loyalty-queue.sqlite")]
+    #[arg(
+        long,
+        env = "TILLGATE_LOYALTY_QUEUE",
+        default_value = "loyalty-queue.sqlite"
+    )]
     queue: PathBuf,
     #[arg(long, default_value = "cli")]
     cashier: String,
@@ -51,7 +59,9 @@ enum Cmd {
 
 fn local_now() -> String {
     // The register's own clock, no zone, as the protocol wants.
-    let out = std::process::Command::new("date").arg("+%Y-%m-%dT%H:%M:%S").output();
+    let out = std::process::Command::new("date")
+        .arg("+%Y-%m-%dT%H:%M:%S")
+        .output();
     out.ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| s.trim().to_string())
@@ -72,29 +82,56 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let op = || uuid::Uuid::new_v4().to_string();
     match cli.cmd {
         Cmd::Balance { identifier } => {
-            let v = client.balance(&op(), &cli.cashier, &local_now(), &Identifier::auto(identifier)).await?;
+            let v = client
+                .balance(
+                    &op(),
+                    &cli.cashier,
+                    &local_now(),
+                    &Identifier::auto(identifier),
+                )
+                .await?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
-        Cmd::Sell { identifier, amount, goods_id, bonus_spend } => {
+        Cmd::Sell {
+            identifier,
+            amount,
+            goods_id,
+            bonus_spend,
+        } => {
             let p = Purchase {
                 operation_id: op(),
                 cashier: cli.cashier.clone(),
                 local_time: local_now(),
                 identifier: Identifier::auto(identifier),
-                lines: vec![Line { goods_id, price: amount, quantity: 1000, amount }],
+                lines: vec![Line {
+                    goods_id,
+                    price: amount,
+                    quantity: 1000,
+                    amount,
+                }],
                 bonus_spend,
             };
             match client.purchase(&p).await? {
                 PurchaseOutcome::Held(v) => {
-                    let c = client.confirm(&op(), &cli.cashier, &p.local_time, &p.operation_id).await?;
-                    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"purchase": v, "confirm": c}))?);
+                    let c = client
+                        .confirm(&op(), &cli.cashier, &p.local_time, &p.operation_id)
+                        .await?;
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(
+                            &serde_json::json!({"purchase": v, "confirm": c})
+                        )?
+                    );
                 }
                 PurchaseOutcome::Offline { message, .. } => println!("OFFLINE: {message}"),
             }
         }
         Cmd::Flush => {
             let r = client.flush().await?;
-            println!("sent {}, rejected {}, still queued {}", r.sent, r.rejected, r.left);
+            println!(
+                "sent {}, rejected {}, still queued {}",
+                r.sent, r.rejected, r.left
+            );
         }
         Cmd::Pending => println!("{}", client.pending().await?),
     }
