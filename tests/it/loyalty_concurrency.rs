@@ -167,14 +167,30 @@ async fn check(registers: Vec<Vec<Step>>, initial: [i64; 3]) {
                 .filter(|o| o["kind"] == "purchase" && o["status"] == "confirmed")
                 .count() as u64;
             assert_eq!(confirmed, e.confirmed, "C{c} confirmed purchases");
-            // Spend entries: exactly one posting per confirmed spending purchase.
-            let spends = card["ledger"]
+            // Each confirmed purchase that spent bonus debited exactly once
+            // (one posting, possibly several entries, one per lot).
+            let mut spent_ops: Vec<&str> = card["ledger"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .filter(|e| e["kind"] == "spend")
-                .count() as u64;
-            assert!(spends <= confirmed);
+                .map(|e| e["operation_id"].as_str().unwrap())
+                .collect();
+            spent_ops.sort();
+            spent_ops.dedup();
+            let mut spending: Vec<&str> = card["operations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|o| {
+                    o["kind"] == "purchase"
+                        && o["status"] == "confirmed"
+                        && o["bonus_spend"].as_i64().unwrap() > 0
+                })
+                .map(|o| o["operation_id"].as_str().unwrap())
+                .collect();
+            spending.sort();
+            assert_eq!(spent_ops, spending, "C{c} spend postings");
         }
         let db = open_db(&l).await;
         let total: Option<i64> =
