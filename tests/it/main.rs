@@ -3,6 +3,6 @@
 mod harness;
 mod ingest;
 mod loyalty;
-mod loyalty_offline;
-mod loyalty_concurrency;
 mod loyalty_cli;
+mod loyalty_concurrency;
+mod loyalty_offline;
