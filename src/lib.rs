@@ -93,7 +93,8 @@ pub async fn run(
     };
     let orders = Runner::new(orders::StateConsumer, db.clone(), 500)
         .await
-        .context("starting the order-state consumer")?;
+        .context("starting the order-state consumer")?
+        .with_coalesce(std::time::Duration::from_millis(50));
     ctx.workers
         .spawn(orders.run(log.subscribe(), shutdown.clone()));
     if let Some(retention) = config.log.retention {

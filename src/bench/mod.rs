@@ -115,7 +115,12 @@ pub async fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
 
 fn print_row(f: &Figures, ceiling: Option<&Figures>) {
     let ratio = ceiling
-        .map(|c| format!("{:5.1}% of ceiling", 100.0 * f.per_second() / c.per_second()))
+        .map(|c| {
+            format!(
+                "{:5.1}% of ceiling",
+                100.0 * f.per_second() / c.per_second()
+            )
+        })
         .unwrap_or_else(|| "ceiling".into());
     println!(
         "{:<10} {:>9.0} events/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  errors {}  {:>6.1} MB/s  {}",

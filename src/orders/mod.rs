@@ -106,13 +106,16 @@ async fn apply_batch(db: &Db, entries: &[LogEntry]) -> Result<(), ConsumerError>
         server_keys.extend(keys.server);
         rests.extend(keys.shift_rest);
     }
-    let mut tx = db.write.begin().await.map_err(StoreError::from)?;
+    // Only this consumer writes these tables, so the snapshots can be read
+    // on the read pool before taking the (single, shared) write lock: the
+    // write transaction then holds it only for the upserts.
+    let mut rd = db.read.acquire().await.map_err(StoreError::from)?;
     let mut book = Book::default();
     for key in &order_keys {
         let snap: Option<String> =
             sqlx::query_scalar("SELECT snapshot FROM orders WHERE order_guid = $1")
                 .bind(key)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *rd)
                 .await?;
         if let Some(s) = snap {
             book.orders
@@ -123,7 +126,7 @@ async fn apply_batch(db: &Db, entries: &[LogEntry]) -> Result<(), ConsumerError>
         let snap: Option<String> =
             sqlx::query_scalar("SELECT snapshot FROM stations WHERE station_key = $1")
                 .bind(key)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *rd)
                 .await?;
         if let Some(s) = snap {
             book.stations
@@ -134,7 +137,7 @@ async fn apply_batch(db: &Db, entries: &[LogEntry]) -> Result<(), ConsumerError>
         let snap: Option<String> =
             sqlx::query_scalar("SELECT snapshot FROM cash_servers WHERE server_key = $1")
                 .bind(key)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *rd)
                 .await?;
         if let Some(s) = snap {
             book.servers
@@ -146,7 +149,7 @@ async fn apply_batch(db: &Db, entries: &[LogEntry]) -> Result<(), ConsumerError>
         // its own late events, which load it below.
         let rows = sqlx::query("SELECT snapshot FROM shifts WHERE rest_code = $1 AND closed = 0")
             .bind(rest)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *rd)
             .await?;
         for r in rows {
             let s: ShiftSnapshot =
@@ -157,24 +160,25 @@ async fn apply_batch(db: &Db, entries: &[LogEntry]) -> Result<(), ConsumerError>
     for (_, ev) in &events {
         if let (Some(r), Some(n)) = (&ev.rest_code, ev.shift_num) {
             let key = (r.0.clone(), n);
-            if !book.shifts.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = book.shifts.entry(key) {
                 let snap: Option<String> = sqlx::query_scalar(
                     "SELECT snapshot FROM shifts WHERE rest_code = $1 AND shift_num = $2",
                 )
-                .bind(&key.0)
-                .bind(key.1)
-                .fetch_optional(&mut *tx)
+                .bind(&slot.key().0)
+                .bind(slot.key().1)
+                .fetch_optional(&mut *rd)
                 .await?;
                 if let Some(s) = snap {
-                    book.shifts
-                        .insert(key, serde_json::from_str(&s).map_err(corrupt)?);
+                    slot.insert(serde_json::from_str(&s).map_err(corrupt)?);
                 }
             }
         }
     }
+    drop(rd);
     for (entry, ev) in &events {
         book.apply(entry, ev);
     }
+    let mut tx = db.write.begin().await.map_err(StoreError::from)?;
     save_book(&mut tx, &book).await?;
     log::set_cursor(&mut tx, CONSUMER_NAME, last.offset).await?;
     tx.commit().await.map_err(StoreError::from)?;
@@ -328,9 +332,10 @@ pub async fn shift_totals(
 ) -> Result<ShiftTotals, StoreError> {
     let row = sqlx::query(
         // SUM over BIGINT is NUMERIC on PostgreSQL: cast back so both
-        // backends answer a 64-bit integer.
+        // backends answer a 64-bit integer. A return's receipt already
+        // carries a negative amount, so revenue is a plain sum.
         "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(receipts), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(CASE WHEN is_return = 1 THEN -paid_sum ELSE paid_sum END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(paid_sum), 0) AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN status IN ('open', 'prebill') THEN 1 ELSE 0 END), 0) AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN status = 'deleted' THEN 1 ELSE 0 END), 0) AS BIGINT) \
          FROM orders WHERE rest_code = $1 AND shift_num = $2",

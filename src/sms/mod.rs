@@ -572,7 +572,8 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
         500,
     )
     .await
-    .context("starting the sms consumer")?;
+    .context("starting the sms consumer")?
+    .with_coalesce(std::time::Duration::from_millis(50));
     ctx.workers
         .spawn(consumer.run(ctx.log.subscribe(), ctx.shutdown.clone()));
     let delivery = delivery::Delivery::new(

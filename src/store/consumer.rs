@@ -56,6 +56,7 @@ pub struct Runner<C: Consumer> {
     db: Db,
     batch: i64,
     cursor: i64,
+    coalesce: Duration,
 }
 
 impl<C: Consumer> Runner<C> {
@@ -66,7 +67,18 @@ impl<C: Consumer> Runner<C> {
             db,
             batch,
             cursor,
+            coalesce: Duration::ZERO,
         })
+    }
+
+    /// After a wake-up with less than a full batch waiting, wait this long
+    /// for more before applying. Under load a consumer then commits one
+    /// transaction per many events instead of one per group commit, which
+    /// keeps it off the single SQLite write lock the log writer needs; the
+    /// cost is that much extra lag. Zero (the default) applies at once.
+    pub fn with_coalesce(mut self, coalesce: Duration) -> Self {
+        self.coalesce = coalesce;
+        self
     }
 
     pub fn cursor(&self) -> i64 {
@@ -103,11 +115,17 @@ impl<C: Consumer> Runner<C> {
                 break;
             }
             match self.run_once().await {
-                Ok(Outcome::Applied { .. }) => {
+                Ok(Outcome::Applied { events, .. }) => {
                     backoff = Duration::from_millis(100);
                     let head = committed.borrow().head;
                     metrics::gauge!("tillgate_consumer_lag_events", "consumer" => name.clone())
                         .set((head - self.cursor).max(0) as f64);
+                    if (events as i64) < self.batch && !self.coalesce.is_zero() {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => {}
+                            _ = tokio::time::sleep(self.coalesce) => {}
+                        }
+                    }
                 }
                 Ok(Outcome::Idle) => {
                     metrics::gauge!("tillgate_consumer_lag_events", "consumer" => name.clone())
@@ -117,6 +135,11 @@ impl<C: Consumer> Runner<C> {
                         r = committed.changed() => if r.is_err() {
                             // The writer has stopped: drain what is left, then stop.
                             if matches!(self.run_once().await, Ok(Outcome::Idle) | Err(_)) { break; }
+                        } else if !self.coalesce.is_zero() {
+                            tokio::select! {
+                                _ = shutdown.cancelled() => {}
+                                _ = tokio::time::sleep(self.coalesce) => {}
+                            }
                         },
                         _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                     }

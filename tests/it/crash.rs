@@ -207,7 +207,11 @@ async fn crash_once(backend: Backend) {
         r.unwrap();
     }
     let in_log = logged(&client, &server.base).await;
-    assert_eq!(in_log.len(), total, "{backend:?}: the whole day is in the log once");
+    assert_eq!(
+        in_log.len(),
+        total,
+        "{backend:?}: the whole day is in the log once"
+    );
 
     // Wait for the order-state consumer to reach the head.
     let head = in_log.len() as i64;
@@ -251,7 +255,10 @@ async fn crash_once(backend: Backend) {
     let stored = tillgate::orders::load_all(&db).await.unwrap();
     let replayed = tillgate::orders::replay(&db, head).await.unwrap();
     let diff = tillgate::orders::diff_books(&stored, &replayed);
-    assert!(diff.is_empty(), "{backend:?}: state differs from replay: {diff:?}");
+    assert!(
+        diff.is_empty(),
+        "{backend:?}: state differs from replay: {diff:?}"
+    );
     assert_eq!(stored.orders.len(), generated.truth.orders.len());
     db.close().await;
 }

@@ -110,12 +110,18 @@ impl TestApp {
     pub async fn stop(mut self) -> (Config, TempDir) {
         self.shutdown.cancel();
         if let Some(t) = self.task.take() {
-            t.await.expect("server task panicked").expect("server failed");
+            t.await
+                .expect("server task panicked")
+                .expect("server failed");
         }
         (self.config, self.dir)
     }
 
-    pub async fn post_event(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    pub async fn post_event(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
         self.client
             .post(self.url(path))
             .body(body)

@@ -22,7 +22,10 @@ async fn accepts_on_every_known_path_and_assigns_offsets() {
     for b in backends() {
         let app = spawn_app(b).await;
         let mut offsets = Vec::new();
-        for (i, path) in ["/rkevent", "/api/v1/events", "/api/v4/kds/events", "/"].iter().enumerate() {
+        for (i, path) in ["/rkevent", "/api/v1/events", "/api/v4/kds/events", "/"]
+            .iter()
+            .enumerate()
+        {
             let r = app.post_event(path, event(G1, i as u64 + 1, 21)).await;
             assert_eq!(r.status(), 200, "{path}");
             let ack: serde_json::Value = r.json().await.unwrap();
@@ -54,7 +57,10 @@ async fn duplicate_is_stored_once_and_answered_200_twice() {
         let log = app.get_json("/api/events?after=0&limit=10").await;
         assert_eq!(log["items"].as_array().unwrap().len(), 1);
         let metrics = app.get("/metrics").await.text().await.unwrap();
-        assert!(metrics.contains("tillgate_events_duplicate_total"), "{metrics}");
+        assert!(
+            metrics.contains("tillgate_events_duplicate_total"),
+            "{metrics}"
+        );
         app.stop().await;
     }
 }
@@ -104,9 +110,17 @@ async fn unreadable_bodies_are_quarantined_verbatim_with_200() {
         assert_eq!(items.len(), bodies.len());
         for (item, (body, reason_part)) in items.iter().zip(&bodies) {
             assert!(!item["reason"].as_str().unwrap().is_empty());
-            assert!(item["reason"].as_str().unwrap().contains(reason_part), "{item}");
+            assert!(
+                item["reason"].as_str().unwrap().contains(reason_part),
+                "{item}"
+            );
             let id = item["id"].as_i64().unwrap();
-            let raw = app.get(&format!("/api/quarantine/{id}/raw")).await.bytes().await.unwrap();
+            let raw = app
+                .get(&format!("/api/quarantine/{id}/raw"))
+                .await
+                .bytes()
+                .await
+                .unwrap();
             assert_eq!(&raw[..], *body, "body kept verbatim");
         }
         // Nothing reached the log.
@@ -131,7 +145,12 @@ async fn reject_switch_answers_400_and_limits_and_methods() {
     assert_eq!(r.status(), 413);
     let r = app.client.get(app.url("/rkevent")).send().await.unwrap();
     assert_eq!(r.status(), 405);
-    let r = app.client.put(app.url("/api/v1/events")).send().await.unwrap();
+    let r = app
+        .client
+        .put(app.url("/api/v1/events"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 405);
     app.stop().await;
 }
@@ -139,7 +158,9 @@ async fn reject_switch_answers_400_and_limits_and_methods() {
 #[tokio::test]
 async fn default_body_limit_is_16_mib() {
     let app = spawn_app(crate::harness::Backend::Sqlite).await;
-    let r = app.post_event("/rkevent", vec![b' '; 16 * 1024 * 1024 + 1]).await;
+    let r = app
+        .post_event("/rkevent", vec![b' '; 16 * 1024 * 1024 + 1])
+        .await;
     assert_eq!(r.status(), 413);
     app.stop().await;
 }
@@ -152,19 +173,46 @@ async fn api_token_and_ingest_key() {
     })
     .await;
     // Ingest without / with a wrong / with the right key.
-    assert_eq!(app.post_event("/rkevent", event(G1, 1, 21)).await.status(), 401);
-    assert_eq!(app.post_event("/rkevent?key=nope", event(G1, 1, 21)).await.status(), 401);
-    assert_eq!(app.post_event("/rkevent?key=k3y", event(G1, 1, 21)).await.status(), 200);
+    assert_eq!(
+        app.post_event("/rkevent", event(G1, 1, 21)).await.status(),
+        401
+    );
+    assert_eq!(
+        app.post_event("/rkevent?key=nope", event(G1, 1, 21))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.post_event("/rkevent?key=k3y", event(G1, 1, 21))
+            .await
+            .status(),
+        200
+    );
     // API without a token, with a wrong one, with the right one.
     let r = app.client.get(app.url("/api/events")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
-    let r = app.client.get(app.url("/api/events")).bearer_auth("wrong").send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/api/events"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(app.get("/api/events").await.status(), 200);
     // Health and metrics stay open for probes.
-    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     app.stop().await;
 }
 
@@ -221,7 +269,9 @@ async fn retention_prunes_only_what_every_consumer_has_passed() {
         assert_eq!(pruner.run_once(now).await.unwrap(), 0);
         // Two hours later: old enough, but the lagging consumer holds 5..10.
         assert_eq!(pruner.run_once(now + 7_200_000).await.unwrap(), 4);
-        let left = tillgate::store::log::read_after(&db, 0, 100, false).await.unwrap();
+        let left = tillgate::store::log::read_after(&db, 0, 100, false)
+            .await
+            .unwrap();
         assert_eq!(left.first().map(|e| e.offset), Some(5));
         assert_eq!(left.len(), 6);
         db.close().await;

@@ -186,14 +186,19 @@ async fn order_lookup_accepts_any_guid_form_and_404s_cleanly() {
             let o = app.get_json(&format!("/api/orders/{form}")).await;
             assert_eq!(o["guid"], O2, "{form}");
         }
-        let r = app.get("/api/orders/{00000000-0000-0000-0000-000000000000}").await;
+        let r = app
+            .get("/api/orders/{00000000-0000-0000-0000-000000000000}")
+            .await;
         assert_eq!(r.status(), 404);
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["error"]["code"], "not_found");
         let r = app.get("/api/orders/not-a-guid").await;
         assert_eq!(r.status(), 400);
         let body: serde_json::Value = r.json().await.unwrap();
-        assert!(body["error"]["message"].as_str().unwrap().contains("GUID"), "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("GUID"),
+            "{body}"
+        );
         app.stop().await;
     }
 }
@@ -221,7 +226,11 @@ async fn order_list_filters_and_paginates() {
         loop {
             let page = app.get_json(&path).await;
             let items = page["items"].as_array().unwrap();
-            seen.extend(items.iter().map(|i| i["guid"].as_str().unwrap().to_string()));
+            seen.extend(
+                items
+                    .iter()
+                    .map(|i| i["guid"].as_str().unwrap().to_string()),
+            );
             match page["next"].as_str() {
                 Some(next) if !items.is_empty() => {
                     path = format!("/api/orders?limit=10&after={}", urlencode(next))
@@ -260,17 +269,18 @@ fn urlencode(s: &str) -> String {
 async fn stations_go_online_and_offline_and_shifts_close_on_a_higher_number() {
     for b in backends() {
         let app = spawn_app(b).await;
-        let mut seq = 0;
-        for (sit, shift, station) in [
+        for (seq, (sit, shift, station)) in [
             (1, 1, 15003),  // station started
             (21, 1, 15003), // login
             (1, 1, 15004),
             (18, 1, 15004), // station closed
-            (1, 2, 15003), // next day: shift 2
-        ] {
-            seq += 1;
+            (1, 2, 15003),  // next day: shift 2
+        ]
+        .into_iter()
+        .enumerate()
+        {
             app.ingest(xml(&Ev {
-                seq,
+                seq: seq as u64 + 1,
                 situation: sit,
                 shift,
                 station,
@@ -281,10 +291,18 @@ async fn stations_go_online_and_offline_and_shifts_close_on_a_higher_number() {
         app.wait_consumer("orders").await;
         let st = app.get_json("/api/stations").await;
         let items = st["items"].as_array().unwrap();
-        let find = |id: i64| items.iter().find(|i| i["station_id"] == id).unwrap().clone();
+        let find = |id: i64| {
+            items
+                .iter()
+                .find(|i| i["station_id"] == id)
+                .unwrap()
+                .clone()
+        };
         assert_eq!(find(15003)["online"], true, "{st}");
         assert_eq!(find(15004)["online"], false, "{st}");
-        let shifts = app.get_json(&format!("/api/shifts?restaurant={REST}")).await;
+        let shifts = app
+            .get_json(&format!("/api/shifts?restaurant={REST}"))
+            .await;
         let items = shifts["items"].as_array().unwrap();
         let one = items.iter().find(|s| s["shift_num"] == 1).unwrap();
         let two = items.iter().find(|s| s["shift_num"] == 2).unwrap();
@@ -302,7 +320,13 @@ async fn the_api_needs_the_token_off_loopback_and_checks_it() {
             c.api_token = Some(secrecy::SecretString::from(token.to_string()));
         })
         .await;
-        for path in ["/api/orders", "/api/stations", "/api/shifts", "/api/events", "/api/gaps"] {
+        for path in [
+            "/api/orders",
+            "/api/stations",
+            "/api/shifts",
+            "/api/events",
+            "/api/gaps",
+        ] {
             let r = app.client.get(app.url(path)).send().await.unwrap();
             assert_eq!(r.status(), 401, "{path} without token");
             let r = app
@@ -313,7 +337,13 @@ async fn the_api_needs_the_token_off_loopback_and_checks_it() {
                 .await
                 .unwrap();
             assert_eq!(r.status(), 401, "{path} with a wrong token");
-            let r = app.client.get(app.url(path)).bearer_auth(token).send().await.unwrap();
+            let r = app
+                .client
+                .get(app.url(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 200, "{path} with the token");
         }
         // Health and metrics stay open for probes and Prometheus.
