@@ -231,7 +231,10 @@ async fn run_target(
             let mut config = Config::for_tests(dir.path());
             config.listen = addr;
             if let Target::Postgres(url) = &target {
-                let (db_url, cleanup) = fresh_database(url).await?;
+                let (db_url, name) = crate::store::create_scratch_database(url, "tillgate_bench")
+                    .await
+                    .context("creating the benchmark database")?;
+                let cleanup = (url.clone(), name);
                 config.storage = Storage::Postgres {
                     url: SecretString::from(db_url),
                 };
@@ -253,7 +256,7 @@ async fn run_target(
     let stopped = server.await;
     server_rt.shutdown_background();
     if let Some((admin_url, db)) = pg_cleanup {
-        drop_database(&admin_url, &db).await;
+        crate::store::drop_scratch_database(&admin_url, &db).await;
     }
     stopped.context("server task")?.context("server")?;
     figures
@@ -343,37 +346,5 @@ async fn post_one(client: &reqwest::Client, url: &str, body: Vec<u8>) -> bool {
             ok
         }
         Err(_) => false,
-    }
-}
-
-/// Creates a fresh database next to the one in `url`; returns its URL and
-/// what `drop_database` needs.
-async fn fresh_database(url: &str) -> anyhow::Result<(String, (String, String))> {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(url)
-        .await
-        .context("connecting to the PostgreSQL server for the benchmark")?;
-    let name = format!("tillgate_bench_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .context("creating the benchmark database")?;
-    let _ = conn.close().await;
-    let (prefix, _) = url
-        .rsplit_once('/')
-        .context("the PostgreSQL URL needs a database path")?;
-    Ok((format!("{prefix}/{name}"), (url.to_string(), name)))
-}
-
-async fn drop_database(admin_url: &str, name: &str) {
-    use sqlx::Connection;
-    if let Ok(mut conn) = sqlx::AnyConnection::connect(admin_url).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await;
-        let _ = conn.close().await;
     }
 }

@@ -34,22 +34,10 @@ struct OrderQuery {
     after: Option<String>,
 }
 
-/// Accepts `{GUID}`, `GUID`, any case; answers the canonical form.
+/// Accepts `{GUID}`, `GUID`, with or without dashes, any case; answers the
+/// canonical form the order table is keyed by.
 pub fn normalise_guid(s: &str) -> Option<String> {
-    let inner = s.trim().trim_start_matches('{').trim_end_matches('}');
-    let hex: String = inner.chars().filter(|c| *c != '-').collect();
-    if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    let h = hex.to_ascii_uppercase();
-    Some(format!(
-        "{{{}-{}-{}-{}-{}}}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
+    rk7::Guid::parse(s).ok().map(|g| g.canonical())
 }
 
 fn check_local_time(name: &str, v: &Option<String>) -> ApiResult<()> {

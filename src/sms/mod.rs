@@ -394,34 +394,15 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
     };
     let phone_prop = prop(file.phone_prop, "phone", "sms.phone_prop")?;
     let consent_prop = prop(file.consent_prop, "phone_consent", "sms.consent_prop")?;
-    let retention_days = file.retention_days.unwrap_or(30);
-    if !(1..=3650).contains(&retention_days) {
-        return Err(ConfigError::invalid(
-            "sms.retention_days",
-            "must be between 1 and 3650",
-        ));
-    }
-    let status_poll = file.status_poll_secs.unwrap_or(300);
-    if !(5..=86_400).contains(&status_poll) {
-        return Err(ConfigError::invalid(
-            "sms.status_poll_secs",
-            "must be between 5 and 86400",
-        ));
-    }
-    let max_attempts = file.max_attempts.unwrap_or(8);
-    if !(1..=50).contains(&max_attempts) {
-        return Err(ConfigError::invalid(
-            "sms.max_attempts",
-            "must be between 1 and 50",
-        ));
-    }
-    let retry_base = file.retry_base_secs.unwrap_or(30);
-    if !(1..=3600).contains(&retry_base) {
-        return Err(ConfigError::invalid(
-            "sms.retry_base_secs",
-            "must be between 1 and 3600",
-        ));
-    }
+    let retention_days = in_range("sms.retention_days", file.retention_days, 30, 1..=3650)?;
+    let status_poll = in_range(
+        "sms.status_poll_secs",
+        file.status_poll_secs,
+        300,
+        5..=86_400,
+    )?;
+    let max_attempts = in_range("sms.max_attempts", file.max_attempts, 8, 1..=50)?;
+    let retry_base = in_range("sms.retry_base_secs", file.retry_base_secs, 30, 1..=3600)?;
     let stale_after = file.stale_after_mins.unwrap_or(60);
     if !(1..=10_080).contains(&stale_after) {
         return Err(ConfigError::invalid(
@@ -632,6 +613,28 @@ pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
             println!("{name}: {}", template::format_rubles(b.kopecks));
             Ok(())
         }
+    }
+}
+
+/// A numeric setting with its default, refused outside `range` with the
+/// setting's name and the bounds.
+fn in_range<T>(
+    setting: &str,
+    value: Option<T>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    let v = value.unwrap_or(default);
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(ConfigError::invalid(
+            setting,
+            format!("must be between {} and {}", range.start(), range.end()),
+        ))
     }
 }
 

@@ -33,6 +33,8 @@ pub enum StoreError {
     Migration { id: String, source: sqlx::Error },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("{0} needs a database path (postgres://host/DATABASE)")]
+    NoDatabasePath(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,4 +191,38 @@ pub fn ms_to_rfc3339(ms: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()
+}
+
+/// Creates a fresh, empty PostgreSQL database on the server `admin_url`
+/// points at and returns its URL and name. Tests and benchmarks each want a
+/// clean database without a cluster of their own.
+pub async fn create_scratch_database(
+    admin_url: &str,
+    prefix: &str,
+) -> Result<(String, String), StoreError> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .ok_or_else(|| StoreError::NoDatabasePath("the PostgreSQL URL".into()))?;
+    let mut conn = sqlx::AnyConnection::connect(admin_url).await?;
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await?;
+    let _ = conn.close().await;
+    Ok((format!("{base}/{name}"), name))
+}
+
+/// Drops a database made by [`create_scratch_database`]; best effort.
+pub async fn drop_scratch_database(admin_url: &str, name: &str) {
+    use sqlx::Connection;
+    if let Ok(mut conn) = sqlx::AnyConnection::connect(admin_url).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+        let _ = conn.close().await;
+    }
 }

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use secrecy::SecretString;
-use sqlx::Connection;
 use tempfile::TempDir;
 use tillgate::config::{Config, Storage};
 use tokio::task::JoinHandle;
@@ -31,18 +30,10 @@ pub fn backends() -> Vec<Backend> {
 /// A fresh, empty PostgreSQL database; its URL.
 pub async fn fresh_pg_database() -> String {
     let base = std::env::var("TILLGATE_TEST_DATABASE_URL").expect("TILLGATE_TEST_DATABASE_URL");
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&base)
+    tillgate::store::create_scratch_database(&base, "tg_test")
         .await
-        .expect("connect to TILLGATE_TEST_DATABASE_URL");
-    let name = format!("tg_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("create test database");
-    let _ = conn.close().await;
-    let (prefix, _) = base.rsplit_once('/').expect("URL has a database path");
-    format!("{prefix}/{name}")
+        .expect("create test database")
+        .0
 }
 
 pub struct TestApp {
