@@ -229,11 +229,101 @@ impl fmt::Display for LocalDateTime {
 /// The text is kept exactly as sent so that writing it back changes nothing,
 /// but equality, ordering and hashing use the 128-bit value: the same order
 /// seen with and without braces, or in lower case, is the same key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Guid {
-    text: String,
+    text: GuidText,
     value: u128,
+}
+
+/// The text of a [`Guid`] as received.
+///
+/// Every order line carries a GUID, so a heap allocation per GUID was a
+/// noticeable part of reading a large order. The usual forms (38 bytes at
+/// most, braced or not) are kept inline; only a GUID with whitespace around
+/// it, which the parser also accepts, goes to the heap.
+#[derive(Clone)]
+enum GuidText {
+    Inline { len: u8, bytes: [u8; GUID_INLINE] },
+    Heap(Box<str>),
+}
+
+/// Length of the braced, dashed form.
+const GUID_INLINE: usize = 38;
+
+impl GuidText {
+    fn new(text: &str) -> Self {
+        if text.len() <= GUID_INLINE {
+            let mut bytes = [0u8; GUID_INLINE];
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            Self::Inline {
+                len: text.len() as u8,
+                bytes,
+            }
+        } else {
+            Self::Heap(text.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `&str` of the same length, so always valid; the
+            // fallback only keeps this free of a panic path.
+            Self::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Self::Heap(s) => s,
+        }
+    }
+}
+
+/// Value of each hex digit byte, 0xFF for the other bytes.
+static HEX: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The value of 32 hex digits in the plain or 8-4-4-4-12 layout.
+fn guid_value(b: &[u8]) -> Option<u128> {
+    let mut value = 0u128;
+    let mut digit = |c: u8| -> Option<()> {
+        let d = HEX[usize::from(c)];
+        if d > 15 {
+            return None;
+        }
+        value = (value << 4) | u128::from(d);
+        Some(())
+    };
+    match b.len() {
+        36 => {
+            if b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+                return None;
+            }
+            for group in [&b[0..8], &b[9..13], &b[14..18], &b[19..23], &b[24..36]] {
+                for &c in group {
+                    digit(c)?;
+                }
+            }
+        }
+        32 => {
+            for &c in b {
+                digit(c)?;
+            }
+        }
+        _ => return None,
+    }
+    Some(value)
 }
 
 impl Guid {
@@ -245,25 +335,9 @@ impl Guid {
             Some(rest) => rest.strip_suffix('}').ok_or(FormatError::Guid)?,
             None => inner,
         };
-        let b = inner.as_bytes();
-        let dashed = match b.len() {
-            36 => true,
-            32 => false,
-            _ => return Err(FormatError::Guid),
-        };
-        let mut value = 0u128;
-        for (i, &c) in b.iter().enumerate() {
-            if dashed && matches!(i, 8 | 13 | 18 | 23) {
-                if c != b'-' {
-                    return Err(FormatError::Guid);
-                }
-                continue;
-            }
-            let d = (c as char).to_digit(16).ok_or(FormatError::Guid)?;
-            value = (value << 4) | u128::from(d);
-        }
+        let value = guid_value(inner.as_bytes()).ok_or(FormatError::Guid)?;
         Ok(Self {
-            text: text.to_owned(),
+            text: GuidText::new(text),
             value,
         })
     }
@@ -271,16 +345,16 @@ impl Guid {
     /// Builds the canonical r_keeper form from a 128-bit value.
     pub fn from_u128(value: u128) -> Self {
         let mut g = Self {
-            text: String::new(),
+            text: GuidText::Heap(Box::default()),
             value,
         };
-        g.text = g.canonical();
+        g.text = GuidText::new(&g.canonical());
         g
     }
 
     /// The text exactly as it was received.
     pub fn as_str(&self) -> &str {
-        &self.text
+        self.text.as_str()
     }
 
     /// The 128-bit value (big-endian reading of the hex digits).
@@ -300,6 +374,16 @@ impl Guid {
             &h[16..20],
             &h[20..32]
         )
+    }
+}
+
+/// Same output as the derived form had when the text was a `String`.
+impl fmt::Debug for Guid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guid")
+            .field("text", &self.as_str())
+            .field("value", &self.value)
+            .finish()
     }
 }
 
@@ -341,13 +425,13 @@ impl TryFrom<String> for Guid {
 
 impl From<Guid> for String {
     fn from(g: Guid) -> String {
-        g.text
+        g.as_str().to_owned()
     }
 }
 
 impl fmt::Display for Guid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(self.as_str())
     }
 }
 

@@ -7,12 +7,27 @@
 //! quantities, dates, flags, GUIDs) must parse exactly, and a failure says
 //! what was wrong, in which attribute and at which byte.
 //!
-//! How it works: the bytes are first decoded to UTF-8 text ([`decode`]), then
-//! quick-xml only finds the boundaries of tags and text; attributes are split
-//! by our own scanner ([`Attrs`]) over the borrowed tag text, which is what
-//! tolerates missing whitespace between attributes and avoids allocating for
-//! attribute names. A recursive-descent parser with one function per model
-//! type then matches names as byte strings.
+//! How it works: the bytes are first decoded to UTF-8 text ([`decode`],
+//! validated once, borrowed when they already are UTF-8). A recursive-descent
+//! parser with one function per model type then asks for tokens (start tag,
+//! text, end tag) from one of two sources:
+//!
+//! * the fast path ([`Mode::Fast`]): our own tokenizer, one pass over the
+//!   text that finds a tag, its name and its attributes together, and
+//!   accepts only the plain form every cash server sends (no comments, no
+//!   CDATA, no references in text, end tags exactly `</name>`). On anything
+//!   else, and on any error at all, it gives up;
+//! * the general path ([`Mode::General`]): quick-xml finds the boundaries of
+//!   tags and text, and our attribute scanner ([`Attrs`]) splits the tag
+//!   text. It handles every form the reader accepts and produces every error
+//!   message, with the byte offset and element path.
+//!
+//! [`read`] tries the fast path and, when it gives up, reads again on the
+//! general path. The fast path accepts a subset of what the general path
+//! accepts and builds the same model from it (checked by unit tests over
+//! mutated documents and, under `cfg(fuzzing)`, on every fuzz input), so the
+//! result does not depend on which path produced it. Both paths tolerate
+//! missing whitespace between attributes.
 //!
 //! Things the reader deliberately ignores, because they carry no meaning:
 //! comments, processing instructions, a DOCTYPE, whitespace-only text between
@@ -130,8 +145,29 @@ impl ReadError {
 /// [`ReadError`].
 pub fn read(bytes: &[u8]) -> Result<Event, ReadError> {
     let decoded = decode(bytes)?;
-    let mut p = Parser::new(&decoded.text, &decoded.map);
-    p.document().map_err(|e| *e)
+    // The fast path gives up (an `Err`) on anything unusual and on every
+    // error; the general path then reads the same text again, so errors,
+    // their offsets and their wording come from one place only.
+    let fast = Parser::new(&decoded.text, &decoded.map, Mode::Fast).document();
+    #[cfg(fuzzing)]
+    {
+        // Under the fuzzer every input goes through both paths: whatever the
+        // fast path accepts, the general path must accept as the same event.
+        if let Ok(ev) = &fast {
+            let general = Parser::new(&decoded.text, &decoded.map, Mode::General).document();
+            assert_eq!(
+                general.as_ref().ok(),
+                Some(ev),
+                "fast and general paths disagree"
+            );
+        }
+    }
+    match fast {
+        Ok(ev) => Ok(ev),
+        Err(_) => Parser::new(&decoded.text, &decoded.map, Mode::General)
+            .document()
+            .map_err(|e| *e),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -318,6 +354,10 @@ struct Tag<'a> {
     at: usize,
     /// `<X/>`: no children, no end tag.
     empty: bool,
+    /// On the fast path, which start tag this is (counting from 1), so that
+    /// [`Parser::attrs`] can tell whether [`Parser::attr_buf`] still holds
+    /// this tag's attributes; 0 on the general path.
+    seq: u32,
 }
 
 enum Tok<'a> {
@@ -329,52 +369,106 @@ enum Tok<'a> {
     Eof(usize),
 }
 
+/// One attribute as the fast tokenizer found it while looking for the end
+/// of its tag, so that it is not scanned a second time.
+#[derive(Clone, Copy)]
+struct RawAttr<'a> {
+    name: &'a str,
+    /// The value as written (entities not yet resolved).
+    raw: &'a str,
+    /// Offset of the value in the decoded text.
+    at: usize,
+    /// Whether the value has a `&` (a reference to resolve).
+    amp: bool,
+}
+
+/// Which tokenizer a [`Parser`] uses; see the module documentation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Fast,
+    General,
+}
+
+/// Where the tokens come from.
+enum Src<'a> {
+    /// Our own tokenizer; the offset of the next byte to look at.
+    Fast(usize),
+    /// quick-xml, and the bytes at the start of `doc` not given to it (see
+    /// [`Parser::new`]).
+    General {
+        reader: Box<quick_xml::Reader<&'a [u8]>>,
+        skip: usize,
+    },
+}
+
 struct Parser<'a> {
     doc: &'a str,
-    /// Bytes at the start of `doc` not given to quick-xml (see [`Parser::new`]).
-    skip: usize,
-    reader: quick_xml::Reader<&'a [u8]>,
+    src: Src<'a>,
     /// A token read ahead while collecting a text run.
     peeked: Option<Tok<'a>>,
-    /// Names of the open elements, for error paths.
+    /// Names of the open elements, for error paths (and, on the fast path,
+    /// to check end tags).
     path: Vec<&'a str>,
     map: OffsetMap<'a>,
+    /// Fast path: the attributes of the last start tag read.
+    attr_buf: Vec<RawAttr<'a>>,
+    /// Fast path: the `seq` of the last start tag read.
+    tag_seq: u32,
+}
+
+/// What the fast path returns when it gives up. The content does not matter:
+/// [`read`] discards it and reads again on the general path.
+fn give_up() -> Fail {
+    Box::new(ReadError {
+        kind: ReadErrorKind::NotXml,
+        offset: 0,
+        path: String::new(),
+        found: None,
+        detail: String::new(),
+    })
 }
 
 impl<'a> Parser<'a> {
-    fn new(doc: &'a str, map: &OffsetMapOwned) -> Self {
-        // quick-xml drops a leading U+FEFF (a byte order mark) without
-        // counting it in its positions, so positions would no longer be
-        // offsets into `doc`. `decode` has already removed the real BOM; one
-        // left here is a second BOM (or a UTF-16 one decoded to U+FEFF), so
-        // skip it ourselves and add its length back to every position.
-        let skip = if doc.starts_with('\u{FEFF}') {
-            '\u{FEFF}'.len_utf8()
-        } else {
-            0
+    fn new(doc: &'a str, map: &OffsetMapOwned, mode: Mode) -> Self {
+        let src = match mode {
+            Mode::Fast => Src::Fast(0),
+            Mode::General => {
+                // quick-xml drops a leading U+FEFF (a byte order mark)
+                // without counting it in its positions, so positions would no
+                // longer be offsets into `doc`. `decode` has already removed
+                // the real BOM; one left here is a second BOM (or a UTF-16
+                // one decoded to U+FEFF), so skip it ourselves and add its
+                // length back to every position. (The fast path gives up on
+                // it: it is text before the root.)
+                let skip = if doc.starts_with('\u{FEFF}') {
+                    '\u{FEFF}'.len_utf8()
+                } else {
+                    0
+                };
+                let mut reader = quick_xml::Reader::from_str(&doc[skip..]);
+                let cfg = reader.config_mut();
+                cfg.trim_text(false);
+                cfg.check_end_names = true;
+                cfg.expand_empty_elements = false;
+                cfg.allow_dangling_amp = true;
+                Src::General {
+                    reader: Box::new(reader),
+                    skip,
+                }
+            }
         };
-        let mut reader = quick_xml::Reader::from_str(&doc[skip..]);
-        let cfg = reader.config_mut();
-        cfg.trim_text(false);
-        cfg.check_end_names = true;
-        cfg.expand_empty_elements = false;
-        cfg.allow_dangling_amp = true;
         Parser {
             doc,
-            skip,
-            reader,
+            src,
             peeked: None,
             path: Vec::with_capacity(MAX_DEPTH),
             map: OffsetMap {
                 base: map.base,
                 encoding: map.encoding.map(|e| (e, doc)),
             },
+            attr_buf: Vec::with_capacity(32),
+            tag_seq: 0,
         }
-    }
-
-    fn pos(&self) -> usize {
-        usize::try_from(self.reader.buffer_position())
-            .map_or(usize::MAX, |p| p.saturating_add(self.skip))
     }
 
     fn fail(&self, kind: ReadErrorKind, offset: usize, detail: impl Into<String>) -> Fail {
@@ -402,8 +496,25 @@ impl<'a> Parser<'a> {
         f
     }
 
-    /// The next quick-xml event, as a token, with text runs merged.
+    /// The next token, from whichever tokenizer this parser uses.
     fn next(&mut self) -> R<Tok<'a>> {
+        match self.src {
+            Src::Fast(at) => self.next_fast(at),
+            Src::General { .. } => self.next_general(),
+        }
+    }
+
+    /// Position of the quick-xml reader in `doc`.
+    fn pos(&self) -> usize {
+        match &self.src {
+            Src::General { reader, skip } => usize::try_from(reader.buffer_position())
+                .map_or(usize::MAX, |p| p.saturating_add(*skip)),
+            Src::Fast(at) => *at,
+        }
+    }
+
+    /// The next quick-xml event, as a token, with text runs merged.
+    fn next_general(&mut self) -> R<Tok<'a>> {
         if let Some(t) = self.peeked.take() {
             return Ok(t);
         }
@@ -415,7 +526,10 @@ impl<'a> Parser<'a> {
         let mut done = String::new();
         loop {
             let before = self.pos();
-            let ev = match self.reader.read_event() {
+            let Src::General { reader, .. } = &mut self.src else {
+                return Err(give_up());
+            };
+            let ev = match reader.read_event() {
                 Ok(ev) => ev,
                 Err(e) => return Err(self.xml_error(e)),
             };
@@ -464,8 +578,11 @@ impl<'a> Parser<'a> {
 
     fn xml_error(&self, e: quick_xml::Error) -> Fail {
         use quick_xml::errors::IllFormedError as I;
-        let at = usize::try_from(self.reader.error_position())
-            .map_or(usize::MAX, |p| p.saturating_add(self.skip));
+        let at = match &self.src {
+            Src::General { reader, skip } => usize::try_from(reader.error_position())
+                .map_or(usize::MAX, |p| p.saturating_add(*skip)),
+            Src::Fast(at) => *at,
+        };
         let kind = match &e {
             quick_xml::Error::Syntax(_) => ReadErrorKind::Truncated,
             quick_xml::Error::IllFormed(I::MissingEndTag(_)) => ReadErrorKind::Truncated,
@@ -498,7 +615,149 @@ impl<'a> Parser<'a> {
             attrs_at: before + 1 + name_len,
             at: before,
             empty,
+            seq: 0,
         })
+    }
+
+    /// The fast tokenizer: the next token from offset `i`, or a give-up.
+    ///
+    /// It accepts only forms for which quick-xml gives the same token
+    /// without an error and the general path builds the same model: start
+    /// tags whose attributes all parse, `</name>` closing the open element,
+    /// text without references, and an XML declaration before the root.
+    /// Everything else (comments, CDATA, DOCTYPE, other processing
+    /// instructions, `&` in text, the end of the input, any syntax error)
+    /// gives up, since it is rare and the general path knows what to do.
+    ///
+    /// Every offset used to slice `doc` is the position of an ASCII byte or
+    /// the end of `doc`, so slices always fall on character boundaries.
+    fn next_fast(&mut self, mut i: usize) -> R<Tok<'a>> {
+        let doc = self.doc;
+        let b = doc.as_bytes();
+        loop {
+            let text_start = i;
+            while i < b.len() && is_ws(b[i]) {
+                i += 1;
+            }
+            match b.get(i) {
+                Some(b'<') => {}
+                Some(_) => {
+                    // Text: only inside an element, up to the next tag, and
+                    // with no reference to resolve (the general path resolves
+                    // them exactly as quick-xml splits them).
+                    if self.path.is_empty() {
+                        return Err(give_up());
+                    }
+                    let len = doc[i..].find('<').ok_or_else(give_up)?;
+                    let end = i + len;
+                    let raw = &doc[text_start..end];
+                    if has_amp(raw) {
+                        return Err(give_up());
+                    }
+                    self.src = Src::Fast(end);
+                    return Ok(Tok::Text(raw.to_owned(), text_start));
+                }
+                None => return Err(give_up()),
+            }
+            match b.get(i + 1) {
+                Some(b'/') => {
+                    let name = self.path.last().ok_or_else(give_up)?;
+                    let after = i + 2 + name.len();
+                    if b.get(i + 2..after) != Some(name.as_bytes()) || b.get(after) != Some(&b'>') {
+                        return Err(give_up());
+                    }
+                    self.src = Src::Fast(after + 1);
+                    return Ok(Tok::End);
+                }
+                Some(b'?') => {
+                    // The XML declaration, before the root only.
+                    if !self.path.is_empty()
+                        || !b[i..].starts_with(b"<?xml")
+                        || !b.get(i + 5).is_some_and(|&c| is_ws(c))
+                    {
+                        return Err(give_up());
+                    }
+                    let len = doc[i + 6..].find("?>").ok_or_else(give_up)?;
+                    i += 6 + len + 2;
+                }
+                Some(_) => return self.fast_start(i),
+                None => return Err(give_up()),
+            }
+        }
+    }
+
+    /// A start tag at `lt` (the `<`), its attributes into `attr_buf`.
+    ///
+    /// Equivalent to quick-xml finding the first `>` outside quotes and then
+    /// [`Attrs`] splitting what is between: between attributes there can be
+    /// only whitespace and name bytes, none of which is a quote or `>`, so
+    /// the first unquoted `>` is where this scan stops, and a `/` is
+    /// accepted only right before it.
+    fn fast_start(&mut self, lt: usize) -> R<Tok<'a>> {
+        let doc = self.doc;
+        let b = doc.as_bytes();
+        let mut i = name_end(b, lt + 1);
+        if i == lt + 1 {
+            return Err(give_up());
+        }
+        let name = &doc[lt + 1..i];
+        let attrs_at = i;
+        self.attr_buf.clear();
+        self.tag_seq = self.tag_seq.wrapping_add(1).max(1);
+        let (end, empty) = loop {
+            while i < b.len() && is_ws(b[i]) {
+                i += 1;
+            }
+            match b.get(i) {
+                Some(b'>') => break (i, false),
+                Some(b'/') if b.get(i + 1) == Some(&b'>') => break (i, true),
+                None => return Err(give_up()),
+                Some(_) => {}
+            }
+            let name_start = i;
+            i = name_end(b, i);
+            if i == name_start {
+                return Err(give_up());
+            }
+            let attr_name = &doc[name_start..i];
+            while i < b.len() && is_ws(b[i]) {
+                i += 1;
+            }
+            if b.get(i) != Some(&b'=') {
+                return Err(give_up());
+            }
+            i += 1;
+            while i < b.len() && is_ws(b[i]) {
+                i += 1;
+            }
+            let quote = match b.get(i) {
+                Some(&q @ (b'"' | b'\'')) => q,
+                _ => return Err(give_up()),
+            };
+            i += 1;
+            let value_start = i;
+            i = find2(b, i, quote, b'&').ok_or_else(give_up)?;
+            let amp = b[i] == b'&';
+            if amp {
+                i = find2(b, i, quote, quote).ok_or_else(give_up)?;
+            }
+            self.attr_buf.push(RawAttr {
+                name: attr_name,
+                raw: &doc[value_start..i],
+                at: value_start,
+                amp,
+            });
+            i += 1;
+        };
+        self.src = Src::Fast(end + if empty { 2 } else { 1 });
+        Ok(Tok::Start(Tag {
+            name,
+            attrs: &doc[attrs_at..end],
+            attrs_at,
+            at: lt,
+            empty,
+            seq: self.tag_seq,
+        }))
     }
 
     fn enter(&mut self, tag: &Tag<'a>) -> R<()> {
@@ -597,6 +856,22 @@ impl<'a> Parser<'a> {
     /// Iterates over the attributes of `tag`, giving each to `on` with a
     /// value reader bound to this attribute's location.
     fn attrs(&self, tag: &Tag<'a>, mut on: impl FnMut(&str, Val<'_, 'a>) -> R<()>) -> R<()> {
+        if tag.seq != 0 && tag.seq == self.tag_seq {
+            // Already split by the fast tokenizer.
+            for a in &self.attr_buf {
+                on(
+                    a.name,
+                    Val {
+                        p: self,
+                        name: a.name,
+                        raw: a.raw,
+                        at: a.at,
+                        amp: a.amp,
+                    },
+                )?;
+            }
+            return Ok(());
+        }
         for a in Attrs::new(tag.attrs, tag.attrs_at) {
             let (name, raw, at) = a.map_err(|e| self.attr_syntax(e))?;
             on(
@@ -606,6 +881,7 @@ impl<'a> Parser<'a> {
                     name,
                     raw,
                     at,
+                    amp: has_amp(raw),
                 },
             )?;
         }
@@ -1302,11 +1578,17 @@ struct Val<'p, 'a> {
     raw: &'p str,
     /// Offset of the value in the decoded text.
     at: usize,
+    /// Whether `raw` has a `&` (known from the scan, so not looked for again).
+    amp: bool,
 }
 
 impl Val<'_, '_> {
     fn string(&self) -> String {
-        unescape_attr(self.raw)
+        if self.amp {
+            unescape_attr(self.raw)
+        } else {
+            self.raw.to_owned()
+        }
     }
 
     fn keep(&self, extra: &mut Extra) {
@@ -1316,7 +1598,12 @@ impl Val<'_, '_> {
     /// The value with entities resolved and XML whitespace trimmed, for the
     /// typed attributes; `None` when empty.
     fn typed(&self) -> Option<Cow<'_, str>> {
-        let v: Cow<'_, str> = if has_amp(self.raw) {
+        if !self.amp {
+            // The usual case: nothing to resolve, so borrow the trimmed value.
+            let (start, end) = trim_ws(self.raw);
+            return (start < end).then(|| Cow::Borrowed(&self.raw[start..end]));
+        }
+        let v: Cow<'_, str> = if self.amp {
             Cow::Owned(unescape_attr(self.raw))
         } else {
             Cow::Borrowed(self.raw)
@@ -1415,7 +1702,7 @@ impl Val<'_, '_> {
     }
 
     fn kds(&self) -> KdsState {
-        if has_amp(self.raw) {
+        if self.amp {
             KdsState::parse(self.string().trim())
         } else {
             KdsState::parse(self.raw.trim())
@@ -1428,6 +1715,19 @@ fn parse_u64(s: &str) -> Option<u64> {
     let digits = b.strip_prefix(b"+").unwrap_or(b);
     if digits.is_empty() || digits.len() > 20 {
         return None;
+    }
+    if digits.len() < 20 {
+        // Nineteen digits are below 10^19 < 2^64: no overflow checks needed
+        // on the lengths that real values have.
+        let mut v: u64 = 0;
+        for &c in digits {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            v = v * 10 + u64::from(d);
+        }
+        return Some(v);
     }
     let mut v: u64 = 0;
     for &c in digits {
@@ -1494,6 +1794,63 @@ static NAME_BYTE: [bool; 256] = {
     }
     t
 };
+
+// Word-at-a-time scanning for the fast tokenizer. Names and values are a few
+// to a few dozen bytes; a byte loop costs a mispredicted branch at its exit
+// on every one of them, eight bytes per step make the loops short.
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of the lowest zero byte of `x` is set, and possibly of
+/// bytes above it (a borrow can run on), never of bytes below it. Callers
+/// only use the lowest set bit, which is therefore exact.
+fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(LO) & !x & HI
+}
+
+/// Offset of the first `x` or `y` at or after `i`.
+fn find2(b: &[u8], mut i: usize, x: u8, y: u8) -> Option<usize> {
+    let (xs, ys) = (LO * u64::from(x), LO * u64::from(y));
+    while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let w = u64::from_le_bytes(*chunk);
+        let hit = zero_bytes(w ^ xs) | zero_bytes(w ^ ys);
+        if hit != 0 {
+            return Some(i + (hit.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    let tail = b.get(i..)?;
+    tail.iter().position(|&c| c == x || c == y).map(|p| i + p)
+}
+
+/// End of the name starting at `i`: the first byte at or after `i` that
+/// [`NAME_BYTE`] refuses (or the end of `b`).
+///
+/// Every refused byte is below 0x40, and most name bytes (letters, `_`,
+/// non-ASCII) are not, so eight bytes at a time look for the first byte
+/// below 0x40; only when that one is still a name byte (a digit, `-`, `.`,
+/// `:`) does the table decide, byte by byte.
+fn name_end(b: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let w = u64::from_le_bytes(*chunk);
+        // Bit 7 of each byte of `w | w << 1` is bit 7 or bit 6 of that byte.
+        let low = !(w | (w << 1)) & HI;
+        if low == 0 {
+            i += 8;
+            continue;
+        }
+        let at = i + (low.trailing_zeros() / 8) as usize;
+        if !NAME_BYTE[usize::from(b[at])] {
+            return at;
+        }
+        i = at + 1;
+    }
+    while i < b.len() && NAME_BYTE[usize::from(b[i])] {
+        i += 1;
+    }
+    i
+}
 
 struct AttrSyntax {
     at: usize,
@@ -1668,3 +2025,6 @@ impl fmt::Debug for Tag<'_> {
         write!(f, "<{}{}>", self.name, self.attrs)
     }
 }
+
+#[cfg(test)]
+mod tests;
