@@ -639,24 +639,33 @@ pub enum KdsState {
 impl KdsState {
     /// Maps the text case-insensitively onto a known state, or keeps it.
     pub fn parse(text: &str) -> Self {
-        const KNOWN: [(&str, KdsState); 10] = [
-            ("", KdsState::Empty),
-            ("sent", KdsState::Sent),
-            ("started", KdsState::Started),
-            ("ready", KdsState::Ready),
-            ("taken", KdsState::Taken),
-            ("collect", KdsState::Collect),
-            ("collected", KdsState::Collected),
-            ("startpark", KdsState::StartPark),
-            ("endpark", KdsState::EndPark),
-            ("removed", KdsState::Removed),
+        // Names only, not (name, state) pairs: iterating over an array of
+        // states would copy the whole array on every call.
+        const KNOWN: [&str; 10] = [
+            "",
+            "sent",
+            "started",
+            "ready",
+            "taken",
+            "collect",
+            "collected",
+            "startpark",
+            "endpark",
+            "removed",
         ];
-        for (name, state) in KNOWN {
-            if name.eq_ignore_ascii_case(text) {
-                return state;
-            }
+        match KNOWN.iter().position(|k| k.eq_ignore_ascii_case(text)) {
+            Some(0) => Self::Empty,
+            Some(1) => Self::Sent,
+            Some(2) => Self::Started,
+            Some(3) => Self::Ready,
+            Some(4) => Self::Taken,
+            Some(5) => Self::Collect,
+            Some(6) => Self::Collected,
+            Some(7) => Self::StartPark,
+            Some(8) => Self::EndPark,
+            Some(9) => Self::Removed,
+            _ => Self::Other(text.to_owned()),
         }
-        Self::Other(text.to_owned())
     }
 
     /// The text the writer sends.

@@ -1597,6 +1597,7 @@ impl Val<'_, '_> {
 
     /// The value with entities resolved and XML whitespace trimmed, for the
     /// typed attributes; `None` when empty.
+    #[inline]
     fn typed(&self) -> Option<Cow<'_, str>> {
         if !self.amp {
             // The usual case: nothing to resolve, so borrow the trimmed value.
@@ -1619,12 +1620,48 @@ impl Val<'_, '_> {
         })
     }
 
+    /// The value when it is one to eight ASCII digits and nothing else.
+    ///
+    /// `at` is the value's offset in `doc` on both paths, so the eight bytes
+    /// from there start with the value; the word is read from `doc` (the
+    /// value is followed at least by its closing quote and the tag's `>`,
+    /// so there usually are eight bytes). `None` means "use the general
+    /// integer parser", never "not a number".
+    #[inline]
+    fn short_digits(&self) -> Option<i64> {
+        let len = self.raw.len();
+        if !(1..=8).contains(&len) {
+            return None;
+        }
+        let word = self.p.doc.as_bytes().get(self.at..)?.first_chunk::<8>()?;
+        debug_assert_eq!(&word[..len], self.raw.as_bytes());
+        eight_digits(u64::from_le_bytes(*word), len)
+    }
+
+    #[cold]
+    #[inline(never)]
     fn err(&self, kind: ReadErrorKind, detail: &str) -> Fail {
         self.p
             .fail_attr(kind, self.at, self.name, &unescape_attr(self.raw), detail)
     }
 
+    #[inline]
     fn int(&self, kind: ReadErrorKind, detail: &str) -> R<Option<i64>> {
+        if !self.amp {
+            // The usual case: up to eight plain digits, read as one word.
+            if let Some(v) = self.short_digits() {
+                return Ok(Some(v));
+            }
+            // Otherwise on bytes: no `Cow`, no `str` slicing.
+            let t = trim_bytes(self.raw.as_bytes());
+            if t.is_empty() {
+                return Ok(None);
+            }
+            return match parse_i64_bytes(t) {
+                Some(v) => Ok(Some(v)),
+                None => Err(self.err(kind, detail)),
+            };
+        }
         match self.typed() {
             None => Ok(None),
             Some(t) => parse_i64(&t)
@@ -1711,7 +1748,13 @@ impl Val<'_, '_> {
 }
 
 fn parse_u64(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
+    digits_u64(s.as_bytes())
+}
+
+/// `[+]digits` as a `u64`, on bytes so that signs are split off without
+/// slicing a `str` (and its character-boundary checks).
+#[inline]
+fn digits_u64(b: &[u8]) -> Option<u64> {
     let digits = b.strip_prefix(b"+").unwrap_or(b);
     if digits.is_empty() || digits.len() > 20 {
         return None;
@@ -1739,17 +1782,68 @@ fn parse_u64(s: &str) -> Option<u64> {
     Some(v)
 }
 
+/// The number written in the first `len` (1..=8) bytes of `w` (read little
+/// endian, so the first byte is the most significant digit), or `None` when
+/// one of them is not an ASCII digit.
+///
+/// The digits are shifted to the top of the word and the bytes below are
+/// filled with `'0'`, which gives eight digits with leading zeros; those are
+/// checked and combined pairwise in three multiplications instead of a loop
+/// whose exit branch is mispredicted on every value of a new length.
+#[inline]
+fn eight_digits(w: u64, len: usize) -> Option<i64> {
+    let pad = 8 * (8 - len as u32);
+    let w = if pad == 0 {
+        w
+    } else {
+        (w << pad) | (0x3030_3030_3030_3030 & ((1u64 << pad) - 1))
+    };
+    // Every byte is 0x30..=0x39: its high nibble is 3, and adding 6 does
+    // not carry into the high nibble.
+    let digits = ((w & 0xF0F0_F0F0_F0F0_F0F0)
+        | (((w.wrapping_add(0x0606_0606_0606_0606)) & 0xF0F0_F0F0_F0F0_F0F0) >> 4))
+        == 0x3333_3333_3333_3333;
+    if !digits {
+        return None;
+    }
+    let v = w & 0x0F0F_0F0F_0F0F_0F0F;
+    let v = (v.wrapping_mul(10 * 256 + 1) >> 8) & 0x00FF_00FF_00FF_00FF;
+    let v = (v.wrapping_mul(100 * 65_536 + 1) >> 16) & 0x0000_FFFF_0000_FFFF;
+    let v = v.wrapping_mul(10_000 * (1 << 32) + 1) >> 32;
+    Some(v as i64)
+}
+
 fn parse_i64(s: &str) -> Option<i64> {
-    match s.as_bytes().first() {
-        Some(b'-') => {
-            let m = parse_u64(&s[1..])?;
-            if s[1..].starts_with('+') {
+    parse_i64_bytes(s.as_bytes())
+}
+
+#[inline]
+fn parse_i64_bytes(b: &[u8]) -> Option<i64> {
+    match b.split_first() {
+        Some((b'-', rest)) => {
+            if rest.first() == Some(&b'+') {
                 return None;
             }
-            0i64.checked_sub_unsigned(m)
+            0i64.checked_sub_unsigned(digits_u64(rest)?)
         }
-        _ => i64::try_from(parse_u64(s)?).ok(),
+        _ => i64::try_from(digits_u64(b)?).ok(),
     }
+}
+
+/// `b` without XML whitespace at either end.
+#[inline]
+fn trim_bytes(mut b: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = b
+        && is_ws(*first)
+    {
+        b = rest;
+    }
+    while let [rest @ .., last] = b
+        && is_ws(*last)
+    {
+        b = rest;
+    }
+    b
 }
 
 // ---------------------------------------------------------------------------
@@ -1810,6 +1904,7 @@ fn zero_bytes(x: u64) -> u64 {
 }
 
 /// Offset of the first `x` or `y` at or after `i`.
+#[inline(always)]
 fn find2(b: &[u8], mut i: usize, x: u8, y: u8) -> Option<usize> {
     let (xs, ys) = (LO * u64::from(x), LO * u64::from(y));
     while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
@@ -1831,6 +1926,7 @@ fn find2(b: &[u8], mut i: usize, x: u8, y: u8) -> Option<usize> {
 /// non-ASCII) are not, so eight bytes at a time look for the first byte
 /// below 0x40; only when that one is still a name byte (a digit, `-`, `.`,
 /// `:`) does the table decide, byte by byte.
+#[inline(always)]
 fn name_end(b: &[u8], mut i: usize) -> usize {
     while let Some(chunk) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
         let w = u64::from_le_bytes(*chunk);

@@ -230,3 +230,48 @@ fn a_directory_of_inputs_agrees() {
     }
     eprintln!("{n} inputs, fast path took {taken}");
 }
+
+#[test]
+fn eight_digits_agrees_with_the_digit_loop() {
+    let mut cases: Vec<String> = (0..=1000).map(|n: u32| n.to_string()).collect();
+    for s in [
+        "00000000", "99999999", "12345678", "01", "007", "9", "1234567", "87654321",
+    ] {
+        cases.push(s.into());
+    }
+    for s in [
+        "1a",
+        "/",
+        ":",
+        "12 ",
+        " 12",
+        "-1",
+        "+1",
+        "1.5",
+        "\u{0}",
+        "99999999x",
+    ] {
+        cases.push(s.into());
+    }
+    for c in 0u8..=255 {
+        cases.push(String::from_utf8_lossy(&[b'1', c, b'2']).into_owned());
+    }
+    for s in cases {
+        let b = s.as_bytes();
+        if !(1..=8).contains(&b.len()) {
+            continue;
+        }
+        let mut word = [0xAAu8; 8];
+        word[..b.len()].copy_from_slice(b);
+        let expected = if b.iter().all(u8::is_ascii_digit) {
+            parse_i64(&s)
+        } else {
+            None
+        };
+        assert_eq!(
+            eight_digits(u64::from_le_bytes(word), b.len()),
+            expected,
+            "{s:?}"
+        );
+    }
+}
