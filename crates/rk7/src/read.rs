@@ -148,26 +148,32 @@ pub fn read(bytes: &[u8]) -> Result<Event, ReadError> {
     // The fast path gives up (an `Err`) on anything unusual and on every
     // error; the general path then reads the same text again, so errors,
     // their offsets and their wording come from one place only.
-    let fast = Parser::new(&decoded.text, &decoded.map, Mode::Fast).document();
+    //
+    // The event is built in place (here, and its large parts inside it):
+    // returning an `Event` of a few kilobytes up through every level would
+    // copy it each time.
+    let mut ev = Event::new(Situation::Unknown(0));
+    let fast = Parser::new(&decoded.text, &decoded.map, Mode::Fast).document(&mut ev);
     #[cfg(fuzzing)]
     {
         // Under the fuzzer every input goes through both paths: whatever the
         // fast path accepts, the general path must accept as the same event.
-        if let Ok(ev) = &fast {
-            let general = Parser::new(&decoded.text, &decoded.map, Mode::General).document();
-            assert_eq!(
-                general.as_ref().ok(),
-                Some(ev),
-                "fast and general paths disagree"
-            );
+        if fast.is_ok() {
+            let mut general = Event::new(Situation::Unknown(0));
+            let ok = Parser::new(&decoded.text, &decoded.map, Mode::General)
+                .document(&mut general)
+                .is_ok();
+            assert!(ok && general == ev, "fast and general paths disagree");
         }
     }
-    match fast {
-        Ok(ev) => Ok(ev),
-        Err(_) => Parser::new(&decoded.text, &decoded.map, Mode::General)
-            .document()
-            .map_err(|e| *e),
+    if fast.is_ok() {
+        return Ok(ev);
     }
+    let mut ev = Event::new(Situation::Unknown(0));
+    Parser::new(&decoded.text, &decoded.map, Mode::General)
+        .document(&mut ev)
+        .map_err(|e| *e)?;
+    Ok(ev)
 }
 
 // ---------------------------------------------------------------------------
@@ -255,6 +261,8 @@ fn decode(bytes: &[u8]) -> Result<Decoded<'_>, ReadError> {
     let label = declared_encoding(bytes);
     let enc = match &label {
         None => encoding_rs::UTF_8,
+        // The label nearly every document has, without the table lookup.
+        Some((label, _)) if label.eq_ignore_ascii_case("utf-8") => encoding_rs::UTF_8,
         Some((label, at)) => Encoding::for_label(label.as_bytes()).ok_or_else(|| {
             enc_err(
                 *at,
@@ -306,7 +314,7 @@ fn decode(bytes: &[u8]) -> Result<Decoded<'_>, ReadError> {
 /// The `encoding` of an XML declaration at the start of the bytes, with the
 /// offset of its value. The declaration is ASCII in every encoding we accept
 /// without a BOM, so it can be read before decoding.
-fn declared_encoding(bytes: &[u8]) -> Option<(String, usize)> {
+fn declared_encoding(bytes: &[u8]) -> Option<(&str, usize)> {
     let start = bytes.iter().position(|b| !is_ws(*b))?;
     let rest = &bytes[start..];
     if !rest.starts_with(b"<?xml") {
@@ -317,7 +325,7 @@ fn declared_encoding(bytes: &[u8]) -> Option<(String, usize)> {
     for attr in Attrs::new(decl, 0) {
         let (name, value, at) = attr.ok()?;
         if name == "encoding" {
-            return Some((value.trim().to_owned(), start + 5 + at));
+            return Some((value.trim(), start + 5 + at));
         }
     }
     None
@@ -777,9 +785,9 @@ impl<'a> Parser<'a> {
     }
 
     /// The whole document: prolog, the root, and nothing after it.
-    fn document(&mut self) -> R<Event> {
+    fn document(&mut self, ev: &mut Event) -> R<()> {
         match self.next()? {
-            Tok::Start(tag) if tag.name == "a" => self.event(tag),
+            Tok::Start(tag) if tag.name == "a" => self.event(tag, ev),
             Tok::Start(tag) => Err(self.fail(
                 ReadErrorKind::NoRoot,
                 tag.at,
@@ -890,9 +898,9 @@ impl<'a> Parser<'a> {
 
     // -- the model, one function per type ----------------------------------
 
-    fn event(&mut self, tag: Tag<'a>) -> R<Event> {
+    /// Fills `ev`, which the caller passes as `Event::new(Unknown(0))`.
+    fn event(&mut self, tag: Tag<'a>, ev: &mut Event) -> R<()> {
         self.enter(&tag)?;
-        let mut ev = Event::new(Situation::Unknown(0));
         let mut situation = None;
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
@@ -931,8 +939,10 @@ impl<'a> Parser<'a> {
                 "Station" if ev.station.is_none() => ev.station = Some(p.station(child)?),
                 "Server" if ev.server.is_none() => ev.server = Some(p.server(child)?),
                 "Waiter" if ev.waiter.is_none() => ev.waiter = Some(p.person(child)?),
-                "Order" if ev.order.is_none() => ev.order = Some(p.order(child)?),
-                "Session" => ev.sessions.push(p.session(child)?),
+                "Order" if ev.order.is_none() => {
+                    p.order(child, ev.order.insert(Order::default()))?;
+                }
+                "Session" => p.session(child, push_default(&mut ev.sessions))?,
                 "ChangeLog" if ev.change_log.is_none() => {
                     ev.change_log = Some(p.change_log(child)?);
                 }
@@ -944,7 +954,7 @@ impl<'a> Parser<'a> {
         extra.text = text;
         ev.extra = extra;
         self.leave();
-        Ok(ev)
+        Ok(())
     }
 
     /// Children every element may have: only unknown ones.
@@ -1062,8 +1072,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn order(&mut self, tag: Tag<'a>) -> R<Order> {
-        let mut o = Order::default();
+    fn order(&mut self, tag: Tag<'a>, o: &mut Order) -> R<()> {
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
             match name {
@@ -1115,12 +1124,12 @@ impl<'a> Parser<'a> {
                 "ExternalProps"
                     if o.external_props.is_empty() && o.external_props_extra.is_empty() =>
                 {
-                    p.external_props(child, &mut o)?;
+                    p.external_props(child, o)?;
                 }
                 "SourceOrder" if o.source_order.is_none() => {
                     o.source_order = Some(p.source_order(child)?);
                 }
-                "Session" => o.sessions.push(p.session(child)?),
+                "Session" => p.session(child, push_default(&mut o.sessions))?,
                 "kdsstate" | "KdsState" => p.kds_element(child, &mut o.kds_state, &mut extra)?,
                 _ => extra.elements.push(p.generic(child)?),
             }
@@ -1128,7 +1137,7 @@ impl<'a> Parser<'a> {
         })?;
         extra.text = text;
         o.extra = extra;
-        Ok(o)
+        Ok(())
     }
 
     fn guests(&mut self, tag: Tag<'a>) -> R<Guests> {
@@ -1229,8 +1238,7 @@ impl<'a> Parser<'a> {
         Ok(s)
     }
 
-    fn session(&mut self, tag: Tag<'a>) -> R<Session> {
-        let mut s = Session::default();
+    fn session(&mut self, tag: Tag<'a>, s: &mut Session) -> R<()> {
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
             match name {
@@ -1250,7 +1258,7 @@ impl<'a> Parser<'a> {
         let mut text = String::new();
         self.children(&tag, &mut text, |p, child| {
             match child.name {
-                "Dish" => s.dishes.push(p.dish(child)?),
+                "Dish" => p.dish(child, push_default(&mut s.dishes))?,
                 "Station" if s.station.is_none() => s.station = Some(p.station(child)?),
                 "Author" if s.author.is_none() => s.author = Some(p.person(child)?),
                 "Creator" if s.creator.is_none() => s.creator = Some(p.person(child)?),
@@ -1272,11 +1280,10 @@ impl<'a> Parser<'a> {
         })?;
         extra.text = text;
         s.extra = extra;
-        Ok(s)
+        Ok(())
     }
 
-    fn dish(&mut self, tag: Tag<'a>) -> R<Dish> {
-        let mut d = Dish::default();
+    fn dish(&mut self, tag: Tag<'a>, d: &mut Dish) -> R<()> {
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
             match name {
@@ -1315,7 +1322,7 @@ impl<'a> Parser<'a> {
         })?;
         extra.text = text;
         d.extra = extra;
-        Ok(d)
+        Ok(())
     }
 
     fn modi(&mut self, tag: Tag<'a>) -> R<Modi> {
@@ -1433,7 +1440,7 @@ impl<'a> Parser<'a> {
         let mut text = String::new();
         self.children(&tag, &mut text, |p, child| {
             match child.name {
-                "Dish" => c.dishes.push(p.dish(child)?),
+                "Dish" => p.dish(child, push_default(&mut c.dishes))?,
                 _ => extra.elements.push(p.generic(child)?),
             }
             Ok(())
@@ -1565,6 +1572,14 @@ impl<'a> Parser<'a> {
         c.extra = extra;
         Ok(c)
     }
+}
+
+/// Appends a default `T` and returns it, so that a large model value is
+/// filled where it will stay instead of being built and then moved in.
+fn push_default<T: Default>(v: &mut Vec<T>) -> &mut T {
+    v.push(T::default());
+    let last = v.len() - 1;
+    &mut v[last]
 }
 
 // ---------------------------------------------------------------------------
