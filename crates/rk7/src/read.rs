@@ -474,7 +474,9 @@ impl<'a> Parser<'a> {
                 base: map.base,
                 encoding: map.encoding.map(|e| (e, doc)),
             },
-            attr_buf: Vec::with_capacity(32),
+            // Small enough for the allocator's per-thread cache; a tag with
+            // more attributes grows it once.
+            attr_buf: Vec::with_capacity(16),
             tag_seq: 0,
         }
     }
@@ -936,9 +938,13 @@ impl<'a> Parser<'a> {
         let mut text = String::new();
         self.children(&tag, &mut text, |p, child| {
             match child.name {
-                "Station" if ev.station.is_none() => ev.station = Some(p.station(child)?),
+                "Station" if ev.station.is_none() => {
+                    p.station(child, ev.station.insert(Default::default()))?
+                }
                 "Server" if ev.server.is_none() => ev.server = Some(p.server(child)?),
-                "Waiter" if ev.waiter.is_none() => ev.waiter = Some(p.person(child)?),
+                "Waiter" if ev.waiter.is_none() => {
+                    p.person(child, ev.waiter.insert(Default::default()))?
+                }
                 "Order" if ev.order.is_none() => {
                     p.order(child, ev.order.insert(Order::default()))?;
                 }
@@ -968,8 +974,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn station(&mut self, tag: Tag<'a>) -> R<Station> {
-        let mut s = Station::default();
+    fn station(&mut self, tag: Tag<'a>, s: &mut Station) -> R<()> {
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
             match name {
@@ -983,11 +988,12 @@ impl<'a> Parser<'a> {
         })?;
         self.rest(&tag, &mut extra)?;
         s.extra = extra;
-        Ok(s)
+        Ok(())
     }
 
     fn server(&mut self, tag: Tag<'a>) -> R<Server> {
-        let s = self.station(tag)?;
+        let mut s = Station::default();
+        self.station(tag, &mut s)?;
         Ok(Server {
             id: s.id,
             code: s.code,
@@ -997,8 +1003,7 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn reference(&mut self, tag: Tag<'a>) -> R<Ref> {
-        let mut r = Ref::default();
+    fn reference(&mut self, tag: Tag<'a>, r: &mut Ref) -> R<()> {
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
             match name {
@@ -1011,11 +1016,10 @@ impl<'a> Parser<'a> {
         })?;
         self.rest(&tag, &mut extra)?;
         r.extra = extra;
-        Ok(r)
+        Ok(())
     }
 
-    fn person(&mut self, tag: Tag<'a>) -> R<Person> {
-        let mut r = Person::default();
+    fn person(&mut self, tag: Tag<'a>, r: &mut Person) -> R<()> {
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
             match name {
@@ -1029,14 +1033,16 @@ impl<'a> Parser<'a> {
         let mut text = String::new();
         self.children(&tag, &mut text, |p, child| {
             match child.name {
-                "Role" if r.role.is_none() => r.role = Some(p.reference(child)?),
+                "Role" if r.role.is_none() => {
+                    p.reference(child, r.role.insert(Default::default()))?
+                }
                 _ => extra.elements.push(p.generic(child)?),
             }
             Ok(())
         })?;
         extra.text = text;
         r.extra = extra;
-        Ok(r)
+        Ok(())
     }
 
     fn item(&mut self, tag: Tag<'a>) -> R<Item> {
@@ -1111,15 +1117,27 @@ impl<'a> Parser<'a> {
         let mut text = String::new();
         self.children(&tag, &mut text, |p, child| {
             match child.name {
-                "Creator" if o.creator.is_none() => o.creator = Some(p.person(child)?),
-                "Waiter" if o.waiter.is_none() => o.waiter = Some(p.person(child)?),
-                "Station" if o.station.is_none() => o.station = Some(p.station(child)?),
-                "OrderCategory" if o.order_category.is_none() => {
-                    o.order_category = Some(p.reference(child)?);
+                "Creator" if o.creator.is_none() => {
+                    p.person(child, o.creator.insert(Default::default()))?
                 }
-                "OrderType" if o.order_type.is_none() => o.order_type = Some(p.reference(child)?),
-                "Table" if o.table.is_none() => o.table = Some(p.reference(child)?),
-                "GuestType" if o.guest_type.is_none() => o.guest_type = Some(p.reference(child)?),
+                "Waiter" if o.waiter.is_none() => {
+                    p.person(child, o.waiter.insert(Default::default()))?
+                }
+                "Station" if o.station.is_none() => {
+                    p.station(child, o.station.insert(Default::default()))?
+                }
+                "OrderCategory" if o.order_category.is_none() => {
+                    p.reference(child, o.order_category.insert(Default::default()))?;
+                }
+                "OrderType" if o.order_type.is_none() => {
+                    p.reference(child, o.order_type.insert(Default::default()))?
+                }
+                "Table" if o.table.is_none() => {
+                    p.reference(child, o.table.insert(Default::default()))?
+                }
+                "GuestType" if o.guest_type.is_none() => {
+                    p.reference(child, o.guest_type.insert(Default::default()))?
+                }
                 "Guests" if o.guests.is_none() => o.guests = Some(p.guests(child)?),
                 "ExternalProps"
                     if o.external_props.is_empty() && o.external_props_extra.is_empty() =>
@@ -1259,15 +1277,23 @@ impl<'a> Parser<'a> {
         self.children(&tag, &mut text, |p, child| {
             match child.name {
                 "Dish" => p.dish(child, push_default(&mut s.dishes))?,
-                "Station" if s.station.is_none() => s.station = Some(p.station(child)?),
-                "Author" if s.author.is_none() => s.author = Some(p.person(child)?),
-                "Creator" if s.creator.is_none() => s.creator = Some(p.person(child)?),
-                "Course" if s.course.is_none() => s.course = Some(p.reference(child)?),
+                "Station" if s.station.is_none() => {
+                    p.station(child, s.station.insert(Default::default()))?
+                }
+                "Author" if s.author.is_none() => {
+                    p.person(child, s.author.insert(Default::default()))?
+                }
+                "Creator" if s.creator.is_none() => {
+                    p.person(child, s.creator.insert(Default::default()))?
+                }
+                "Course" if s.course.is_none() => {
+                    p.reference(child, s.course.insert(Default::default()))?
+                }
                 "PriceScale" if s.price_scale.is_none() => {
-                    s.price_scale = Some(p.reference(child)?);
+                    p.reference(child, s.price_scale.insert(Default::default()))?;
                 }
                 "TradeGroup" if s.trade_group.is_none() => {
-                    s.trade_group = Some(p.reference(child)?);
+                    p.reference(child, s.trade_group.insert(Default::default()))?;
                 }
                 "Combo" => s.combos.push(p.combo(child)?),
                 "Discount" => s.discounts.push(p.discount(child)?),
@@ -1384,7 +1410,9 @@ impl<'a> Parser<'a> {
         let mut text = String::new();
         self.children(&tag, &mut text, |p, child| {
             match child.name {
-                "Author" if x.author.is_none() => x.author = Some(p.person(child)?),
+                "Author" if x.author.is_none() => {
+                    p.person(child, x.author.insert(Default::default()))?
+                }
                 _ => extra.elements.push(p.generic(child)?),
             }
             Ok(())
@@ -1519,10 +1547,14 @@ impl<'a> Parser<'a> {
         let mut text = String::new();
         self.children(&tag, &mut text, |p, child| {
             match child.name {
-                "Author" if c.author.is_none() => c.author = Some(p.person(child)?),
-                "Reason" if c.reason.is_none() => c.reason = Some(p.reference(child)?),
+                "Author" if c.author.is_none() => {
+                    p.person(child, c.author.insert(Default::default()))?
+                }
+                "Reason" if c.reason.is_none() => {
+                    p.reference(child, c.reason.insert(Default::default()))?
+                }
                 "DeleteManager" if c.delete_manager.is_none() => {
-                    c.delete_manager = Some(p.person(child)?);
+                    p.person(child, c.delete_manager.insert(Default::default()))?;
                 }
                 "Pay" => c.pays.push(p.pay(child)?),
                 _ => extra.elements.push(p.generic(child)?),
