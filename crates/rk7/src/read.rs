@@ -1295,11 +1295,11 @@ impl<'a> Parser<'a> {
                 "TradeGroup" if s.trade_group.is_none() => {
                     p.reference(child, s.trade_group.insert(Default::default()))?;
                 }
-                "Combo" => s.combos.push(p.combo(child)?),
-                "Discount" => s.discounts.push(p.discount(child)?),
-                "Prepay" => s.prepays.push(p.pay(child)?),
-                "Pay" => s.pays.push(p.pay(child)?),
-                "PrintCheck" => s.print_checks.push(p.print_check(child)?),
+                "Combo" => p.combo(child, push_default(&mut s.combos))?,
+                "Discount" => p.discount(child, push_default(&mut s.discounts))?,
+                "Prepay" => p.pay(child, push_default(&mut s.prepays))?,
+                "Pay" => p.pay(child, push_default(&mut s.pays))?,
+                "PrintCheck" => p.print_check(child, push_default(&mut s.print_checks))?,
                 _ => extra.elements.push(p.generic(child)?),
             }
             Ok(())
@@ -1337,10 +1337,10 @@ impl<'a> Parser<'a> {
         let mut text = String::new();
         self.children(&tag, &mut text, |p, child| {
             match child.name {
-                "Modi" => d.modis.push(p.modi(child)?),
-                "Discount" => d.discounts.push(p.discount(child)?),
-                "Void" => d.voids.push(p.void(child)?),
-                "Consum" => d.consums.push(p.consum(child)?),
+                "Modi" => p.modi(child, push_default(&mut d.modis))?,
+                "Discount" => p.discount(child, push_default(&mut d.discounts))?,
+                "Void" => p.void(child, push_default(&mut d.voids))?,
+                "Consum" => p.consum(child, push_default(&mut d.consums))?,
                 "kdsstate" | "KdsState" => p.kds_element(child, &mut d.kds_state, &mut extra)?,
                 _ => extra.elements.push(p.generic(child)?),
             }
@@ -1351,8 +1351,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn modi(&mut self, tag: Tag<'a>) -> R<Modi> {
-        let mut m = Modi::default();
+    fn modi(&mut self, tag: Tag<'a>, m: &mut Modi) -> R<()> {
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
             match name {
@@ -1369,11 +1368,10 @@ impl<'a> Parser<'a> {
         })?;
         self.rest(&tag, &mut extra)?;
         m.extra = extra;
-        Ok(m)
+        Ok(())
     }
 
-    fn consum(&mut self, tag: Tag<'a>) -> R<Consum> {
-        let mut c = Consum::default();
+    fn consum(&mut self, tag: Tag<'a>, c: &mut Consum) -> R<()> {
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
             match name {
@@ -1388,11 +1386,10 @@ impl<'a> Parser<'a> {
         })?;
         self.rest(&tag, &mut extra)?;
         c.extra = extra;
-        Ok(c)
+        Ok(())
     }
 
-    fn void(&mut self, tag: Tag<'a>) -> R<Void> {
-        let mut x = Void::default();
+    fn void(&mut self, tag: Tag<'a>, x: &mut Void) -> R<()> {
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
             match name {
@@ -1419,11 +1416,10 @@ impl<'a> Parser<'a> {
         })?;
         extra.text = text;
         x.extra = extra;
-        Ok(x)
+        Ok(())
     }
 
-    fn combo(&mut self, tag: Tag<'a>) -> R<Combo> {
-        let mut c = Combo::default();
+    fn combo(&mut self, tag: Tag<'a>, c: &mut Combo) -> R<()> {
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
             match name {
@@ -1443,18 +1439,17 @@ impl<'a> Parser<'a> {
         let mut text = String::new();
         self.children(&tag, &mut text, |p, child| {
             match child.name {
-                "Component" => c.components.push(p.component(child)?),
+                "Component" => p.component(child, push_default(&mut c.components))?,
                 _ => extra.elements.push(p.generic(child)?),
             }
             Ok(())
         })?;
         extra.text = text;
         c.extra = extra;
-        Ok(c)
+        Ok(())
     }
 
-    fn component(&mut self, tag: Tag<'a>) -> R<Component> {
-        let mut c = Component::default();
+    fn component(&mut self, tag: Tag<'a>, c: &mut Component) -> R<()> {
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
             match name {
@@ -1475,11 +1470,10 @@ impl<'a> Parser<'a> {
         })?;
         extra.text = text;
         c.extra = extra;
-        Ok(c)
+        Ok(())
     }
 
-    fn discount(&mut self, tag: Tag<'a>) -> R<Discount> {
-        let mut d = Discount::default();
+    fn discount(&mut self, tag: Tag<'a>, d: &mut Discount) -> R<()> {
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
             match name {
@@ -1496,11 +1490,10 @@ impl<'a> Parser<'a> {
         })?;
         self.rest(&tag, &mut extra)?;
         d.extra = extra;
-        Ok(d)
+        Ok(())
     }
 
-    fn pay(&mut self, tag: Tag<'a>) -> R<Pay> {
-        let mut x = Pay::default();
+    fn pay(&mut self, tag: Tag<'a>, x: &mut Pay) -> R<()> {
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
             match name {
@@ -1522,11 +1515,10 @@ impl<'a> Parser<'a> {
         })?;
         self.rest(&tag, &mut extra)?;
         x.extra = extra;
-        Ok(x)
+        Ok(())
     }
 
-    fn print_check(&mut self, tag: Tag<'a>) -> R<PrintCheck> {
-        let mut c = PrintCheck::default();
+    fn print_check(&mut self, tag: Tag<'a>, c: &mut PrintCheck) -> R<()> {
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
             match name {
@@ -1556,14 +1548,14 @@ impl<'a> Parser<'a> {
                 "DeleteManager" if c.delete_manager.is_none() => {
                     p.person(child, c.delete_manager.insert(Default::default()))?;
                 }
-                "Pay" => c.pays.push(p.pay(child)?),
+                "Pay" => p.pay(child, push_default(&mut c.pays))?,
                 _ => extra.elements.push(p.generic(child)?),
             }
             Ok(())
         })?;
         extra.text = text;
         c.extra = extra;
-        Ok(c)
+        Ok(())
     }
 
     fn change_log(&mut self, tag: Tag<'a>) -> R<ChangeLog> {
