@@ -279,3 +279,28 @@ fn eight_digits_agrees_with_the_digit_loop() {
         );
     }
 }
+
+#[test]
+fn window_edges_agree() {
+    // Names and values of every length around the 16-byte window, with `&`
+    // and `#` (a byte the borrowing zero-byte test would confuse with `"`)
+    // at every place in the value.
+    for name_len in 1..=18 {
+        let name: String = "abcdefghijklmnopqrstuvwxyz"[..name_len].into();
+        for value_len in 0..=20 {
+            for special in ["x", "#", "&amp;", "&", "'", ">"] {
+                for at in 0..=value_len {
+                    let mut value: String = "v".repeat(value_len);
+                    value.insert_str(at, special);
+                    let doc = format!("<a Situation=\"1\" {name}=\"{value}\" z=\"1\"/>");
+                    let ev = fast_takes(&doc);
+                    let expected = value.replace("&amp;", "&");
+                    assert_eq!(ev.extra.attrs[0], (name.clone(), expected), "{doc}");
+                    // The same attribute at the very end of the input.
+                    let doc = format!("<a Situation=\"1\"><X {name}=\"{value}\"/></a>");
+                    fast_takes(&doc);
+                }
+            }
+        }
+    }
+}
