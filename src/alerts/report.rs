@@ -28,7 +28,6 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::outbox::Tx;
 use super::settings::Settings;
 use crate::orders::state::Book;
 use crate::store::log::LogEntry;
@@ -239,9 +238,10 @@ fn entry(r: &sqlx::any::AnyRow) -> Result<LogEntry, sqlx::Error> {
     })
 }
 
-/// The report inside the consumer's transaction, from the log up to `upto`.
+/// The report from the log up to `upto`, on the caller's connection (a
+/// transaction or a read connection).
 pub async fn compute_in(
-    tx: &mut Tx,
+    tx: &mut sqlx::AnyConnection,
     settings: &Settings,
     rest: &str,
     shift: i64,
@@ -251,7 +251,7 @@ pub async fn compute_in(
         .bind(rest)
         .bind(shift)
         .bind(upto)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?;
     let entries = rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
     Ok(build(

@@ -20,14 +20,14 @@ use rk7::{Event, LineState, Situation};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::outbox::{self, Tx};
+use super::outbox;
 use super::payload::{Alert, OrderRef};
 use super::report;
 use super::settings::Settings;
 use crate::orders::state::{Book, OrderSnapshot, station_key};
 use crate::store::consumer::{BoxFuture, Consumer, ConsumerError};
 use crate::store::log::{self, LogEntry};
-use crate::store::{Db, StoreError};
+use crate::store::{self, Db, StoreError};
 
 pub const CONSUMER_NAME: &str = "alerts";
 
@@ -122,31 +122,61 @@ async fn apply_batch(
         }
     }
     let now = crate::store::now_ms();
-    let mut tx = db.write.begin().await.map_err(StoreError::from)?;
+    // Only this consumer writes the columns read here (the watchdog sets
+    // just `silent_alerted`), so they are read on a read connection and the
+    // shared write lock is held only for the few statements at the end.
+    let mut rd = db.read.acquire().await.map_err(StoreError::from)?;
     let mut memories: HashMap<String, OrderMemory> = HashMap::new();
+    let mut rests: HashMap<String, RestRow> = HashMap::new();
+    let mut stations: HashMap<String, StationRow> = HashMap::new();
     for (_, ev) in &events {
         if let Some(guid) = ev.order.as_ref().and_then(|o| o.guid.as_ref()) {
             let key = guid.canonical();
-            if memories.contains_key(&key) {
-                continue;
+            if let std::collections::hash_map::Entry::Vacant(slot) = memories.entry(key) {
+                let m: Option<String> =
+                    sqlx::query_scalar("SELECT memory FROM alerts_orders WHERE order_guid = $1")
+                        .bind(slot.key())
+                        .fetch_optional(&mut *rd)
+                        .await?;
+                slot.insert(match m {
+                    Some(s) => serde_json::from_str(&s).map_err(corrupt)?,
+                    None => OrderMemory::default(),
+                });
             }
-            let m: Option<String> =
-                sqlx::query_scalar("SELECT memory FROM alerts_orders WHERE order_guid = $1")
-                    .bind(&key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let m = match m {
-                Some(s) => serde_json::from_str(&s).map_err(corrupt)?,
-                None => OrderMemory::default(),
+        }
+        if let Some(rest) = ev.rest_code.as_ref().map(|r| r.0.as_str())
+            && !rests.contains_key(rest)
+        {
+            let row = sqlx::query(
+                "SELECT shift_num, reported_shift FROM alerts_rests WHERE rest_code = $1",
+            )
+            .bind(rest)
+            .fetch_optional(&mut *rd)
+            .await?;
+            let (shift, reported) = match &row {
+                Some(r) => (r.try_get(0)?, r.try_get(1)?),
+                None => (None, None),
             };
-            memories.insert(key, m);
+            rests.insert(rest.to_string(), RestRow::stored(shift, reported));
+        }
+        if ev.station.is_some() {
+            let key = key_of_station(ev);
+            if let std::collections::hash_map::Entry::Vacant(slot) = stations.entry(key) {
+                let started: Option<i64> = sqlx::query_scalar(
+                    "SELECT started FROM alerts_stations WHERE station_key = $1",
+                )
+                .bind(slot.key())
+                .fetch_optional(&mut *rd)
+                .await?;
+                slot.insert(StationRow::stored(started == Some(1)));
+            }
         }
     }
     let mut alerts = Vec::new();
     for (entry, ev) in &events {
         let before = alerts.len();
-        rest_and_shift(settings, &mut tx, entry, ev, &mut alerts).await?;
-        station_rules(settings, &mut tx, entry, ev, &mut alerts).await?;
+        rest_and_shift(settings, &mut rd, &mut rests, entry, ev, &mut alerts).await?;
+        station_rules(settings, &mut stations, entry, ev, &mut alerts);
         if let Some(guid) = ev.order.as_ref().and_then(|o| o.guid.as_ref()) {
             let m = memories.get_mut(&guid.canonical()).expect("loaded above");
             order_rules(settings, m, entry, ev, &mut alerts);
@@ -157,15 +187,76 @@ async fn apply_batch(
             alerts.truncate(before);
         }
     }
+    drop(rd);
+    let mut memory_rows = Vec::with_capacity(memories.len());
     for (key, m) in &memories {
-        let json = serde_json::to_string(m).map_err(corrupt)?;
-        sqlx::query(
-            "INSERT INTO alerts_orders (order_guid, memory) VALUES ($1, $2) ON CONFLICT (order_guid) DO UPDATE SET memory = excluded.memory",
-        )
-        .bind(key)
-        .bind(json)
-        .execute(&mut *tx)
-        .await?;
+        memory_rows.push((key, serde_json::to_string(m).map_err(corrupt)?));
+    }
+
+    let mut tx = db.write.begin().await.map_err(StoreError::from)?;
+    for chunk in memory_rows.chunks(200) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{} ON CONFLICT (order_guid) DO UPDATE SET memory = excluded.memory",
+            store::multi_row(
+                "INSERT INTO alerts_orders (order_guid, memory) VALUES ",
+                chunk.len(),
+                2
+            )
+        )));
+        for (key, json) in chunk {
+            q = q.bind(*key).bind(json);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    let rest_rows: Vec<_> = rests.iter().filter(|(_, r)| r.seen.is_some()).collect();
+    for chunk in rest_rows.chunks(100) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{} ON CONFLICT (rest_code) DO UPDATE SET shift_num = excluded.shift_num, \
+             last_seen = excluded.last_seen, last_event_time = excluded.last_event_time, last_offset = excluded.last_offset, \
+             silent_alerted = 0, reported_shift = excluded.reported_shift",
+            store::multi_row(
+                "INSERT INTO alerts_rests (rest_code, shift_num, last_seen, last_event_time, last_offset, silent_alerted, reported_shift) VALUES ",
+                chunk.len(),
+                7
+            )
+        )));
+        for (rest, r) in chunk {
+            let seen = r.seen.as_ref().expect("filtered");
+            q = q
+                .bind(rest.as_str())
+                .bind(r.shift)
+                .bind(seen.received_at)
+                .bind(seen.time.as_deref())
+                .bind(seen.offset)
+                .bind(0i64)
+                .bind(r.reported);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    let station_rows: Vec<_> = stations.iter().filter(|(_, s)| s.seen.is_some()).collect();
+    for chunk in station_rows.chunks(100) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{} ON CONFLICT (station_key) DO UPDATE SET rest_code = excluded.rest_code, \
+             name = excluded.name, started = excluded.started, last_seen = excluded.last_seen, \
+             last_event_time = excluded.last_event_time, silent_alerted = 0",
+            store::multi_row(
+                "INSERT INTO alerts_stations (station_key, rest_code, name, started, last_seen, last_event_time, silent_alerted) VALUES ",
+                chunk.len(),
+                7
+            )
+        )));
+        for (key, s) in chunk {
+            let seen = s.seen.as_ref().expect("filtered");
+            q = q
+                .bind(key.as_str())
+                .bind(seen.rest_code.as_deref())
+                .bind(seen.name.as_str())
+                .bind(s.started as i64)
+                .bind(seen.received_at)
+                .bind(seen.time.as_deref())
+                .bind(0i64);
+        }
+        q.execute(&mut *tx).await?;
     }
     for a in &alerts {
         let chats = settings.route(a.kind(), a.rest_code());
@@ -179,88 +270,122 @@ async fn apply_batch(
     Ok(alerts.len())
 }
 
+/// A restaurant's row of `alerts_rests` as the batch goes.
+struct RestRow {
+    shift: Option<i64>,
+    reported: Option<i64>,
+    /// Set once an event of the batch touched it: the row to store.
+    seen: Option<Seen>,
+}
+
+impl RestRow {
+    fn stored(shift: Option<i64>, reported: Option<i64>) -> RestRow {
+        RestRow {
+            shift,
+            reported,
+            seen: None,
+        }
+    }
+}
+
+/// A station's row of `alerts_stations` as the batch goes.
+struct StationRow {
+    started: bool,
+    seen: Option<Seen>,
+}
+
+impl StationRow {
+    fn stored(started: bool) -> StationRow {
+        StationRow {
+            started,
+            seen: None,
+        }
+    }
+}
+
+/// The last event that touched a restaurant or station.
+struct Seen {
+    received_at: i64,
+    time: Option<String>,
+    offset: i64,
+    rest_code: Option<String>,
+    name: String,
+}
+
+impl Seen {
+    fn of(entry: &LogEntry, ev: &Event, name: String) -> Seen {
+        Seen {
+            received_at: entry.received_at,
+            time: ev.date_time.as_ref().map(|t| t.to_string()),
+            offset: entry.offset,
+            rest_code: ev.rest_code.as_ref().map(|r| r.0.clone()),
+            name,
+        }
+    }
+}
+
+fn key_of_station(ev: &Event) -> String {
+    station_key(
+        ev.rest_code.as_ref().map(|r| r.0.as_str()),
+        ev.server.as_ref().and_then(|s| s.id),
+        ev.station.as_ref().and_then(|s| s.id),
+    )
+}
+
 /// Tracks the restaurant's current shift and last activity. The first event
 /// of a restaurant carrying a higher `ShiftNum` closes the previous shift:
 /// its report is computed here, from the log up to this event, and queued.
 async fn rest_and_shift(
     settings: &Settings,
-    tx: &mut Tx,
+    rd: &mut sqlx::AnyConnection,
+    rests: &mut HashMap<String, RestRow>,
     entry: &LogEntry,
     ev: &Event,
     alerts: &mut Vec<Alert>,
 ) -> Result<(), ConsumerError> {
-    let Some(rest) = ev.rest_code.as_ref().map(|r| r.0.clone()) else {
+    let Some(rest) = ev.rest_code.as_ref().map(|r| r.0.as_str()) else {
         return Ok(());
     };
-    let row =
-        sqlx::query("SELECT shift_num, reported_shift FROM alerts_rests WHERE rest_code = $1")
-            .bind(&rest)
-            .fetch_optional(&mut **tx)
-            .await?;
-    let (prev_shift, reported): (Option<i64>, Option<i64>) = match &row {
-        Some(r) => (r.try_get(0)?, r.try_get(1)?),
-        None => (None, None),
-    };
-    let mut shift = prev_shift;
-    let mut reported_shift = reported;
+    let row = rests.get_mut(rest).expect("loaded above");
+    let prev_shift = row.shift;
+    let reported = row.reported;
     if let Some(n) = ev.shift_num {
         if let Some(p) = prev_shift
             && n > p
-            && settings.rules_for(Some(&rest)).shift_report
+            && settings.rules_for(Some(rest)).shift_report
             && reported.is_none_or(|r| r < p)
         {
-            let rep = report::compute_in(tx, settings, &rest, p, entry.offset - 1).await?;
+            // The log up to this event is committed (consumers read only
+            // committed entries), so a read connection sees all of it.
+            let rep = report::compute_in(rd, settings, rest, p, entry.offset - 1).await?;
             alerts.push(Alert::ShiftReport(rep));
-            reported_shift = Some(p);
+            row.reported = Some(p);
         }
         if prev_shift.is_none_or(|p| n > p) {
-            shift = Some(n);
+            row.shift = Some(n);
         }
     }
-    let time = ev.date_time.as_ref().map(|t| t.to_string());
-    sqlx::query(
-        "INSERT INTO alerts_rests (rest_code, shift_num, last_seen, last_event_time, last_offset, silent_alerted, reported_shift) \
-         VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT (rest_code) DO UPDATE SET shift_num = excluded.shift_num, \
-         last_seen = excluded.last_seen, last_event_time = excluded.last_event_time, last_offset = excluded.last_offset, \
-         silent_alerted = 0, reported_shift = excluded.reported_shift",
-    )
-    .bind(&rest)
-    .bind(shift)
-    .bind(entry.received_at)
-    .bind(time)
-    .bind(entry.offset)
-    .bind(reported_shift)
-    .execute(&mut **tx)
-    .await?;
+    row.seen = Some(Seen::of(entry, ev, String::new()));
     Ok(())
 }
 
-async fn station_rules(
+fn station_rules(
     settings: &Settings,
-    tx: &mut Tx,
+    stations: &mut HashMap<String, StationRow>,
     entry: &LogEntry,
     ev: &Event,
     alerts: &mut Vec<Alert>,
-) -> Result<(), ConsumerError> {
-    let Some(st) = &ev.station else {
-        return Ok(());
-    };
+) {
+    if ev.station.is_none() {
+        return;
+    }
     let rest = ev.rest_code.as_ref().map(|r| r.0.clone());
     let rules = settings.rules_for(rest.as_deref());
-    let key = station_key(
-        rest.as_deref(),
-        ev.server.as_ref().and_then(|s| s.id),
-        st.id,
-    );
     let name = station_name(ev);
     let time = ev.date_time.as_ref().map(|t| t.to_string());
-    let was_started: Option<i64> =
-        sqlx::query_scalar("SELECT started FROM alerts_stations WHERE station_key = $1")
-            .bind(&key)
-            .fetch_optional(&mut **tx)
-            .await?;
-    let was_started = was_started == Some(1);
-    let started = match ev.situation {
+    let row = stations.get_mut(&key_of_station(ev)).expect("loaded above");
+    let was_started = row.started;
+    row.started = match ev.situation {
         Situation::ServerOrStationStarted => {
             if was_started && rules.station_restarted {
                 alerts.push(Alert::StationRestarted {
@@ -285,21 +410,7 @@ async fn station_rules(
         // Any other event proves the station is up, even if we missed its start.
         _ => true,
     };
-    sqlx::query(
-        "INSERT INTO alerts_stations (station_key, rest_code, name, started, last_seen, last_event_time, silent_alerted) \
-         VALUES ($1, $2, $3, $4, $5, $6, 0) ON CONFLICT (station_key) DO UPDATE SET rest_code = excluded.rest_code, \
-         name = excluded.name, started = excluded.started, last_seen = excluded.last_seen, \
-         last_event_time = excluded.last_event_time, silent_alerted = 0",
-    )
-    .bind(&key)
-    .bind(rest)
-    .bind(name)
-    .bind(started as i64)
-    .bind(entry.received_at)
-    .bind(time)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    row.seen = Some(Seen::of(entry, ev, name));
 }
 
 /// The order rules: fold the event into the remembered order, compare.

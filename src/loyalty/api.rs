@@ -58,6 +58,7 @@ impl From<OpError> for ApiError {
             OpError::Conflict(_) => ApiError::conflict("operation_conflict", msg),
             OpError::Malformed { .. } => ApiError::bad_request("malformed_request", msg),
             OpError::Db(e) => ApiError::internal(e),
+            OpError::Task(_) => ApiError::internal(msg),
         }
     }
 }
@@ -114,6 +115,8 @@ async fn handle(
     }
     let lock = h.register_lock(&register);
     let _one_at_a_time = lock.lock().await;
-    let answer = ops::execute(&state.db, &state.config.loyalty, &common, op).await?;
+    let answer = h
+        .execute(&state.db, &state.config.loyalty, common, op)
+        .await?;
     Ok(Json(answer))
 }

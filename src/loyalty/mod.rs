@@ -334,6 +334,10 @@ pub struct Handle {
 
 #[derive(Default)]
 struct Inner {
+    /// Where operations run (see [`crate::workers`]): an operation is a
+    /// dozen database round trips, and on the HTTP runtime each return trip
+    /// waited behind the other requests. `None` runs them in place.
+    runtime: Option<tokio::runtime::Handle>,
     /// One FIFO lock per register: tokio's mutex wakes waiters in arrival
     /// order, which is the "one request at a time, in order" seed 002 asks of
     /// registers, enforced here instead of trusted.
@@ -350,6 +354,23 @@ impl Handle {
             .unwrap_or_else(|e| e.into_inner());
         m.entry(register.to_string()).or_default().clone()
     }
+    /// Runs `op` on the operations' runtime and waits for its answer.
+    pub(crate) async fn execute(
+        &self,
+        db: &Db,
+        settings: &Settings,
+        common: ops::Common,
+        op: ops::Op,
+    ) -> Result<serde_json::Value, ops::OpError> {
+        let Some(rt) = &self.inner.runtime else {
+            return ops::execute(db, settings, &common, op).await;
+        };
+        let (db, settings) = (db.clone(), settings.clone());
+        rt.spawn(async move { ops::execute(&db, &settings, &common, op).await })
+            .await
+            .map_err(|e| ops::OpError::Task(e.to_string()))?
+    }
+
     pub(crate) fn creds(&self) -> &auth::CredCache {
         &self.inner.creds
     }
@@ -373,7 +394,12 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
             }
         }
     });
-    Ok(Handle::default())
+    Ok(Handle {
+        inner: Arc::new(Inner {
+            runtime: Some(ctx.workers.storage_handle()),
+            ..Inner::default()
+        }),
+    })
 }
 
 /// Operator-API routes (behind the bearer token).

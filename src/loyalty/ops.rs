@@ -45,6 +45,9 @@ pub enum OpError {
     Malformed { field: String, why: String },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    /// The operation's task panicked or its runtime is shutting down.
+    #[error("operation task failed: {0}")]
+    Task(String),
 }
 
 impl From<LedgerError> for OpError {

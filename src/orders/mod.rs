@@ -14,7 +14,7 @@ use sqlx::Row;
 
 use crate::store::consumer::{BoxFuture, Consumer, ConsumerError};
 use crate::store::log::{self, LogEntry};
-use crate::store::{Db, Migration, StoreError};
+use crate::store::{self, Db, Migration, StoreError};
 pub use api::api_routes;
 use state::{Book, OrderSnapshot, ServerSnapshot, ShiftSnapshot, StationSnapshot};
 
@@ -178,77 +178,154 @@ async fn apply_batch(db: &Db, entries: &[LogEntry]) -> Result<(), ConsumerError>
     for (entry, ev) in &events {
         book.apply(entry, ev);
     }
+    let rows = book_rows(&book)?;
     let mut tx = db.write.begin().await.map_err(StoreError::from)?;
-    save_book(&mut tx, &book).await?;
+    save_rows(&mut tx, &rows).await?;
     log::set_cursor(&mut tx, CONSUMER_NAME, last.offset).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }
 
-async fn save_book(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    book: &Book,
-) -> Result<(), ConsumerError> {
+/// The book as rows, serialised before the write lock is taken.
+struct BookRows {
+    orders: Vec<OrderRow>,
+    /// (key, rest_code, snapshot) of stations and of cash servers.
+    stations: Vec<(String, Option<String>, String)>,
+    servers: Vec<(String, Option<String>, String)>,
+    /// (rest_code, shift_num, closed, snapshot)
+    shifts: Vec<(String, i64, i64, String)>,
+}
+
+struct OrderRow {
+    guid: String,
+    rest_code: Option<String>,
+    status: &'static str,
+    opened_at: Option<String>,
+    updated_at: Option<String>,
+    shift_num: Option<i64>,
+    order_sum: i64,
+    paid_sum: i64,
+    receipts: i64,
+    is_return: i64,
+    last_offset: i64,
+    snapshot: String,
+}
+
+fn book_rows(book: &Book) -> Result<BookRows, ConsumerError> {
+    let ser = |r: serde_json::Result<String>| r.map_err(|e| ConsumerError::Other(e.to_string()));
+    let mut rows = BookRows {
+        orders: Vec::with_capacity(book.orders.len()),
+        stations: Vec::with_capacity(book.stations.len()),
+        servers: Vec::with_capacity(book.servers.len()),
+        shifts: Vec::with_capacity(book.shifts.len()),
+    };
     for o in book.orders.values() {
-        let json = serde_json::to_string(o).map_err(|e| ConsumerError::Other(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO orders (order_guid, rest_code, status, opened_at, updated_at, shift_num, order_sum, paid_sum, receipts, is_return, last_offset, snapshot) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (order_guid) DO UPDATE SET rest_code = excluded.rest_code, status = excluded.status, opened_at = excluded.opened_at, \
-             updated_at = excluded.updated_at, shift_num = excluded.shift_num, order_sum = excluded.order_sum, paid_sum = excluded.paid_sum, \
-             receipts = excluded.receipts, is_return = excluded.is_return, last_offset = excluded.last_offset, snapshot = excluded.snapshot",
-        )
-        .bind(&o.guid)
-        .bind(o.rest_code.as_deref())
-        .bind(o.status.as_str())
-        .bind(o.opened_at.as_deref())
-        .bind(o.updated_at.as_deref())
-        .bind(o.shift_num)
-        .bind(o.order_sum)
-        .bind(o.paid_sum)
-        .bind(o.receipts.iter().filter(|r| !r.bill && !r.deleted).count() as i64)
-        .bind(o.is_return as i64)
-        .bind(o.events.last().copied().unwrap_or(0))
-        .bind(json)
-        .execute(&mut **tx)
-        .await?;
+        rows.orders.push(OrderRow {
+            guid: o.guid.clone(),
+            rest_code: o.rest_code.clone(),
+            status: o.status.as_str(),
+            opened_at: o.opened_at.clone(),
+            updated_at: o.updated_at.clone(),
+            shift_num: o.shift_num,
+            order_sum: o.order_sum,
+            paid_sum: o.paid_sum,
+            receipts: o.receipts.iter().filter(|r| !r.bill && !r.deleted).count() as i64,
+            is_return: o.is_return as i64,
+            last_offset: o.events.last().copied().unwrap_or(0),
+            snapshot: ser(serde_json::to_string(o))?,
+        });
     }
     for s in book.stations.values() {
-        let json = serde_json::to_string(s).map_err(|e| ConsumerError::Other(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO stations (station_key, rest_code, snapshot) VALUES ($1, $2, $3) \
-             ON CONFLICT (station_key) DO UPDATE SET rest_code = excluded.rest_code, snapshot = excluded.snapshot",
-        )
-        .bind(&s.key)
-        .bind(s.rest_code.as_deref())
-        .bind(json)
-        .execute(&mut **tx)
-        .await?;
+        rows.stations.push((
+            s.key.clone(),
+            s.rest_code.clone(),
+            ser(serde_json::to_string(s))?,
+        ));
     }
     for s in book.servers.values() {
-        let json = serde_json::to_string(s).map_err(|e| ConsumerError::Other(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO cash_servers (server_key, rest_code, snapshot) VALUES ($1, $2, $3) \
-             ON CONFLICT (server_key) DO UPDATE SET rest_code = excluded.rest_code, snapshot = excluded.snapshot",
-        )
-        .bind(&s.key)
-        .bind(s.rest_code.as_deref())
-        .bind(json)
-        .execute(&mut **tx)
-        .await?;
+        rows.servers.push((
+            s.key.clone(),
+            s.rest_code.clone(),
+            ser(serde_json::to_string(s))?,
+        ));
     }
     for s in book.shifts.values() {
-        let json = serde_json::to_string(s).map_err(|e| ConsumerError::Other(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO shifts (rest_code, shift_num, closed, snapshot) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (rest_code, shift_num) DO UPDATE SET closed = excluded.closed, snapshot = excluded.snapshot",
-        )
-        .bind(&s.rest_code)
-        .bind(s.shift_num)
-        .bind(s.closed as i64)
-        .bind(json)
-        .execute(&mut **tx)
-        .await?;
+        rows.shifts.push((
+            s.rest_code.clone(),
+            s.shift_num,
+            s.closed as i64,
+            ser(serde_json::to_string(s))?,
+        ));
+    }
+    Ok(rows)
+}
+
+/// Multi-row upserts, a few statements per batch rather than one per
+/// order: the write lock is shared with the event log's writer.
+async fn save_rows(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    rows: &BookRows,
+) -> Result<(), ConsumerError> {
+    for chunk in rows.orders.chunks(50) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{} ON CONFLICT (order_guid) DO UPDATE SET rest_code = excluded.rest_code, status = excluded.status, opened_at = excluded.opened_at, \
+             updated_at = excluded.updated_at, shift_num = excluded.shift_num, order_sum = excluded.order_sum, paid_sum = excluded.paid_sum, \
+             receipts = excluded.receipts, is_return = excluded.is_return, last_offset = excluded.last_offset, snapshot = excluded.snapshot",
+            store::multi_row(
+                "INSERT INTO orders (order_guid, rest_code, status, opened_at, updated_at, shift_num, order_sum, paid_sum, receipts, is_return, last_offset, snapshot) VALUES ",
+                chunk.len(),
+                12
+            )
+        )));
+        for o in chunk {
+            q = q
+                .bind(&o.guid)
+                .bind(o.rest_code.as_deref())
+                .bind(o.status)
+                .bind(o.opened_at.as_deref())
+                .bind(o.updated_at.as_deref())
+                .bind(o.shift_num)
+                .bind(o.order_sum)
+                .bind(o.paid_sum)
+                .bind(o.receipts)
+                .bind(o.is_return)
+                .bind(o.last_offset)
+                .bind(&o.snapshot);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for (table, key, list) in [
+        ("stations", "station_key", &rows.stations),
+        ("cash_servers", "server_key", &rows.servers),
+    ] {
+        for chunk in list.chunks(100) {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{} ON CONFLICT ({key}) DO UPDATE SET rest_code = excluded.rest_code, snapshot = excluded.snapshot",
+                store::multi_row(
+                    &format!("INSERT INTO {table} ({key}, rest_code, snapshot) VALUES "),
+                    chunk.len(),
+                    3
+                )
+            )));
+            for (k, rest, json) in chunk {
+                q = q.bind(k).bind(rest.as_deref()).bind(json);
+            }
+            q.execute(&mut **tx).await?;
+        }
+    }
+    for chunk in rows.shifts.chunks(100) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{} ON CONFLICT (rest_code, shift_num) DO UPDATE SET closed = excluded.closed, snapshot = excluded.snapshot",
+            store::multi_row(
+                "INSERT INTO shifts (rest_code, shift_num, closed, snapshot) VALUES ",
+                chunk.len(),
+                4
+            )
+        )));
+        for (rest, num, closed, json) in chunk {
+            q = q.bind(rest).bind(*num).bind(*closed).bind(json);
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
 }

@@ -193,6 +193,8 @@ pub struct Relay {
     committed: watch::Receiver<Committed>,
     events: broadcast::Sender<OperatorEvent>,
     shutdown: CancellationToken,
+    /// The runtime delivery workers run on (see [`crate::workers`]).
+    runtime: tokio::runtime::Handle,
     /// Held for every change to a destination, so a change never races a
     /// running worker's cursor: the worker is stopped, the change stored,
     /// the worker started again.
@@ -258,7 +260,7 @@ impl Relay {
         )
         .await?;
         let stop = self.shutdown.child_token();
-        let task = tokio::spawn(w.run(stop.clone()));
+        let task = self.runtime.spawn(w.run(stop.clone()));
         map.insert(id.to_string(), Running { stop, task });
         Ok(())
     }
@@ -303,6 +305,7 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
         committed: ctx.log.subscribe(),
         events: ctx.operator_events.clone(),
         shutdown: ctx.shutdown.clone(),
+        runtime: ctx.workers.delivery_handle(),
         workers: Mutex::new(HashMap::new()),
     });
     {

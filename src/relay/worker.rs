@@ -252,6 +252,9 @@ pub struct Worker {
     /// Deliveries not yet summed up in the delivery log.
     summary: Option<(usize, i64, i64)>,
     last_summary: Option<Instant>,
+    /// While `run` runs: where cursor-only progress goes to be stored in
+    /// the background (see [`save_cursors`]).
+    saver: Option<watch::Sender<i64>>,
 }
 
 impl Worker {
@@ -280,6 +283,7 @@ impl Worker {
             failing_since: None,
             summary: None,
             last_summary: None,
+            saver: None,
         })
     }
 
@@ -554,10 +558,22 @@ impl Worker {
         if !(moved && due) && pending.is_empty() {
             return Ok(());
         }
-        if moved {
-            pending.cursor = Some(self.cursor);
+        match &self.saver {
+            // Lines, dead letters and pauses are stored here and now: the
+            // cursor must not pass a dead letter before it is stored. The
+            // cursor itself goes to the saver afterwards, so delivery never
+            // waits for the shared write lock just to note its progress.
+            Some(saver) if moved && !force => {
+                store::flush(&self.db, &self.dest.id, &pending).await?;
+                saver.send_replace(self.cursor);
+            }
+            _ => {
+                if moved {
+                    pending.cursor = Some(self.cursor);
+                }
+                store::flush(&self.db, &self.dest.id, &pending).await?;
+            }
         }
-        store::flush(&self.db, &self.dest.id, &pending).await?;
         self.stored = self.cursor;
         self.last_flush = Instant::now();
         Ok(())
@@ -588,6 +604,13 @@ impl Worker {
     pub async fn run(mut self, stop: CancellationToken) {
         metrics::gauge!("tillgate_relay_paused", "destination" => self.label())
             .set(if self.paused.is_some() { 1.0 } else { 0.0 });
+        let (saver, positions) = watch::channel(self.stored);
+        self.saver = Some(saver);
+        let saving = tokio::spawn(save_cursors(
+            self.db.clone(),
+            self.dest.id.clone(),
+            positions,
+        ));
         let mut error_pause = Duration::from_millis(100);
         loop {
             let step = tokio::select! {
@@ -635,8 +658,37 @@ impl Worker {
                 }
             }
         }
+        // The saver ends once its sender is gone; the last position is then
+        // stored here, after it, so an older one can never overwrite it.
+        self.saver = None;
+        let _ = saving.await;
+        // Force the final store, whatever the saver already wrote.
+        self.stored = i64::MIN;
         if let Err(e) = self.flush(Flush::default(), true).await {
             tracing::error!(destination = %self.dest.id, error = %e, "could not store the relay cursor at stop; some events will be sent again");
+        }
+    }
+}
+
+/// Stores a running worker's cursor whenever it moved, off the delivery
+/// path. A failed store is retried with the newest position; a crash before
+/// it lands only means those events are delivered again (at-least-once,
+/// with the same `webhook-id`).
+async fn save_cursors(db: Db, id: String, mut positions: watch::Receiver<i64>) {
+    let name = store::cursor_name(&id);
+    while positions.changed().await.is_ok() {
+        let position = *positions.borrow_and_update();
+        let saved = async {
+            let mut tx = db.write.begin().await?;
+            log::set_cursor(&mut tx, &name, position).await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        if let Err(e) = saved {
+            tracing::warn!(destination = %id, error = %e, "could not store the relay cursor; will retry");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            positions.mark_changed();
         }
     }
 }

@@ -550,7 +550,7 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
     let consumer = crate::store::consumer::Runner::new(
         outbox::SmsConsumer::new(settings.clone()),
         ctx.db.clone(),
-        500,
+        crate::CONSUMER_BATCH,
     )
     .await
     .context("starting the sms consumer")?

@@ -233,32 +233,114 @@ pub async fn writer(db: Db, max_batch: usize) -> Result<(LogWriter, LogWriterTas
     ))
 }
 
+/// A committed batch: each op's outcome, each touched stream's new last
+/// seqnumber, the number of gaps found.
+type Written = (Vec<AppendOutcome>, Vec<(String, i64)>, u64);
+
+/// What one batch writes, decided in memory before any SQL runs, so the
+/// SQLite and PostgreSQL paths below share every rule (duplicates, gaps,
+/// new streams) and differ only in how they talk to their database.
+struct Plan<'a> {
+    outcomes: Vec<AppendOutcome>,
+    rows: Vec<(i64, &'a NewEvent)>,
+    gaps: Vec<GapRow<'a>>,
+    streams: Vec<StreamRow<'a>>,
+    quarantine: Vec<(i64, &'a NewQuarantine)>,
+    /// Each touched stream's highest seqnumber after the batch.
+    last_seq: HashMap<&'a str, i64>,
+}
+
+struct GapRow<'a> {
+    id: i64,
+    event: &'a NewEvent,
+    from: i64,
+    to: i64,
+    before_offset: i64,
+}
+
+/// One row of `streams` to insert (a new stream) or bump.
+struct StreamRow<'a> {
+    guid: &'a str,
+    first: &'a NewEvent,
+    last_seq: i64,
+    last_seen: i64,
+    events: i64,
+    new: bool,
+}
+
 impl LogWriterTask {
     /// Runs until every `LogWriter` handle is dropped, committing what is
     /// still queued: the server drops its handles only after it stopped
     /// accepting, so nothing received is left behind.
-    pub async fn run(mut self) {
-        let mut batch = Vec::with_capacity(self.max_batch);
-        while let Some(op) = self.rx.recv().await {
-            batch.push(op);
-            while batch.len() < self.max_batch {
-                match self.rx.try_recv() {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
+    ///
+    /// The loop runs on a thread of its own with a single-threaded runtime.
+    /// Every statement is a round trip to the database (sqlx's SQLite worker
+    /// thread, or PostgreSQL); on the server's runtime each return trip
+    /// waited behind the HTTP tasks, and a batch of 64 events took ~15 ms of
+    /// such waits for ~2 ms of work. Here nothing else competes for the
+    /// thread, so a round trip costs a thread wake-up.
+    pub async fn run(self) {
+        let (done_tx, done_rx) = oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("tillgate-log-writer".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(self.run_here()),
+                    Err(e) => tracing::error!(error = %e, "cannot start the log writer's runtime"),
                 }
+                let _ = done_tx.send(());
+            });
+        match spawned {
+            Ok(_) => {
+                let _ = done_rx.await;
             }
-            self.commit_batch(&mut batch).await;
+            Err(e) => tracing::error!(error = %e, "cannot start the log writer thread"),
         }
     }
 
-    async fn commit_batch(&mut self, batch: &mut Vec<WriteOp>) {
-        let started = Instant::now();
+    /// The writer loop itself, on whatever runtime calls it.
+    pub async fn run_here(mut self) {
+        let mut batch = Vec::with_capacity(self.max_batch);
+        while let Some(op) = self.rx.recv().await {
+            batch.push(op);
+            self.fill(&mut batch);
+            let started = Instant::now();
+            let saved = self.ids();
+            let result = self.write_batch(&batch).await;
+            self.finish(&mut batch, result, started, saved);
+        }
+    }
+
+    /// Takes whatever else is already queued, up to the batch limit: this
+    /// is the group commit. It never waits for more, so a lone event is not
+    /// delayed.
+    fn fill(&mut self, batch: &mut Vec<WriteOp>) {
+        while batch.len() < self.max_batch {
+            match self.rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn ids(&self) -> (i64, i64, i64) {
+        (self.next_offset, self.next_gap_id, self.next_quarantine_id)
+    }
+
+    /// Answers every sender of a batch and publishes the commit.
+    fn finish(
+        &mut self,
+        batch: &mut Vec<WriteOp>,
+        result: Result<Written, StoreError>,
+        started: Instant,
+        saved: (i64, i64, i64),
+    ) {
         let size = batch.len();
-        let saved = (self.next_offset, self.next_gap_id, self.next_quarantine_id);
-        let mut touched: Vec<(String, i64)> = Vec::new();
-        let result = self.write_batch(batch, &mut touched).await;
         match result {
-            Ok((outcomes, gaps)) => {
+            Ok((outcomes, touched, gaps)) => {
                 for (guid, seq) in touched {
                     self.streams.insert(guid, StreamState { last_seq: seq });
                 }
@@ -307,52 +389,41 @@ impl LogWriterTask {
         }
     }
 
-    async fn write_batch(
-        &mut self,
-        batch: &[WriteOp],
-        touched: &mut Vec<(String, i64)>,
-    ) -> Result<(Vec<AppendOutcome>, u64), StoreError> {
-        let mut tx = self.db.write.begin().await?;
-        // Duplicates: an event at or below its stream's last seqnumber may be
-        // a resend; look those (rare) ones up. Everything above is new.
-        let mut suspects: Vec<(&str, i64)> = Vec::new();
-        for op in batch {
-            if let WriteOp::Event(e, _) = op {
-                let last = self.streams.get(&e.stream_guid).map(|s| s.last_seq);
-                if last.is_some_and(|l| e.seqnumber <= l) {
-                    suspects.push((&e.stream_guid, e.seqnumber));
+    /// Events at or below their stream's last seqnumber may be resends and
+    /// must be looked up; everything above is new without a query.
+    fn suspects<'a>(&self, batch: &'a [WriteOp]) -> Vec<(&'a str, i64)> {
+        batch
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::Event(e, _) => {
+                    let last = self.streams.get(&e.stream_guid).map(|s| s.last_seq);
+                    last.is_some_and(|l| e.seqnumber <= l)
+                        .then_some((e.stream_guid.as_str(), e.seqnumber))
                 }
-            }
-        }
-        let mut existing: HashMap<(String, i64), i64> = HashMap::new();
-        for (guid, seq) in suspects {
-            let found: Option<i64> = sqlx::query_scalar(
-                "SELECT log_offset FROM events WHERE stream_guid = $1 AND seqnumber = $2",
-            )
-            .bind(guid)
-            .bind(seq)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(off) = found {
-                existing.insert((guid.to_string(), seq), off);
-            }
-        }
+                WriteOp::Quarantine(..) => None,
+            })
+            .collect()
+    }
 
+    /// Assigns offsets and ids and applies the duplicate and gap rules.
+    /// `existing` holds the suspects found in the log.
+    fn plan<'a>(
+        &mut self,
+        batch: &'a [WriteOp],
+        existing: &HashMap<(&'a str, i64), i64>,
+    ) -> Plan<'a> {
         let mut outcomes = Vec::with_capacity(batch.len());
-        let mut rows: Vec<(i64, &NewEvent)> = Vec::new();
+        let mut rows: Vec<(i64, &NewEvent)> = Vec::with_capacity(batch.len());
         let mut in_batch: HashMap<(&str, i64), i64> = HashMap::new();
         let mut last_seq: HashMap<&str, i64> = HashMap::new();
         let mut new_streams: HashSet<&str> = HashSet::new();
-        let mut gaps: Vec<(i64, &NewEvent, i64, i64, i64)> = Vec::new();
-        let mut quarantine: Vec<(i64, &NewQuarantine)> = Vec::new();
+        let mut gaps = Vec::new();
+        let mut quarantine = Vec::new();
         for op in batch {
             match op {
                 WriteOp::Event(e, _) => {
                     let key = (e.stream_guid.as_str(), e.seqnumber);
-                    if let Some(off) = existing
-                        .get(&(e.stream_guid.clone(), e.seqnumber))
-                        .or_else(|| in_batch.get(&key))
-                    {
+                    if let Some(off) = existing.get(&key).or_else(|| in_batch.get(&key)) {
                         outcomes.push(AppendOutcome::Duplicate { offset: *off });
                         continue;
                     }
@@ -365,7 +436,13 @@ impl LogWriterTask {
                         .or_else(|| self.streams.get(&e.stream_guid).map(|s| s.last_seq));
                     match prev {
                         Some(prev) if e.seqnumber > prev + 1 => {
-                            gaps.push((self.next_gap_id, e, prev + 1, e.seqnumber - 1, offset));
+                            gaps.push(GapRow {
+                                id: self.next_gap_id,
+                                event: e,
+                                from: prev + 1,
+                                to: e.seqnumber - 1,
+                                before_offset: offset,
+                            });
                             self.next_gap_id += 1;
                         }
                         None => {
@@ -387,58 +464,78 @@ impl LogWriterTask {
                 }
             }
         }
+        // One row per touched stream, not per event.
+        let mut streams: Vec<StreamRow> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (_, e) in &rows {
+            let guid = e.stream_guid.as_str();
+            match index.get(guid) {
+                Some(&i) => {
+                    streams[i].events += 1;
+                    streams[i].last_seen = streams[i].last_seen.max(e.received_at);
+                }
+                None => {
+                    index.insert(guid, streams.len());
+                    streams.push(StreamRow {
+                        guid,
+                        first: e,
+                        last_seq: last_seq.get(guid).copied().unwrap_or(e.seqnumber),
+                        last_seen: e.received_at,
+                        events: 1,
+                        new: new_streams.contains(guid),
+                    });
+                }
+            }
+        }
+        for g in &gaps {
+            tracing::warn!(stream = %g.event.stream_guid, from = g.from, to = g.to, "gap in a cash server's event stream: events lost before they reached tillgate");
+        }
+        Plan {
+            outcomes,
+            rows,
+            gaps,
+            streams,
+            quarantine,
+            last_seq,
+        }
+    }
 
-        insert_events(&mut tx, &rows).await?;
-        for (id, e, from, to, before) in &gaps {
+    /// One transaction for the batch, in a handful of statements whatever
+    /// its size: the suspects, one multi-row insert, one statement for the
+    /// touched streams.
+    async fn write_batch(&mut self, batch: &[WriteOp]) -> Result<Written, StoreError> {
+        let mut tx = self.db.write.begin().await?;
+        let mut existing = HashMap::new();
+        for (guid, seq) in self.suspects(batch) {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT log_offset FROM events WHERE stream_guid = $1 AND seqnumber = $2",
+            )
+            .bind(guid)
+            .bind(seq)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(off) = found {
+                existing.insert((guid, seq), off);
+            }
+        }
+        let plan = self.plan(batch, &existing);
+        insert_events(&mut tx, &plan.rows).await?;
+        for g in &plan.gaps {
             sqlx::query(
                 "INSERT INTO gaps (id, stream_guid, rest_code, from_seq, to_seq, detected_at, before_offset) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
-            .bind(*id)
-            .bind(&e.stream_guid)
-            .bind(e.rest_code.as_deref())
-            .bind(*from)
-            .bind(*to)
+            .bind(g.id)
+            .bind(&g.event.stream_guid)
+            .bind(g.event.rest_code.as_deref())
+            .bind(g.from)
+            .bind(g.to)
             .bind(now_ms())
-            .bind(*before)
+            .bind(g.before_offset)
             .execute(&mut *tx)
             .await?;
-            tracing::warn!(stream = %e.stream_guid, from, to, "gap in a cash server's event stream: events lost before they reached tillgate");
         }
-        // One upsert per touched stream, not per event.
-        let mut per_stream: HashMap<&str, (&NewEvent, i64)> = HashMap::new();
-        for (_, e) in &rows {
-            per_stream
-                .entry(e.stream_guid.as_str())
-                .and_modify(|(_, n)| *n += 1)
-                .or_insert((e, 1));
-        }
-        for (guid, (e, n)) in per_stream {
-            let seq = last_seq.get(guid).copied();
-            if new_streams.contains(guid) {
-                sqlx::query(
-                    "INSERT INTO streams (stream_guid, rest_code, first_seq, last_seq, first_seen, last_seen, events) VALUES ($1, $2, $3, $4, $5, $5, $6)",
-                )
-                .bind(guid)
-                .bind(e.rest_code.as_deref())
-                .bind(e.seqnumber)
-                .bind(seq.unwrap_or(e.seqnumber))
-                .bind(e.received_at)
-                .bind(n)
-                .execute(&mut *tx)
-                .await?;
-            } else {
-                sqlx::query(
-                    "UPDATE streams SET last_seq = CASE WHEN last_seq > $2 THEN last_seq ELSE $2 END, last_seen = $3, events = events + $4 WHERE stream_guid = $1",
-                )
-                .bind(guid)
-                .bind(seq.unwrap_or(0))
-                .bind(e.received_at)
-                .bind(n)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        for (id, q) in &quarantine {
+        upsert_streams(&mut tx, &plan.streams).await?;
+        for (id, q) in &plan.quarantine {
             sqlx::query(
                 "INSERT INTO quarantine (id, received_at, path, reason, remote, body) VALUES ($1, $2, $3, $4, $5, $6)",
             )
@@ -452,11 +549,73 @@ impl LogWriterTask {
             .await?;
         }
         tx.commit().await?;
-        for (guid, seq) in last_seq {
-            touched.push((guid.to_string(), seq));
-        }
-        Ok((outcomes, gaps.len() as u64))
+        Ok(plan.into_result())
     }
+}
+
+impl Plan<'_> {
+    fn into_result(self) -> Written {
+        let touched = self
+            .last_seq
+            .into_iter()
+            .map(|(g, s)| (g.to_string(), s))
+            .collect();
+        (self.outcomes, touched, self.gaps.len() as u64)
+    }
+}
+
+/// The touched streams in at most two statements: a multi-row insert of
+/// the new ones and one `UPDATE ... FROM (VALUES ...)` of the others (both
+/// SQLite and PostgreSQL name the VALUES columns column1, column2, ...).
+async fn upsert_streams(
+    tx: &mut Transaction<'static, Any>,
+    streams: &[StreamRow<'_>],
+) -> Result<(), StoreError> {
+    for chunk in streams
+        .iter()
+        .filter(|s| s.new)
+        .collect::<Vec<_>>()
+        .chunks(100)
+    {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(super::multi_row(
+            "INSERT INTO streams (stream_guid, rest_code, first_seq, last_seq, first_seen, last_seen, events) VALUES ",
+            chunk.len(),
+            7,
+        )));
+        for s in chunk {
+            q = q
+                .bind(s.guid)
+                .bind(s.first.rest_code.as_deref())
+                .bind(s.first.seqnumber)
+                .bind(s.last_seq)
+                .bind(s.first.received_at)
+                .bind(s.last_seen)
+                .bind(s.events);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for chunk in streams
+        .iter()
+        .filter(|s| !s.new)
+        .collect::<Vec<_>>()
+        .chunks(100)
+    {
+        let mut sql = String::from(
+            "UPDATE streams SET last_seq = CASE WHEN streams.last_seq > v.column2 THEN streams.last_seq ELSE v.column2 END, last_seen = v.column3, events = streams.events + v.column4 FROM (",
+        );
+        sql.push_str(&super::multi_row("VALUES ", chunk.len(), 4));
+        sql.push_str(") AS v WHERE streams.stream_guid = v.column1");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for s in chunk {
+            q = q
+                .bind(s.guid)
+                .bind(s.last_seq)
+                .bind(s.last_seen)
+                .bind(s.events);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Multi-row INSERT: one statement per chunk instead of one per event keeps
@@ -465,25 +624,12 @@ async fn insert_events(
     tx: &mut Transaction<'static, Any>,
     rows: &[(i64, &NewEvent)],
 ) -> Result<(), StoreError> {
-    const COLS: usize = 10;
     for chunk in rows.chunks(200) {
-        let mut sql = String::from(
+        let sql = super::multi_row(
             "INSERT INTO events (log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid, body) VALUES ",
+            chunk.len(),
+            10,
         );
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for c in 0..COLS {
-                if c > 0 {
-                    sql.push(',');
-                }
-                sql.push('$');
-                sql.push_str(&(i * COLS + c + 1).to_string());
-            }
-            sql.push(')');
-        }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (offset, e) in chunk {
             q = q

@@ -24,6 +24,8 @@ use crate::config::Storage;
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -63,6 +65,11 @@ pub struct Db {
     pub backend: Backend,
     pub read: AnyPool,
     pub write: AnyPool,
+    /// The SQLite file; `None` on PostgreSQL.
+    pub sqlite_path: Option<std::path::PathBuf>,
+    /// Alive while any clone of this handle is: the WAL checkpointer thread
+    /// stops when it can no longer upgrade its weak copy.
+    _alive: std::sync::Arc<()>,
 }
 
 impl Db {
@@ -81,8 +88,11 @@ impl Db {
                 // WAL lets consumers and the API read while the log writer
                 // commits; synchronous=FULL makes a commit survive power loss,
                 // which is what "answered 2xx only after commit" promises.
+                // No ping on acquire: a local file connection cannot go
+                // away, and the log writer acquires it for every batch.
                 let write = AnyPoolOptions::new()
                     .max_connections(1)
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(30))
                     .after_connect(|c, _| Box::pin(async move { sqlite_pragmas(c).await }))
                     .connect_with(opts.clone())
@@ -93,10 +103,14 @@ impl Db {
                     .after_connect(|c, _| Box::pin(async move { sqlite_pragmas(c).await }))
                     .connect_with(opts)
                     .await?;
+                let alive = std::sync::Arc::new(());
+                spawn_checkpointer(path, std::sync::Arc::downgrade(&alive));
                 Ok(Db {
                     backend: Backend::Sqlite,
                     read,
                     write,
+                    sqlite_path: Some(path.clone()),
+                    _alive: alive,
                 })
             }
             Storage::Postgres { url } => {
@@ -116,6 +130,8 @@ impl Db {
                     backend: Backend::Postgres,
                     read,
                     write,
+                    sqlite_path: None,
+                    _alive: std::sync::Arc::new(()),
                 })
             }
         }
@@ -169,12 +185,69 @@ impl Db {
     }
 }
 
+/// `wal_autocheckpoint=0`: a commit never copies the WAL back into the
+/// database file itself (that stalled the commit which crossed the
+/// threshold for ~15 ms, a latency spike for every cash server waiting on
+/// it); the checkpointer thread does it alongside.
 async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
     conn.execute(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0;",
     )
     .await?;
     Ok(())
+}
+
+/// Copies the WAL back into the database file every 100 ms on a connection
+/// of its own. PASSIVE never waits for, nor blocks, writers or readers; the
+/// WAL then restarts from its beginning at the next commit once readers
+/// allow. Stops when the `Db` it belongs to is gone.
+fn spawn_checkpointer(path: &std::path::Path, alive: std::sync::Weak<()>) {
+    let path = path.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name("tillgate-checkpoint".into())
+        .spawn(move || {
+            let conn = match rusqlite::Connection::open(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "WAL checkpointer cannot open the database");
+                    return;
+                }
+            };
+            let _ = conn.execute_batch("PRAGMA busy_timeout=1000;");
+            while alive.upgrade().is_some() {
+                std::thread::sleep(Duration::from_millis(100));
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::debug!(error = %e, "WAL checkpoint failed; will try again");
+                }
+            }
+            // The last handle is gone: copy back what is left (PASSIVE
+            // still, a restarted server may already be writing).
+            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the WAL checkpointer");
+    }
+}
+
+/// `head` followed by `rows` groups of `cols` numbered placeholders.
+pub fn multi_row(head: &str, rows: usize, cols: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * cols * 5);
+    sql.push_str(head);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push('$');
+            sql.push_str(&(i * cols + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// Wall-clock time in Unix milliseconds: tillgate's own clock, used for

@@ -1541,7 +1541,7 @@ async fn operator_events_are_queued_for_the_owners() {
         log,
         config: Arc::new(config),
         shutdown: shutdown.clone(),
-        workers: tokio::task::JoinSet::new(),
+        workers: tillgate::workers::Workers::start().unwrap(),
         operator_events: tokio::sync::broadcast::channel(16).0,
     };
     tillgate::alerts::start(&mut ctx).await.unwrap();
@@ -1570,9 +1570,7 @@ async fn operator_events_are_queued_for_the_owners() {
         other => panic!("{other:?}"),
     }
     shutdown.cancel();
-    let mut workers = std::mem::take(&mut ctx.workers);
-    drop(ctx);
-    while workers.join_next().await.is_some() {}
+    ctx.into_workers().join_all().await;
     writer.await.unwrap();
     db.close().await;
 }

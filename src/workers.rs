@@ -1,0 +1,127 @@
+//! The background workers' own runtime.
+//!
+//! Consumers, relay workers and the other background jobs talk to the
+//! database in many small round trips. On the server's runtime each return
+//! trip waited in the queue behind the HTTP tasks, so under load a consumer
+//! held the single SQLite write connection for tens of milliseconds while
+//! doing well under one of actual work, and the log writer (and every cash
+//! server waiting on it) waited for it. On a thread of their own the
+//! workers' round trips cost a thread wake-up; the operating system shares
+//! the cores between that thread and the server's.
+
+use std::future::Future;
+
+use tokio::runtime::Handle;
+use tokio::task::JoinSet;
+
+/// Long-running workers, spawned on the background runtime; [`crate::run`]
+/// waits for all of them at shutdown.
+pub struct Workers {
+    set: JoinSet<()>,
+    runtime: Background,
+    delivery: Background,
+    storage: Background,
+}
+
+impl Workers {
+    pub fn start() -> std::io::Result<Workers> {
+        Ok(Workers {
+            set: JoinSet::new(),
+            runtime: Background::start("tillgate-workers")?,
+            delivery: Background::start("tillgate-delivery")?,
+            storage: Background::start("tillgate-storage")?,
+        })
+    }
+
+    pub fn spawn<F>(&mut self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.set.spawn_on(task, &self.runtime.handle);
+    }
+
+    /// A second runtime for workers whose job is waiting on the network
+    /// (relay deliveries, one request in flight): a consumer folding a
+    /// batch keeps its thread busy for tens of milliseconds, and a delivery
+    /// queued behind it would add that much latency to every event.
+    pub fn delivery_handle(&self) -> Handle {
+        self.delivery.handle.clone()
+    }
+
+    /// A third runtime for request work that is mostly database round
+    /// trips (loyalty operations): the HTTP handler hands the operation
+    /// over and waits, and the round trips no longer queue behind other
+    /// requests on the server's runtime.
+    pub fn storage_handle(&self) -> Handle {
+        self.storage.handle.clone()
+    }
+
+    /// Waits until every worker spawned through [`Workers::spawn`] ended.
+    pub async fn join_all(mut self) {
+        while self.set.join_next().await.is_some() {}
+    }
+}
+
+/// A single-threaded runtime on a thread of its own. It stops when dropped
+/// (after the workers ended); dropping never blocks the caller.
+struct Background {
+    handle: Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Background {
+    fn start(name: &str) -> std::io::Result<Background> {
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = handle_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = handle_tx.send(Ok(rt.handle().clone()));
+                rt.block_on(async {
+                    let _ = stop_rx.await;
+                });
+            })?;
+        let handle = handle_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("the workers' thread ended at start"))??;
+        Ok(Background {
+            handle,
+            stop: Some(stop_tx),
+        })
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn workers_run_on_their_own_thread_and_are_joined() {
+        let mut w = Workers::start().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        w.spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let _ = tx.send(std::thread::current().name().map(str::to_string));
+        });
+        w.join_all().await;
+        assert_eq!(rx.await.unwrap().as_deref(), Some("tillgate-workers"));
+    }
+}
