@@ -198,6 +198,7 @@ async fn apply_batch(
         let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{} ON CONFLICT (order_guid) DO UPDATE SET memory = excluded.memory",
             store::multi_row(
+                db.backend,
                 "INSERT INTO alerts_orders (order_guid, memory) VALUES ",
                 chunk.len(),
                 2
@@ -215,6 +216,7 @@ async fn apply_batch(
              last_seen = excluded.last_seen, last_event_time = excluded.last_event_time, last_offset = excluded.last_offset, \
              silent_alerted = 0, reported_shift = excluded.reported_shift",
             store::multi_row(
+                db.backend,
                 "INSERT INTO alerts_rests (rest_code, shift_num, last_seen, last_event_time, last_offset, silent_alerted, reported_shift) VALUES ",
                 chunk.len(),
                 7
@@ -240,6 +242,7 @@ async fn apply_batch(
              name = excluded.name, started = excluded.started, last_seen = excluded.last_seen, \
              last_event_time = excluded.last_event_time, silent_alerted = 0",
             store::multi_row(
+                db.backend,
                 "INSERT INTO alerts_stations (station_key, rest_code, name, started, last_seen, last_event_time, silent_alerted) VALUES ",
                 chunk.len(),
                 7

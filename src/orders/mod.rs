@@ -180,7 +180,7 @@ async fn apply_batch(db: &Db, entries: &[LogEntry]) -> Result<(), ConsumerError>
     }
     let rows = book_rows(&book)?;
     let mut tx = db.write.begin().await.map_err(StoreError::from)?;
-    save_rows(&mut tx, &rows).await?;
+    save_rows(&mut tx, db.backend, &rows).await?;
     log::set_cursor(&mut tx, CONSUMER_NAME, last.offset).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())
@@ -264,6 +264,7 @@ fn book_rows(book: &Book) -> Result<BookRows, ConsumerError> {
 /// order: the write lock is shared with the event log's writer.
 async fn save_rows(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: store::Backend,
     rows: &BookRows,
 ) -> Result<(), ConsumerError> {
     for chunk in rows.orders.chunks(50) {
@@ -272,6 +273,7 @@ async fn save_rows(
              updated_at = excluded.updated_at, shift_num = excluded.shift_num, order_sum = excluded.order_sum, paid_sum = excluded.paid_sum, \
              receipts = excluded.receipts, is_return = excluded.is_return, last_offset = excluded.last_offset, snapshot = excluded.snapshot",
             store::multi_row(
+                backend,
                 "INSERT INTO orders (order_guid, rest_code, status, opened_at, updated_at, shift_num, order_sum, paid_sum, receipts, is_return, last_offset, snapshot) VALUES ",
                 chunk.len(),
                 12
@@ -302,6 +304,7 @@ async fn save_rows(
             let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "{} ON CONFLICT ({key}) DO UPDATE SET rest_code = excluded.rest_code, snapshot = excluded.snapshot",
                 store::multi_row(
+                    backend,
                     &format!("INSERT INTO {table} ({key}, rest_code, snapshot) VALUES "),
                     chunk.len(),
                     3
@@ -317,6 +320,7 @@ async fn save_rows(
         let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{} ON CONFLICT (rest_code, shift_num) DO UPDATE SET closed = excluded.closed, snapshot = excluded.snapshot",
             store::multi_row(
+                backend,
                 "INSERT INTO shifts (rest_code, shift_num, closed, snapshot) VALUES ",
                 chunk.len(),
                 4

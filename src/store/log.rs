@@ -519,7 +519,7 @@ impl LogWriterTask {
             }
         }
         let plan = self.plan(batch, &existing);
-        insert_events(&mut tx, &plan.rows).await?;
+        insert_events(&mut tx, self.db.backend, &plan.rows).await?;
         for g in &plan.gaps {
             sqlx::query(
                 "INSERT INTO gaps (id, stream_guid, rest_code, from_seq, to_seq, detected_at, before_offset) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -534,7 +534,7 @@ impl LogWriterTask {
             .execute(&mut *tx)
             .await?;
         }
-        upsert_streams(&mut tx, &plan.streams).await?;
+        upsert_streams(&mut tx, self.db.backend, &plan.streams).await?;
         for (id, q) in &plan.quarantine {
             sqlx::query(
                 "INSERT INTO quarantine (id, received_at, path, reason, remote, body) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -569,6 +569,7 @@ impl Plan<'_> {
 /// SQLite and PostgreSQL name the VALUES columns column1, column2, ...).
 async fn upsert_streams(
     tx: &mut Transaction<'static, Any>,
+    backend: super::Backend,
     streams: &[StreamRow<'_>],
 ) -> Result<(), StoreError> {
     for chunk in streams
@@ -578,6 +579,7 @@ async fn upsert_streams(
         .chunks(100)
     {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(super::multi_row(
+            backend,
             "INSERT INTO streams (stream_guid, rest_code, first_seq, last_seq, first_seen, last_seen, events) VALUES ",
             chunk.len(),
             7,
@@ -603,7 +605,7 @@ async fn upsert_streams(
         let mut sql = String::from(
             "UPDATE streams SET last_seq = CASE WHEN streams.last_seq > v.column2 THEN streams.last_seq ELSE v.column2 END, last_seen = v.column3, events = streams.events + v.column4 FROM (",
         );
-        sql.push_str(&super::multi_row("VALUES ", chunk.len(), 4));
+        sql.push_str(&super::multi_row(backend, "VALUES ", chunk.len(), 4));
         sql.push_str(") AS v WHERE streams.stream_guid = v.column1");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for s in chunk {
@@ -622,10 +624,12 @@ async fn upsert_streams(
 /// the per-event cost of a commit small.
 async fn insert_events(
     tx: &mut Transaction<'static, Any>,
+    backend: super::Backend,
     rows: &[(i64, &NewEvent)],
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(200) {
         let sql = super::multi_row(
+            backend,
             "INSERT INTO events (log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid, body) VALUES ",
             chunk.len(),
             10,

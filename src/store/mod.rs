@@ -229,8 +229,8 @@ fn spawn_checkpointer(path: &std::path::Path, alive: std::sync::Weak<()>) {
     }
 }
 
-/// `head` followed by `rows` groups of `cols` numbered placeholders.
-pub fn multi_row(head: &str, rows: usize, cols: usize) -> String {
+/// `head` followed by `rows` groups of `cols` placeholders, bound in order.
+pub fn multi_row(backend: Backend, head: &str, rows: usize, cols: usize) -> String {
     let mut sql = String::with_capacity(head.len() + rows * cols * 5);
     sql.push_str(head);
     for i in 0..rows {
@@ -242,8 +242,17 @@ pub fn multi_row(head: &str, rows: usize, cols: usize) -> String {
             if c > 0 {
                 sql.push(',');
             }
-            sql.push('$');
-            sql.push_str(&(i * cols + c + 1).to_string());
+            match backend {
+                // Anonymous `?`: with numbered names sqlx looks each one up
+                // by number, and SQLite finds a name by a linear scan, so a
+                // statement of n parameters cost O(n^2) to bind (measured:
+                // the top symbol of the server's profile).
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(i * cols + c + 1).to_string());
+                }
+            }
         }
         sql.push(')');
     }
