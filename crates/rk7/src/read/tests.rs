@@ -218,7 +218,9 @@ fn mutations_of_the_samples_agree() {
 }
 
 /// The same property over a directory of inputs, e.g. the fuzz corpus:
-/// `RK7_DIFF_DIR=fuzz/corpus/read cargo test -p rk7 --lib -- --ignored`.
+/// `RK7_DIFF_DIR=$PWD/fuzz/corpus/read cargo test -p rk7 --lib -- --ignored`
+/// from the workspace root (tests run in the crate directory, so the path
+/// must be absolute).
 #[test]
 #[ignore]
 fn a_directory_of_inputs_agrees() {
