@@ -64,13 +64,13 @@ impl Workers {
 
 /// A single-threaded runtime on a thread of its own. It stops when dropped
 /// (after the workers ended); dropping never blocks the caller.
-struct Background {
-    handle: Handle,
+pub(crate) struct Background {
+    pub(crate) handle: Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Background {
-    fn start(name: &str) -> std::io::Result<Background> {
+    pub(crate) fn start(name: &str) -> std::io::Result<Background> {
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()

@@ -253,7 +253,7 @@ async fn apply_batch(
             q = q
                 .bind(key.as_str())
                 .bind(seen.rest_code.as_deref())
-                .bind(seen.name.as_str())
+                .bind(s.name.as_str())
                 .bind(s.started as i64)
                 .bind(seen.received_at)
                 .bind(seen.time.as_deref())
@@ -294,6 +294,8 @@ impl RestRow {
 /// A station's row of `alerts_stations` as the batch goes.
 struct StationRow {
     started: bool,
+    /// The name the last event gave it.
+    name: String,
     seen: Option<Seen>,
 }
 
@@ -301,6 +303,7 @@ impl StationRow {
     fn stored(started: bool) -> StationRow {
         StationRow {
             started,
+            name: String::new(),
             seen: None,
         }
     }
@@ -312,17 +315,15 @@ struct Seen {
     time: Option<String>,
     offset: i64,
     rest_code: Option<String>,
-    name: String,
 }
 
 impl Seen {
-    fn of(entry: &LogEntry, ev: &Event, name: String) -> Seen {
+    fn of(entry: &LogEntry, ev: &Event) -> Seen {
         Seen {
             received_at: entry.received_at,
             time: ev.date_time.as_ref().map(|t| t.to_string()),
             offset: entry.offset,
             rest_code: ev.rest_code.as_ref().map(|r| r.0.clone()),
-            name,
         }
     }
 }
@@ -368,7 +369,7 @@ async fn rest_and_shift(
             row.shift = Some(n);
         }
     }
-    row.seen = Some(Seen::of(entry, ev, String::new()));
+    row.seen = Some(Seen::of(entry, ev));
     Ok(())
 }
 
@@ -413,7 +414,8 @@ fn station_rules(
         // Any other event proves the station is up, even if we missed its start.
         _ => true,
     };
-    row.seen = Some(Seen::of(entry, ev, name));
+    row.seen = Some(Seen::of(entry, ev));
+    row.name = name;
 }
 
 /// The order rules: fold the event into the remembered order, compare.

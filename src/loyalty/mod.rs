@@ -327,17 +327,16 @@ CREATE INDEX loyalty_ledger_account ON loyalty_ledger (account, created_at)
 }];
 
 /// What request handlers need from this feature at run time.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Handle {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
     /// Where operations run (see [`crate::workers`]): an operation is a
     /// dozen database round trips, and on the HTTP runtime each return trip
-    /// waited behind the other requests. `None` runs them in place.
-    runtime: Option<tokio::runtime::Handle>,
+    /// waited behind the other requests.
+    runtime: tokio::runtime::Handle,
     /// One FIFO lock per register: tokio's mutex wakes waiters in arrival
     /// order, which is the "one request at a time, in order" seed 002 asks of
     /// registers, enforced here instead of trusted.
@@ -362,11 +361,10 @@ impl Handle {
         common: ops::Common,
         op: ops::Op,
     ) -> Result<serde_json::Value, ops::OpError> {
-        let Some(rt) = &self.inner.runtime else {
-            return ops::execute(db, settings, &common, op).await;
-        };
         let (db, settings) = (db.clone(), settings.clone());
-        rt.spawn(async move { ops::execute(&db, &settings, &common, op).await })
+        self.inner
+            .runtime
+            .spawn(async move { ops::execute(&db, &settings, &common, op).await })
             .await
             .map_err(|e| ops::OpError::Task(e.to_string()))?
     }
@@ -396,8 +394,9 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
     });
     Ok(Handle {
         inner: Arc::new(Inner {
-            runtime: Some(ctx.workers.storage_handle()),
-            ..Inner::default()
+            runtime: ctx.workers.storage_handle(),
+            registers: Mutex::default(),
+            creds: auth::CredCache::default(),
         }),
     })
 }

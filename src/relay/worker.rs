@@ -662,9 +662,11 @@ impl Worker {
         // stored here, after it, so an older one can never overwrite it.
         self.saver = None;
         let _ = saving.await;
-        // Force the final store, whatever the saver already wrote.
-        self.stored = i64::MIN;
-        if let Err(e) = self.flush(Flush::default(), true).await {
+        let last = Flush {
+            cursor: Some(self.cursor),
+            ..Flush::default()
+        };
+        if let Err(e) = store::flush(&self.db, &self.dest.id, &last).await {
             tracing::error!(destination = %self.dest.id, error = %e, "could not store the relay cursor at stop; some events will be sent again");
         }
     }

@@ -237,9 +237,9 @@ pub async fn writer(db: Db, max_batch: usize) -> Result<(LogWriter, LogWriterTas
 /// seqnumber, the number of gaps found.
 type Written = (Vec<AppendOutcome>, Vec<(String, i64)>, u64);
 
-/// What one batch writes, decided in memory before any SQL runs, so the
-/// SQLite and PostgreSQL paths below share every rule (duplicates, gaps,
-/// new streams) and differ only in how they talk to their database.
+/// What one batch writes, decided in memory before any SQL runs: the rules
+/// (duplicates, gaps, new streams) stay apart from the statements, which
+/// then need only a handful of round trips whatever the batch size.
 struct Plan<'a> {
     outcomes: Vec<AppendOutcome>,
     rows: Vec<(i64, &'a NewEvent)>,
@@ -280,29 +280,21 @@ impl LogWriterTask {
     /// such waits for ~2 ms of work. Here nothing else competes for the
     /// thread, so a round trip costs a thread wake-up.
     pub async fn run(self) {
-        let (done_tx, done_rx) = oneshot::channel();
-        let spawned = std::thread::Builder::new()
-            .name("tillgate-log-writer".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(self.run_here()),
-                    Err(e) => tracing::error!(error = %e, "cannot start the log writer's runtime"),
+        match crate::workers::Background::start("tillgate-log-writer") {
+            Ok(own) => {
+                if let Err(e) = own.handle.spawn(self.run_here()).await {
+                    tracing::error!(error = %e, "log writer task failed");
                 }
-                let _ = done_tx.send(());
-            });
-        match spawned {
-            Ok(_) => {
-                let _ = done_rx.await;
             }
-            Err(e) => tracing::error!(error = %e, "cannot start the log writer thread"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the log writer's thread; writing from the server's runtime");
+                self.run_here().await;
+            }
         }
     }
 
     /// The writer loop itself, on whatever runtime calls it.
-    pub async fn run_here(mut self) {
+    async fn run_here(mut self) {
         let mut batch = Vec::with_capacity(self.max_batch);
         while let Some(op) = self.rx.recv().await {
             batch.push(op);

@@ -65,8 +65,6 @@ pub struct Db {
     pub backend: Backend,
     pub read: AnyPool,
     pub write: AnyPool,
-    /// The SQLite file; `None` on PostgreSQL.
-    pub sqlite_path: Option<std::path::PathBuf>,
     /// Alive while any clone of this handle is: the WAL checkpointer thread
     /// stops when it can no longer upgrade its weak copy.
     _alive: std::sync::Arc<()>,
@@ -109,7 +107,6 @@ impl Db {
                     backend: Backend::Sqlite,
                     read,
                     write,
-                    sqlite_path: Some(path.clone()),
                     _alive: alive,
                 })
             }
@@ -130,7 +127,6 @@ impl Db {
                     backend: Backend::Postgres,
                     read,
                     write,
-                    sqlite_path: None,
                     _alive: std::sync::Arc::new(()),
                 })
             }
