@@ -100,7 +100,7 @@ pub fn build(
     let mut last_event = None;
     let mut shift_date = None;
     for e in entries {
-        let Ok(ev) = rk7::read(&e.body) else { continue };
+        let Ok(ev) = e.event() else { continue };
         if let Some(s) = ev.server.as_ref().and_then(|s| s.id.or(s.code)) {
             servers.insert(s);
         }
@@ -234,7 +234,8 @@ fn entry(r: &sqlx::any::AnyRow) -> Result<LogEntry, sqlx::Error> {
         event_time: r.try_get(6)?,
         shift_num: r.try_get(7)?,
         order_guid: r.try_get(8)?,
-        body: r.try_get(9)?,
+        body: r.try_get::<Vec<u8>, _>(9)?.into(),
+        parsed: None,
     })
 }
 

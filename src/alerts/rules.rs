@@ -114,7 +114,7 @@ async fn apply_batch(
     };
     let mut events = Vec::with_capacity(entries.len());
     for e in entries {
-        match rk7::read(&e.body) {
+        match e.event() {
             Ok(ev) => events.push((e, ev)),
             Err(err) => {
                 tracing::error!(offset = e.offset, error = %err, "stored event no longer reads; skipped by alerts")

@@ -85,6 +85,7 @@ pub fn to_new_event(body: Bytes, received_at: i64) -> Result<NewEvent, Unreadabl
             .and_then(|o| o.guid.as_ref())
             .map(|g| g.canonical()),
         body,
+        parsed: Some(std::sync::Arc::new(ev)),
     })
 }
 

@@ -88,7 +88,7 @@ async fn apply_batch(db: &Db, entries: &[LogEntry]) -> Result<(), ConsumerError>
     // change) is skipped with a log line rather than wedging the consumer.
     let mut events = Vec::with_capacity(entries.len());
     for e in entries {
-        match rk7::read(&e.body) {
+        match e.event() {
             Ok(ev) => events.push((e, ev)),
             Err(err) => {
                 tracing::error!(offset = e.offset, error = %err, "stored event no longer reads; skipped by order state")
@@ -386,7 +386,7 @@ pub async fn replay(db: &Db, upto: i64) -> Result<Book, StoreError> {
             if e.offset > upto {
                 return Ok(book);
             }
-            if let Ok(ev) = rk7::read(&e.body) {
+            if let Ok(ev) = e.event() {
                 book.apply(e, &ev);
             }
             after = e.offset;

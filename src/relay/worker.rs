@@ -84,11 +84,11 @@ pub fn webhook_id(offset: i64) -> String {
 /// The body sent for `e` in `format`.
 pub fn body_for(e: &LogEntry, format: Format) -> Vec<u8> {
     match format {
-        Format::Raw => e.body.clone(),
+        Format::Raw => e.body.to_vec(),
         Format::Json => {
-            let event = rk7::read(&e.body)
+            let event = e.event()
                 .ok()
-                .and_then(|ev| serde_json::to_value(ev).ok());
+                .and_then(|ev| serde_json::to_value(&*ev).ok());
             let v = serde_json::json!({
                 "offset": e.offset,
                 "received_at": crate::store::ms_to_rfc3339(e.received_at),

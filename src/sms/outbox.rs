@@ -277,7 +277,7 @@ async fn apply_batch(
         if entry.order_guid.is_none() {
             continue;
         }
-        let ev = match rk7::read(&entry.body) {
+        let ev = match entry.event() {
             Ok(ev) => ev,
             Err(e) => {
                 tracing::error!(offset = entry.offset, error = %e, "stored event no longer reads; skipped by sms");

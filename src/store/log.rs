@@ -11,7 +11,8 @@
 //! strictly in commit order, so a consumer reading `offset > cursor` can never
 //! skip a row that commits late (which a PostgreSQL sequence allows).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -86,6 +87,9 @@ pub struct NewEvent {
     pub order_guid: Option<String>,
     /// The bytes exactly as received.
     pub body: Bytes,
+    /// The body as ingest read it, handed on to consumers through the
+    /// [`Tail`] so they need not read it again.
+    pub parsed: Option<Arc<rk7::Event>>,
 }
 
 /// A body that did not read as an event, kept verbatim.
@@ -336,6 +340,32 @@ impl LogWriterTask {
                 for (guid, seq) in touched {
                     self.streams.insert(guid, StreamState { last_seq: seq });
                 }
+                // Into the tail before the head moves, so whoever hears of
+                // the commit finds the entries there.
+                self.db.tail.push(
+                    batch
+                        .iter()
+                        .zip(&outcomes)
+                        .filter_map(|(op, outcome)| match (op, outcome) {
+                            (WriteOp::Event(e, _), AppendOutcome::Stored { offset }) => {
+                                Some(LogEntry {
+                                    offset: *offset,
+                                    received_at: e.received_at,
+                                    stream_guid: e.stream_guid.clone(),
+                                    seqnumber: e.seqnumber,
+                                    situation: e.situation,
+                                    rest_code: e.rest_code.clone(),
+                                    event_time: e.event_time.clone(),
+                                    shift_num: e.shift_num,
+                                    order_guid: e.order_guid.clone(),
+                                    body: e.body.clone(),
+                                    parsed: e.parsed.clone(),
+                                })
+                            }
+                            _ => None,
+                        })
+                        .collect(),
+                );
                 let head = self.next_offset - 1;
                 self.committed.send_modify(|c| {
                     c.head = head;
@@ -657,7 +687,99 @@ pub struct LogEntry {
     pub event_time: Option<String>,
     pub shift_num: Option<i64>,
     pub order_guid: Option<String>,
-    pub body: Vec<u8>,
+    pub body: Bytes,
+    /// The body already read, when the entry came from the [`Tail`].
+    pub parsed: Option<Arc<rk7::Event>>,
+}
+
+impl LogEntry {
+    /// The event in the body: the copy ingest read when there is one,
+    /// otherwise the body read now.
+    pub fn event(&self) -> Result<Arc<rk7::Event>, rk7::ReadError> {
+        match &self.parsed {
+            Some(ev) => Ok(ev.clone()),
+            None => rk7::read(&self.body).map(Arc::new),
+        }
+    }
+}
+
+/// The newest committed entries, in memory.
+///
+/// Every consumer and relay destination reads what follows its cursor
+/// after each commit. Served from the database, that was one read per
+/// reader per commit, each on the same connections the API uses, and each
+/// event's body was read (parsed) again by every consumer: under load the
+/// consumers cost more CPU than ingest itself. The writer appends each
+/// committed batch here before it publishes the new head, so a reader that
+/// keeps up finds its next entries here and only a reader that fell behind
+/// (or one starting after a restart) goes to the database.
+///
+/// Offsets are dense (one writer hands them out), so the entry after
+/// `cursor` is found by subtraction; its offset is still checked, and any
+/// mismatch means "not here, ask the database".
+#[derive(Default)]
+pub struct Tail {
+    inner: std::sync::Mutex<TailInner>,
+}
+
+#[derive(Default)]
+struct TailInner {
+    entries: VecDeque<LogEntry>,
+    bytes: usize,
+}
+
+/// How much the tail keeps: enough for a consumer that coalesces for
+/// 50 ms, or a relay destination a few seconds behind, at several thousand
+/// events/s; small enough not to matter next to the SQLite page cache.
+const TAIL_MAX_ENTRIES: usize = 8192;
+const TAIL_MAX_BYTES: usize = 32 << 20;
+
+impl std::fmt::Debug for Tail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let len = self.inner.lock().map(|t| t.entries.len()).unwrap_or(0);
+        f.debug_struct("Tail").field("entries", &len).finish()
+    }
+}
+
+impl Tail {
+    /// Appends committed entries (in offset order, right after the last).
+    fn push(&self, new: Vec<LogEntry>) {
+        let Ok(mut t) = self.inner.lock() else { return };
+        if let (Some(last), Some(first)) = (t.entries.back(), new.first())
+            && first.offset != last.offset + 1
+        {
+            // Not contiguous (cannot happen with one writer): start over
+            // rather than ever serve a hole.
+            t.entries.clear();
+            t.bytes = 0;
+        }
+        for e in new {
+            t.bytes += e.body.len();
+            t.entries.push_back(e);
+        }
+        while t.entries.len() > TAIL_MAX_ENTRIES || t.bytes > TAIL_MAX_BYTES {
+            match t.entries.pop_front() {
+                Some(old) => t.bytes -= old.body.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// Up to `limit` entries after `after`, or `None` when the tail does
+    /// not hold the entry right after it.
+    fn after(&self, after: i64, limit: usize) -> Option<Vec<LogEntry>> {
+        let t = self.inner.lock().ok()?;
+        let first = t.entries.front()?.offset;
+        let last = t.entries.back()?.offset;
+        if after >= last {
+            return Some(Vec::new());
+        }
+        let idx = usize::try_from(after + 1 - first).ok()?;
+        if t.entries.get(idx)?.offset != after + 1 {
+            return None;
+        }
+        Some(t.entries.range(idx..).take(limit).cloned().collect())
+    }
 }
 
 const ENTRY_COLS: &str = "log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid";
@@ -674,10 +796,11 @@ fn entry_from_row(row: &sqlx::any::AnyRow, with_body: bool) -> Result<LogEntry, 
         shift_num: row.try_get(7)?,
         order_guid: row.try_get(8)?,
         body: if with_body {
-            row.try_get(9)?
+            row.try_get::<Vec<u8>, _>(9)?.into()
         } else {
-            Vec::new()
+            Bytes::new()
         },
+        parsed: None,
     })
 }
 
@@ -688,6 +811,11 @@ pub async fn read_after(
     limit: i64,
     with_body: bool,
 ) -> Result<Vec<LogEntry>, StoreError> {
+    if let Some(hit) = db.tail.after(after, usize::try_from(limit).unwrap_or(0)) {
+        metrics::counter!("tillgate_log_reads_total", "from" => "memory").increment(1);
+        return Ok(hit);
+    }
+    metrics::counter!("tillgate_log_reads_total", "from" => "database").increment(1);
     let sql = if with_body {
         format!(
             "SELECT {ENTRY_COLS}, body FROM events WHERE log_offset > $1 ORDER BY log_offset LIMIT $2"
@@ -925,5 +1053,108 @@ impl Pruner {
                 _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(offset: i64, body_len: usize) -> LogEntry {
+        LogEntry {
+            offset,
+            received_at: offset,
+            stream_guid: "{G}".into(),
+            seqnumber: offset,
+            situation: 3,
+            rest_code: None,
+            event_time: None,
+            shift_num: None,
+            order_guid: None,
+            body: Bytes::from(vec![b'x'; body_len]),
+            parsed: None,
+        }
+    }
+
+    fn offsets(v: Option<Vec<LogEntry>>) -> Option<Vec<i64>> {
+        v.map(|v| v.iter().map(|e| e.offset).collect())
+    }
+
+    #[test]
+    fn tail_serves_only_what_follows_the_cursor_without_holes() {
+        let t = Tail::default();
+        assert_eq!(offsets(t.after(0, 10)), None, "empty: ask the database");
+        t.push((5..=9).map(|o| entry(o, 1)).collect());
+        assert_eq!(offsets(t.after(4, 10)), Some(vec![5, 6, 7, 8, 9]));
+        assert_eq!(offsets(t.after(6, 2)), Some(vec![7, 8]));
+        assert_eq!(offsets(t.after(9, 10)), Some(vec![]), "caught up");
+        assert_eq!(offsets(t.after(12, 10)), Some(vec![]), "ahead of the tail");
+        assert_eq!(offsets(t.after(3, 10)), None, "offset 4 is not held");
+        assert_eq!(offsets(t.after(-7, 10)), None);
+        // A batch that does not follow on starts the tail over.
+        t.push(vec![entry(20, 1), entry(21, 1)]);
+        assert_eq!(offsets(t.after(9, 10)), None);
+        assert_eq!(offsets(t.after(19, 10)), Some(vec![20, 21]));
+    }
+
+    #[test]
+    fn tail_forgets_the_oldest_beyond_its_limits() {
+        let t = Tail::default();
+        t.push((1..=(TAIL_MAX_ENTRIES as i64 + 10)).map(|o| entry(o, 1)).collect());
+        // Offsets 1..=10 are gone, 11 is the oldest kept.
+        assert_eq!(offsets(t.after(9, 1)), None);
+        assert_eq!(offsets(t.after(10, 1)), Some(vec![11]));
+        let t = Tail::default();
+        let big = TAIL_MAX_BYTES / 4 + 1;
+        t.push((1..=4).map(|o| entry(o, big)).collect());
+        assert_eq!(offsets(t.after(0, 10)), None, "over the byte limit");
+        assert_eq!(offsets(t.after(1, 10)), Some(vec![2, 3, 4]));
+    }
+
+    #[tokio::test]
+    async fn entries_from_memory_equal_the_stored_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = crate::config::Storage::Sqlite {
+            path: dir.path().join("t.sqlite"),
+        };
+        let db = Db::open(&storage).await.unwrap();
+        db.migrate(&crate::migrations()).await.unwrap();
+        let (log, task) = writer(db.clone(), 64).await.unwrap();
+        let running = tokio::spawn(task.run());
+        let day = crate::simulate::generate(&crate::simulate::Scenario {
+            days: 1,
+            ..crate::simulate::Scenario::default()
+        });
+        let bodies: Vec<Vec<u8>> = day
+            .servers
+            .iter()
+            .flat_map(|s| s.events.iter().map(|e| e.xml.clone()))
+            .take(200)
+            .collect();
+        for (i, b) in bodies.iter().enumerate() {
+            let ev = crate::ingest::to_new_event(Bytes::from(b.clone()), i as i64).unwrap();
+            log.append(ev).await.unwrap();
+        }
+        // The same entries, once from memory and once from a handle whose
+        // tail is empty, so from the file.
+        let hot = read_after(&db, 0, 1000, true).await.unwrap();
+        let other = Db::open(&storage).await.unwrap();
+        let cold = read_after(&other, 0, 1000, true).await.unwrap();
+        assert_eq!(hot.len(), bodies.len());
+        assert_eq!(hot.len(), cold.len());
+        for (h, c) in hot.iter().zip(&cold) {
+            assert!(h.parsed.is_some() && c.parsed.is_none());
+            assert_eq!(
+                (h.offset, h.received_at, &h.stream_guid, h.seqnumber, h.situation),
+                (c.offset, c.received_at, &c.stream_guid, c.seqnumber, c.situation)
+            );
+            assert_eq!(
+                (&h.rest_code, &h.event_time, h.shift_num, &h.order_guid, &h.body),
+                (&c.rest_code, &c.event_time, c.shift_num, &c.order_guid, &c.body)
+            );
+            assert_eq!(h.event().unwrap(), c.event().unwrap());
+        }
+        drop(log);
+        running.await.unwrap();
     }
 }

@@ -65,6 +65,9 @@ pub struct Db {
     pub backend: Backend,
     pub read: AnyPool,
     pub write: AnyPool,
+    /// The newest committed log entries (see [`log::Tail`]); filled by the
+    /// log writer, read by `log::read_after`.
+    pub tail: std::sync::Arc<log::Tail>,
     /// Alive while any clone of this handle is: the WAL checkpointer thread
     /// stops when it can no longer upgrade its weak copy.
     _alive: std::sync::Arc<()>,
@@ -107,6 +110,7 @@ impl Db {
                     backend: Backend::Sqlite,
                     read,
                     write,
+                    tail: Default::default(),
                     _alive: alive,
                 })
             }
@@ -127,6 +131,7 @@ impl Db {
                     backend: Backend::Postgres,
                     read,
                     write,
+                    tail: Default::default(),
                     _alive: std::sync::Arc::new(()),
                 })
             }
@@ -187,7 +192,7 @@ impl Db {
 /// it); the checkpointer thread does it alongside.
 async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
     conn.execute(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0;",
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;",
     )
     .await?;
     Ok(())
