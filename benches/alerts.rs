@@ -35,7 +35,8 @@ fn day() -> Vec<LogEntry> {
                 event_time: None,
                 shift_num: e.event.shift_num,
                 order_guid: None,
-                body: e.xml.clone(),
+                body: e.xml.clone().into(),
+                parsed: None,
             });
         }
     }
