@@ -59,6 +59,7 @@ impl From<OpError> for ApiError {
             OpError::Malformed { .. } => ApiError::bad_request("malformed_request", msg),
             OpError::Db(e) => ApiError::internal(e),
             OpError::Task(_) => ApiError::internal(msg),
+            OpError::NotStored(_) => ApiError::unavailable(msg),
         }
     }
 }

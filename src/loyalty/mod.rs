@@ -337,6 +337,8 @@ struct Inner {
     /// dozen database round trips, and on the HTTP runtime each return trip
     /// waited behind the other requests.
     runtime: tokio::runtime::Handle,
+    /// The group committer of changing operations (see [`ops::committer`]).
+    changes: tokio::sync::mpsc::Sender<ops::Queued>,
     /// One FIFO lock per register: tokio's mutex wakes waiters in arrival
     /// order, which is the "one request at a time, in order" seed 002 asks of
     /// registers, enforced here instead of trusted.
@@ -361,6 +363,23 @@ impl Handle {
         common: ops::Common,
         op: ops::Op,
     ) -> Result<serde_json::Value, ops::OpError> {
+        if !matches!(op, ops::Op::Balance(_) | ops::Op::Calculate(..)) {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let queued = ops::Queued {
+                settings: settings.clone(),
+                common,
+                op,
+                reply,
+            };
+            self.inner
+                .changes
+                .send(queued)
+                .await
+                .map_err(|_| ops::OpError::Task("the loyalty committer has stopped".into()))?;
+            return answer
+                .await
+                .map_err(|_| ops::OpError::Task("the loyalty committer has stopped".into()))?;
+        }
         let (db, settings) = (db.clone(), settings.clone());
         self.inner
             .runtime
@@ -392,8 +411,15 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
             }
         }
     });
+    // Ends when the last Handle (held by the router) is gone, after the
+    // server stopped taking requests; each queued operation is answered.
+    let (changes, queued) = tokio::sync::mpsc::channel(1024);
+    ctx.workers
+        .storage_handle()
+        .spawn(ops::committer(ctx.db.clone(), queued));
     Ok(Handle {
         inner: Arc::new(Inner {
+            changes,
             runtime: ctx.workers.storage_handle(),
             registers: Mutex::default(),
             creds: auth::CredCache::default(),

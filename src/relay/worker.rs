@@ -86,7 +86,8 @@ pub fn body_for(e: &LogEntry, format: Format) -> Vec<u8> {
     match format {
         Format::Raw => e.body.to_vec(),
         Format::Json => {
-            let event = e.event()
+            let event = e
+                .event()
                 .ok()
                 .and_then(|ev| serde_json::to_value(&*ev).ok());
             let v = serde_json::json!({

@@ -1100,7 +1100,11 @@ mod tests {
     #[test]
     fn tail_forgets_the_oldest_beyond_its_limits() {
         let t = Tail::default();
-        t.push((1..=(TAIL_MAX_ENTRIES as i64 + 10)).map(|o| entry(o, 1)).collect());
+        t.push(
+            (1..=(TAIL_MAX_ENTRIES as i64 + 10))
+                .map(|o| entry(o, 1))
+                .collect(),
+        );
         // Offsets 1..=10 are gone, 11 is the oldest kept.
         assert_eq!(offsets(t.after(9, 1)), None);
         assert_eq!(offsets(t.after(10, 1)), Some(vec![11]));
@@ -1145,12 +1149,36 @@ mod tests {
         for (h, c) in hot.iter().zip(&cold) {
             assert!(h.parsed.is_some() && c.parsed.is_none());
             assert_eq!(
-                (h.offset, h.received_at, &h.stream_guid, h.seqnumber, h.situation),
-                (c.offset, c.received_at, &c.stream_guid, c.seqnumber, c.situation)
+                (
+                    h.offset,
+                    h.received_at,
+                    &h.stream_guid,
+                    h.seqnumber,
+                    h.situation
+                ),
+                (
+                    c.offset,
+                    c.received_at,
+                    &c.stream_guid,
+                    c.seqnumber,
+                    c.situation
+                )
             );
             assert_eq!(
-                (&h.rest_code, &h.event_time, h.shift_num, &h.order_guid, &h.body),
-                (&c.rest_code, &c.event_time, c.shift_num, &c.order_guid, &c.body)
+                (
+                    &h.rest_code,
+                    &h.event_time,
+                    h.shift_num,
+                    &h.order_guid,
+                    &h.body
+                ),
+                (
+                    &c.rest_code,
+                    &c.event_time,
+                    c.shift_num,
+                    &c.order_guid,
+                    &c.body
+                )
             );
             assert_eq!(h.event().unwrap(), c.event().unwrap());
         }

@@ -240,6 +240,40 @@ async fn purchase_flow_holds_then_confirms() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_operation_id_from_two_registers_at_once_is_stored_once() {
+    // Changing operations run one after the other inside a group commit,
+    // so the second of two simultaneous requests with one operation_id
+    // finds the first one's stored request: one 200, one 409, never a 500
+    // from a unique-key clash.
+    for b in backends() {
+        let l = spawn(b).await;
+        l.register("r1").await;
+        l.register("r2").await;
+        l.issue("42", json!({})).await;
+        l.adjust("42", 5_000).await;
+        for round in 0..5 {
+            let op = format!("same-{round}");
+            let body = |reg: &str| {
+                with(
+                    req(&op, reg),
+                    json!({"identifier": {"kind": "card", "value": "42"}, "lines": lines(10_000), "bonus_spend": 100}),
+                )
+            };
+            let (b1, b2) = (body("r1"), body("r2"));
+            let ((s1, v1), (s2, v2)) =
+                tokio::join!(l.call("r1", "purchase", &b1), l.call("r2", "purchase", &b2));
+            let mut statuses = [s1, s2];
+            statuses.sort();
+            assert_eq!(statuses, [200, 409], "{v1} / {v2}");
+            let refused = if s1 == 409 { &v1 } else { &v2 };
+            assert_eq!(code(refused), "operation_conflict", "{refused}");
+        }
+        let card = l.card("42").await;
+        assert_eq!(card["ledger_balance"], card["balance"]);
+    }
+}
+
 #[tokio::test]
 async fn retries_get_the_first_answer_and_conflicts_are_refused() {
     for b in backends() {
