@@ -6,10 +6,11 @@
 //! [`ProviderError`]'s three kinds. Each provider maps its own answers onto
 //! them here, so the outbox logic is the same for every aggregator.
 //!
-//! Secrets: the sms.ru `api_id` travels in the query string, and reqwest's
-//! errors print the URL. Every transport error goes through
-//! [`reqwest::Error::without_url`] before it is turned into text, and no URL
-//! is ever formatted into a message.
+//! Secrets and personal data: sms.ru takes its parameters by GET or POST.
+//! tillgate POSTs them as a form body, so the `api_id`, the guest's number
+//! and the text never sit in a URL that proxies and access logs keep. Every
+//! transport error still goes through [`reqwest::Error::without_url`] before
+//! it is turned into text, and no URL is ever formatted into a message.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -156,13 +157,13 @@ pub struct SmsRu {
 impl SmsRu {
     async fn call(&self, path: &str, params: &[(&str, &str)]) -> Result<Value, ProviderError> {
         let url = format!("{}/{}", self.base_url.trim_end_matches('/'), path);
-        let mut query: Vec<(&str, &str)> =
+        let mut form: Vec<(&str, &str)> =
             vec![("api_id", self.api_id.expose_secret()), ("json", "1")];
-        query.extend_from_slice(params);
+        form.extend_from_slice(params);
         let resp = self
             .client
-            .get(url)
-            .query(&query)
+            .post(url)
+            .form(&form)
             .send()
             .await
             .map_err(ProviderError::network)?;

@@ -6,8 +6,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -42,6 +43,9 @@ struct Inner {
     balance: String,
     delivered: bool,
     next_id: u64,
+    /// Requests that carried the api_id in the URL, where proxies and
+    /// access logs keep it.
+    secret_in_url: usize,
 }
 
 #[derive(Clone)]
@@ -81,8 +85,8 @@ impl FakeSmsRu {
         };
         let app = Router::new()
             .route("/sms/send", get(send).post(send))
-            .route("/my/balance", get(balance))
-            .route("/sms/status", get(status))
+            .route("/my/balance", get(balance).post(balance))
+            .route("/sms/status", get(status).post(status))
             .with_state(fake.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -100,6 +104,9 @@ impl FakeSmsRu {
     }
     pub fn requests(&self) -> usize {
         self.inner.lock().unwrap().requests
+    }
+    pub fn secret_in_url(&self) -> usize {
+        self.inner.lock().unwrap().secret_in_url
     }
     pub fn fail_next(&self, f: Fault) {
         self.inner.lock().unwrap().faults.push_back(f);
@@ -132,11 +139,30 @@ impl FakeSmsRu {
     }
 }
 
+/// The request's parameters as sms.ru reads them: the query string and a
+/// form body together (either method works there).
+fn params(fake: &FakeSmsRu, uri: &Uri, body: &Bytes) -> HashMap<String, String> {
+    let mut q: HashMap<String, String> = HashMap::new();
+    if let Some(query) = uri.query() {
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            if k == "api_id" {
+                fake.inner.lock().unwrap().secret_in_url += 1;
+            }
+            q.insert(k.into_owned(), v.into_owned());
+        }
+    }
+    for (k, v) in url::form_urlencoded::parse(body) {
+        q.insert(k.into_owned(), v.into_owned());
+    }
+    q
+}
+
 fn auth_ok(fake: &FakeSmsRu, q: &HashMap<String, String>) -> bool {
     q.get("api_id").is_some_and(|k| k == fake.api_id.as_str())
 }
 
-async fn send(State(fake): State<FakeSmsRu>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn send(State(fake): State<FakeSmsRu>, uri: Uri, body: Bytes) -> Response {
+    let q = params(&fake, &uri, &body);
     let delay = fake.inner.lock().unwrap().delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -192,8 +218,10 @@ async fn send(State(fake): State<FakeSmsRu>, Query(q): Query<HashMap<String, Str
 
 async fn balance(
     State(fake): State<FakeSmsRu>,
-    Query(q): Query<HashMap<String, String>>,
+    uri: Uri,
+    body: Bytes,
 ) -> Response {
+    let q = params(&fake, &uri, &body);
     if !auth_ok(&fake, &q) {
         return top_error(200);
     }
@@ -205,8 +233,10 @@ async fn balance(
 
 async fn status(
     State(fake): State<FakeSmsRu>,
-    Query(q): Query<HashMap<String, String>>,
+    uri: Uri,
+    body: Bytes,
 ) -> Response {
+    let q = params(&fake, &uri, &body);
     if !auth_ok(&fake, &q) {
         return top_error(200);
     }
