@@ -21,9 +21,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Db, Migration, StoreError, now_ms};
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: "0001_event_log",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        id: "0001_event_log",
+        sql: r#"
 CREATE TABLE events (
     log_offset BIGINT PRIMARY KEY,
     received_at BIGINT NOT NULL,
@@ -70,7 +71,14 @@ CREATE TABLE consumer_cursors (
     updated_at BIGINT NOT NULL
 )
 "#,
-}];
+    },
+    // The shift report reads one restaurant's shift out of the whole log
+    // (`alerts::report`); without this it scanned every event ever kept.
+    Migration {
+        id: "0002_events_rest_shift",
+        sql: "CREATE INDEX events_rest_shift ON events (rest_code, shift_num, log_offset)",
+    },
+];
 
 /// An event that read correctly and is ready to append.
 #[derive(Debug, Clone)]

@@ -216,11 +216,7 @@ async fn send(State(fake): State<FakeSmsRu>, uri: Uri, body: Bytes) -> Response 
         .into_response()
 }
 
-async fn balance(
-    State(fake): State<FakeSmsRu>,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
+async fn balance(State(fake): State<FakeSmsRu>, uri: Uri, body: Bytes) -> Response {
     let q = params(&fake, &uri, &body);
     if !auth_ok(&fake, &q) {
         return top_error(200);
@@ -231,11 +227,7 @@ async fn balance(
     ([("content-type", "application/json")], body).into_response()
 }
 
-async fn status(
-    State(fake): State<FakeSmsRu>,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
+async fn status(State(fake): State<FakeSmsRu>, uri: Uri, body: Bytes) -> Response {
     let q = params(&fake, &uri, &body);
     if !auth_ok(&fake, &q) {
         return top_error(200);
