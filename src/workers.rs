@@ -19,16 +19,24 @@ use tokio::task::JoinSet;
 pub struct Workers {
     set: JoinSet<()>,
     runtime: Background,
-    delivery: Background,
+    delivery: Vec<Background>,
     storage: Background,
 }
+
+/// Delivery runtimes: relay destinations are spread over them. Two, so
+/// deliveries can use both cores of a small machine; each single-threaded,
+/// because one multi-threaded runtime measured far worse (its threads
+/// hand each request's wake-ups to one another).
+const DELIVERY_RUNTIMES: usize = 2;
 
 impl Workers {
     pub fn start() -> std::io::Result<Workers> {
         Ok(Workers {
             set: JoinSet::new(),
             runtime: Background::start("tillgate-workers")?,
-            delivery: Background::start("tillgate-delivery")?,
+            delivery: (0..DELIVERY_RUNTIMES)
+                .map(|i| Background::start(&format!("tillgate-delivery-{i}")))
+                .collect::<std::io::Result<_>>()?,
             storage: Background::start("tillgate-storage")?,
         })
     }
@@ -44,8 +52,8 @@ impl Workers {
     /// (relay deliveries, one request in flight): a consumer folding a
     /// batch keeps its thread busy for tens of milliseconds, and a delivery
     /// queued behind it would add that much latency to every event.
-    pub fn delivery_handle(&self) -> Handle {
-        self.delivery.handle.clone()
+    pub fn delivery_handles(&self) -> Vec<Handle> {
+        self.delivery.iter().map(|b| b.handle.clone()).collect()
     }
 
     /// A third runtime for request work that is mostly database round

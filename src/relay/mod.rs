@@ -193,8 +193,10 @@ pub struct Relay {
     committed: watch::Receiver<Committed>,
     events: broadcast::Sender<OperatorEvent>,
     shutdown: CancellationToken,
-    /// The runtime delivery workers run on (see [`crate::workers`]).
-    runtime: tokio::runtime::Handle,
+    /// The runtimes delivery workers run on, taken in turn (see
+    /// [`crate::workers`]).
+    runtimes: Vec<tokio::runtime::Handle>,
+    next_runtime: std::sync::atomic::AtomicUsize,
     /// Held for every change to a destination, so a change never races a
     /// running worker's cursor: the worker is stopped, the change stored,
     /// the worker started again.
@@ -260,7 +262,10 @@ impl Relay {
         )
         .await?;
         let stop = self.shutdown.child_token();
-        let task = self.runtime.spawn(w.run(stop.clone()));
+        let i = self
+            .next_runtime
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let task = self.runtimes[i % self.runtimes.len()].spawn(w.run(stop.clone()));
         map.insert(id.to_string(), Running { stop, task });
         Ok(())
     }
@@ -305,7 +310,8 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
         committed: ctx.log.subscribe(),
         events: ctx.operator_events.clone(),
         shutdown: ctx.shutdown.clone(),
-        runtime: ctx.workers.delivery_handle(),
+        runtimes: ctx.workers.delivery_handles(),
+        next_runtime: Default::default(),
         workers: Mutex::new(HashMap::new()),
     });
     {
