@@ -98,6 +98,10 @@ pub async fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
     if !args.skip_sqlite {
         let f = run_target(Target::Sqlite, &streams, &args).await?;
         print_row(&f, Some(&ceiling));
+        println!(
+            "target (64 senders, 2 cores): >= 20000 durable events/s with p99 < 20 ms on SQLite -> {}",
+            if meets_target(&f) { "met" } else { "NOT met" }
+        );
         rows.push(f);
     }
     match &args.database_url {
@@ -111,6 +115,11 @@ pub async fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+/// The target for the SQLite run.
+fn meets_target(f: &Figures) -> bool {
+    f.errors == 0 && f.per_second() >= 20_000.0 && f.p99 < Duration::from_millis(20)
 }
 
 fn print_row(f: &Figures, ceiling: Option<&Figures>) {
@@ -346,5 +355,31 @@ async fn post_one(client: &reqwest::Client, url: &str, body: Vec<u8>) -> bool {
             ok
         }
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(events: u64, secs: f64, p99_ms: u64, errors: u64) -> Figures {
+        Figures {
+            target: "sqlite".into(),
+            events,
+            errors,
+            elapsed: Duration::from_secs_f64(secs),
+            p50: Duration::from_millis(1),
+            p99: Duration::from_millis(p99_ms),
+            max: Duration::from_millis(p99_ms),
+            bytes: 0,
+        }
+    }
+
+    #[test]
+    fn the_target_needs_rate_latency_and_no_errors() {
+        assert!(meets_target(&figures(20_000, 1.0, 19, 0)));
+        assert!(!meets_target(&figures(19_999, 1.0, 19, 0)), "rate");
+        assert!(!meets_target(&figures(40_000, 1.0, 20, 0)), "p99");
+        assert!(!meets_target(&figures(40_000, 1.0, 5, 1)), "errors");
     }
 }
