@@ -337,8 +337,12 @@ struct Inner {
     /// dozen database round trips, and on the HTTP runtime each return trip
     /// waited behind the other requests.
     runtime: tokio::runtime::Handle,
-    /// The group committer of changing operations (see [`ops::committer`]).
-    changes: tokio::sync::mpsc::Sender<ops::Queued>,
+    /// On SQLite, the group committer of changing operations (see
+    /// [`ops::committer`]). PostgreSQL runs them side by side on its write
+    /// connections instead: measured on a durable cluster with 32
+    /// registers, 268 flows/s that way against 207 through one committer
+    /// (several committers deadlocked between groups).
+    changes: Option<tokio::sync::mpsc::Sender<ops::Queued>>,
     /// One FIFO lock per register: tokio's mutex wakes waiters in arrival
     /// order, which is the "one request at a time, in order" seed 002 asks of
     /// registers, enforced here instead of trusted.
@@ -363,7 +367,9 @@ impl Handle {
         common: ops::Common,
         op: ops::Op,
     ) -> Result<serde_json::Value, ops::OpError> {
-        if !matches!(op, ops::Op::Balance(_) | ops::Op::Calculate(..)) {
+        if let Some(changes) = &self.inner.changes
+            && !matches!(op, ops::Op::Balance(_) | ops::Op::Calculate(..))
+        {
             let (reply, answer) = tokio::sync::oneshot::channel();
             let queued = ops::Queued {
                 settings: settings.clone(),
@@ -371,8 +377,7 @@ impl Handle {
                 op,
                 reply,
             };
-            self.inner
-                .changes
+            changes
                 .send(queued)
                 .await
                 .map_err(|_| ops::OpError::Task("the loyalty committer has stopped".into()))?;
@@ -413,10 +418,16 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
     });
     // Ends when the last Handle (held by the router) is gone, after the
     // server stopped taking requests; each queued operation is answered.
-    let (changes, queued) = tokio::sync::mpsc::channel(1024);
-    ctx.workers
-        .storage_handle()
-        .spawn(ops::committer(ctx.db.clone(), queued));
+    let changes = match ctx.db.backend {
+        crate::store::Backend::Sqlite => {
+            let (changes, queued) = tokio::sync::mpsc::channel(1024);
+            ctx.workers
+                .storage_handle()
+                .spawn(ops::committer(ctx.db.clone(), queued));
+            Some(changes)
+        }
+        crate::store::Backend::Postgres => None,
+    };
     Ok(Handle {
         inner: Arc::new(Inner {
             changes,

@@ -583,17 +583,41 @@ pub async fn execute(db: &Db, settings: &Settings, c: &Common, op: Op) -> Result
                 card_json(settings, &card, h),
             ))
         }
-        changing => {
-            let mut tx = db.write.begin().await?;
-            let answer = match changing_in(&mut tx, db.backend, settings, c, now, changing).await {
-                Ok(v) => Ok(v),
-                Err(Outcome::Refuse(e)) => return Err(e),
-                Err(Outcome::CommitThenRefuse(e)) => Err(e),
-            };
-            tx.commit().await?;
-            answer
-        }
+        changing => match changing_alone(db, settings, c, now, changing.clone()).await {
+            // Another connection stored the same operation_id between our
+            // look-up and our insert (two registers sending it at once):
+            // once more, and the stored request answers (same answer or
+            // 409), instead of a 500 from the unique key.
+            Err(OpError::Db(e)) if is_unique_violation(&e) => {
+                changing_alone(db, settings, c, now, changing).await
+            }
+            r => r,
+        },
     }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// A changing operation in a transaction of its own (PostgreSQL, where
+/// row locks let several run side by side; SQLite goes through
+/// [`committer`]).
+async fn changing_alone(
+    db: &Db,
+    settings: &Settings,
+    c: &Common,
+    now: i64,
+    op: Op,
+) -> Result<Value, OpError> {
+    let mut tx = db.write.begin().await?;
+    let answer = match changing_in(&mut tx, db.backend, settings, c, now, op).await {
+        Ok(v) => Ok(v),
+        Err(Outcome::Refuse(e)) => return Err(e),
+        Err(Outcome::CommitThenRefuse(e)) => Err(e),
+    };
+    tx.commit().await?;
+    answer
 }
 
 /// A changing operation (purchase, confirm, cancel, refund) run inside the
@@ -638,7 +662,8 @@ pub(crate) struct Queued {
 /// Changing operations in one group commit at most.
 const GROUP_MAX: usize = 64;
 
-/// Runs changing operations in group commits, one group at a time.
+/// Runs changing operations in group commits, one group at a time (on
+/// SQLite; PostgreSQL runs them side by side, see [`execute`]).
 ///
 /// Each changing operation is a handful of statements and a commit, and
 /// SQLite has one writer: with 32 registers, each operation waited for
