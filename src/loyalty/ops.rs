@@ -583,13 +583,13 @@ pub async fn execute(db: &Db, settings: &Settings, c: &Common, op: Op) -> Result
                 card_json(settings, &card, h),
             ))
         }
-        changing => match changing_alone(db, settings, c, now, changing.clone()).await {
+        changing => match changing_alone(db, settings, c, now, &changing).await {
             // Another connection stored the same operation_id between our
             // look-up and our insert (two registers sending it at once):
             // once more, and the stored request answers (same answer or
             // 409), instead of a 500 from the unique key.
             Err(OpError::Db(e)) if is_unique_violation(&e) => {
-                changing_alone(db, settings, c, now, changing).await
+                changing_alone(db, settings, c, now, &changing).await
             }
             r => r,
         },
@@ -608,7 +608,7 @@ async fn changing_alone(
     settings: &Settings,
     c: &Common,
     now: i64,
-    op: Op,
+    op: &Op,
 ) -> Result<Value, OpError> {
     let mut tx = db.write.begin().await?;
     let answer = match changing_in(&mut tx, db.backend, settings, c, now, op).await {
@@ -628,7 +628,7 @@ async fn changing_in(
     settings: &Settings,
     c: &Common,
     now: i64,
-    op: Op,
+    op: &Op,
 ) -> Result<Value, Outcome> {
     if let Some(stored) = stored_answer(conn, c).await? {
         return Ok(stored);
@@ -639,11 +639,11 @@ async fn changing_in(
             lines,
             spend,
             offline,
-        } => purchase(conn, backend, settings, c, now, id, lines, spend, offline).await,
-        Op::Confirm(p) => confirm(conn, backend, settings, c, now, &p).await,
-        Op::Cancel(p) => cancel(conn, backend, settings, c, now, &p).await,
+        } => purchase(conn, backend, settings, c, now, id, lines, *spend, *offline).await,
+        Op::Confirm(p) => confirm(conn, backend, settings, c, now, p).await,
+        Op::Cancel(p) => cancel(conn, backend, settings, c, now, p).await,
         Op::Refund { purchase, amount } => {
-            refund(conn, backend, settings, c, now, &purchase, amount).await
+            refund(conn, backend, settings, c, now, purchase, *amount).await
         }
         Op::Balance(_) | Op::Calculate(..) => Err(Outcome::Refuse(OpError::Task(
             "a read-only operation was queued for the group commit".into(),
@@ -698,15 +698,7 @@ async fn run_group(db: &Db, group: &mut Vec<Queued>) {
                 .execute(&mut *tx)
                 .await?;
             let now = q.settings.clock.now_ms();
-            let r = changing_in(
-                &mut tx,
-                db.backend,
-                &q.settings,
-                &q.common,
-                now,
-                q.op.clone(),
-            )
-            .await;
+            let r = changing_in(&mut tx, db.backend, &q.settings, &q.common, now, &q.op).await;
             if let Err(Outcome::Refuse(_)) = r {
                 sqlx::query("ROLLBACK TO SAVEPOINT loyalty_op")
                     .execute(&mut *tx)
@@ -826,12 +818,12 @@ async fn purchase(
     settings: &Settings,
     c: &Common,
     now: i64,
-    id: Identifier,
-    lines: Vec<Line>,
+    id: &Identifier,
+    lines: &[Line],
     spend: i64,
     offline: bool,
 ) -> Result<Value, Outcome> {
-    let found = identify(conn, &id).await?;
+    let found = identify(conn, id).await?;
     lock_card(conn, backend, &found.number).await?;
     ledger::expire_lots(conn, &found.number, now).await?;
     // Re-read under the lock: the balance may have moved since identify.
@@ -842,13 +834,13 @@ async fn purchase(
         return Err(OpError::NotActivated(mask(&card.number)).into());
     }
     let h = held(conn, &card.number, now).await?;
-    let flags = product_flags(conn, &lines).await?;
+    let flags = product_flags(conn, lines).await?;
     let tier = settings.rules.tier_for(card.accumulated);
     let p = rules::price(
         &settings.rules,
         tier,
         c.local_time,
-        &lines,
+        lines,
         &|g| flags.get(g).copied().unwrap_or_default(),
         !offline,
     );

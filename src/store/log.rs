@@ -348,40 +348,11 @@ impl LogWriterTask {
                 for (guid, seq) in touched {
                     self.streams.insert(guid, StreamState { last_seq: seq });
                 }
-                // Into the tail before the head moves, so whoever hears of
-                // the commit finds the entries there.
-                self.db.tail.push(
-                    batch
-                        .iter()
-                        .zip(&outcomes)
-                        .filter_map(|(op, outcome)| match (op, outcome) {
-                            (WriteOp::Event(e, _), AppendOutcome::Stored { offset }) => {
-                                Some(LogEntry {
-                                    offset: *offset,
-                                    received_at: e.received_at,
-                                    stream_guid: e.stream_guid.clone(),
-                                    seqnumber: e.seqnumber,
-                                    situation: e.situation,
-                                    rest_code: e.rest_code.clone(),
-                                    event_time: e.event_time.clone(),
-                                    shift_num: e.shift_num,
-                                    order_guid: e.order_guid.clone(),
-                                    body: e.body.clone(),
-                                    parsed: e.parsed.clone(),
-                                })
-                            }
-                            _ => None,
-                        })
-                        .collect(),
-                );
-                let head = self.next_offset - 1;
-                self.committed.send_modify(|c| {
-                    c.head = head;
-                    c.gaps_found += gaps;
-                });
                 let mut accepted = 0u64;
                 let mut dups = 0u64;
                 let mut quarantined = 0u64;
+                let mut entries = Vec::with_capacity(size);
+                let mut replies = Vec::with_capacity(size);
                 for (op, outcome) in batch.drain(..).zip(outcomes) {
                     match outcome {
                         AppendOutcome::Stored { .. } => accepted += 1,
@@ -389,8 +360,25 @@ impl LogWriterTask {
                         AppendOutcome::Quarantined { .. } => quarantined += 1,
                     }
                     let reply = match op {
-                        WriteOp::Event(_, r) | WriteOp::Quarantine(_, r) => r,
+                        WriteOp::Event(e, r) => {
+                            if let AppendOutcome::Stored { offset } = outcome {
+                                entries.push(LogEntry::stored(offset, e));
+                            }
+                            r
+                        }
+                        WriteOp::Quarantine(_, r) => r,
                     };
+                    replies.push((reply, outcome));
+                }
+                // Into the tail before the head moves, so whoever hears of
+                // the commit finds the entries there.
+                self.db.tail.push(entries);
+                let head = self.next_offset - 1;
+                self.committed.send_modify(|c| {
+                    c.head = head;
+                    c.gaps_found += gaps;
+                });
+                for (reply, outcome) in replies {
                     let _ = reply.send(Ok(outcome));
                 }
                 metrics::counter!("tillgate_events_accepted_total").increment(accepted);
@@ -701,6 +689,23 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
+    /// The entry an appended event became at `offset`.
+    fn stored(offset: i64, e: NewEvent) -> LogEntry {
+        LogEntry {
+            offset,
+            received_at: e.received_at,
+            stream_guid: e.stream_guid,
+            seqnumber: e.seqnumber,
+            situation: e.situation,
+            rest_code: e.rest_code,
+            event_time: e.event_time,
+            shift_num: e.shift_num,
+            order_guid: e.order_guid,
+            body: e.body,
+            parsed: e.parsed,
+        }
+    }
+
     /// The event in the body: the copy ingest read when there is one,
     /// otherwise the body read now.
     pub fn event(&self) -> Result<Arc<rk7::Event>, rk7::ReadError> {
