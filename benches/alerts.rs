@@ -12,8 +12,8 @@ use tillgate::alerts::payload::Alert;
 use tillgate::alerts::report;
 use tillgate::alerts::rules::{OrderMemory, order_rules};
 use tillgate::alerts::settings::Settings;
-use tillgate::simulate::{Scenario, generate};
-use tillgate::store::log::LogEntry;
+use tillgate::core::log::LogEntry;
+use tillgate_simulate::{Scenario, generate};
 
 fn day() -> Vec<LogEntry> {
     let g = generate(&Scenario {

@@ -18,16 +18,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group};
-use tillgate::config::Storage;
-use tillgate::store::Db;
-use tillgate::store::log::{self, NewEvent};
+use tillgate::core::config::Storage;
+use tillgate::core::log::{self, NewEvent};
+use tillgate::core::store::Db;
 
 const BATCH: usize = 64;
 
 /// `tillgate bench`'s own workload (64 senders × 1,500 events after a
 /// warm-up of 50, seed 1), every 25th body: the same mix and mean size.
 fn bodies() -> Vec<Bytes> {
-    tillgate::bench::workload(64, 1550, 1)
+    tillgate_simulate::workload(64, 1550, 1)
         .into_iter()
         .flat_map(|s| s.into_iter().skip(50))
         .step_by(25)
@@ -90,7 +90,9 @@ fn bench(c: &mut Criterion) {
         let db = Db::open(&Storage::Sqlite { path: path.clone() })
             .await
             .expect("open");
-        db.migrate(&tillgate::migrations()).await.expect("migrate");
+        tillgate::core::migrate::migrate(&db, &tillgate::app::migrations())
+            .await
+            .expect("migrate");
         db.close().await;
     });
     let mut conn = rusqlite::Connection::open(&path).expect("rusqlite open");
@@ -141,7 +143,9 @@ fn bench(c: &mut Criterion) {
         })
         .await
         .expect("open");
-        db.migrate(&tillgate::migrations()).await.expect("migrate");
+        tillgate::core::migrate::migrate(&db, &tillgate::app::migrations())
+            .await
+            .expect("migrate");
         let (writer, task) = log::writer(db.clone(), 512).await.expect("writer");
         rt.spawn(task.run());
         (db, writer)

@@ -14,7 +14,8 @@ use super::payload::Alert;
 use super::report;
 use super::settings::{Lang, Settings};
 use super::telegram::{Client, TgError, Update};
-use crate::store::{Db, StoreError, log};
+use crate::core::log;
+use crate::core::store::{Db, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
@@ -189,12 +190,12 @@ impl Bot {
                     &format!(
                         "Cash server stream {}: last event {}",
                         super::text::escape(&g),
-                        crate::store::ms_to_rfc3339(seen)
+                        crate::core::clock::ms_to_rfc3339(seen)
                     ),
                     &format!(
                         "Поток кассового сервера {}: последнее событие {}",
                         super::text::escape(&g),
-                        crate::store::ms_to_rfc3339(seen)
+                        crate::core::clock::ms_to_rfc3339(seen)
                     ),
                 ));
             }
@@ -247,6 +248,6 @@ impl Bot {
     pub async fn run_once(&self) -> Result<usize, BotError> {
         let offset = outbox::meta(&self.db, "tg_update_offset").await?;
         let updates = self.client.get_updates(offset, self.poll_timeout).await?;
-        Ok(self.handle(&updates, crate::store::now_ms()).await?)
+        Ok(self.handle(&updates, crate::core::clock::now_ms()).await?)
     }
 }

@@ -33,12 +33,13 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use tokio::sync::Notify;
 
-use crate::http::{ApiError, ApiResult, AppState};
-use crate::store::Migration;
-use crate::store::consumer::Runner;
+use crate::core::api_error::{ApiError, ApiResult};
+use crate::core::config::{AnySection, ConfigError};
+use crate::core::consumer::Runner;
+use crate::core::feature::{BoxFuture, CliCtx, Feature, Routes, StartCtx};
+use crate::core::migrate::Migration;
+use crate::core::store::Db;
 pub use settings::{FileSection, Settings, validate};
-
-pub const MIGRATIONS: &[Migration] = outbox::MIGRATIONS;
 
 /// What request handlers need from this feature at run time.
 #[derive(Clone, Default)]
@@ -54,9 +55,61 @@ pub fn texts(settings: &Settings) -> Result<text::Texts, text::TextError> {
     text::Texts::new(settings.language, settings.templates_dir.as_deref(), names)
 }
 
-/// Starts the feature's workers; called once by [`crate::run`].
-pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
-    let settings = ctx.config.alerts.clone();
+/// The alerts feature: rules over the log, the Telegram outbox and bot,
+/// the shift report.
+pub struct Alerts;
+
+impl Feature for Alerts {
+    fn name(&self) -> &'static str {
+        "alerts"
+    }
+
+    fn settings(
+        &self,
+        section: crate::core::config::SectionSource,
+    ) -> Result<Option<Box<dyn AnySection>>, ConfigError> {
+        let file: FileSection = section.parse()?;
+        Ok(Some(Box::new(validate(file)?)))
+    }
+
+    fn migrations(&self) -> Vec<Migration> {
+        vec![crate::migration!("0005_alerts")]
+    }
+
+    fn start<'a>(&'a self, ctx: &'a mut StartCtx) -> BoxFuture<'a, anyhow::Result<Routes>> {
+        Box::pin(async move {
+            start(ctx).await?;
+            Ok(Routes {
+                operator: api_routes().with_state(ctx.db.clone()),
+                ..Routes::default()
+            })
+        })
+    }
+
+    fn command(&self) -> Option<clap::Command> {
+        use clap::Args;
+        Some(
+            CliArgs::augment_args(clap::Command::new("alerts"))
+                .about("Owner alerts and shift reports")
+                .subcommand_required(true),
+        )
+    }
+
+    fn run_command<'a>(
+        &'a self,
+        m: &'a clap::ArgMatches,
+        ctx: &'a CliCtx,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            use clap::FromArgMatches;
+            run_cli(CliArgs::from_arg_matches(m)?, ctx).await
+        })
+    }
+}
+
+/// Starts the feature's workers.
+pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
+    let settings = ctx.config.section::<Settings>();
     let texts = Arc::new(texts(&settings).context("alert templates")?);
     let wake = Arc::new(Notify::new());
 
@@ -66,7 +119,7 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
             wake: wake.clone(),
         },
         ctx.db.clone(),
-        crate::CONSUMER_BATCH,
+        crate::core::consumer::BATCH,
     )
     .await
     .context("starting the alerts consumer")?
@@ -74,7 +127,7 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
     // consumer then writes one transaction per many events instead of
     // taking the SQLite write lock after every group commit of the log.
     .with_coalesce(std::time::Duration::from_millis(50));
-    ctx.workers
+    ctx.runtimes
         .spawn(runner.run(ctx.log.subscribe(), ctx.shutdown.clone()));
 
     let dog = watch::Watchdog {
@@ -82,9 +135,9 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
         settings: settings.clone(),
     };
     let (shutdown, w) = (ctx.shutdown.clone(), wake.clone());
-    ctx.workers.spawn(async move {
+    ctx.runtimes.spawn(async move {
         loop {
-            match dog.run_once(crate::store::now_ms()).await {
+            match dog.run_once(crate::core::clock::now_ms()).await {
                 Ok(n) if n > 0 => w.notify_one(),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "alert watchdog failed; retrying"),
@@ -98,14 +151,14 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
 
     // Operator events from other features go to the owners' chat (and the
     // restaurant's, per routing).
-    let mut events = ctx.operator_events.subscribe();
+    let mut events = ctx.bus.subscribe();
     let (db, s, shutdown, w) = (
         ctx.db.clone(),
         settings.clone(),
         ctx.shutdown.clone(),
         wake.clone(),
     );
-    ctx.workers.spawn(async move {
+    ctx.runtimes.spawn(async move {
         loop {
             let ev = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -121,15 +174,15 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
             };
             let alert = payload::Alert::Operator {
                 rest_code: ev.rest_code.clone(),
-                source: ev.kind.clone(),
+                source: ev.kind.as_str().to_string(),
                 text: ev.text.clone(),
             };
             let chats = s.route(alert.kind(), alert.rest_code());
             let res = async {
                 let mut tx = db.write.begin().await?;
-                outbox::enqueue(&mut tx, &alert, &chats, crate::store::now_ms()).await?;
+                outbox::enqueue(&mut tx, &alert, &chats, crate::core::clock::now_ms()).await?;
                 tx.commit().await?;
-                Ok::<_, crate::store::StoreError>(())
+                Ok::<_, crate::core::store::StoreError>(())
             }
             .await;
             match res {
@@ -149,7 +202,7 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
             limiter: sender::RateLimiter::new(settings.limits.clone()),
             max_backoff: settings.limits.max_backoff,
         };
-        ctx.workers
+        ctx.runtimes
             .spawn(sender.run(wake.clone(), ctx.shutdown.clone()));
         if settings.commands {
             let bot = bot::Bot {
@@ -159,7 +212,7 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
                 poll_timeout: Duration::from_secs(25),
             };
             let (shutdown, w) = (ctx.shutdown.clone(), wake.clone());
-            ctx.workers.spawn(async move {
+            ctx.runtimes.spawn(async move {
                 let mut backoff = Duration::from_secs(1);
                 loop {
                     let r = tokio::select! {
@@ -204,7 +257,7 @@ struct ListQuery {
 
 /// `GET /api/alerts?after=ID&limit=N&state=pending|sent|failed|muted`
 async fn list_alerts(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
     let Query(q) = q?;
@@ -223,7 +276,7 @@ async fn list_alerts(
             "state must be pending, sent, failed or muted",
         ));
     }
-    let rows = outbox::list(&state.db, q.after.unwrap_or(0), limit, q.state.as_deref()).await?;
+    let rows = outbox::list(&db, q.after.unwrap_or(0), limit, q.state.as_deref()).await?;
     let next_after = rows.last().map(|r| r.id);
     let items: Vec<serde_json::Value> = rows
         .into_iter()
@@ -232,14 +285,14 @@ async fn list_alerts(
                 serde_json::from_str(&r.payload).unwrap_or(serde_json::Value::Null);
             serde_json::json!({
                 "id": r.id,
-                "created_at": crate::store::ms_to_rfc3339(r.created_at),
+                "created_at": crate::core::clock::ms_to_rfc3339(r.created_at),
                 "rest_code": r.rest_code,
                 "kind": r.kind,
                 "chat_id": r.chat_id,
                 "state": r.state,
                 "attempts": r.attempts,
                 "parts_sent": r.parts_sent,
-                "sent_at": r.sent_at.map(crate::store::ms_to_rfc3339),
+                "sent_at": r.sent_at.map(crate::core::clock::ms_to_rfc3339),
                 "last_error": r.last_error,
                 "payload_version": r.payload_version,
                 "payload": payload,
@@ -252,20 +305,15 @@ async fn list_alerts(
 }
 
 /// Operator-API routes (behind the bearer token).
-pub fn api_routes() -> axum::Router<AppState> {
+pub fn api_routes() -> axum::Router<Db> {
     axum::Router::new().route("/api/alerts", get(list_alerts))
-}
-
-/// Routes with their own authentication (not behind the operator token).
-pub fn public_routes() -> axum::Router<AppState> {
-    axum::Router::new()
 }
 
 /// `tillgate alerts ...` command-line arguments.
 #[derive(clap::Args, Debug)]
 pub struct CliArgs {
     #[command(flatten)]
-    pub opts: crate::cli::ServerOpts,
+    pub opts: crate::core::config::ServerOpts,
     #[command(subcommand)]
     pub command: AlertsCommand,
 }
@@ -286,19 +334,17 @@ pub enum AlertsCommand {
     },
 }
 
-pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
-    let config = args.opts.load()?;
+pub async fn run_cli(args: CliArgs, ctx: &CliCtx) -> anyhow::Result<()> {
+    let config = ctx.load(&args.opts)?;
     match args.command {
         AlertsCommand::Report { rest, shift, chart } => {
             if shift <= 0 {
                 anyhow::bail!("--shift must be a positive shift number");
             }
-            let db = crate::store::Db::open(&config.storage)
-                .await
-                .context("opening storage")?;
-            db.migrate(&crate::migrations()).await?;
-            let r = report::compute(&db, &config.alerts, &rest, shift).await?;
-            let texts = texts(&config.alerts)?;
+            let db = ctx.open(&config).await?;
+            let settings = config.section::<Settings>();
+            let r = report::compute(&db, &settings, &rest, shift).await?;
+            let texts = texts(&settings)?;
             println!("{}", texts.render(&payload::Alert::ShiftReport(r.clone()))?);
             if let Some(path) = chart {
                 let png = report::chart_png(&r).map_err(anyhow::Error::msg)?;

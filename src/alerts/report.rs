@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::settings::Settings;
+use crate::core::log::LogEntry;
+use crate::core::store::{Db, StoreError};
 use crate::orders::state::Book;
-use crate::store::log::LogEntry;
-use crate::store::{Db, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Deletion {

@@ -24,10 +24,10 @@ use super::outbox;
 use super::payload::{Alert, OrderRef};
 use super::report;
 use super::settings::Settings;
+use crate::core::consumer::{BoxFuture, Consumer, ConsumerError};
+use crate::core::log::{self, LogEntry};
+use crate::core::store::{self, Db, StoreError};
 use crate::orders::state::{Book, OrderSnapshot, station_key};
-use crate::store::consumer::{BoxFuture, Consumer, ConsumerError};
-use crate::store::log::{self, LogEntry};
-use crate::store::{self, Db, StoreError};
 
 pub const CONSUMER_NAME: &str = "alerts";
 
@@ -121,7 +121,7 @@ async fn apply_batch(
             }
         }
     }
-    let now = crate::store::now_ms();
+    let now = crate::core::clock::now_ms();
     // Only this consumer writes the columns read here (the watchdog sets
     // just `silent_alerted`), so they are read on a read connection and the
     // shared write lock is held only for the few statements at the end.

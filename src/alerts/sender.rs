@@ -27,7 +27,7 @@ use super::report;
 use super::settings::Limits;
 use super::telegram::{Client, TgError};
 use super::text::{self, Texts};
-use crate::store::{Db, StoreError};
+use crate::core::store::{Db, StoreError};
 
 /// tillgate's clock for delivery decisions; tests use [`ManualClock`].
 pub trait Clock: Send + Sync {
@@ -38,7 +38,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        crate::store::now_ms()
+        crate::core::clock::now_ms()
     }
 }
 

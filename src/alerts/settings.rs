@@ -14,7 +14,7 @@ use chrono::NaiveTime;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::core::config::ConfigError;
 
 /// Every alert kind, the names used in routing lists and `GET /api/alerts`.
 pub const KINDS: &[&str] = &[

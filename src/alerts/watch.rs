@@ -11,8 +11,8 @@ use super::outbox;
 use super::payload::Alert;
 use super::report;
 use super::settings::Settings;
-use crate::store::log;
-use crate::store::{Db, StoreError};
+use crate::core::log;
+use crate::core::store::{Db, StoreError};
 
 pub struct Watchdog {
     pub db: Db,

@@ -17,23 +17,59 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
-use crate::http::{ApiError, ApiResult, AppState, secret_eq};
-use crate::store::log::{self, AppendOutcome, NewEvent, NewQuarantine};
-use crate::store::{ms_to_rfc3339, now_ms};
+use std::sync::Arc;
+
+use crate::core::api_error::{ApiError, ApiResult, secret_eq};
+use crate::core::clock::{ms_to_rfc3339, now_ms};
+use crate::core::config::IngestConfig;
+use crate::core::feature::{BoxFuture, Feature, Routes, StartCtx};
+use crate::core::log::{self, AppendOutcome, LogWriter, NewEvent, NewQuarantine};
+use crate::core::store::Db;
 
 /// The paths r_keeper users already point cash servers at.
 pub const INGEST_PATHS: &[&str] = &["/rkevent", "/api/v1/events", "/api/v4/kds/events", "/"];
 
-pub fn routes(config: &Config) -> Router<AppState> {
+/// The ingest feature: the cash servers' POST paths and the operator API
+/// over the log (events, gaps, quarantine, consumers).
+pub struct Ingest;
+
+/// What ingest's handlers need.
+#[derive(Clone)]
+pub struct IngestState {
+    pub db: Db,
+    pub log: LogWriter,
+    pub ingest: Arc<IngestConfig>,
+}
+
+impl Feature for Ingest {
+    fn name(&self) -> &'static str {
+        "ingest"
+    }
+
+    fn start<'a>(&'a self, ctx: &'a mut StartCtx) -> BoxFuture<'a, anyhow::Result<Routes>> {
+        Box::pin(async move {
+            let state = IngestState {
+                db: ctx.db.clone(),
+                log: ctx.log.clone(),
+                ingest: Arc::new(ctx.config.ingest.clone()),
+            };
+            Ok(Routes {
+                operator: api_routes().with_state(state.clone()),
+                public: routes(state.ingest.max_body_bytes).with_state(state),
+            })
+        })
+    }
+}
+
+pub fn routes(max_body_bytes: usize) -> Router<IngestState> {
     let mut r = Router::new();
     for p in INGEST_PATHS {
         r = r.route(p, post(receive));
     }
-    r.layer(DefaultBodyLimit::max(config.ingest.max_body_bytes))
+    r.layer(DefaultBodyLimit::max(max_body_bytes))
 }
 
-pub fn api_routes() -> Router<AppState> {
+pub fn api_routes() -> Router<IngestState> {
     Router::new()
         .route("/api/events", get(list_events))
         .route("/api/events/{offset}", get(get_event))
@@ -101,13 +137,13 @@ struct Ack {
 }
 
 async fn receive(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     uri: Uri,
     Query(q): Query<KeyQuery>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Some(key) = &state.config.ingest.key
+    if let Some(key) = &state.ingest.key
         && !q.key.as_deref().is_some_and(|k| secret_eq(k, key))
     {
         return ApiError::unauthorized("this ingest path needs ?key=<ingest key>").into_response();
@@ -125,7 +161,7 @@ async fn receive(
                 format!(
                     "{} (limit {} bytes)",
                     e.body_text(),
-                    state.config.ingest.max_body_bytes
+                    state.ingest.max_body_bytes
                 ),
             )
             .into_response();
@@ -137,7 +173,7 @@ async fn receive(
         Err(why) => {
             let reason = why.to_string();
             tracing::warn!(path = %uri.path(), %reason, size = body.len(), "unreadable event body");
-            if state.config.ingest.reject_bad_input {
+            if state.ingest.reject_bad_input {
                 return ApiError::bad_request("unreadable_event", reason).into_response();
             }
             state
@@ -234,7 +270,7 @@ impl From<&log::LogEntry> for EventItem {
 }
 
 async fn list_events(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) = q?;
@@ -251,7 +287,10 @@ async fn list_events(
     .into_response())
 }
 
-async fn get_event(State(state): State<AppState>, Path(offset): Path<i64>) -> ApiResult<Response> {
+async fn get_event(
+    State(state): State<IngestState>,
+    Path(offset): Path<i64>,
+) -> ApiResult<Response> {
     let e = log::get(&state.db, offset)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no event at offset {offset}")))?;
@@ -264,7 +303,7 @@ async fn get_event(State(state): State<AppState>, Path(offset): Path<i64>) -> Ap
 }
 
 async fn get_event_raw(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Path(offset): Path<i64>,
 ) -> ApiResult<Response> {
     let e = log::get(&state.db, offset)
@@ -274,7 +313,7 @@ async fn get_event_raw(
 }
 
 async fn list_gaps(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) = q?;
@@ -283,7 +322,7 @@ async fn list_gaps(
 }
 
 async fn list_quarantine(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) = q?;
@@ -292,7 +331,7 @@ async fn list_quarantine(
 }
 
 async fn get_quarantine_raw(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
     let body = log::quarantine_body(&state.db, id)
@@ -302,7 +341,7 @@ async fn get_quarantine_raw(
 }
 
 /// Every consumer's cursor and how far behind the log head it is.
-async fn list_consumers(State(state): State<AppState>) -> ApiResult<Response> {
+async fn list_consumers(State(state): State<IngestState>) -> ApiResult<Response> {
     let head = log::head(&state.db).await?;
     let items: Vec<serde_json::Value> = log::cursors(&state.db)
         .await?

@@ -9,15 +9,16 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use serde_json::Value;
 
+use super::LoyaltyState;
 use super::auth::AuthError;
 use super::ops::{self, Kind, OpError, Request};
-use crate::http::{ApiError, ApiResult, AppState};
+use crate::core::api_error::{ApiError, ApiResult};
 
 type Body = Result<Json<Request>, JsonRejection>;
 
 macro_rules! endpoint {
     ($name:ident, $kind:expr) => {
-        async fn $name(s: State<AppState>, h: HeaderMap, b: Body) -> ApiResult<Json<Value>> {
+        async fn $name(s: State<LoyaltyState>, h: HeaderMap, b: Body) -> ApiResult<Json<Value>> {
             handle($kind, s, h, b).await
         }
     };
@@ -29,7 +30,7 @@ endpoint!(confirm, Kind::Confirm);
 endpoint!(cancel, Kind::Cancel);
 endpoint!(refund, Kind::Refund);
 
-pub fn routes() -> axum::Router<AppState> {
+pub fn routes() -> axum::Router<LoyaltyState> {
     axum::Router::new()
         .route("/api/loyalty/v1/balance", post(balance))
         .route("/api/loyalty/v1/calculate", post(calculate))
@@ -92,7 +93,7 @@ pub fn json_rejection(e: JsonRejection) -> ApiError {
 
 async fn handle(
     kind: Kind,
-    State(state): State<AppState>,
+    State(state): State<LoyaltyState>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
@@ -100,7 +101,7 @@ async fn handle(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let (register, password) = super::auth::parse_basic(auth)?;
-    let h = &state.loyalty;
+    let h = &state.handle;
     h.creds().verify(&state.db, &register, &password).await?;
     let Json(req) = body.map_err(json_rejection)?;
     let (common, op) = ops::parse(kind, req)?;
@@ -116,8 +117,6 @@ async fn handle(
     }
     let lock = h.register_lock(&register);
     let _one_at_a_time = lock.lock().await;
-    let answer = h
-        .execute(&state.db, &state.config.loyalty, common, op)
-        .await?;
+    let answer = h.execute(&state.db, &state.settings, common, op).await?;
     Ok(Json(answer))
 }

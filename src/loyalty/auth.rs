@@ -18,7 +18,7 @@ use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::Row;
 
-use crate::store::Db;
+use crate::core::store::Db;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -85,7 +85,7 @@ impl CredCache {
             .unwrap_or_else(|e| e.into_inner())
             .get(register)
             && *h == hash
-            && crate::http::secret_eq(password.expose_secret(), p)
+            && crate::core::api_error::secret_eq(password.expose_secret(), p)
         {
             return Ok(());
         }

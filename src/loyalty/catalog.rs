@@ -11,7 +11,7 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 
-use crate::store::Db;
+use crate::core::store::Db;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,7 +109,7 @@ pub fn from_json(text: &str) -> Result<Vec<Product>, CatalogError> {
 
 /// Upserts every product in one transaction.
 pub async fn store(db: &Db, products: &[Product]) -> Result<usize, sqlx::Error> {
-    let now = crate::store::now_ms();
+    let now = crate::core::clock::now_ms();
     let mut tx = db.write.begin().await?;
     for p in products {
         sqlx::query(

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::core::feature::CliCtx;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use secrecy::SecretString;
@@ -13,7 +14,7 @@ use super::operator::{self, Adjustment, NewCard, NewRegister};
 #[derive(Args, Debug)]
 pub struct CliArgs {
     #[command(flatten)]
-    pub opts: crate::cli::ServerOpts,
+    pub opts: crate::core::config::ServerOpts,
     #[command(subcommand)]
     pub command: Cmd,
 }
@@ -67,8 +68,6 @@ pub enum Cmd {
         #[arg(long)]
         format: Option<String>,
     },
-    /// Load benchmark: purchase flows with concurrent registers.
-    Bench(super::bench::BenchArgs),
 }
 
 fn read_password() -> anyhow::Result<SecretString> {
@@ -84,13 +83,10 @@ fn read_password() -> anyhow::Result<SecretString> {
     ))
 }
 
-pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
-    if let Cmd::Bench(b) = args.command {
-        return super::bench::run(args.opts, b).await;
-    }
-    let config = args.opts.load()?;
-    let db = super::open_db(&config).await?;
-    let settings = &config.loyalty;
+pub async fn run_cli(args: CliArgs, ctx: &CliCtx) -> anyhow::Result<()> {
+    let config = ctx.load(&args.opts)?;
+    let db = ctx.open(&config).await?;
+    let settings = &config.section::<super::Settings>();
     let result = match args.command {
         Cmd::RegisterAdd { id, description } => {
             let password = read_password()?;
@@ -163,14 +159,13 @@ pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::ImportCatalog { file, format } => import_catalog(&db, &file, format.as_deref()).await,
-        Cmd::Bench(_) => unreachable!("handled above"),
     };
     db.close().await;
     result
 }
 
 async fn import_catalog(
-    db: &crate::store::Db,
+    db: &crate::core::store::Db,
     file: &std::path::Path,
     format: Option<&str>,
 ) -> anyhow::Result<()> {

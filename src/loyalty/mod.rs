@@ -9,7 +9,6 @@
 
 pub mod api;
 pub mod auth;
-pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod ledger;
@@ -24,10 +23,76 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveTime};
 
-use crate::config::ConfigError;
-use crate::http::AppState;
-use crate::store::{Db, Migration};
+use crate::core::config::{AnySection, ConfigError};
+use crate::core::feature::{BoxFuture, CliCtx, Feature, Routes, StartCtx};
+use crate::core::migrate::Migration;
+use crate::core::store::Db;
 pub use cli::{CliArgs, run_cli};
+
+/// The loyalty feature: the register API, the operator API and CLI, the
+/// hold sweeper and (on SQLite) the group committer.
+pub struct Loyalty;
+
+/// What loyalty's handlers need.
+#[derive(Clone)]
+pub struct LoyaltyState {
+    pub db: Db,
+    pub settings: Arc<Settings>,
+    pub handle: Handle,
+}
+
+impl Feature for Loyalty {
+    fn name(&self) -> &'static str {
+        "loyalty"
+    }
+
+    fn settings(
+        &self,
+        section: crate::core::config::SectionSource,
+    ) -> Result<Option<Box<dyn AnySection>>, ConfigError> {
+        let file: FileSection = section.parse()?;
+        Ok(Some(Box::new(validate(file)?)))
+    }
+
+    fn migrations(&self) -> Vec<Migration> {
+        vec![crate::migration!("0007_loyalty")]
+    }
+
+    fn start<'a>(&'a self, ctx: &'a mut StartCtx) -> BoxFuture<'a, anyhow::Result<Routes>> {
+        Box::pin(async move {
+            let handle = start(ctx).await?;
+            let state = LoyaltyState {
+                db: ctx.db.clone(),
+                settings: Arc::new(ctx.config.section::<Settings>()),
+                handle,
+            };
+            Ok(Routes {
+                operator: operator::routes().with_state(state.clone()),
+                public: api::routes().with_state(state),
+            })
+        })
+    }
+
+    fn command(&self) -> Option<clap::Command> {
+        use clap::Args;
+        Some(
+            CliArgs::augment_args(clap::Command::new("loyalty"))
+                .about("Loyalty processing: registers, cards, catalogue")
+                .subcommand_required(true),
+        )
+    }
+
+    fn run_command<'a>(
+        &'a self,
+        m: &'a clap::ArgMatches,
+        ctx: &'a CliCtx,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            use clap::FromArgMatches;
+            run_cli(CliArgs::from_arg_matches(m)?, ctx).await
+        })
+    }
+}
 use rules::{Promotion, Rules, Tier};
 
 /// The `[loyalty]` section of the config file.
@@ -231,100 +296,13 @@ pub struct Clock {
 
 impl Clock {
     pub fn now_ms(&self) -> i64 {
-        crate::store::now_ms() + self.offset_ms.load(Ordering::Relaxed)
+        crate::core::clock::now_ms() + self.offset_ms.load(Ordering::Relaxed)
     }
     pub fn advance(&self, by: Duration) {
         self.offset_ms
             .fetch_add(by.as_millis() as i64, Ordering::Relaxed);
     }
 }
-
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: "loyalty_0001_model",
-    sql: "
-CREATE TABLE loyalty_registers (
-    id TEXT PRIMARY KEY,
-    password_hash TEXT NOT NULL,
-    description TEXT NOT NULL,
-    enabled BIGINT NOT NULL,
-    created_at BIGINT NOT NULL
-);
-CREATE TABLE loyalty_holders (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    phone TEXT UNIQUE,
-    created_at BIGINT NOT NULL
-);
-CREATE TABLE loyalty_cards (
-    number TEXT PRIMARY KEY,
-    holder_id TEXT NOT NULL REFERENCES loyalty_holders(id),
-    state TEXT NOT NULL,
-    balance BIGINT NOT NULL,
-    accumulated BIGINT NOT NULL,
-    created_at BIGINT NOT NULL
-);
-CREATE INDEX loyalty_cards_holder ON loyalty_cards (holder_id);
-CREATE TABLE loyalty_identifiers (
-    value TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    card_number TEXT NOT NULL REFERENCES loyalty_cards(number),
-    PRIMARY KEY (value, kind)
-);
-CREATE TABLE loyalty_products (
-    goods_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    no_discount BIGINT NOT NULL,
-    no_bonus BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL
-);
-CREATE TABLE loyalty_operations (
-    operation_id TEXT PRIMARY KEY,
-    register_id TEXT NOT NULL,
-    cashier TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    request TEXT NOT NULL,
-    response TEXT NOT NULL,
-    card_number TEXT,
-    local_time TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    offline BIGINT NOT NULL,
-    status TEXT,
-    hold_expires_at BIGINT,
-    purchase_id TEXT,
-    net BIGINT NOT NULL,
-    bonus_spend BIGINT NOT NULL,
-    bonus_earn BIGINT NOT NULL,
-    refunded_net BIGINT NOT NULL,
-    refunded_spend BIGINT NOT NULL,
-    refunded_earn BIGINT NOT NULL
-);
-CREATE INDEX loyalty_operations_holds ON loyalty_operations (card_number, status);
-CREATE INDEX loyalty_operations_expiry ON loyalty_operations (status, hold_expires_at);
-CREATE TABLE loyalty_lots (
-    id TEXT PRIMARY KEY,
-    card_number TEXT NOT NULL REFERENCES loyalty_cards(number),
-    amount BIGINT NOT NULL,
-    remaining BIGINT NOT NULL,
-    expires_at BIGINT,
-    created_at BIGINT NOT NULL
-);
-CREATE INDEX loyalty_lots_card ON loyalty_lots (card_number, remaining);
-CREATE TABLE loyalty_ledger (
-    id TEXT PRIMARY KEY,
-    posting_id TEXT NOT NULL,
-    account TEXT NOT NULL,
-    amount BIGINT NOT NULL,
-    kind TEXT NOT NULL,
-    operation_id TEXT,
-    lot_id TEXT,
-    reason TEXT,
-    actor TEXT,
-    created_at BIGINT NOT NULL,
-    seq BIGINT NOT NULL
-);
-CREATE INDEX loyalty_ledger_account ON loyalty_ledger (account, created_at)
-",
-}];
 
 /// What request handlers need from this feature at run time.
 #[derive(Clone)]
@@ -398,14 +376,14 @@ impl Handle {
     }
 }
 
-/// Starts the hold-expiry sweeper; called once by [`crate::run`].
-pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
+/// Starts the hold-expiry sweeper and, on SQLite, the group committer.
+pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
     let sweeper = ops::HoldSweeper {
         db: ctx.db.clone(),
-        settings: ctx.config.loyalty.clone(),
+        settings: ctx.config.section::<Settings>(),
     };
     let shutdown = ctx.shutdown.clone();
-    ctx.workers.spawn(async move {
+    ctx.runtimes.spawn(async move {
         loop {
             if let Err(e) = sweeper.run_once().await {
                 tracing::warn!(error = %e, "loyalty hold sweep failed");
@@ -419,41 +397,21 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
     // Ends when the last Handle (held by the router) is gone, after the
     // server stopped taking requests; each queued operation is answered.
     let changes = match ctx.db.backend {
-        crate::store::Backend::Sqlite => {
+        crate::core::store::Backend::Sqlite => {
             let (changes, queued) = tokio::sync::mpsc::channel(1024);
-            ctx.workers
+            ctx.runtimes
                 .storage_handle()
                 .spawn(ops::committer(ctx.db.clone(), queued));
             Some(changes)
         }
-        crate::store::Backend::Postgres => None,
+        crate::core::store::Backend::Postgres => None,
     };
     Ok(Handle {
         inner: Arc::new(Inner {
             changes,
-            runtime: ctx.workers.storage_handle(),
+            runtime: ctx.runtimes.storage_handle(),
             registers: Mutex::default(),
             creds: auth::CredCache::default(),
         }),
     })
-}
-
-/// Operator-API routes (behind the bearer token).
-pub fn api_routes() -> axum::Router<AppState> {
-    operator::routes()
-}
-
-/// Register routes: HTTP Basic per register, not the operator token.
-pub fn public_routes() -> axum::Router<AppState> {
-    api::routes()
-}
-
-/// Opens storage for CLI commands and applies migrations.
-pub(crate) async fn open_db(config: &crate::config::Config) -> anyhow::Result<Db> {
-    use anyhow::Context;
-    let db = Db::open(&config.storage).await.context("opening storage")?;
-    db.migrate(&crate::migrations())
-        .await
-        .context("migrating storage")?;
-    Ok(db)
 }

@@ -11,11 +11,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
 
+use super::LoyaltyState;
 use super::ledger::{self, Meta};
 use super::ops::{mask, normalise_phone};
 use super::{Settings, auth};
-use crate::http::{ApiError, ApiResult, AppState};
-use crate::store::Db;
+use crate::core::api_error::{ApiError, ApiResult};
+use crate::core::store::Db;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
@@ -92,7 +93,7 @@ pub async fn put_register(db: &Db, r: &NewRegister) -> Result<(), OperatorError>
     .bind(&r.id)
     .bind(hash)
     .bind(&r.description)
-    .bind(crate::store::now_ms())
+    .bind(crate::core::clock::now_ms())
     .execute(&db.write)
     .await?;
     Ok(())
@@ -110,7 +111,7 @@ pub async fn list_registers(db: &Db) -> Result<Value, OperatorError> {
             "id": r.try_get::<String, _>(0)?,
             "description": r.try_get::<String, _>(1)?,
             "enabled": r.try_get::<i64, _>(2)? != 0,
-            "created_at": crate::store::ms_to_rfc3339(r.try_get(3)?),
+            "created_at": crate::core::clock::ms_to_rfc3339(r.try_get(3)?),
         }));
     }
     Ok(json!({ "items": items }))
@@ -162,7 +163,7 @@ pub async fn issue_card(db: &Db, c: &NewCard) -> Result<(), OperatorError> {
         }
     }
     let state = parse_state(c.state.as_deref().unwrap_or("active"))?;
-    let now = crate::store::now_ms();
+    let now = crate::core::clock::now_ms();
     let mut tx = db.write.begin().await?;
     let exists: Option<String> =
         sqlx::query_scalar("SELECT number FROM loyalty_cards WHERE number = $1")
@@ -282,7 +283,7 @@ pub async fn adjust(
     }
     let now = settings.clock.now_ms();
     let mut tx = db.write.begin().await?;
-    if db.backend == crate::store::Backend::Postgres {
+    if db.backend == crate::core::store::Backend::Postgres {
         sqlx::query("SELECT number FROM loyalty_cards WHERE number = $1 FOR UPDATE")
             .bind(number)
             .execute(&mut *tx)
@@ -360,7 +361,7 @@ pub async fn card_history(
             "operation_id": r.try_get::<Option<String>, _>(2)?,
             "reason": r.try_get::<Option<String>, _>(3)?,
             "by": r.try_get::<Option<String>, _>(4)?,
-            "at": crate::store::ms_to_rfc3339(r.try_get(5)?),
+            "at": crate::core::clock::ms_to_rfc3339(r.try_get(5)?),
         }));
     }
     let mut ops = Vec::new();
@@ -410,7 +411,7 @@ pub fn mask_phone(p: &str) -> String {
         .collect()
 }
 
-pub fn routes() -> axum::Router<AppState> {
+pub fn routes() -> axum::Router<LoyaltyState> {
     axum::Router::new()
         .route(
             "/api/loyalty/registers",
@@ -427,12 +428,12 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
     b.map(|Json(v)| v).map_err(super::api::json_rejection)
 }
 
-async fn api_list_registers(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+async fn api_list_registers(State(s): State<LoyaltyState>) -> ApiResult<Json<Value>> {
     Ok(Json(list_registers(&s.db).await?))
 }
 
 async fn api_put_register(
-    State(s): State<AppState>,
+    State(s): State<LoyaltyState>,
     b: Result<Json<NewRegister>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let r = body(b)?;
@@ -441,23 +442,23 @@ async fn api_put_register(
 }
 
 async fn api_issue_card(
-    State(s): State<AppState>,
+    State(s): State<LoyaltyState>,
     b: Result<Json<NewCard>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let c = body(b)?;
     issue_card(&s.db, &c).await?;
     Ok((
         StatusCode::CREATED,
-        Json(card_history(&s.db, &s.config.loyalty, &c.number).await?),
+        Json(card_history(&s.db, &s.settings, &c.number).await?),
     ))
 }
 
 async fn api_card(
-    State(s): State<AppState>,
+    State(s): State<LoyaltyState>,
     p: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<Value>> {
     let Path(n) = p?;
-    Ok(Json(card_history(&s.db, &s.config.loyalty, &n).await?))
+    Ok(Json(card_history(&s.db, &s.settings, &n).await?))
 }
 
 #[derive(Deserialize)]
@@ -467,27 +468,27 @@ struct StateBody {
 }
 
 async fn api_set_state(
-    State(s): State<AppState>,
+    State(s): State<LoyaltyState>,
     p: Result<Path<String>, PathRejection>,
     b: Result<Json<StateBody>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let Path(n) = p?;
     set_state(&s.db, &n, &body(b)?.state).await?;
-    Ok(Json(card_history(&s.db, &s.config.loyalty, &n).await?))
+    Ok(Json(card_history(&s.db, &s.settings, &n).await?))
 }
 
 async fn api_adjust(
-    State(s): State<AppState>,
+    State(s): State<LoyaltyState>,
     p: Result<Path<String>, PathRejection>,
     b: Result<Json<Adjustment>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let Path(n) = p?;
-    let balance = adjust(&s.db, &s.config.loyalty, &n, &body(b)?).await?;
+    let balance = adjust(&s.db, &s.settings, &n, &body(b)?).await?;
     Ok(Json(json!({"number": n, "balance": balance})))
 }
 
 async fn api_catalog(
-    State(s): State<AppState>,
+    State(s): State<LoyaltyState>,
     b: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let v = body(b)?;

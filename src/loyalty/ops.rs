@@ -15,7 +15,7 @@ use sqlx::{AnyConnection, Row};
 use super::Settings;
 use super::ledger::{self, LedgerError, Meta};
 use super::rules::{self, Line, ProductFlags};
-use crate::store::{Backend, Db};
+use crate::core::store::{Backend, Db};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {

@@ -9,10 +9,11 @@ use serde::Deserialize;
 use sqlx::Row;
 
 use super::state::{OrderSnapshot, OrderStatus, ServerSnapshot, ShiftSnapshot, StationSnapshot};
-use crate::http::{ApiError, ApiResult, AppState};
-use crate::store::StoreError;
+use crate::core::api_error::{ApiError, ApiResult};
+use crate::core::store::Db;
+use crate::core::store::StoreError;
 
-pub fn api_routes() -> Router<AppState> {
+pub fn api_routes() -> Router<Db> {
     Router::new()
         .route("/api/orders", get(list_orders))
         .route("/api/orders/{guid}", get(get_order))
@@ -54,7 +55,7 @@ fn check_local_time(name: &str, v: &Option<String>) -> ApiResult<()> {
 }
 
 async fn list_orders(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     q: Result<Query<OrderQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) = q?;
@@ -124,7 +125,7 @@ async fn list_orders(
     for b in &binds {
         query = query.bind(b.as_str());
     }
-    let rows = query.fetch_all(&state.db.read).await?;
+    let rows = query.fetch_all(&db.read).await?;
     let mut items: Vec<OrderSnapshot> = Vec::with_capacity(rows.len());
     let mut last_time = String::new();
     for r in rows.iter().take(limit as usize) {
@@ -143,13 +144,13 @@ async fn list_orders(
     Ok(axum::Json(serde_json::json!({ "items": items, "next": next })).into_response())
 }
 
-async fn get_order(State(state): State<AppState>, Path(guid): Path<String>) -> ApiResult<Response> {
+async fn get_order(State(db): State<Db>, Path(guid): Path<String>) -> ApiResult<Response> {
     let canon = normalise_guid(&guid)
         .ok_or_else(|| ApiError::bad_request("bad_guid", format!("{guid:?} is not a GUID")))?;
     let snap: Option<String> =
         sqlx::query_scalar("SELECT snapshot FROM orders WHERE order_guid = $1")
             .bind(&canon)
-            .fetch_optional(&state.db.read)
+            .fetch_optional(&db.read)
             .await?;
     let snap = snap.ok_or_else(|| ApiError::not_found(format!("no order {canon}")))?;
     let o: OrderSnapshot = serde_json::from_str(&snap)
@@ -157,9 +158,9 @@ async fn get_order(State(state): State<AppState>, Path(guid): Path<String>) -> A
     Ok(axum::Json(o).into_response())
 }
 
-async fn list_stations(State(state): State<AppState>) -> ApiResult<Response> {
+async fn list_stations(State(db): State<Db>) -> ApiResult<Response> {
     let rows = sqlx::query("SELECT snapshot FROM stations ORDER BY station_key")
-        .fetch_all(&state.db.read)
+        .fetch_all(&db.read)
         .await?;
     let mut items: Vec<StationSnapshot> = Vec::new();
     for r in rows {
@@ -171,9 +172,9 @@ async fn list_stations(State(state): State<AppState>) -> ApiResult<Response> {
     Ok(axum::Json(serde_json::json!({ "items": items })).into_response())
 }
 
-async fn list_servers(State(state): State<AppState>) -> ApiResult<Response> {
+async fn list_servers(State(db): State<Db>) -> ApiResult<Response> {
     let rows = sqlx::query("SELECT snapshot FROM cash_servers ORDER BY server_key")
-        .fetch_all(&state.db.read)
+        .fetch_all(&db.read)
         .await?;
     let mut items: Vec<ServerSnapshot> = Vec::new();
     for r in rows {
@@ -191,7 +192,7 @@ struct ShiftQuery {
 }
 
 async fn list_shifts(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     q: Result<Query<ShiftQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) = q?;
@@ -201,11 +202,11 @@ async fn list_shifts(
                 "SELECT snapshot FROM shifts WHERE rest_code = $1 ORDER BY rest_code, shift_num",
             )
             .bind(r)
-            .fetch_all(&state.db.read)
+            .fetch_all(&db.read)
             .await?,
             None => {
                 sqlx::query("SELECT snapshot FROM shifts ORDER BY rest_code, shift_num")
-                    .fetch_all(&state.db.read)
+                    .fetch_all(&db.read)
                     .await?
             }
         };
@@ -213,7 +214,7 @@ async fn list_shifts(
     for r in rows {
         let s: ShiftSnapshot = serde_json::from_str(&r.try_get::<String, _>(0)?)
             .map_err(|e| ApiError::internal(StoreError::Corrupt(e.to_string())))?;
-        let totals = super::shift_totals(&state.db, &s.rest_code, s.shift_num).await?;
+        let totals = super::shift_totals(&db, &s.rest_code, s.shift_num).await?;
         let mut v = serde_json::to_value(&s).map_err(ApiError::internal)?;
         v["totals"] = serde_json::to_value(totals).map_err(ApiError::internal)?;
         items.push(v);

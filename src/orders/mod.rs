@@ -12,52 +12,45 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
-use crate::store::consumer::{BoxFuture, Consumer, ConsumerError};
-use crate::store::log::{self, LogEntry};
-use crate::store::{self, Db, Migration, StoreError};
+use crate::core::consumer::{BoxFuture, Consumer, ConsumerError, Runner};
+use crate::core::feature::{Feature, Routes, StartCtx};
+use crate::core::log::{self, LogEntry};
+use crate::core::migrate::Migration;
+use crate::core::store::{self, Db, StoreError};
 pub use api::api_routes;
 use state::{Book, OrderSnapshot, ServerSnapshot, ShiftSnapshot, StationSnapshot};
 
 pub const CONSUMER_NAME: &str = "orders";
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: "0002_order_state",
-    sql: r#"
-CREATE TABLE orders (
-    order_guid TEXT PRIMARY KEY,
-    rest_code TEXT,
-    status TEXT NOT NULL,
-    opened_at TEXT,
-    updated_at TEXT,
-    shift_num BIGINT,
-    order_sum BIGINT NOT NULL,
-    paid_sum BIGINT NOT NULL,
-    receipts BIGINT NOT NULL,
-    is_return BIGINT NOT NULL,
-    last_offset BIGINT NOT NULL,
-    snapshot TEXT NOT NULL
-);
-CREATE INDEX orders_rest_opened ON orders (rest_code, opened_at);
-CREATE INDEX orders_shift ON orders (rest_code, shift_num);
-CREATE TABLE stations (
-    station_key TEXT PRIMARY KEY,
-    rest_code TEXT,
-    snapshot TEXT NOT NULL
-);
-CREATE TABLE cash_servers (
-    server_key TEXT PRIMARY KEY,
-    rest_code TEXT,
-    snapshot TEXT NOT NULL
-);
-CREATE TABLE shifts (
-    rest_code TEXT NOT NULL,
-    shift_num BIGINT NOT NULL,
-    closed BIGINT NOT NULL,
-    snapshot TEXT NOT NULL,
-    PRIMARY KEY (rest_code, shift_num)
-)
-"#,
-}];
+/// The order-state feature: its consumer and the read API over its tables.
+pub struct Orders;
+
+impl Feature for Orders {
+    fn name(&self) -> &'static str {
+        "orders"
+    }
+
+    fn migrations(&self) -> Vec<Migration> {
+        vec![crate::migration!("0003_order_state")]
+    }
+
+    fn start<'a>(
+        &'a self,
+        ctx: &'a mut StartCtx,
+    ) -> crate::core::feature::BoxFuture<'a, anyhow::Result<Routes>> {
+        Box::pin(async move {
+            let runner = Runner::new(StateConsumer, ctx.db.clone(), crate::core::consumer::BATCH)
+                .await?
+                .with_coalesce(std::time::Duration::from_millis(50));
+            ctx.runtimes
+                .spawn(runner.run(ctx.log.subscribe(), ctx.shutdown.clone()));
+            Ok(Routes {
+                operator: api_routes().with_state(ctx.db.clone()),
+                ..Routes::default()
+            })
+        })
+    }
+}
 
 #[derive(Default)]
 pub struct StateConsumer;

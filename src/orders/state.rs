@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use rk7::{Event, Situation};
 use serde::{Deserialize, Serialize};
 
-use crate::store::log::LogEntry;
+use crate::core::log::LogEntry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]

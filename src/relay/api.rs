@@ -14,13 +14,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
+use super::Handle;
 use super::destination::{self, DestinationInput, Format, OnClientError};
 use super::store::{self, NewLine, Source, StoredDestination};
 use super::worker;
-use crate::http::{ApiError, ApiResult, AppState};
-use crate::store::log;
+use crate::core::api_error::{ApiError, ApiResult};
+use crate::core::log;
 
-pub fn api_routes() -> axum::Router<AppState> {
+pub fn api_routes() -> axum::Router<Handle> {
     axum::Router::new()
         .route("/api/destinations", get(list).post(create))
         .route(
@@ -61,10 +62,10 @@ struct View {
     dead_letters: i64,
 }
 
-async fn view(state: &AppState, d: StoredDestination) -> ApiResult<View> {
-    let cursor = log::cursor(&state.db, &store::cursor_name(&d.id)).await?;
-    let head = log::head(&state.db).await?;
-    let dead = store::dead_letter_count(&state.db, &d.id).await?;
+async fn view(state: &Handle, d: StoredDestination) -> ApiResult<View> {
+    let cursor = log::cursor(&state.relay().db, &store::cursor_name(&d.id)).await?;
+    let head = log::head(&state.relay().db).await?;
+    let dead = store::dead_letter_count(&state.relay().db, &d.id).await?;
     let i = d.input;
     let url = reqwest::Url::parse(&i.url)
         .map(|u| destination::redact_url(&u))
@@ -94,21 +95,21 @@ fn bad(e: destination::DestinationError) -> ApiError {
     ApiError::bad_request("bad_destination", e.to_string())
 }
 
-async fn find(state: &AppState, id: &str) -> ApiResult<StoredDestination> {
-    store::get(&state.db, id)
+async fn find(state: &Handle, id: &str) -> ApiResult<StoredDestination> {
+    store::get(&state.relay().db, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no relay destination {id:?}")))
 }
 
-async fn list(State(state): State<AppState>) -> ApiResult<Response> {
+async fn list(State(state): State<Handle>) -> ApiResult<Response> {
     let mut items = Vec::new();
-    for d in store::list(&state.db).await? {
+    for d in store::list(&state.relay().db).await? {
         items.push(view(&state, d).await?);
     }
     Ok(Json(serde_json::json!({ "items": items })).into_response())
 }
 
-async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn show(State(state): State<Handle>, Path(id): Path<String>) -> ApiResult<Response> {
     let d = find(&state, &id).await?;
     Ok(Json(view(&state, d).await?).into_response())
 }
@@ -116,11 +117,11 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> ApiResul
 /// `POST /api/destinations`: a `;` list in `url` creates one destination
 /// per URL, all or none.
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<Handle>,
     body: Result<Json<DestinationInput>, JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(mut input) = body?;
-    let relay = state.relay.relay();
+    let relay = state.relay();
     let s = &relay.settings;
     if input.id.as_deref().is_none_or(str::is_empty) {
         input.id = Some(format!(
@@ -136,7 +137,7 @@ async fn create(
     }
     let mut map = relay.lock().await;
     for d in &dests {
-        if store::get(&state.db, &d.id).await?.is_some() {
+        if store::get(&state.relay().db, &d.id).await?.is_some() {
             return Err(ApiError::conflict(
                 "destination_exists",
                 format!("a relay destination {:?} already exists", d.id),
@@ -145,7 +146,7 @@ async fn create(
     }
     let mut items = Vec::new();
     for d in dests {
-        store::upsert(&state.db, &d.id, Source::Api, &d.input).await?;
+        store::upsert(&state.relay().db, &d.id, Source::Api, &d.input).await?;
         relay.start_worker(&mut map, &d.id).await?;
         items.push(view(&state, find(&state, &d.id).await?).await?);
     }
@@ -158,7 +159,7 @@ async fn create(
 
 /// `PATCH`: a JSON merge of the given fields (null removes an optional one).
 async fn change(
-    State(state): State<AppState>,
+    State(state): State<Handle>,
     Path(id): Path<String>,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> ApiResult<Response> {
@@ -169,7 +170,7 @@ async fn change(
             "the body must be a JSON object of the fields to change",
         ));
     };
-    let relay = state.relay.relay();
+    let relay = state.relay();
     let s = &relay.settings;
     let mut map = relay.lock().await;
     let current = find(&state, &id).await?;
@@ -200,15 +201,15 @@ async fn change(
     destination::check_resolved(&dest.url, s.allow_private_destinations)
         .await
         .map_err(bad)?;
-    super::Relay::stop_worker(&mut map, &id).await;
-    store::upsert(&state.db, &id, Source::Api, &dest.input).await?;
+    super::Service::stop_worker(&mut map, &id).await;
+    store::upsert(&state.relay().db, &id, Source::Api, &dest.input).await?;
     relay.start_worker(&mut map, &id).await?;
     drop(map);
     Ok(Json(view(&state, find(&state, &id).await?).await?).into_response())
 }
 
-async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let relay = state.relay.relay();
+async fn remove(State(state): State<Handle>, Path(id): Path<String>) -> ApiResult<Response> {
+    let relay = state.relay();
     let mut map = relay.lock().await;
     let current = find(&state, &id).await?;
     if current.source == Source::Config {
@@ -217,18 +218,18 @@ async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
             format!("destination {id:?} is defined in the config file; remove it there"),
         ));
     }
-    super::Relay::stop_worker(&mut map, &id).await;
-    store::delete(&state.db, &id).await?;
+    super::Service::stop_worker(&mut map, &id).await;
+    store::delete(&state.relay().db, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn resume(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let relay = state.relay.relay();
+async fn resume(State(state): State<Handle>, Path(id): Path<String>) -> ApiResult<Response> {
+    let relay = state.relay();
     let mut map = relay.lock().await;
     find(&state, &id).await?;
-    super::Relay::stop_worker(&mut map, &id).await;
+    super::Service::stop_worker(&mut map, &id).await;
     store::flush(
-        &state.db,
+        &state.relay().db,
         &id,
         &store::Flush {
             lines: vec![NewLine::now(
@@ -258,12 +259,12 @@ struct ReplayBody {
 /// Moves the destination's cursor back (or forward) so the next event sent
 /// is the one at `from_offset`, or the first received at `from_time`.
 async fn replay(
-    State(state): State<AppState>,
+    State(state): State<Handle>,
     Path(id): Path<String>,
     body: Result<Json<ReplayBody>, JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(b) = body?;
-    let head = log::head(&state.db).await?;
+    let head = log::head(&state.relay().db).await?;
     let first = match (b.from_offset, b.from_time.as_deref()) {
         (Some(o), None) => {
             if o < 1 || o > head + 1 {
@@ -286,7 +287,7 @@ async fn replay(
                     ),
                 )
             })?;
-            log::offset_at_time(&state.db, at.timestamp_millis())
+            log::offset_at_time(&state.relay().db, at.timestamp_millis())
                 .await?
                 .unwrap_or(head + 1)
         }
@@ -297,13 +298,13 @@ async fn replay(
             ));
         }
     };
-    let relay = state.relay.relay();
+    let relay = state.relay();
     let mut map = relay.lock().await;
     find(&state, &id).await?;
-    super::Relay::stop_worker(&mut map, &id).await;
-    store::set_cursor(&state.db, &id, first - 1).await?;
+    super::Service::stop_worker(&mut map, &id).await;
+    store::set_cursor(&state.relay().db, &id, first - 1).await?;
     store::flush(
-        &state.db,
+        &state.relay().db,
         &id,
         &store::Flush {
             lines: vec![NewLine::now(
@@ -340,14 +341,14 @@ fn limit(l: Option<i64>) -> ApiResult<i64> {
 
 /// Newest first; pass `next_before` as `before` for the next page.
 async fn delivery_log(
-    State(state): State<AppState>,
+    State(state): State<Handle>,
     Path(id): Path<String>,
     q: Result<Query<LogQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) = q?;
     let limit = limit(q.limit)?;
     find(&state, &id).await?;
-    let items = store::log_page(&state.db, &id, q.before, limit).await?;
+    let items = store::log_page(&state.relay().db, &id, q.before, limit).await?;
     let next = (items.len() as i64 == limit)
         .then(|| items.last().map(|l| l.line_no))
         .flatten();
@@ -362,34 +363,34 @@ struct DeadQuery {
 }
 
 async fn dead_letters(
-    State(state): State<AppState>,
+    State(state): State<Handle>,
     Path(id): Path<String>,
     q: Result<Query<DeadQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) = q?;
     let limit = limit(q.limit)?;
     find(&state, &id).await?;
-    let items = store::dead_letters(&state.db, &id, q.after, limit).await?;
+    let items = store::dead_letters(&state.relay().db, &id, q.after, limit).await?;
     Ok(Json(serde_json::json!({ "items": items })).into_response())
 }
 
 /// Sends one dead letter again, now, and answers with how it went; on 2xx
 /// it leaves the list.
 async fn resend(
-    State(state): State<AppState>,
+    State(state): State<Handle>,
     Path((id, offset)): Path<(String, i64)>,
 ) -> ApiResult<Response> {
-    let relay = state.relay.relay();
+    let relay = state.relay();
     let s = &relay.settings;
     let mut map = relay.lock().await;
     let d = find(&state, &id).await?;
-    let listed = store::dead_letters(&state.db, &id, offset - 1, 1).await?;
+    let listed = store::dead_letters(&state.relay().db, &id, offset - 1, 1).await?;
     if listed.first().is_none_or(|l| l.offset != offset) {
         return Err(ApiError::not_found(format!(
             "offset {offset} is not in the dead-letter list of {id:?}"
         )));
     }
-    let entry = log::get(&state.db, offset).await?.ok_or_else(|| {
+    let entry = log::get(&state.relay().db, offset).await?.ok_or_else(|| {
         ApiError::conflict(
             "event_pruned",
             format!("the event at offset {offset} is no longer in the log"),
@@ -398,7 +399,7 @@ async fn resend(
     let dest =
         destination::validate_one(d.input, s.timeout, s.allow_private_destinations).map_err(bad)?;
     // The worker is stopped meanwhile: it writes the same delivery log.
-    super::Relay::stop_worker(&mut map, &id).await;
+    super::Service::stop_worker(&mut map, &id).await;
     let sent = worker::send(&relay.client, &dest, &entry).await;
     let stored = record_resend(&state, &id, offset, &sent).await;
     relay.start_worker(&mut map, &id).await?;
@@ -416,7 +417,7 @@ async fn resend(
 }
 
 async fn record_resend(
-    state: &AppState,
+    state: &Handle,
     id: &str,
     offset: i64,
     sent: &Result<(), worker::Failure>,
@@ -424,7 +425,7 @@ async fn record_resend(
     match sent {
         Ok(()) => {
             store::remove_dead_letter(
-                &state.db,
+                &state.relay().db,
                 id,
                 offset,
                 &NewLine::now(
@@ -440,7 +441,7 @@ async fn record_resend(
         }
         Err(f) => {
             store::flush(
-                &state.db,
+                &state.relay().db,
                 id,
                 &store::Flush {
                     lines: vec![NewLine::now("failed", Some(offset), None, f.line())],

@@ -9,7 +9,6 @@
 //! the API ([`api`]); both go through [`destination::expand`].
 
 pub mod api;
-pub mod bench;
 pub mod destination;
 pub mod sign;
 pub mod store;
@@ -19,14 +18,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, broadcast, watch};
+use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::OperatorEvent;
-use crate::config::ConfigError;
-use crate::http::AppState;
-use crate::store::log::Committed;
-use crate::store::{Db, Migration, StoreError};
+use crate::core::bus::Bus;
+use crate::core::config::{AnySection, ConfigError, ServerOpts};
+use crate::core::feature::{BoxFuture, CliCtx, Feature, Routes, StartCtx};
+use crate::core::log::Committed;
+use crate::core::migrate::Migration;
+use crate::core::store::{Db, StoreError};
 pub use api::api_routes;
 use destination::{Destination, DestinationInput};
 use store::Source;
@@ -177,21 +177,19 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
     })
 }
 
-pub const MIGRATIONS: &[Migration] = store::MIGRATIONS;
-
 /// What request handlers need from this feature at run time.
 #[derive(Clone)]
 pub struct Handle {
-    inner: Arc<Relay>,
+    inner: Arc<Service>,
 }
 
 /// The running relay: one worker per enabled, unpaused destination.
-pub struct Relay {
+pub struct Service {
     pub db: Db,
     pub settings: Arc<Settings>,
     pub client: reqwest::Client,
     committed: watch::Receiver<Committed>,
-    events: broadcast::Sender<OperatorEvent>,
+    bus: Bus,
     shutdown: CancellationToken,
     /// The runtimes delivery workers run on, taken in turn (see
     /// [`crate::workers`]).
@@ -209,12 +207,12 @@ pub(crate) struct Running {
 }
 
 impl Handle {
-    pub fn relay(&self) -> &Relay {
+    pub fn relay(&self) -> &Service {
         &self.inner
     }
 }
 
-impl Relay {
+impl Service {
     /// Locks the worker table; callers stop and restart workers under it.
     pub(crate) async fn lock(&self) -> tokio::sync::MutexGuard<'_, HashMap<String, Running>> {
         self.workers.lock().await
@@ -256,7 +254,7 @@ impl Relay {
             self.db.clone(),
             self.client.clone(),
             self.settings.clone(),
-            self.events.clone(),
+            self.bus.clone(),
             self.committed.clone(),
             stored.paused,
         )
@@ -271,9 +269,60 @@ impl Relay {
     }
 }
 
-/// Starts the feature's workers; called once by [`crate::run`].
-pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
-    let settings = Arc::new(ctx.config.relay.clone());
+/// The relay feature: destinations, their workers, the API and CLI.
+pub struct Relay;
+
+impl Feature for Relay {
+    fn name(&self) -> &'static str {
+        "relay"
+    }
+
+    fn settings(
+        &self,
+        section: crate::core::config::SectionSource,
+    ) -> Result<Option<Box<dyn AnySection>>, ConfigError> {
+        let file: FileSection = section.parse()?;
+        Ok(Some(Box::new(validate(file)?)))
+    }
+
+    fn migrations(&self) -> Vec<Migration> {
+        vec![crate::migration!("0004_relay")]
+    }
+
+    fn start<'a>(&'a self, ctx: &'a mut StartCtx) -> BoxFuture<'a, anyhow::Result<Routes>> {
+        Box::pin(async move {
+            let handle = start(ctx).await?;
+            Ok(Routes {
+                operator: api_routes().with_state(handle),
+                ..Routes::default()
+            })
+        })
+    }
+
+    fn command(&self) -> Option<clap::Command> {
+        use clap::Args;
+        Some(
+            CliArgs::augment_args(clap::Command::new("relay"))
+                .about("Relay destinations: replay")
+                .subcommand_required(true),
+        )
+    }
+
+    fn run_command<'a>(
+        &'a self,
+        m: &'a clap::ArgMatches,
+        _ctx: &'a CliCtx,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            use clap::FromArgMatches;
+            run_cli(CliArgs::from_arg_matches(m)?).await
+        })
+    }
+}
+
+/// Starts the feature's workers.
+pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
+    let settings = Arc::new(ctx.config.section::<Settings>());
     let db = ctx.db.clone();
     // The config file is the truth for its destinations: store them, and
     // drop config-made ones that are no longer in the file.
@@ -303,14 +352,14 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
             store::delete(&db, &e.id).await?;
         }
     }
-    let relay = Arc::new(Relay {
+    let relay = Arc::new(Service {
         db: db.clone(),
         client: worker::client(settings.allow_private_destinations),
         settings,
         committed: ctx.log.subscribe(),
-        events: ctx.operator_events.clone(),
+        bus: ctx.bus.clone(),
         shutdown: ctx.shutdown.clone(),
-        runtimes: ctx.workers.delivery_handles(),
+        runtimes: ctx.runtimes.delivery_handles(),
         next_runtime: Default::default(),
         workers: Mutex::new(HashMap::new()),
     });
@@ -324,20 +373,15 @@ pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
     // shutdown, so `run` closes storage only after their cursors are stored.
     let r = relay.clone();
     let shutdown = ctx.shutdown.clone();
-    ctx.workers.spawn(async move {
+    ctx.runtimes.spawn(async move {
         shutdown.cancelled().await;
         let mut map = r.lock().await;
         let ids: Vec<String> = map.keys().cloned().collect();
         for id in ids {
-            Relay::stop_worker(&mut map, &id).await;
+            Service::stop_worker(&mut map, &id).await;
         }
     });
     Ok(Handle { inner: relay })
-}
-
-/// Routes with their own authentication (not behind the operator token).
-pub fn public_routes() -> axum::Router<AppState> {
-    axum::Router::new()
 }
 
 /// `tillgate relay ...` command-line arguments.
@@ -352,15 +396,13 @@ pub enum RelayCommand {
     /// Re-send events to one destination from an offset or a time, through
     /// the running server's API.
     Replay(ReplayArgs),
-    /// End-to-end relay benchmark against local receivers.
-    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("from").required(true).args(["from_offset", "from_time"])))]
 pub struct ReplayArgs {
     #[command(flatten)]
-    pub opts: crate::cli::ServerOpts,
+    pub opts: ServerOpts,
     /// Destination id.
     #[arg(long)]
     pub destination: String,
@@ -382,7 +424,6 @@ pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
             println!("{out}");
             Ok(())
         }
-        RelayCommand::Bench(b) => bench::run(b).await,
     }
 }
 
@@ -392,7 +433,7 @@ pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
 pub async fn replay_via_api(a: &ReplayArgs) -> anyhow::Result<String> {
     use anyhow::Context;
     use secrecy::ExposeSecret;
-    let config = a.opts.load()?;
+    let config = crate::app::load_config(&a.opts)?;
     let base = match &a.server {
         Some(s) => s.trim_end_matches('/').to_string(),
         None => {

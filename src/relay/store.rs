@@ -7,42 +7,9 @@
 use sqlx::Row;
 
 use super::destination::DestinationInput;
-use crate::store::log;
-use crate::store::{Db, Migration, StoreError, now_ms};
-
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: "0004_relay",
-    sql: r#"
-CREATE TABLE relay_destinations (
-    id TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    paused BIGINT NOT NULL,
-    paused_reason TEXT,
-    paused_at BIGINT,
-    created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL
-);
-CREATE TABLE relay_log (
-    destination TEXT NOT NULL,
-    line_no BIGINT NOT NULL,
-    at BIGINT NOT NULL,
-    log_offset BIGINT,
-    kind TEXT NOT NULL,
-    status BIGINT,
-    line TEXT NOT NULL,
-    PRIMARY KEY (destination, line_no)
-);
-CREATE TABLE relay_dead_letters (
-    destination TEXT NOT NULL,
-    log_offset BIGINT NOT NULL,
-    status BIGINT,
-    reason TEXT NOT NULL,
-    at BIGINT NOT NULL,
-    PRIMARY KEY (destination, log_offset)
-)
-"#,
-}];
+use crate::core::clock::now_ms;
+use crate::core::log;
+use crate::core::store::{Db, StoreError};
 
 /// Delivery-log lines kept per destination; older ones are dropped.
 pub const LOG_KEEP: i64 = 10_000;
@@ -353,7 +320,7 @@ pub async fn log_page(
         .map(|r| {
             Ok(LogLine {
                 line_no: r.try_get(0)?,
-                at: crate::store::ms_to_rfc3339(r.try_get(1)?),
+                at: crate::core::clock::ms_to_rfc3339(r.try_get(1)?),
                 offset: r.try_get(2)?,
                 kind: r.try_get(3)?,
                 status: r.try_get(4)?,
@@ -391,7 +358,7 @@ pub async fn dead_letters(
                 offset: r.try_get(0)?,
                 status: r.try_get(1)?,
                 reason: r.try_get(2)?,
-                at: crate::store::ms_to_rfc3339(r.try_get(3)?),
+                at: crate::core::clock::ms_to_rfc3339(r.try_get(3)?),
             })
         })
         .collect()

@@ -19,16 +19,17 @@ use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use secrecy::ExposeSecret;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::Settings;
 use super::destination::{Destination, Format};
 use super::sign;
 use super::store::{self, Flush, NewDead, NewLine, PauseChange};
-use crate::OperatorEvent;
-use crate::store::log::{self, Committed, LogEntry};
-use crate::store::{Db, StoreError, now_ms};
+use crate::core::bus::{Bus, NoticeKind, OperatorEvent};
+use crate::core::clock::now_ms;
+use crate::core::log::{self, Committed, LogEntry};
+use crate::core::store::{Db, StoreError};
 
 /// How one send went wrong.
 #[derive(Debug, Clone)]
@@ -92,7 +93,7 @@ pub fn body_for(e: &LogEntry, format: Format) -> Vec<u8> {
                 .and_then(|ev| serde_json::to_value(&*ev).ok());
             let v = serde_json::json!({
                 "offset": e.offset,
-                "received_at": crate::store::ms_to_rfc3339(e.received_at),
+                "received_at": crate::core::clock::ms_to_rfc3339(e.received_at),
                 "guid": e.stream_guid,
                 "seqnumber": e.seqnumber,
                 "situation": e.situation,
@@ -240,7 +241,7 @@ pub struct Worker {
     db: Db,
     client: reqwest::Client,
     settings: Arc<Settings>,
-    events: broadcast::Sender<OperatorEvent>,
+    bus: Bus,
     committed: watch::Receiver<Committed>,
     /// Last offset gone through, in memory.
     cursor: i64,
@@ -264,7 +265,7 @@ impl Worker {
         db: Db,
         client: reqwest::Client,
         settings: Arc<Settings>,
-        events: broadcast::Sender<OperatorEvent>,
+        bus: Bus,
         committed: watch::Receiver<Committed>,
         paused: Option<String>,
     ) -> Result<Worker, StoreError> {
@@ -274,7 +275,7 @@ impl Worker {
             db,
             client,
             settings,
-            events,
+            bus,
             committed,
             cursor,
             stored: cursor,
@@ -533,8 +534,8 @@ impl Worker {
         ));
         pending.pause = Some(PauseChange::Pause(reason.clone()));
         metrics::gauge!("tillgate_relay_paused", "destination" => self.label()).set(1.0);
-        let _ = self.events.send(OperatorEvent {
-            kind: "relay_destination_paused".into(),
+        self.bus.raise(OperatorEvent {
+            kind: NoticeKind::RelayDestinationPaused,
             rest_code: None,
             text: format!(
                 "Relay destination {} ({}) is paused: {reason}. Events for it are kept; resume it with POST /api/destinations/{}/resume.",

@@ -23,15 +23,16 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::Handle;
 use super::outbox::{self, state};
-use super::phone::PhoneE164;
 use super::provider::{Provider, ProviderError};
 use super::template::format_rubles;
 use super::{Restaurant, RestaurantFile, delivery, validate_restaurant};
-use crate::http::{ApiError, ApiResult, AppState};
-use crate::store::now_ms;
+use crate::core::api_error::{ApiError, ApiResult};
+use crate::core::clock::now_ms;
+use crate::core::phone::PhoneE164;
 
-pub fn api_routes() -> Router<AppState> {
+pub fn api_routes() -> Router<Handle> {
     Router::new()
         .route("/api/sms", get(list))
         .route("/api/sms/balance", get(balance))
@@ -58,7 +59,7 @@ struct ListQuery {
 }
 
 async fn list(
-    State(st): State<AppState>,
+    State(st): State<Handle>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(q) = q?;
@@ -92,7 +93,7 @@ async fn list(
         .await?
         .into_iter()
         .map(|(p, reason, at)| {
-            json!({"provider": p, "reason": reason, "since": crate::store::ms_to_rfc3339(at)})
+            json!({"provider": p, "reason": reason, "since": crate::core::clock::ms_to_rfc3339(at)})
         })
         .collect();
     Ok(Json(
@@ -146,11 +147,11 @@ struct ProviderQuery {
 }
 
 async fn balance(
-    State(st): State<AppState>,
+    State(st): State<Handle>,
     q: Result<Query<ProviderQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(q) = q?;
-    let (name, p) = pick_provider(&st.sms.providers, q.provider.as_deref())?;
+    let (name, p) = pick_provider(&st.providers, q.provider.as_deref())?;
     let b = p.balance().await.map_err(|e| provider_error(&name, e))?;
     Ok(Json(json!({
         "provider": name,
@@ -160,11 +161,11 @@ async fn balance(
 }
 
 async fn resume(
-    State(st): State<AppState>,
+    State(st): State<Handle>,
     q: Result<Query<ProviderQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(q) = q?;
-    let (name, _) = pick_provider(&st.sms.providers, q.provider.as_deref())?;
+    let (name, _) = pick_provider(&st.providers, q.provider.as_deref())?;
     let was = delivery::resume(&st.db, &name).await?;
     tracing::info!(provider = %name, was_stopped = was, "sms sending resumed by operator");
     Ok(Json(json!({"provider": name, "was_stopped": was})))
@@ -197,19 +198,19 @@ fn view(code: &str, r: &Restaurant) -> SettingsView {
     }
 }
 
-async fn list_settings(State(st): State<AppState>) -> ApiResult<Json<Value>> {
-    let all = outbox::effective_restaurants(&st.db, &st.config.sms).await?;
+async fn list_settings(State(st): State<Handle>) -> ApiResult<Json<Value>> {
+    let all = outbox::effective_restaurants(&st.db, &st.settings).await?;
     let items: Vec<SettingsView> = all.iter().map(|(c, r)| view(c, r)).collect();
     Ok(Json(
-        json!({"enabled": st.config.sms.enabled, "items": items}),
+        json!({"enabled": st.settings.enabled, "items": items}),
     ))
 }
 
 async fn get_settings(
-    State(st): State<AppState>,
+    State(st): State<Handle>,
     Path(code): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let all = outbox::effective_restaurants(&st.db, &st.config.sms).await?;
+    let all = outbox::effective_restaurants(&st.db, &st.settings).await?;
     let r = all
         .get(&code)
         .ok_or_else(|| ApiError::not_found(format!("no SMS settings for restaurant {code}")))?;
@@ -217,7 +218,7 @@ async fn get_settings(
 }
 
 async fn put_settings(
-    State(st): State<AppState>,
+    State(st): State<Handle>,
     Path(code): Path<String>,
     body: Result<Json<RestaurantFile>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
@@ -229,7 +230,7 @@ async fn put_settings(
             "restcode must be 1 to 32 letters or digits",
         ));
     }
-    let (rest, checked) = validate_restaurant(&code, &file, &st.config.sms.providers)
+    let (rest, checked) = validate_restaurant(&code, &file, &st.settings.providers)
         .map_err(|e| unprocessable("invalid_settings", e.to_string()))?;
     let json = serde_json::to_string(&file).map_err(ApiError::internal)?;
     sqlx::query(
@@ -258,7 +259,7 @@ struct ContactBody {
 }
 
 async fn post_contact(
-    State(st): State<AppState>,
+    State(st): State<Handle>,
     Path(guid): Path<String>,
     body: Result<Json<ContactBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -312,7 +313,7 @@ async fn post_contact(
         Json(json!({
             "order_guid": guid,
             "phone": phone.masked(),
-            "consent_at": crate::store::ms_to_rfc3339(at),
+            "consent_at": crate::core::clock::ms_to_rfc3339(at),
             "stored": true,
         })),
     ))

@@ -28,21 +28,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Row;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::Settings;
 use super::outbox::state;
-use super::phone::PhoneE164;
 use super::provider::{Delivery as Report, Provider, ProviderError};
-use crate::OperatorEvent;
-use crate::store::{Db, StoreError};
+use crate::core::bus::{Bus, NoticeKind, OperatorEvent};
+use crate::core::phone::PhoneE164;
+use crate::core::store::{Db, StoreError};
 
 /// Unix milliseconds; injected so tests control time.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 pub fn system_clock() -> Clock {
-    Arc::new(crate::store::now_ms)
+    Arc::new(crate::core::clock::now_ms)
 }
 
 const BATCH: i64 = 50;
@@ -71,7 +70,7 @@ pub struct Delivery {
     db: Db,
     settings: Arc<Settings>,
     providers: Arc<HashMap<String, Arc<dyn Provider>>>,
-    events: broadcast::Sender<OperatorEvent>,
+    events: Bus,
     clock: Clock,
     /// Checked between messages so a shutdown does not wait for a whole
     /// batch; the message in flight is still finished and recorded.
@@ -93,7 +92,7 @@ impl Delivery {
         db: Db,
         settings: Arc<Settings>,
         providers: Arc<HashMap<String, Arc<dyn Provider>>>,
-        events: broadcast::Sender<OperatorEvent>,
+        events: Bus,
         clock: Clock,
     ) -> Self {
         Delivery {
@@ -332,8 +331,8 @@ impl Delivery {
         tracing::error!(provider, error = %e, "sms sending stopped until resumed");
         // No receiver (alerts off) is fine: the stop is durable and visible
         // in the API.
-        let _ = self.events.send(OperatorEvent {
-            kind: "sms_stopped".into(),
+        self.events.raise(OperatorEvent {
+            kind: NoticeKind::SmsStopped,
             rest_code: Some(rest_code.to_string()),
             text: format!(
                 "Guest SMS through {provider} stopped: {e}. Fix the account, then POST /api/sms/resume."

@@ -21,7 +21,7 @@ pub mod api;
 pub mod delivery;
 pub mod kitchen;
 pub mod outbox;
-pub mod phone;
+
 pub mod provider;
 pub mod template;
 
@@ -33,14 +33,15 @@ use anyhow::Context;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
-use crate::http::AppState;
+use crate::core::config::{AnySection, ConfigError};
+use crate::core::feature::{BoxFuture, CliCtx, Feature, Routes, StartCtx};
+use crate::core::migrate::Migration;
+use crate::core::store::Db;
 use kitchen::Step;
 use provider::Provider;
 use template::{Length, Template};
 
 pub use api::api_routes;
-pub use outbox::MIGRATIONS;
 
 pub const DEFAULT_TEMPLATE: &str = "Ваш заказ {order_number} в {restaurant_name} {status}!";
 pub const DEFAULT_SMSRU_URL: &str = "https://sms.ru";
@@ -524,9 +525,63 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
 }
 
 /// What request handlers need from this feature at run time.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Handle {
+    pub db: Db,
+    pub settings: Arc<Settings>,
     pub providers: Arc<HashMap<String, Arc<dyn Provider>>>,
+}
+
+/// The guest-SMS feature: kitchen steps from the log, the SMS outbox and
+/// its providers, contacts with consent, the API and CLI.
+pub struct Sms;
+
+impl Feature for Sms {
+    fn name(&self) -> &'static str {
+        "sms"
+    }
+
+    fn settings(
+        &self,
+        section: crate::core::config::SectionSource,
+    ) -> Result<Option<Box<dyn AnySection>>, ConfigError> {
+        let file: FileSection = section.parse()?;
+        Ok(Some(Box::new(validate(file)?)))
+    }
+
+    fn migrations(&self) -> Vec<Migration> {
+        vec![crate::migration!("0006_sms")]
+    }
+
+    fn start<'a>(&'a self, ctx: &'a mut StartCtx) -> BoxFuture<'a, anyhow::Result<Routes>> {
+        Box::pin(async move {
+            let handle = start(ctx).await?;
+            Ok(Routes {
+                operator: api_routes().with_state(handle),
+                ..Routes::default()
+            })
+        })
+    }
+
+    fn command(&self) -> Option<clap::Command> {
+        use clap::Args;
+        Some(
+            CliArgs::augment_args(clap::Command::new("sms"))
+                .about("Guest SMS: balance and status")
+                .subcommand_required(true),
+        )
+    }
+
+    fn run_command<'a>(
+        &'a self,
+        m: &'a clap::ArgMatches,
+        ctx: &'a CliCtx,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            use clap::FromArgMatches;
+            run_cli(CliArgs::from_arg_matches(m)?, ctx).await
+        })
+    }
 }
 
 pub fn build_providers(settings: &Settings) -> HashMap<String, Arc<dyn Provider>> {
@@ -538,53 +593,50 @@ pub fn build_providers(settings: &Settings) -> HashMap<String, Arc<dyn Provider>
 }
 
 /// Starts the consumer, the delivery worker and the retention worker.
-pub async fn start(ctx: &mut crate::FeatureCtx) -> anyhow::Result<Handle> {
-    let settings = Arc::new(ctx.config.sms.clone());
+pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
+    let settings = Arc::new(ctx.config.section::<Settings>());
     let providers = Arc::new(build_providers(&settings));
     let handle = Handle {
+        db: ctx.db.clone(),
+        settings: settings.clone(),
         providers: providers.clone(),
     };
     if !settings.enabled {
         return Ok(handle);
     }
-    let consumer = crate::store::consumer::Runner::new(
+    let consumer = crate::core::consumer::Runner::new(
         outbox::SmsConsumer::new(settings.clone()),
         ctx.db.clone(),
-        crate::CONSUMER_BATCH,
+        crate::core::consumer::BATCH,
     )
     .await
     .context("starting the sms consumer")?
     .with_coalesce(std::time::Duration::from_millis(50));
-    ctx.workers
+    ctx.runtimes
         .spawn(consumer.run(ctx.log.subscribe(), ctx.shutdown.clone()));
     let delivery = delivery::Delivery::new(
         ctx.db.clone(),
         settings.clone(),
         providers,
-        ctx.operator_events.clone(),
+        ctx.bus.clone(),
         delivery::system_clock(),
     );
     delivery
         .recover()
         .await
         .context("recovering the sms outbox")?;
-    ctx.workers.spawn(delivery.run(ctx.shutdown.clone()));
+    ctx.runtimes.spawn(delivery.run(ctx.shutdown.clone()));
     let retention =
         delivery::Retention::new(ctx.db.clone(), settings.retention, delivery::system_clock());
-    ctx.workers.spawn(retention.run(ctx.shutdown.clone()));
+    ctx.runtimes.spawn(retention.run(ctx.shutdown.clone()));
     Ok(handle)
-}
-
-/// Routes with their own authentication (not behind the operator token).
-pub fn public_routes() -> axum::Router<AppState> {
-    axum::Router::new()
 }
 
 /// `tillgate sms ...` command-line arguments.
 #[derive(clap::Args, Debug)]
 pub struct CliArgs {
     #[command(flatten)]
-    pub opts: crate::cli::ServerOpts,
+    pub opts: crate::core::config::ServerOpts,
     #[command(subcommand)]
     pub command: SmsCommand,
 }
@@ -599,11 +651,11 @@ pub enum SmsCommand {
     },
 }
 
-pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
-    let config = args.opts.load()?;
+pub async fn run_cli(args: CliArgs, ctx: &CliCtx) -> anyhow::Result<()> {
+    let config = ctx.load(&args.opts)?;
     match args.command {
         SmsCommand::Balance { provider } => {
-            let providers = build_providers(&config.sms);
+            let providers = build_providers(&config.section::<Settings>());
             let (name, p) = api::pick_provider(&providers, provider.as_deref())
                 .map_err(|e| anyhow::anyhow!(e.message))?;
             let b = p
@@ -643,8 +695,8 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<Settings, ConfigError> {
-        let f = crate::config::parse_file(std::path::Path::new("t.toml"), text)?;
-        validate(f.sms)
+        let mut f = crate::core::config::parse_file(std::path::Path::new("t.toml"), text)?;
+        validate(f.take_section("sms").parse()?)
     }
 
     const OK: &str = r#"
@@ -768,9 +820,10 @@ mod readme_tests {
         let doc = include_str!("../../docs/README-sms.md");
         let start = doc.find("```toml\n").expect("toml block") + 8;
         let end = start + doc[start..].find("```").expect("end of block");
-        let f =
-            crate::config::parse_file(std::path::Path::new("README"), &doc[start..end]).unwrap();
-        let s = super::validate(f.sms).unwrap();
+        let mut f =
+            crate::core::config::parse_file(std::path::Path::new("README"), &doc[start..end])
+                .unwrap();
+        let s = super::validate(f.take_section("sms").parse().unwrap()).unwrap();
         assert!(s.enabled);
         assert_eq!(s.providers.len(), 2);
         assert_eq!(s.restaurants["199990093"].step, super::Step::Ready);

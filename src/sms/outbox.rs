@@ -24,66 +24,18 @@ use std::sync::Arc;
 use sqlx::Row;
 
 use super::kitchen::{self, Step};
-use super::phone::PhoneE164;
 use super::template::{Vars, format_rubles};
 use super::{Restaurant, RestaurantFile, Settings};
-use crate::store::consumer::{BoxFuture, Consumer, ConsumerError};
-use crate::store::log::{self, LogEntry};
-use crate::store::{Db, Migration, StoreError, now_ms};
+use crate::core::clock::now_ms;
+use crate::core::consumer::{BoxFuture, Consumer, ConsumerError};
+use crate::core::log::{self, LogEntry};
+use crate::core::phone::PhoneE164;
+use crate::core::store::{Db, StoreError};
 
 pub const CONSUMER_NAME: &str = "sms";
 /// The one kind of message so far; part of the uniqueness key so that a
 /// later kind (e.g. "order delayed") gets its own once-per-order guarantee.
 pub const KIND_KITCHEN: &str = "kitchen";
-
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: "0600_sms",
-    sql: r#"
-CREATE TABLE sms_settings (
-    rest_code TEXT PRIMARY KEY,
-    settings TEXT NOT NULL,
-    updated_at BIGINT NOT NULL
-);
-CREATE TABLE sms_contacts (
-    order_guid TEXT PRIMARY KEY,
-    phone TEXT NOT NULL,
-    phone_masked TEXT NOT NULL,
-    consent_at BIGINT NOT NULL,
-    source TEXT NOT NULL,
-    created_at BIGINT NOT NULL
-);
-CREATE INDEX sms_contacts_created ON sms_contacts (created_at);
-CREATE TABLE sms_outbox (
-    id BIGINT PRIMARY KEY,
-    order_guid TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    rest_code TEXT NOT NULL,
-    step BIGINT NOT NULL,
-    phone TEXT,
-    phone_masked TEXT,
-    body TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    sender TEXT,
-    state TEXT NOT NULL,
-    attempts BIGINT NOT NULL,
-    next_attempt_at BIGINT NOT NULL,
-    provider_id TEXT,
-    error_code BIGINT,
-    error_text TEXT,
-    delivery TEXT,
-    polled_at BIGINT,
-    created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL
-);
-CREATE UNIQUE INDEX sms_outbox_order_kind ON sms_outbox (order_guid, kind);
-CREATE INDEX sms_outbox_due ON sms_outbox (state, next_attempt_at);
-CREATE TABLE sms_stops (
-    provider TEXT PRIMARY KEY,
-    reason TEXT NOT NULL,
-    stopped_at BIGINT NOT NULL
-)
-"#,
-}];
 
 /// Outbox row states.
 pub mod state {
@@ -412,15 +364,16 @@ pub async fn list(
             phone: r.try_get(4)?,
             text: r.try_get(5)?,
             provider: r.try_get(6)?,
-            next_attempt_at: (state == state::PENDING).then(|| crate::store::ms_to_rfc3339(next)),
+            next_attempt_at: (state == state::PENDING)
+                .then(|| crate::core::clock::ms_to_rfc3339(next)),
             state,
             attempts: r.try_get(8)?,
             provider_id: r.try_get(10)?,
             error_code: r.try_get(11)?,
             error_text: r.try_get(12)?,
             delivery: r.try_get(13)?,
-            created_at: crate::store::ms_to_rfc3339(r.try_get(14)?),
-            updated_at: crate::store::ms_to_rfc3339(r.try_get(15)?),
+            created_at: crate::core::clock::ms_to_rfc3339(r.try_get(14)?),
+            updated_at: crate::core::clock::ms_to_rfc3339(r.try_get(15)?),
         });
     }
     Ok(out)

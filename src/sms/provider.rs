@@ -18,8 +18,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::phone::PhoneE164;
-use crate::store::consumer::BoxFuture;
+use crate::core::consumer::BoxFuture;
+use crate::core::phone::PhoneE164;
 
 /// What a provider said about one attempt that did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -15,8 +15,8 @@ use tillgate::alerts::report::{self, ShiftReport};
 use tillgate::alerts::sender::{ManualClock, Outcome, RateLimiter, Sender};
 use tillgate::alerts::settings::{self, FileSection, Lang};
 use tillgate::alerts::telegram::Client;
-use tillgate::config::Config;
-use tillgate::store::Db;
+use tillgate::core::config::Config;
+use tillgate::core::store::Db;
 
 use crate::fake_telegram::{FakeTelegram, Script, Sent, TOKEN};
 use crate::harness::{Backend, TestApp, backends, spawn_app_with, start};
@@ -150,7 +150,7 @@ fn alerts_config(c: &mut Config, api_base: &str, extra: impl FnOnce(&mut FileSec
         ..Default::default()
     };
     extra(&mut f);
-    c.alerts = settings::validate(f).expect("test alert settings are valid");
+    c.set_section(settings::validate(f).expect("test alert settings are valid"));
 }
 
 async fn app_with_telegram(
@@ -609,9 +609,9 @@ async fn watchdog_alerts_on_gaps_silence_and_closes_the_shift_by_clock() {
         let db = open_db(&app).await;
         let dog = tillgate::alerts::watch::Watchdog {
             db: db.clone(),
-            settings: app.config.alerts.clone(),
+            settings: app.config.section::<tillgate::alerts::Settings>(),
         };
-        let now = tillgate::store::now_ms();
+        let now = tillgate::core::clock::now_ms();
         dog.run_once(now).await.unwrap();
         let rows = alert_rows(&app).await;
         let mut kinds = kinds_for(&rows, OWNERS);
@@ -789,17 +789,19 @@ async fn telegram_unreachable_keeps_alerts_and_the_error_never_shows_the_token()
 async fn sender_handles_429_5xx_migration_and_long_texts() {
     let fake = FakeTelegram::start(Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(&tillgate::config::Storage::Sqlite {
+    let db = Db::open(&tillgate::core::config::Storage::Sqlite {
         path: dir.path().join("t.db"),
     })
     .await
     .unwrap();
-    db.migrate(&tillgate::migrations()).await.unwrap();
+    tillgate::core::migrate::migrate(&db, &tillgate::app::migrations())
+        .await
+        .unwrap();
     let mut cfg = Config::for_tests(dir.path());
     alerts_config(&mut cfg, &fake.base, |f| {
         f.limits.per_chat_interval_ms = Some(1000);
     });
-    let s = cfg.alerts.clone();
+    let s = cfg.section::<tillgate::alerts::Settings>();
     let clock = Arc::new(ManualClock::new(1_000_000));
     let mut sender = Sender {
         db: db.clone(),
@@ -1371,7 +1373,7 @@ unsaved_dish_deleted = true
 
 /// Posts the generated streams interleaved by event time (each stream keeps
 /// its own order), as several cash servers of one restaurant would.
-async fn post_interleaved(app: &TestApp, g: &tillgate::simulate::Generated) {
+async fn post_interleaved(app: &TestApp, g: &tillgate_simulate::Generated) {
     let mut idx = vec![0usize; g.servers.len()];
     loop {
         let mut best: Option<(usize, String)> = None;
@@ -1391,7 +1393,7 @@ async fn post_interleaved(app: &TestApp, g: &tillgate::simulate::Generated) {
 
 #[tokio::test]
 async fn simulated_days_yield_the_expected_alerts_and_report_totals_equal_truth() {
-    use tillgate::simulate::{Scenario, generate};
+    use tillgate_simulate::{Scenario, generate};
     for b in backends() {
         let g = generate(&Scenario {
             cash_servers: 2,
@@ -1484,9 +1486,14 @@ async fn simulated_days_yield_the_expected_alerts_and_report_totals_equal_truth(
             let rep = if st.shift_num == 1 {
                 serde_json::from_value::<ShiftReport>(reports[0]["payload"].clone()).unwrap()
             } else {
-                report::compute(&db, &app.config.alerts, &rest, st.shift_num)
-                    .await
-                    .unwrap()
+                report::compute(
+                    &db,
+                    &app.config.section::<tillgate::alerts::Settings>(),
+                    &rest,
+                    st.shift_num,
+                )
+                .await
+                .unwrap()
             };
             assert_eq!(rep.shift_num, st.shift_num);
             assert_eq!(rep.cash_servers, 2);
@@ -1532,26 +1539,27 @@ async fn operator_events_are_queued_for_the_owners() {
     let mut config = Config::for_tests(dir.path());
     alerts_config(&mut config, "http://127.0.0.1:9", |f| f.bot_token = None);
     let db = Db::open(&config.storage).await.unwrap();
-    db.migrate(&tillgate::migrations()).await.unwrap();
-    let (log, task) = tillgate::store::log::writer(db.clone(), 16).await.unwrap();
+    tillgate::core::migrate::migrate(&db, &tillgate::app::migrations())
+        .await
+        .unwrap();
+    let (log, task) = tillgate::core::log::writer(db.clone(), 16).await.unwrap();
     let writer = tokio::spawn(task.run());
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let mut ctx = tillgate::FeatureCtx {
+    let mut ctx = tillgate::core::feature::StartCtx {
         db: db.clone(),
         log,
         config: Arc::new(config),
         shutdown: shutdown.clone(),
-        workers: tillgate::workers::Workers::start().unwrap(),
-        operator_events: tokio::sync::broadcast::channel(16).0,
+        runtimes: tillgate::core::runtimes::Runtimes::start().unwrap(),
+        bus: tillgate::core::bus::Bus::default(),
+        clock: tillgate::core::clock::SharedClock::system(),
     };
     tillgate::alerts::start(&mut ctx).await.unwrap();
-    ctx.operator_events
-        .send(tillgate::OperatorEvent {
-            kind: "relay_destination_paused".into(),
-            rest_code: Some(REST.into()),
-            text: "Relay to <crm> paused after 10 failures".into(),
-        })
-        .unwrap();
+    ctx.bus.raise(tillgate::core::bus::OperatorEvent {
+        kind: tillgate::core::bus::NoticeKind::RelayDestinationPaused,
+        rest_code: Some(REST.into()),
+        text: "Relay to <crm> paused after 10 failures".into(),
+    });
     let mut rows = Vec::new();
     for _ in 0..500 {
         rows = outbox::list(&db, 0, 10, None).await.unwrap();
@@ -1570,7 +1578,7 @@ async fn operator_events_are_queued_for_the_owners() {
         other => panic!("{other:?}"),
     }
     shutdown.cancel();
-    ctx.into_workers().join_all().await;
+    ctx.into_runtimes().join_all().await;
     writer.await.unwrap();
     db.close().await;
 }
@@ -1579,7 +1587,7 @@ async fn operator_events_are_queued_for_the_owners() {
 async fn cli_report_prints_a_shift_and_refuses_bad_arguments() {
     use tillgate::alerts::{AlertsCommand, CliArgs, run_cli};
     let dir = tempfile::tempdir().unwrap();
-    let opts = || tillgate::cli::ServerOpts {
+    let opts = || tillgate::core::config::ServerOpts {
         config: None,
         listen: None,
         data_dir: Some(dir.path().to_path_buf()),
@@ -1588,36 +1596,45 @@ async fn cli_report_prints_a_shift_and_refuses_bad_arguments() {
         ingest_key: None,
     };
     let chart = dir.path().join("chart.png");
-    let e = run_cli(CliArgs {
-        opts: opts(),
-        command: AlertsCommand::Report {
-            rest: REST.into(),
-            shift: 0,
-            chart: None,
+    let e = run_cli(
+        CliArgs {
+            opts: opts(),
+            command: AlertsCommand::Report {
+                rest: REST.into(),
+                shift: 0,
+                chart: None,
+            },
         },
-    })
+        &tillgate::app::cli::ctx(),
+    )
     .await
     .unwrap_err();
     assert!(e.to_string().contains("--shift"), "{e}");
-    run_cli(CliArgs {
-        opts: opts(),
-        command: AlertsCommand::Report {
-            rest: REST.into(),
-            shift: 3,
-            chart: Some(chart.clone()),
+    run_cli(
+        CliArgs {
+            opts: opts(),
+            command: AlertsCommand::Report {
+                rest: REST.into(),
+                shift: 3,
+                chart: Some(chart.clone()),
+            },
         },
-    })
+        &tillgate::app::cli::ctx(),
+    )
     .await
     .unwrap();
     assert!(std::fs::read(&chart).unwrap().starts_with(b"\x89PNG"));
-    let e = run_cli(CliArgs {
-        opts: opts(),
-        command: AlertsCommand::Report {
-            rest: REST.into(),
-            shift: 3,
-            chart: Some(dir.path().join("no/such/dir/chart.png")),
+    let e = run_cli(
+        CliArgs {
+            opts: opts(),
+            command: AlertsCommand::Report {
+                rest: REST.into(),
+                shift: 3,
+                chart: Some(dir.path().join("no/such/dir/chart.png")),
+            },
         },
-    })
+        &tillgate::app::cli::ctx(),
+    )
     .await
     .unwrap_err();
     assert!(format!("{e:#}").contains("writing"), "{e:#}");

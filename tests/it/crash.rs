@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secrecy::SecretString;
-use tillgate::config::{Config, Storage};
-use tillgate::simulate::{Scenario, generate};
-use tillgate::store::Db;
+use tillgate::core::config::{Config, Storage};
+use tillgate::core::store::Db;
+use tillgate_simulate::{Scenario, generate};
 
 use crate::harness::{Backend, backends, fresh_pg_database};
 
@@ -251,7 +251,7 @@ async fn crash_once(backend: Backend) {
         };
     }
     let db = Db::open(&config.storage).await.unwrap();
-    let head = tillgate::store::log::head(&db).await.unwrap();
+    let head = tillgate::core::log::head(&db).await.unwrap();
     let stored = tillgate::orders::load_all(&db).await.unwrap();
     let replayed = tillgate::orders::replay(&db, head).await.unwrap();
     let diff = tillgate::orders::diff_books(&stored, &replayed);

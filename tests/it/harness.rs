@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use tempfile::TempDir;
-use tillgate::config::{Config, Storage};
+use tillgate::core::config::{Config, Storage};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +30,7 @@ pub fn backends() -> Vec<Backend> {
 /// A fresh, empty PostgreSQL database; its URL.
 pub async fn fresh_pg_database() -> String {
     let base = std::env::var("TILLGATE_TEST_DATABASE_URL").expect("TILLGATE_TEST_DATABASE_URL");
-    tillgate::store::create_scratch_database(&base, "tg_test")
+    tillgate::core::store::create_scratch_database(&base, "tg_test")
         .await
         .expect("create test database")
         .0

@@ -253,23 +253,25 @@ async fn retention_prunes_only_what_every_consumer_has_passed() {
         }
         app.wait_consumer("orders").await;
         let (config, _dir) = app.stop().await;
-        let db = tillgate::store::Db::open(&config.storage).await.unwrap();
+        let db = tillgate::core::store::Db::open(&config.storage)
+            .await
+            .unwrap();
         // A consumer that stopped at offset 4 (a destination that is down).
         let mut tx = db.write.begin().await.unwrap();
-        tillgate::store::log::set_cursor(&mut tx, "lagging", 4)
+        tillgate::core::log::set_cursor(&mut tx, "lagging", 4)
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        let pruner = tillgate::store::log::Pruner {
+        let pruner = tillgate::core::log::Pruner {
             db: db.clone(),
             retention: std::time::Duration::from_secs(3600),
         };
         // Nothing is old enough yet.
-        let now = tillgate::store::now_ms();
+        let now = tillgate::core::clock::now_ms();
         assert_eq!(pruner.run_once(now).await.unwrap(), 0);
         // Two hours later: old enough, but the lagging consumer holds 5..10.
         assert_eq!(pruner.run_once(now + 7_200_000).await.unwrap(), 4);
-        let left = tillgate::store::log::read_after(&db, 0, 100, false)
+        let left = tillgate::core::log::read_after(&db, 0, 100, false)
             .await
             .unwrap();
         assert_eq!(left.first().map(|e| e.offset), Some(5));
@@ -298,8 +300,10 @@ async fn graceful_shutdown_commits_everything_and_leaves_a_clean_cursor() {
         while let Some(ok) = posts.join_next().await {
             acked += ok.unwrap() as i64;
         }
-        let db = tillgate::store::Db::open(&config.storage).await.unwrap();
-        let head = tillgate::store::log::head(&db).await.unwrap();
+        let db = tillgate::core::store::Db::open(&config.storage)
+            .await
+            .unwrap();
+        let head = tillgate::core::log::head(&db).await.unwrap();
         assert!(head >= acked, "{acked} acknowledged but only {head} stored");
         db.close().await;
         // The order-state consumer stopped at an offset it fully applied:

@@ -21,13 +21,13 @@ pub async fn spawn(b: Backend) -> Loyalty {
 
 pub async fn spawn_tweaked(
     b: Backend,
-    tweak: impl FnOnce(&mut tillgate::config::Config),
+    tweak: impl FnOnce(&mut tillgate::core::config::Config),
 ) -> Loyalty {
     let clock = Clock::default();
     let c2 = clock.clone();
     let app = spawn_app_with(b, move |c| {
-        c.loyalty.clock = c2;
-        c.loyalty.hold_ttl = Duration::from_secs(60);
+        c.section_mut::<tillgate::loyalty::Settings>().clock = c2;
+        c.section_mut::<tillgate::loyalty::Settings>().hold_ttl = Duration::from_secs(60);
         tweak(c);
     })
     .await;
@@ -592,7 +592,7 @@ async fn unconfirmed_holds_expire_on_the_clock() {
         // The sweeper finds nothing more to do, and a fresh hold works.
         let sweeper = tillgate::loyalty::ops::HoldSweeper {
             db: open_db(&l).await,
-            settings: l.app.config.loyalty.clone(),
+            settings: l.app.config.section::<tillgate::loyalty::Settings>(),
         };
         assert_eq!(sweeper.run_once().await.unwrap(), 0);
         l.ok(
@@ -610,8 +610,8 @@ async fn unconfirmed_holds_expire_on_the_clock() {
     }
 }
 
-pub async fn open_db(l: &Loyalty) -> tillgate::store::Db {
-    tillgate::store::Db::open(&l.app.config.storage)
+pub async fn open_db(l: &Loyalty) -> tillgate::core::store::Db {
+    tillgate::core::store::Db::open(&l.app.config.storage)
         .await
         .unwrap()
 }
@@ -893,9 +893,10 @@ async fn catalogue_flags_and_promotions_by_register_local_time() {
                 "#,
             )
             .unwrap();
-            let clock = c.loyalty.clock.clone();
-            c.loyalty = tillgate::loyalty::validate(file).unwrap();
-            c.loyalty.clock = clock;
+            let clock = c.section::<tillgate::loyalty::Settings>().clock;
+            let mut s = tillgate::loyalty::validate(file).unwrap();
+            s.clock = clock;
+            c.set_section(s);
         })
         .await;
         l.register("r1").await;

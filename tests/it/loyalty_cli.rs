@@ -1,9 +1,7 @@
 //! `tillgate loyalty ...` on a data directory, then the server on the same
 //! data: what the operator did on the command line is what registers see.
 
-use clap::Parser;
 use serde_json::json;
-use tillgate::cli::{Cli, Command};
 
 use crate::harness;
 use crate::loyalty::{Loyalty, PW, req, with};
@@ -11,10 +9,10 @@ use crate::loyalty::{Loyalty, PW, req, with};
 async fn cli(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
     let mut argv = vec!["tillgate", "loyalty", "--data", dir.to_str().unwrap()];
     argv.extend_from_slice(args);
-    match Cli::try_parse_from(argv)?.command {
-        Command::Loyalty(a) => tillgate::loyalty::run_cli(a).await,
-        _ => unreachable!(),
-    }
+    let m = tillgate::app::cli::command().try_get_matches_from(argv)?;
+    tillgate::app::cli::dispatch(&m)
+        .await
+        .expect("loyalty is a feature subcommand")
 }
 
 #[tokio::test]
@@ -127,7 +125,7 @@ async fn operator_cli_manages_registers_cards_and_catalogue() {
     );
 
     // The server on the same data.
-    let config = tillgate::config::Config::for_tests(d);
+    let config = tillgate::core::config::Config::for_tests(d);
     let app = harness::start(config, dir).await;
     let l = Loyalty {
         app,

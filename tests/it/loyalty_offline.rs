@@ -48,9 +48,10 @@ async fn offline_sales_earn_later_and_a_replayed_batch_counts_once() {
                 r#"promotions = [{ name = "evening", start = "18:00", end = "23:00", earn_bp = 500 }]"#,
             )
             .unwrap();
-            let clock = c.loyalty.clock.clone();
-            c.loyalty = tillgate::loyalty::validate(file).unwrap();
-            c.loyalty.clock = clock;
+            let clock = c.section::<tillgate::loyalty::Settings>().clock;
+            let mut s = tillgate::loyalty::validate(file).unwrap();
+            s.clock = clock;
+            c.set_section(s);
         })
         .await;
         l.register("till-1").await;

@@ -14,9 +14,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use clap::Parser;
 use rk7::{KdsState, Situation};
-use tillgate::simulate::{
+use tillgate_simulate::{
     Generated, Scenario, SendOptions, ServerStream, generate, send, write_out,
 };
 
@@ -642,10 +641,15 @@ fn out_dir_gets_one_file_per_event_in_sending_order() {
     assert!(write_out(&g.servers, &file).is_err());
 }
 
-fn parse(args: &[&str]) -> Result<tillgate::cli::Cli, String> {
-    let mut all = vec!["tillgate", "simulate"];
+/// `tillgate simulate ARGS` as the binary parses it.
+fn parse(args: &[&str]) -> Result<tillgate_simulate::SimulateArgs, String> {
+    use clap::{Args, FromArgMatches};
+    let mut all = vec!["simulate"];
     all.extend_from_slice(args);
-    tillgate::cli::Cli::try_parse_from(all).map_err(|e| e.to_string())
+    let m = tillgate_simulate::SimulateArgs::augment_args(clap::Command::new("simulate"))
+        .try_get_matches_from(all)
+        .map_err(|e| e.to_string())?;
+    tillgate_simulate::SimulateArgs::from_arg_matches(&m).map_err(|e| e.to_string())
 }
 
 #[test]
@@ -697,10 +701,7 @@ fn cli_rejects_bad_arguments_with_clear_messages() {
         "7",
     ])
     .unwrap();
-    let tillgate::cli::Command::Simulate(a) = ok.command else {
-        panic!("not simulate")
-    };
-    let s = a.scenario();
+    let s = ok.scenario();
     assert_eq!((s.restaurants, s.seed, s.stations, s.orders), (2, 7, 2, 20));
 }
 
@@ -717,10 +718,8 @@ async fn cli_out_writes_files_and_truth() {
         "1",
     ])
     .unwrap();
-    let tillgate::cli::Command::Simulate(a) = cli.command else {
-        panic!()
-    };
-    tillgate::simulate::run_cli(a).await.unwrap();
+    let a = cli;
+    tillgate_simulate::run_cli(a).await.unwrap();
     let truth: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("truth.json")).unwrap()).unwrap();
     assert!(truth["orders"].as_object().unwrap().len() >= 3);
@@ -745,13 +744,8 @@ async fn cli_fails_when_nothing_can_be_delivered() {
         "--no-progress",
     ])
     .unwrap();
-    let tillgate::cli::Command::Simulate(a) = cli.command else {
-        panic!()
-    };
-    let err = tillgate::simulate::run_cli(a)
-        .await
-        .unwrap_err()
-        .to_string();
+    let a = cli;
+    let err = tillgate_simulate::run_cli(a).await.unwrap_err().to_string();
     assert!(err.contains("could not be delivered"), "{err}");
 }
 

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tillgate::config::{Config, Storage};
+use tillgate::core::config::{Config, Storage};
+use tillgate::core::store::Db;
 use tillgate::sms::delivery::{Clock, Delivery, Retention};
-use tillgate::store::Db;
 
 use crate::fake_smsru::{FakeSmsRu, Fault};
 use crate::harness::{Backend, TestApp, backends, fresh_pg_database, spawn_app_with, start};
@@ -78,13 +78,14 @@ template = "Order {{order_number}} at {{restaurant_name}}: {{status}}. Table {{t
 {extra_rest}
 "#
     );
-    let file = tillgate::config::parse_file(std::path::Path::new("test.toml"), &text).unwrap();
-    tillgate::sms::validate(file.sms).unwrap()
+    let mut file =
+        tillgate::core::config::parse_file(std::path::Path::new("test.toml"), &text).unwrap();
+    tillgate::sms::validate(file.take_section("sms").parse().unwrap()).unwrap()
 }
 
 async fn spawn(b: Backend, fake: &FakeSmsRu) -> TestApp {
     let settings = sms_config(&fake.base, "");
-    spawn_app_with(b, move |c: &mut Config| c.sms = settings).await
+    spawn_app_with(b, move |c: &mut Config| c.set_section(settings)).await
 }
 
 async fn post_json(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
@@ -306,7 +307,9 @@ async fn open_db(b: Backend) -> (Db, tempfile::TempDir) {
         },
     };
     let db = Db::open(&storage).await.unwrap();
-    db.migrate(&tillgate::migrations()).await.unwrap();
+    tillgate::core::migrate::migrate(&db, &tillgate::app::migrations())
+        .await
+        .unwrap();
     (db, dir)
 }
 
@@ -344,7 +347,8 @@ async fn provider_errors_retry_fail_or_stop_as_sms_ru_means_them() {
         settings.max_attempts = 3;
         let settings = Arc::new(settings);
         let providers = Arc::new(tillgate::sms::build_providers(&settings));
-        let (tx, mut events) = tokio::sync::broadcast::channel(8);
+        let tx = tillgate::core::bus::Bus::default();
+        let mut events = tx.subscribe();
         let t0 = 1_800_000_000_000i64;
         let now = Arc::new(AtomicI64::new(t0));
         let n2 = now.clone();
@@ -397,7 +401,7 @@ async fn provider_errors_retry_fail_or_stop_as_sms_ru_means_them() {
         let o = d.run_once().await.unwrap();
         assert_eq!((o.sent, o.held), (0, 2), "{o:?}");
         let ev = events.try_recv().unwrap();
-        assert_eq!(ev.kind, "sms_stopped");
+        assert_eq!(ev.kind.as_str(), "sms_stopped");
         assert!(ev.text.contains("201"), "{}", ev.text);
         assert!(!ev.text.contains(API_ID));
         let requests = fake.requests();
@@ -440,7 +444,7 @@ async fn bad_api_id_stops_and_wrong_credentials_never_leak() {
 
         // Network error: reqwest's message would carry the URL with api_id.
         let settings = sms_config("http://127.0.0.1:9", "");
-        let app = spawn_app_with(b, move |c: &mut Config| c.sms = settings).await;
+        let app = spawn_app_with(b, move |c: &mut Config| c.set_section(settings)).await;
         let r = app.get("/api/sms/balance").await;
         assert_eq!(r.status(), 502);
         let text = r.text().await.unwrap();
@@ -456,7 +460,7 @@ async fn retention_deletes_phones_and_keeps_the_masked_form() {
         let (db, _dir) = open_db(b).await;
         let t0 = 1_800_000_000_000i64;
         insert_row(&db, 1, "+79250000001", t0).await;
-        let phone = tillgate::sms::phone::PhoneE164::parse("89250000001").unwrap();
+        let phone = tillgate::core::phone::PhoneE164::parse("89250000001").unwrap();
         let mut conn = db.write.acquire().await.unwrap();
         tillgate::sms::outbox::save_contact(&mut conn, "{G}", &phone, t0, "api", t0)
             .await
@@ -641,7 +645,7 @@ async fn list_paginates_and_test_mode_and_sender_reach_sms_ru() {
         {
             *test = true;
         }
-        let app = spawn_app_with(b, move |c: &mut Config| c.sms = settings).await;
+        let app = spawn_app_with(b, move |c: &mut Config| c.set_section(settings)).await;
         for i in 0..5u32 {
             let phone = format!("92580000{:02}", i + 10);
             app.ingest(order_event(
@@ -741,11 +745,14 @@ id_pointer = "/result/id"
 max_parts = 3
 "#
         );
-        let file = tillgate::config::parse_file(std::path::Path::new("t.toml"), &text).unwrap();
-        let settings = Arc::new(tillgate::sms::validate(file.sms).unwrap());
+        let mut file =
+            tillgate::core::config::parse_file(std::path::Path::new("t.toml"), &text).unwrap();
+        let settings =
+            Arc::new(tillgate::sms::validate(file.take_section("sms").parse().unwrap()).unwrap());
         let (db, _dir) = open_db(b).await;
         let providers = Arc::new(tillgate::sms::build_providers(&settings));
-        let (tx, mut events) = tokio::sync::broadcast::channel(8);
+        let tx = tillgate::core::bus::Bus::default();
+        let mut events = tx.subscribe();
         let t0 = 1_800_000_000_000i64;
         let now = Arc::new(AtomicI64::new(t0));
         let n2 = now.clone();
@@ -797,7 +804,7 @@ max_parts = 3
         let o = d.run_once().await.unwrap();
         assert_eq!(o.held, 1, "401 stops: {o:?}");
         let ev = events.try_recv().unwrap();
-        assert_eq!(ev.kind, "sms_stopped");
+        assert_eq!(ev.kind.as_str(), "sms_stopped");
         assert!(!ev.text.contains("agg-secret"));
         // The generic contract has no balance.
         let e = providers["agg"].balance().await.unwrap_err();
@@ -823,7 +830,7 @@ async fn cli_balance_reads_the_config_and_asks_the_provider() {
         .unwrap();
     };
     let args = |provider: Option<&str>| tillgate::sms::CliArgs {
-        opts: tillgate::cli::ServerOpts {
+        opts: tillgate::core::config::ServerOpts {
             config: Some(path.clone()),
             ..Default::default()
         },
@@ -832,24 +839,30 @@ async fn cli_balance_reads_the_config_and_asks_the_provider() {
         },
     };
     write(API_ID);
-    tillgate::sms::run_cli(args(None)).await.unwrap();
-    let e = tillgate::sms::run_cli(args(Some("other")))
+    tillgate::sms::run_cli(args(None), &tillgate::app::cli::ctx())
+        .await
+        .unwrap();
+    let e = tillgate::sms::run_cli(args(Some("other")), &tillgate::app::cli::ctx())
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no SMS provider named"), "{e}");
     write("wrong-key-123");
-    let e = tillgate::sms::run_cli(args(None))
+    let e = tillgate::sms::run_cli(args(None), &tillgate::app::cli::ctx())
         .await
         .unwrap_err()
         .to_string();
     assert!(e.contains("200") && !e.contains("wrong-key-123"), "{e}");
     std::fs::write(&path, "[sms]\nretention_days = -1\n").unwrap();
-    assert!(tillgate::sms::run_cli(args(None)).await.is_err());
+    assert!(
+        tillgate::sms::run_cli(args(None), &tillgate::app::cli::ctx())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
 async fn simulated_day_texts_each_consenting_guest_once_when_ready() {
-    use tillgate::simulate::{Scenario, generate};
+    use tillgate_simulate::{Scenario, generate};
     let generated = generate(&Scenario {
         restaurants: 2,
         orders: 8,
@@ -907,9 +920,10 @@ step = "ready"
 "#,
             fake.base
         );
-        let file = tillgate::config::parse_file(std::path::Path::new("t.toml"), &text).unwrap();
-        let settings = tillgate::sms::validate(file.sms).unwrap();
-        let app = spawn_app_with(b, move |c: &mut Config| c.sms = settings).await;
+        let mut file =
+            tillgate::core::config::parse_file(std::path::Path::new("t.toml"), &text).unwrap();
+        let settings = tillgate::sms::validate(file.take_section("sms").parse().unwrap()).unwrap();
+        let app = spawn_app_with(b, move |c: &mut Config| c.set_section(settings)).await;
         for server in &generated.servers {
             for e in &server.events {
                 app.ingest(e.xml.clone()).await;
@@ -946,7 +960,7 @@ async fn switching_sms_on_over_old_history_texts_nobody() {
         // Running for a while with SMS off: orders reach "ready".
         let mut off = sms_config(&fake.base, "");
         off.enabled = false;
-        let app = spawn_app_with(b, move |c: &mut Config| c.sms = off).await;
+        let app = spawn_app_with(b, move |c: &mut Config| c.set_section(off)).await;
         app.ingest(order_event(
             REST,
             300,
@@ -969,7 +983,7 @@ async fn switching_sms_on_over_old_history_texts_nobody() {
             .await
             .unwrap();
         db.close().await;
-        config.sms = sms_config(&fake.base, "");
+        config.set_section(sms_config(&fake.base, ""));
         let app = start(config, dir).await;
         // A fresh event of the old order 301 reaching "ready" still counts.
         app.ingest(order_event(

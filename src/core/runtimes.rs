@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 /// Long-running workers, spawned on the background runtime; [`crate::run`]
 /// waits for all of them at shutdown.
-pub struct Workers {
+pub struct Runtimes {
     set: JoinSet<()>,
     runtime: Background,
     delivery: Vec<Background>,
@@ -29,9 +29,9 @@ pub struct Workers {
 /// hand each request's wake-ups to one another).
 const DELIVERY_RUNTIMES: usize = 2;
 
-impl Workers {
-    pub fn start() -> std::io::Result<Workers> {
-        Ok(Workers {
+impl Runtimes {
+    pub fn start() -> std::io::Result<Runtimes> {
+        Ok(Runtimes {
             set: JoinSet::new(),
             runtime: Background::start("tillgate-workers")?,
             delivery: (0..DELIVERY_RUNTIMES)
@@ -64,7 +64,7 @@ impl Workers {
         self.storage.handle.clone()
     }
 
-    /// Waits until every worker spawned through [`Workers::spawn`] ended.
+    /// Waits until every worker spawned through [`Runtimes::spawn`] ended.
     pub async fn join_all(mut self) {
         while self.set.join_next().await.is_some() {}
     }
@@ -123,7 +123,7 @@ mod tests {
 
     #[tokio::test]
     async fn workers_run_on_their_own_thread_and_are_joined() {
-        let mut w = Workers::start().unwrap();
+        let mut w = Runtimes::start().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel();
         w.spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;

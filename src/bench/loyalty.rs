@@ -12,7 +12,7 @@ use anyhow::Context;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::operator::{self, Adjustment, NewCard, NewRegister};
+use tillgate::loyalty::operator::{self, Adjustment, NewCard, NewRegister};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -98,22 +98,23 @@ where
     Ok(stats)
 }
 
-pub async fn run(opts: crate::cli::ServerOpts, args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run(opts: tillgate::core::config::ServerOpts, args: BenchArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!(
         "tillgate-loyalty-bench-{}",
         uuid::Uuid::new_v4().simple()
     ));
-    let mut config = crate::config::Config::for_tests(&dir);
+    let mut config = tillgate::core::config::Config::for_tests(&dir);
     if let Some(url) = &opts.database_url {
-        config.storage = crate::config::Storage::Postgres {
+        config.storage = tillgate::core::config::Storage::Postgres {
             url: secrecy::SecretString::from(url.clone()),
         };
     }
     let backend = match config.storage {
-        crate::config::Storage::Sqlite { .. } => "SQLite",
-        crate::config::Storage::Postgres { .. } => "PostgreSQL",
+        tillgate::core::config::Storage::Sqlite { .. } => "SQLite",
+        tillgate::core::config::Storage::Postgres { .. } => "PostgreSQL",
     };
-    let db = super::open_db(&config).await?;
+    let db = tillgate::core::store::Db::open(&config.storage).await?;
+    tillgate::core::migrate::migrate(&db, &tillgate::app::migrations()).await?;
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let password = "bench-password-1";
     for r in 0..args.registers {
@@ -143,7 +144,7 @@ pub async fn run(opts: crate::cli::ServerOpts, args: BenchArgs) -> anyhow::Resul
         .await?;
         operator::adjust(
             &db,
-            &config.loyalty,
+            &config.section::<tillgate::loyalty::Settings>(),
             &number,
             &Adjustment {
                 amount: 100_000_000,
@@ -158,7 +159,7 @@ pub async fn run(opts: crate::cli::ServerOpts, args: BenchArgs) -> anyhow::Resul
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(crate::run(config, listener, shutdown.clone()));
+    let server = tokio::spawn(tillgate::run(config, listener, shutdown.clone()));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.registers * 2)
         .build()?;

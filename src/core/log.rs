@@ -19,66 +19,19 @@ use bytes::Bytes;
 use sqlx::{Any, Row, Transaction};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{Db, Migration, StoreError, now_ms};
+use super::clock::now_ms;
+use super::migrate::Migration;
+use super::store::{Db, StoreError};
 
-pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        id: "0001_event_log",
-        sql: r#"
-CREATE TABLE events (
-    log_offset BIGINT PRIMARY KEY,
-    received_at BIGINT NOT NULL,
-    stream_guid TEXT NOT NULL,
-    seqnumber BIGINT NOT NULL,
-    situation BIGINT NOT NULL,
-    rest_code TEXT,
-    event_time TEXT,
-    shift_num BIGINT,
-    order_guid TEXT,
-    body {blob} NOT NULL
-);
-CREATE UNIQUE INDEX events_stream_seq ON events (stream_guid, seqnumber);
-CREATE INDEX events_received ON events (received_at);
-CREATE TABLE streams (
-    stream_guid TEXT PRIMARY KEY,
-    rest_code TEXT,
-    first_seq BIGINT NOT NULL,
-    last_seq BIGINT NOT NULL,
-    first_seen BIGINT NOT NULL,
-    last_seen BIGINT NOT NULL,
-    events BIGINT NOT NULL
-);
-CREATE TABLE gaps (
-    id BIGINT PRIMARY KEY,
-    stream_guid TEXT NOT NULL,
-    rest_code TEXT,
-    from_seq BIGINT NOT NULL,
-    to_seq BIGINT NOT NULL,
-    detected_at BIGINT NOT NULL,
-    before_offset BIGINT NOT NULL
-);
-CREATE TABLE quarantine (
-    id BIGINT PRIMARY KEY,
-    received_at BIGINT NOT NULL,
-    path TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    remote TEXT,
-    body {blob} NOT NULL
-);
-CREATE TABLE consumer_cursors (
-    name TEXT PRIMARY KEY,
-    position BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL
-)
-"#,
-    },
-    // The shift report reads one restaurant's shift out of the whole log
-    // (`alerts::report`); without this it scanned every event ever kept.
-    Migration {
-        id: "0002_events_rest_shift",
-        sql: "CREATE INDEX events_rest_shift ON events (rest_code, shift_num, log_offset)",
-    },
-];
+/// The log's own tables: events, streams, gaps, quarantine, cursors.
+pub fn migrations() -> Vec<Migration> {
+    vec![
+        crate::migration!("0001_event_log"),
+        // The shift report reads one restaurant's shift out of the whole
+        // log; without this index it scanned every event ever kept.
+        crate::migration!("0002_events_rest_shift"),
+    ]
+}
 
 /// An event that read correctly and is ready to append.
 #[derive(Debug, Clone)]
@@ -292,7 +245,7 @@ impl LogWriterTask {
     /// such waits for ~2 ms of work. Here nothing else competes for the
     /// thread, so a round trip costs a thread wake-up.
     pub async fn run(self) {
-        match crate::workers::Background::start("tillgate-log-writer") {
+        match crate::core::runtimes::Background::start("tillgate-log-writer") {
             Ok(own) => {
                 if let Err(e) = own.handle.spawn(self.run_here()).await {
                     tracing::error!(error = %e, "log writer task failed");
@@ -587,7 +540,7 @@ impl Plan<'_> {
 /// SQLite and PostgreSQL name the VALUES columns column1, column2, ...).
 async fn upsert_streams(
     tx: &mut Transaction<'static, Any>,
-    backend: super::Backend,
+    backend: super::store::Backend,
     streams: &[StreamRow<'_>],
 ) -> Result<(), StoreError> {
     for chunk in streams
@@ -596,7 +549,7 @@ async fn upsert_streams(
         .collect::<Vec<_>>()
         .chunks(100)
     {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(super::multi_row(
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(super::store::multi_row(
             backend,
             "INSERT INTO streams (stream_guid, rest_code, first_seq, last_seq, first_seen, last_seen, events) VALUES ",
             chunk.len(),
@@ -623,7 +576,7 @@ async fn upsert_streams(
         let mut sql = String::from(
             "UPDATE streams SET last_seq = CASE WHEN streams.last_seq > v.column2 THEN streams.last_seq ELSE v.column2 END, last_seen = v.column3, events = streams.events + v.column4 FROM (",
         );
-        sql.push_str(&super::multi_row(backend, "VALUES ", chunk.len(), 4));
+        sql.push_str(&super::store::multi_row(backend, "VALUES ", chunk.len(), 4));
         sql.push_str(") AS v WHERE streams.stream_guid = v.column1");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for s in chunk {
@@ -642,11 +595,11 @@ async fn upsert_streams(
 /// the per-event cost of a commit small.
 async fn insert_events(
     tx: &mut Transaction<'static, Any>,
-    backend: super::Backend,
+    backend: super::store::Backend,
     rows: &[(i64, &NewEvent)],
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(200) {
-        let sql = super::multi_row(
+        let sql = super::store::multi_row(
             backend,
             "INSERT INTO events (log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid, body) VALUES ",
             chunk.len(),
@@ -907,7 +860,7 @@ pub async fn gaps(db: &Db, after_id: i64, limit: i64) -> Result<Vec<Gap>, StoreE
             from_seq: from,
             to_seq: to,
             missing: to - from + 1,
-            detected_at: super::ms_to_rfc3339(r.try_get(5)?),
+            detected_at: super::clock::ms_to_rfc3339(r.try_get(5)?),
             before_offset: r.try_get(6)?,
         });
     }
@@ -945,7 +898,7 @@ pub async fn quarantine_list(
         let preview: String = String::from_utf8_lossy(&body[..body.len().min(2048)]).into();
         out.push(QuarantineItem {
             id: r.try_get(0)?,
-            received_at: super::ms_to_rfc3339(r.try_get(1)?),
+            received_at: super::clock::ms_to_rfc3339(r.try_get(1)?),
             path: r.try_get(2)?,
             reason: r.try_get(3)?,
             remote: r.try_get(4)?,
@@ -992,6 +945,93 @@ pub async fn set_cursor(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Starts cursor `name` at the current head (a new reader that wants only
+/// what comes next), inside the caller's transaction; an existing cursor is
+/// left where it is. Returns whether it was created.
+pub async fn start_cursor_at_head(
+    tx: &mut Transaction<'static, Any>,
+    name: &str,
+) -> Result<bool, StoreError> {
+    let exists: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM consumer_cursors WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if exists.is_some() {
+        return Ok(false);
+    }
+    let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_offset), 0) FROM events")
+        .fetch_one(&mut **tx)
+        .await?;
+    set_cursor(tx, name, head).await?;
+    Ok(true)
+}
+
+/// Forgets cursor `name` (its reader is gone), inside the caller's
+/// transaction. Retention no longer waits for it.
+pub async fn delete_cursor(
+    tx: &mut Transaction<'static, Any>,
+    name: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM consumer_cursors WHERE name = $1")
+        .bind(name)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A cash server's stream of events, as the log knows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StreamInfo {
+    pub stream_guid: String,
+    pub rest_code: Option<String>,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub events: i64,
+}
+
+/// The streams of restaurant `rest_code`, most recently heard first.
+pub async fn streams_of(
+    db: &Db,
+    rest_code: &str,
+    limit: i64,
+) -> Result<Vec<StreamInfo>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT stream_guid, rest_code, first_seq, last_seq, first_seen, last_seen, events FROM streams WHERE rest_code = $1 ORDER BY last_seen DESC LIMIT $2",
+    )
+    .bind(rest_code)
+    .bind(limit)
+    .fetch_all(&db.read)
+    .await?)
+}
+
+/// Every event of one restaurant's shift up to offset `upto`, in log order,
+/// on the caller's connection (a transaction sees its own snapshot). Uses
+/// the `(rest_code, shift_num, log_offset)` index.
+pub async fn shift_events(
+    conn: &mut sqlx::AnyConnection,
+    rest_code: &str,
+    shift_num: i64,
+    upto: i64,
+) -> Result<Vec<LogEntry>, StoreError> {
+    let sql = format!(
+        "SELECT {ENTRY_COLS}, body FROM events WHERE rest_code = $1 AND shift_num = $2 AND log_offset <= $3 ORDER BY log_offset"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(rest_code)
+        .bind(shift_num)
+        .bind(upto)
+        .fetch_all(conn)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.push(entry_from_row(r, true)?);
+    }
+    Ok(out)
 }
 
 pub async fn cursors(db: &Db) -> Result<Vec<(String, i64)>, StoreError> {
@@ -1052,7 +1092,7 @@ impl Pruner {
 
     pub async fn run(self, shutdown: tokio_util::sync::CancellationToken) {
         while !shutdown.is_cancelled() {
-            match self.run_once(super::now_ms()).await {
+            match self.run_once(super::clock::now_ms()).await {
                 Ok(n) if n > 0 => {
                     tracing::info!(pruned = n, "pruned events past retention");
                     metrics::counter!("tillgate_events_pruned_total").increment(n);
@@ -1131,16 +1171,18 @@ mod tests {
     #[tokio::test]
     async fn entries_from_memory_equal_the_stored_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = crate::config::Storage::Sqlite {
+        let storage = crate::core::config::Storage::Sqlite {
             path: dir.path().join("t.sqlite"),
         };
         let db = Db::open(&storage).await.unwrap();
-        db.migrate(&crate::migrations()).await.unwrap();
+        crate::core::migrate::migrate(&db, &crate::app::migrations())
+            .await
+            .unwrap();
         let (log, task) = writer(db.clone(), 64).await.unwrap();
         let running = tokio::spawn(task.run());
-        let day = crate::simulate::generate(&crate::simulate::Scenario {
+        let day = tillgate_simulate::generate(&tillgate_simulate::Scenario {
             days: 1,
-            ..crate::simulate::Scenario::default()
+            ..tillgate_simulate::Scenario::default()
         });
         let bodies: Vec<Vec<u8>> = day
             .servers

@@ -8,9 +8,6 @@
 //! times as Unix milliseconds (tillgate's clock) or ISO text (cash-server
 //! local time, which has no zone), so values decode identically from both.
 
-pub mod consumer;
-pub mod log;
-
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -18,7 +15,8 @@ use secrecy::ExposeSecret;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
-use crate::config::Storage;
+use super::config::Storage;
+use super::log;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -31,8 +29,6 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
-    #[error("migration {id} failed: {source}")]
-    Migration { id: String, source: sqlx::Error },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("{0} needs a database path (postgres://host/DATABASE)")]
@@ -43,14 +39,6 @@ pub enum StoreError {
 pub enum Backend {
     Sqlite,
     Postgres,
-}
-
-/// A schema change owned by one feature. `id` must be unique and stable
-/// forever: it is how the store knows the change was applied.
-pub struct Migration {
-    pub id: &'static str,
-    /// DDL; `{blob}` becomes BLOB/BYTEA.
-    pub sql: &'static str,
 }
 
 /// The storage handle shared by every feature.
@@ -138,48 +126,6 @@ impl Db {
         }
     }
 
-    /// Applies every migration not applied yet, in the order given.
-    pub async fn migrate(&self, migrations: &[&[Migration]]) -> Result<(), StoreError> {
-        self.write
-            .execute(
-                "CREATE TABLE IF NOT EXISTS tillgate_migrations (id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-            )
-            .await?;
-        for m in migrations.iter().flat_map(|ms| ms.iter()) {
-            let done: Option<(String,)> =
-                sqlx::query_as("SELECT id FROM tillgate_migrations WHERE id = $1")
-                    .bind(m.id)
-                    .fetch_optional(&self.write)
-                    .await?;
-            if done.is_some() {
-                continue;
-            }
-            let sql = m.sql.replace(
-                "{blob}",
-                match self.backend {
-                    Backend::Sqlite => "BLOB",
-                    Backend::Postgres => "BYTEA",
-                },
-            );
-            let mut tx = self.write.begin().await?;
-            for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                tx.execute(sqlx::AssertSqlSafe(stmt.to_string()))
-                    .await
-                    .map_err(|source| StoreError::Migration {
-                        id: m.id.to_string(),
-                        source,
-                    })?;
-            }
-            sqlx::query("INSERT INTO tillgate_migrations (id, applied_at) VALUES ($1, $2)")
-                .bind(m.id)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        }
-        Ok(())
-    }
-
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
@@ -258,22 +204,6 @@ pub fn multi_row(backend: Backend, head: &str, rows: usize, cols: usize) -> Stri
         sql.push(')');
     }
     sql
-}
-
-/// Wall-clock time in Unix milliseconds: tillgate's own clock, used for
-/// `received_at` and other times that are ours rather than the cash server's.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// Formats Unix milliseconds as RFC 3339 UTC for API answers.
-pub fn ms_to_rfc3339(ms: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
 }
 
 /// Creates a fresh, empty PostgreSQL database on the server `admin_url`

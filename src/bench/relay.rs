@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::destination::DestinationInput;
+use tillgate::relay::destination::DestinationInput;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -114,16 +114,16 @@ async fn relay_run(
             ..Default::default()
         });
     }
-    let mut config = crate::config::Config::for_tests(&dir);
-    config.relay = super::validate(super::FileSection {
+    let mut config = tillgate::core::config::Config::for_tests(&dir);
+    config.set_section(tillgate::relay::validate(tillgate::relay::FileSection {
         allow_private_destinations: Some(true),
         destinations: inputs,
         ..Default::default()
-    })?;
+    })?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(crate::run(config, listener, shutdown.clone()));
+    let server = tokio::spawn(tillgate::run(config, listener, shutdown.clone()));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients * 2)
         .build()?;

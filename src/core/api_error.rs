@@ -62,8 +62,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<crate::core::store::StoreError> for ApiError {
+    fn from(e: crate::core::store::StoreError) -> Self {
         ApiError::internal(e)
     }
 }
@@ -94,3 +94,13 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Constant-time comparison for shared keys and tokens.
+pub fn secret_eq(given: &str, expected: &secrecy::SecretString) -> bool {
+    use secrecy::ExposeSecret;
+    use subtle::ConstantTimeEq;
+    given
+        .as_bytes()
+        .ct_eq(expected.expose_secret().as_bytes())
+        .into()
+}

@@ -112,3 +112,42 @@ pub struct SimEvent {
     /// The XML document the cash server posts.
     pub xml: Vec<u8>,
 }
+
+/// One event stream per sender: the emulator's cash servers, as many as
+/// senders, each cut or extended to `per_sender` events. Every sender gets
+/// its own restaurant, so no two senders share a (guid, seqnumber) and
+/// nothing is a duplicate.
+pub fn workload(senders: u32, per_sender: u64, seed: u64) -> Vec<Vec<Vec<u8>>> {
+    let mut streams: Vec<Vec<Vec<u8>>> = Vec::with_capacity(senders as usize);
+    let mut days = 1;
+    // A default day of one cash server has a few hundred events; grow the
+    // number of days until every stream is long enough.
+    loop {
+        let generated = generate(&Scenario {
+            restaurants: senders,
+            cash_servers: 1,
+            days,
+            seed,
+            ..Scenario::default()
+        });
+        let shortest = generated
+            .servers
+            .iter()
+            .map(|s| s.events.len() as u64)
+            .min()
+            .unwrap_or(0);
+        if shortest >= per_sender || days >= 64 {
+            for s in generated.servers {
+                streams.push(
+                    s.events
+                        .into_iter()
+                        .take(per_sender as usize)
+                        .map(|e| e.xml)
+                        .collect(),
+                );
+            }
+            return streams;
+        }
+        days = (days * 2).min(64);
+    }
+}

@@ -2,6 +2,12 @@
 //! file, `TILLGATE_*` environment variables and command-line flags, in that
 //! order of precedence (later wins).
 //!
+//! The core owns the settings every feature shares (listen address, storage,
+//! the operator token, ingest limits, log retention). Each feature owns its
+//! `[section]`: it parses and validates it itself ([`SectionParser`]), and
+//! reads its settings back with [`Config::section`], so this file names no
+//! feature.
+//!
 //! Everything is validated once, at start, so a misconfigured server refuses
 //! to run with a message naming the setting instead of failing at 3 a.m.
 //! when the first event arrives.
@@ -9,6 +15,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -42,8 +53,7 @@ impl ConfigError {
 
 /// The file format. Every field is optional; defaults are filled in by
 /// [`Config::from_file_and_overrides`].
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize)]
 pub struct FileConfig {
     /// Address the HTTP server listens on (ingest and operator API).
     pub listen: Option<String>,
@@ -57,14 +67,115 @@ pub struct FileConfig {
     pub ingest: IngestFileConfig,
     #[serde(default)]
     pub log: LogFileConfig,
-    #[serde(default)]
-    pub relay: crate::relay::FileSection,
-    #[serde(default)]
-    pub alerts: crate::alerts::FileSection,
-    #[serde(default)]
-    pub sms: crate::sms::FileSection,
-    #[serde(default)]
-    pub loyalty: crate::loyalty::FileSection,
+    /// Every other top-level key: a feature's section, handed to the
+    /// feature of that name (an unknown key is an error).
+    #[serde(flatten)]
+    pub sections: toml::Table,
+    /// The file's path and text, kept so a feature's section is read again
+    /// from the text and its errors point at the line.
+    #[serde(skip)]
+    source: Option<(PathBuf, Arc<str>)>,
+}
+
+impl FileConfig {
+    /// Takes section `name` out of the file for its feature.
+    pub fn take_section(&mut self, name: &'static str) -> SectionSource {
+        SectionSource {
+            name,
+            value: self.sections.remove(name),
+            file: self.source.clone(),
+        }
+    }
+}
+
+/// One feature's `[section]` as found in the file (or absent).
+#[derive(Debug, Clone)]
+pub struct SectionSource {
+    pub name: &'static str,
+    value: Option<toml::Value>,
+    file: Option<(PathBuf, Arc<str>)>,
+}
+
+impl SectionSource {
+    /// A section that is not in the file.
+    pub fn absent(name: &'static str) -> Self {
+        SectionSource {
+            name,
+            value: None,
+            file: None,
+        }
+    }
+
+    pub fn is_absent(&self) -> bool {
+        self.value.is_none()
+    }
+
+    /// Deserializes the section (its defaults when absent). When it came
+    /// from a file, it is read again from the file's text so that an error
+    /// names the file, the line and the setting.
+    pub fn parse<T: serde::de::DeserializeOwned + Default>(self) -> Result<T, ConfigError> {
+        let Some(value) = self.value else {
+            return Ok(T::default());
+        };
+        if let Some((path, text)) = &self.file {
+            return match one_section::<T>(text, self.name) {
+                Ok(Some(v)) => Ok(v),
+                Ok(None) => Ok(T::default()),
+                Err(e) => Err(ConfigError::Parse {
+                    path: path.clone(),
+                    message: e.to_string(),
+                }),
+            };
+        }
+        value.try_into().map_err(|e: toml::de::Error| {
+            ConfigError::invalid(self.name, e.message().trim_end().to_string())
+        })
+    }
+}
+
+/// Deserializes only the top-level table `name` of a TOML document,
+/// skipping the rest, so errors keep their position in the document.
+fn one_section<T: serde::de::DeserializeOwned>(
+    text: &str,
+    name: &str,
+) -> Result<Option<T>, toml::de::Error> {
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+    struct Pick<'n, T>(&'n str, std::marker::PhantomData<T>);
+    impl<'de, T: serde::de::DeserializeOwned> Visitor<'de> for Pick<'_, T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a table")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<String>()? {
+                if key == self.0 {
+                    found = Some(map.next_value::<T>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    impl<'de, T: serde::de::DeserializeOwned> DeserializeSeed<'de> for Pick<'_, T> {
+        type Value = Option<T>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    Pick::<T>(name, std::marker::PhantomData).deserialize(toml::de::Deserializer::parse(text)?)
+}
+
+impl fmt::Debug for FileConfig {
+    /// Sections may hold secrets (bot tokens, API keys): only their names.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("sections", &self.sections.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,10 +225,8 @@ pub struct Config {
     pub api_token: Option<SecretString>,
     pub ingest: IngestConfig,
     pub log: LogConfig,
-    pub relay: crate::relay::Settings,
-    pub alerts: crate::alerts::Settings,
-    pub sms: crate::sms::Settings,
-    pub loyalty: crate::loyalty::Settings,
+    /// Each feature's validated settings, by type.
+    pub sections: Sections,
 }
 
 #[derive(Debug, Clone)]
@@ -135,7 +244,11 @@ pub struct LogConfig {
 
 impl Config {
     /// Loads `path` (if any), applies overrides, validates.
-    pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+    pub fn load(
+        path: Option<&Path>,
+        overrides: Overrides,
+        parsers: &[&dyn SectionParser],
+    ) -> Result<Config, ConfigError> {
         let file = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -146,10 +259,43 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        Config::from_file_and_overrides(file, overrides)
+        Config::from_file_and_overrides(file, overrides, parsers)
     }
 
-    pub fn from_file_and_overrides(file: FileConfig, o: Overrides) -> Result<Config, ConfigError> {
+    /// Applies `o` over `file`, validates the core settings, and hands each
+    /// feature its section (`parsers`: the registered features). A
+    /// top-level key no parser claims is an error, so a typo does not
+    /// silently do nothing.
+    pub fn from_file_and_overrides(
+        mut file: FileConfig,
+        o: Overrides,
+        parsers: &[&dyn SectionParser],
+    ) -> Result<Config, ConfigError> {
+        let mut sections = Sections::default();
+        for p in parsers {
+            if let Some(s) = p.parse_section(file.take_section(p.section_name()))? {
+                sections.insert_any(s);
+            }
+        }
+        if let Some(unknown) = file.sections.keys().next() {
+            let mut known: Vec<&str> = [
+                "listen",
+                "data_dir",
+                "database_url",
+                "api_token",
+                "ingest",
+                "log",
+            ]
+            .to_vec();
+            known.extend(parsers.iter().map(|p| p.section_name()));
+            return Err(ConfigError::invalid(
+                unknown,
+                format!(
+                    "unknown field `{unknown}`, expected one of {}",
+                    known.join(", ")
+                ),
+            ));
+        }
         let listen_text = o
             .listen
             .or(file.listen)
@@ -254,11 +400,24 @@ impl Config {
                 max_batch,
             },
             log: LogConfig { retention },
-            relay: crate::relay::validate(file.relay)?,
-            alerts: crate::alerts::validate(file.alerts)?,
-            sms: crate::sms::validate(file.sms)?,
-            loyalty: crate::loyalty::validate(file.loyalty)?,
+            sections,
         })
+    }
+
+    /// A feature's settings: the validated section, or its defaults when
+    /// none was loaded (tests build a `Config` without any).
+    pub fn section<T: Section>(&self) -> T {
+        self.sections.get::<T>().cloned().unwrap_or_default()
+    }
+
+    /// A feature's settings to change in place (tests, benchmarks).
+    pub fn section_mut<T: Section>(&mut self) -> &mut T {
+        self.sections.get_mut_or_default::<T>()
+    }
+
+    /// Replaces a feature's settings.
+    pub fn set_section<T: Section>(&mut self, value: T) {
+        self.sections.insert_any(Box::new(value));
     }
 
     /// A configuration for tests and benchmarks: loopback on port 0, data
@@ -271,16 +430,130 @@ impl Config {
                 data_dir: Some(data_dir.to_path_buf()),
                 ..Overrides::default()
             },
+            &[],
         )
         .expect("test defaults are valid")
     }
 }
 
 pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError::Parse {
+    let mut file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
         message: e.to_string(),
-    })
+    })?;
+    file.source = Some((path.to_path_buf(), Arc::from(text)));
+    Ok(file)
+}
+
+/// A feature's validated settings: cloned into each feature at start.
+/// `Default` is what the feature runs with when its section is absent.
+pub trait Section: Any + fmt::Debug + Clone + Default + Send + Sync {}
+impl<T: Any + fmt::Debug + Clone + Default + Send + Sync> Section for T {}
+
+/// A [`Section`] with its type erased, as a parser returns it.
+pub trait AnySection: Any + fmt::Debug + Send + Sync {
+    fn clone_box(&self) -> Box<dyn AnySection>;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<T: Section> AnySection for T {
+    fn clone_box(&self) -> Box<dyn AnySection> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// Reads one top-level section of the file.
+pub trait SectionParser {
+    fn section_name(&self) -> &'static str;
+    fn parse_section(
+        &self,
+        section: SectionSource,
+    ) -> Result<Option<Box<dyn AnySection>>, ConfigError>;
+}
+
+/// Features' settings by type.
+#[derive(Default)]
+pub struct Sections(HashMap<TypeId, Box<dyn AnySection>>);
+
+impl Sections {
+    pub fn get<T: Section>(&self) -> Option<&T> {
+        self.0
+            .get(&TypeId::of::<T>())
+            .and_then(|s| s.as_any().downcast_ref())
+    }
+    fn get_mut_or_default<T: Section>(&mut self) -> &mut T {
+        self.0
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()))
+            .as_any_mut()
+            .downcast_mut()
+            .expect("sections are keyed by their own type")
+    }
+    pub fn insert_any(&mut self, s: Box<dyn AnySection>) {
+        let id = Any::type_id(s.as_any());
+        self.0.insert(id, s);
+    }
+    pub fn contains<T: Section>(&self) -> bool {
+        self.0.contains_key(&TypeId::of::<T>())
+    }
+    pub fn contains_id(&self, id: TypeId) -> bool {
+        self.0.contains_key(&id)
+    }
+}
+
+impl Clone for Sections {
+    fn clone(&self) -> Self {
+        Sections(self.0.iter().map(|(k, v)| (*k, v.clone_box())).collect())
+    }
+}
+
+impl fmt::Debug for Sections {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.values()).finish()
+    }
+}
+
+/// The flags every command that opens the data shares (`serve` and the
+/// features' subcommands).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ServerOpts {
+    /// TOML config file.
+    #[arg(long, env = "TILLGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:11130].
+    #[arg(long, env = "TILLGATE_LISTEN")]
+    pub listen: Option<String>,
+    /// Data directory for the embedded SQLite database [default: ./tillgate-data].
+    #[arg(long = "data", env = "TILLGATE_DATA")]
+    pub data_dir: Option<PathBuf>,
+    /// postgres://user:pass@host/db to use PostgreSQL instead of SQLite.
+    #[arg(long, env = "TILLGATE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Bearer token for the operator API (required off loopback).
+    #[arg(long, env = "TILLGATE_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Shared key cash servers must send as ?key= on ingest paths.
+    #[arg(long, env = "TILLGATE_INGEST_KEY", hide_env_values = true)]
+    pub ingest_key: Option<String>,
+}
+
+impl ServerOpts {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            api_token: self.api_token.clone(),
+            ingest_key: self.ingest_key.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -289,7 +562,7 @@ mod tests {
 
     fn load_str(text: &str) -> Result<Config, ConfigError> {
         let file = parse_file(Path::new("t.toml"), text)?;
-        Config::from_file_and_overrides(file, Overrides::default())
+        Config::from_file_and_overrides(file, Overrides::default(), &[])
     }
 
     #[test]
@@ -345,6 +618,7 @@ mod tests {
                 listen: Some("127.0.0.1:2".into()),
                 ..Default::default()
             },
+            &[],
         )
         .unwrap();
         assert_eq!(c.listen.port(), 2);

@@ -6,17 +6,21 @@
 //! never applies an event twice or skips one. Resetting the cursor to 0 and
 //! running again rebuilds the feature's state from the log.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::log::{self, Committed, LogEntry};
-use super::{Db, StoreError};
+use super::store::{Db, StoreError};
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use super::feature::BoxFuture;
+
+/// Events a consumer applies per transaction at most. Measured with
+/// `tillgate bench`: 100 made the consumers take the shared SQLite write
+/// lock in more, shorter turns, and the log writer waited longer in total
+/// (p50 acknowledgement 27 ms against 17 ms with 500).
+pub const BATCH: i64 = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {

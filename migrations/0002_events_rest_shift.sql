@@ -1,0 +1,1 @@
+CREATE INDEX events_rest_shift ON events (rest_code, shift_num, log_offset)

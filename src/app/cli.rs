@@ -1,0 +1,100 @@
+//! The command line: `tillgate serve` and each feature's subcommand.
+//!
+//! Flags override `TILLGATE_*` environment variables (clap merges those),
+//! which override the config file, which overrides defaults. The command is
+//! built from the feature list, so a feature's subcommand is registered
+//! with the feature; the binary adds the tools that are not part of the
+//! server (the emulator, the load benchmarks).
+
+use clap::{ArgMatches, Args, FromArgMatches};
+use tokio_util::sync::CancellationToken;
+
+use crate::core::config::ServerOpts;
+use crate::core::feature::CliCtx;
+
+/// `tillgate serve`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub opts: ServerOpts,
+}
+
+/// `tillgate` with `serve` and every feature's subcommand.
+pub fn command() -> clap::Command {
+    let mut cmd = clap::Command::new("tillgate")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("A hub between r_keeper cash servers and everything around them")
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommand(ServeArgs::augment_args(clap::Command::new("serve").about(
+            "Run the server: ingest, event log, consumers and the operator API",
+        )));
+    for f in super::features() {
+        if let Some(c) = f.command() {
+            cmd = cmd.subcommand(c);
+        }
+    }
+    cmd
+}
+
+/// Runs `serve` or a feature's subcommand; `None` when the subcommand is
+/// none of those (the binary's own tools).
+pub async fn dispatch(matches: &ArgMatches) -> Option<anyhow::Result<()>> {
+    let (name, sub) = matches.subcommand()?;
+    if name == "serve" {
+        return Some(serve(sub).await);
+    }
+    let ctx = ctx();
+    for f in super::features() {
+        if f.name() == name && f.command().is_some() {
+            return Some(f.run_command(sub, &ctx).await);
+        }
+    }
+    None
+}
+
+/// What a feature's subcommand gets (also for tests that call a feature's
+/// `run_cli` directly).
+pub fn ctx() -> CliCtx {
+    CliCtx {
+        load_config: super::load_config,
+        migrations: super::migrations(),
+    }
+}
+
+async fn serve(m: &ArgMatches) -> anyhow::Result<()> {
+    let args = ServeArgs::from_arg_matches(m)?;
+    let config = super::load_config(&args.opts)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    tracing::info!(listen = %config.listen, "tillgate serving");
+    super::run(config, listener, shutdown).await
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub async fn signal_shutdown(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: no new requests; committing what was received");
+    token.cancel();
+}

@@ -1,0 +1,158 @@
+//! The one place that names the features: which there are, in what order
+//! they start, and the server's life from start to graceful stop.
+//!
+//! Adding a feature is its own folder plus one line in [`features`].
+
+pub mod cli;
+pub mod http;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::core::bus::Bus;
+use crate::core::clock::SharedClock;
+use crate::core::config::{
+    AnySection, Config, ConfigError, Overrides, SectionParser, SectionSource, ServerOpts,
+};
+use crate::core::feature::{Feature, StartCtx};
+use crate::core::migrate::Migration;
+use crate::core::runtimes::Runtimes;
+use crate::core::store::Db;
+
+/// Every feature, in start order. Order matters where a feature listens on
+/// the bus for another's notices: alerts subscribes before anyone raises.
+pub fn features() -> Vec<Box<dyn Feature>> {
+    vec![
+        Box::new(crate::ingest::Ingest),
+        Box::new(crate::orders::Orders),
+        Box::new(crate::alerts::Alerts),
+        Box::new(crate::relay::Relay),
+        Box::new(crate::sms::Sms),
+        Box::new(crate::loyalty::Loyalty),
+    ]
+}
+
+struct Parser<'a>(&'a dyn Feature);
+
+impl SectionParser for Parser<'_> {
+    fn section_name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn parse_section(
+        &self,
+        section: SectionSource,
+    ) -> Result<Option<Box<dyn AnySection>>, ConfigError> {
+        self.0.settings(section)
+    }
+}
+
+fn with_parsers<T>(f: impl FnOnce(&[&dyn SectionParser]) -> T) -> T {
+    let features = features();
+    let parsers: Vec<Parser> = features.iter().map(|f| Parser(f.as_ref())).collect();
+    let refs: Vec<&dyn SectionParser> = parsers.iter().map(|p| p as &dyn SectionParser).collect();
+    f(&refs)
+}
+
+/// Loads the configuration: defaults, the file, the environment and flags,
+/// every feature's section.
+pub fn load_config(opts: &ServerOpts) -> Result<Config, ConfigError> {
+    with_parsers(|p| Config::load(opts.config.as_deref(), opts.overrides(), p))
+}
+
+/// A configuration from TOML text (documentation examples, tests).
+pub fn config_from_str(text: &str) -> Result<Config, ConfigError> {
+    let file = crate::core::config::parse_file(Path::new("<text>"), text)?;
+    with_parsers(|p| Config::from_file_and_overrides(file, Overrides::default(), p))
+}
+
+/// Every migration file: the core's and each feature's, in number order.
+pub fn migrations() -> Vec<Migration> {
+    let mut all = crate::core::log::migrations();
+    for f in features() {
+        all.extend(f.migrations());
+    }
+    all.sort_by_key(|m| m.version);
+    all
+}
+
+/// Runs tillgate until `shutdown` is cancelled, then stops accepting,
+/// commits what was received and stops consumers at a clean cursor.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let features = features();
+    let mut config = config;
+    // A Config built in code (tests, benchmarks) may lack sections: each
+    // feature then runs with its validated defaults.
+    for f in &features {
+        if let Some(s) = f
+            .settings(crate::core::config::SectionSource::absent(f.name()))
+            .context("default settings")?
+        {
+            let id = std::any::Any::type_id(s.as_any());
+            if !config.sections.contains_id(id) {
+                config.sections.insert_any(s);
+            }
+        }
+    }
+    crate::core::telemetry::describe_metrics();
+    let db = Db::open(&config.storage).await.context("opening storage")?;
+    crate::core::migrate::migrate(&db, &migrations())
+        .await
+        .context("migrating storage")?;
+    let (log, writer_task) = crate::core::log::writer(db.clone(), config.ingest.max_batch)
+        .await
+        .context("starting the log writer")?;
+    let writer = tokio::spawn(writer_task.run());
+
+    let api_token = config.api_token.clone();
+    let mut ctx = StartCtx {
+        db: db.clone(),
+        log,
+        config: Arc::new(config),
+        shutdown: shutdown.clone(),
+        runtimes: Runtimes::start().context("starting the workers' runtime")?,
+        bus: Bus::default(),
+        clock: SharedClock::system(),
+    };
+    if let Some(retention) = ctx.config.log.retention {
+        let pruner = crate::core::log::Pruner {
+            db: db.clone(),
+            retention,
+        };
+        ctx.runtimes.spawn(pruner.run(shutdown.clone()));
+    }
+    let mut routes = Vec::with_capacity(features.len());
+    for f in &features {
+        routes.push(
+            f.start(&mut ctx)
+                .await
+                .with_context(|| format!("starting {}", f.name()))?,
+        );
+    }
+    // The writer ends when the last LogWriter handle is gone: the context's
+    // copy must not outlive the routers'.
+    let runtimes = ctx.into_runtimes();
+
+    let app = http::router(db.clone(), api_token, routes);
+    let serve = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let served = serve.await;
+    // The router (and with it every LogWriter handle) is gone: the writer
+    // commits what is queued and ends.
+    shutdown.cancel();
+    if let Err(e) = writer.await {
+        tracing::error!(error = %e, "log writer task failed");
+    }
+    runtimes.join_all().await;
+    db.close().await;
+    served.context("HTTP server failed")
+}

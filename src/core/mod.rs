@@ -1,0 +1,35 @@
+//! The core: the machinery every feature stands on, written once.
+//!
+//! Dependencies point one way: `core` ← features ← `app`. Nothing here
+//! names a feature. A feature that needs a retry schedule, a clock, an
+//! outbox loop or a group commit takes it from here; if it is missing, it
+//! is added here, once.
+//!
+//! * [`store`]: the storage handle (SQLite or PostgreSQL) and its errors;
+//! * [`migrate`]: schema files in `migrations/`, checksummed;
+//! * [`log`]: the event log, the spine (append, read, cursors, retention);
+//! * [`consumer`]: a feature reading the log with a durable cursor;
+//! * [`outbox`]: the worker loop every delivery runs on, outbox states;
+//! * [`backoff`], [`clock`], [`group_commit`]: the shared primitives;
+//! * [`phone`], [`money`]: types and formats parsed or shown at the edge;
+//! * [`bus`]: notices between features;
+//! * [`config`], [`feature`]: the settings and the shape of a feature;
+//! * [`api_error`], [`telemetry`], [`runtimes`]: the HTTP error body,
+//!   logs and metrics, the background runtimes.
+
+pub mod api_error;
+pub mod backoff;
+pub mod bus;
+pub mod clock;
+pub mod config;
+pub mod consumer;
+pub mod feature;
+pub mod group_commit;
+pub mod log;
+pub mod migrate;
+pub mod money;
+pub mod outbox;
+pub mod phone;
+pub mod runtimes;
+pub mod store;
+pub mod telemetry;
