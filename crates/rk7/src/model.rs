@@ -1,11 +1,12 @@
 //! The typed model of one HTTP Order Notify event.
 //!
 //! r_keeper 7 posts one `<a ...>` document per event. This module names every
-//! attribute and element that the public documentation describes (see
-//! `shared/docs/r_keeper.md`) and keeps everything else in [`Extra`], so that
-//! an event read with [`crate::read`] and written back with [`crate::write`]
-//! is the same model, even when a newer cash server adds attributes we have
-//! never seen.
+//! attribute and element that the public documentation describes (the notify
+//! driver's root and children; inside `<Order>`, the shape of the XML
+//! interface's `GetOrder` answer, which every public notify sample follows)
+//! and keeps everything else in [`Extra`], so that an event read with
+//! [`crate::read`] and written back with [`crate::write`] is the same model,
+//! even when a newer cash server adds attributes we have never seen.
 //!
 //! Conventions, chosen so the rest of tillgate never sees raw strings or floats:
 //!
@@ -19,7 +20,8 @@
 //!   one is kept in the parent's [`Extra`], in document order.
 //!
 //! Field order inside each struct is the order the writer emits attributes in,
-//! which follows the samples of seed 001.
+//! which follows the sample payloads of the HTTP Order Notify driver
+//! documentation (`tests/fixtures/seed001_*.xml`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -437,9 +439,9 @@ impl fmt::Display for Guid {
 
 /// What happened at the cash server (`Situation` of the root element).
 ///
-/// Codes come from seed 001. Newer versions may send others: they are kept in
-/// [`Situation::Unknown`] rather than refused, so a new code never stops the
-/// hub.
+/// Codes come from the HTTP Order Notify driver documentation. Newer versions
+/// may send others: they are kept in [`Situation::Unknown`] rather than
+/// refused, so a new code never stops the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Situation {
     /// 1: the cash server or a cash station started.
@@ -819,7 +821,8 @@ pub struct Event {
     pub waiter: Option<Person>,
     /// `<Order>`
     pub order: Option<Order>,
-    /// `<Session>` elements beside `<Order>` (as in the seed-001 sample).
+    /// `<Session>` elements beside `<Order>` (as in the documentation's
+    /// new-order sample, `tests/fixtures/seed001_new_order.xml`).
     pub sessions: Vec<Session>,
     /// `<ChangeLog>`: which dishes changed.
     pub change_log: Option<ChangeLog>,

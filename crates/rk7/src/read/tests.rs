@@ -7,6 +7,8 @@
 //! them, or the speed-up would silently vanish), on forms it must leave to
 //! the general path, and on every small mutation of the real samples.
 
+use super::error::R;
+use super::value::{eight_digits, parse_i64};
 use super::*;
 
 const FIXTURES: [&[u8]; 5] = [

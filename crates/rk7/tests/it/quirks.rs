@@ -23,8 +23,8 @@ fn clean() -> rk7::Event {
 
 #[test]
 fn attributes_without_whitespace_between_them() {
-    // The seed's own sample: `version="0"crc32="0"` and
-    // `persistentComment=""nonPersistentComment=""`.
+    // The notify documentation's own new-order sample has
+    // `version="0"crc32="0"` and `persistentComment=""nonPersistentComment=""`.
     let e = rk7::read(&fixture("seed001_new_order.xml")).unwrap();
     let o = e.order.unwrap();
     assert_eq!(o.version, Some(0));
@@ -135,8 +135,9 @@ fn whitespace_around_the_document_and_inside_values() {
 
 #[test]
 fn trailing_bytes_after_the_root_are_ignored() {
-    // The seed samples end in ` |`, the border of the table they were copied
-    // from; events must still read.
+    // The documentation's server-started and station-started samples end in
+    // ` |`, the border of the table they were copied from; events must still
+    // read.
     let e = rk7::read(&fixture("seed001_server_started.xml")).unwrap();
     assert_eq!(e.server.unwrap().id, Some(15002));
     let doc = format!("{CLEAN} |\n<!-- done -->");

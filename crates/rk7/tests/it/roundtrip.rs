@@ -60,8 +60,9 @@ proptest! {
     }
 }
 
-/// The seed samples and a hand-written event with every kind of element
-/// survive too (a fixed example next to the generated ones).
+/// The notify documentation's sample payloads (checked in `seed.rs`) and a
+/// hand-written event with every kind of element survive too (a fixed example
+/// next to the generated ones).
 #[test]
 fn a_full_order_survives() {
     let doc = r#"<a Situation="5" RestCode="1">

@@ -1,4 +1,5 @@
-//! The sample payloads of seed 001 read to exactly the values they show.
+//! The sample payloads of the HTTP Order Notify driver documentation
+//! (`tests/fixtures/seed001_*.xml`) read to exactly the values they show.
 
 use rk7::{LineState, Situation};
 

@@ -230,7 +230,8 @@ fn samples_are_strictly_well_formed_once_written() {
         let n = strictly_well_formed(&rk7::write(&e)).unwrap();
         assert!(n >= 2, "{name}");
     }
-    // The check is not a pushover: the seed's own squeezed attributes fail it.
+    // The check is not a pushover: the squeezed attributes of the
+    // documentation's own new-order sample fail it.
     assert!(strictly_well_formed(&fixture("seed001_new_order.xml")).is_err());
 }
 
