@@ -817,7 +817,7 @@ mod readme_tests {
     /// work is worse than none.
     #[test]
     fn readme_example_config_is_valid() {
-        let doc = include_str!("../../docs/README-sms.md");
+        let doc = include_str!("../../docs/sms.md");
         let start = doc.find("```toml\n").expect("toml block") + 8;
         let end = start + doc[start..].find("```").expect("end of block");
         let mut f =

@@ -2,6 +2,7 @@
 
 mod alerts;
 mod crash;
+mod docs;
 mod fake_smsru;
 mod fake_telegram;
 mod harness;

@@ -1,0 +1,212 @@
+//! The documentation must work: every TOML example in README.md and docs/
+//! loads as a tillgate config (or, fenced as `toml,invalid`, is refused),
+//! every relative link points at a file in the repository, and no page cites
+//! a document that is not in it.
+
+use std::path::{Path, PathBuf};
+
+use tillgate::config::{Config, Overrides, parse_file};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// README.md and every `docs/**/*.md`, as paths relative to the root.
+fn doc_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "md") {
+                out.push(p);
+            }
+        }
+    }
+    let root = root();
+    let mut files = vec![root.join("README.md")];
+    walk(&root.join("docs"), &mut files);
+    files
+        .into_iter()
+        .map(|p| p.strip_prefix(&root).unwrap().to_path_buf())
+        .collect()
+}
+
+fn read(rel: &Path) -> String {
+    std::fs::read_to_string(root().join(rel))
+        .unwrap_or_else(|e| panic!("reading {}: {e}", rel.display()))
+}
+
+/// A fenced code block: its info string, the 1-based line of the opening
+/// fence, and its text.
+struct Block {
+    info: String,
+    line: usize,
+    text: String,
+}
+
+fn fenced_blocks(md: &str) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut open: Option<Block> = None;
+    for (i, line) in md.lines().enumerate() {
+        let trimmed = line.trim_start();
+        match &mut open {
+            None => {
+                if let Some(info) = trimmed.strip_prefix("```") {
+                    open = Some(Block {
+                        info: info.trim().to_string(),
+                        line: i + 1,
+                        text: String::new(),
+                    });
+                }
+            }
+            Some(b) => {
+                if trimmed.trim_end() == "```" {
+                    blocks.push(open.take().unwrap());
+                } else {
+                    b.text.push_str(line);
+                    b.text.push('\n');
+                }
+            }
+        }
+    }
+    assert!(open.is_none(), "a code fence is never closed");
+    blocks
+}
+
+/// The words of an info string: "toml,invalid" and "toml invalid" both give
+/// ["toml", "invalid"].
+fn info_words(info: &str) -> Vec<&str> {
+    info.split([',', ' ', '\t'])
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+fn load(name: &str, text: &str) -> Result<Config, String> {
+    let file = parse_file(Path::new(name), text).map_err(|e| e.to_string())?;
+    Config::from_file_and_overrides(file, Overrides::default()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn every_toml_example_in_the_docs_loads() {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for rel in doc_files() {
+        let md = read(&rel);
+        for b in fenced_blocks(&md) {
+            let words = info_words(&b.info);
+            if words.first() != Some(&"toml") {
+                continue;
+            }
+            checked += 1;
+            let at = format!("{}:{}", rel.display(), b.line);
+            let expect_invalid = words.contains(&"invalid");
+            match (load(&at, &b.text), expect_invalid) {
+                (Ok(_), false) | (Err(_), true) => {}
+                (Err(e), false) => failures.push(format!("{at}: does not load: {e}")),
+                (Ok(_), true) => {
+                    failures.push(format!("{at}: fenced as invalid but loads"));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "TOML examples in the docs:\n{}",
+        failures.join("\n")
+    );
+    // The docs have one example per feature and a complete file: a parser
+    // that finds none must not pass.
+    assert!(checked >= 8, "only {checked} toml blocks found");
+}
+
+/// Relative link targets of `[text](target)` outside code blocks and
+/// inline code.
+fn relative_links(md: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut in_fence = false;
+    for (i, line) in md.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            continue;
+        }
+        // Drop inline code spans: `[a](b)` inside backticks is not a link.
+        let mut text = String::new();
+        for (k, part) in line.split('`').enumerate() {
+            if k % 2 == 0 {
+                text.push_str(part);
+            }
+        }
+        let mut rest = text.as_str();
+        while let Some(pos) = rest.find("](") {
+            let after = &rest[pos + 2..];
+            let Some(end) = after.find(')') else { break };
+            let target = after[..end].trim();
+            rest = &after[end..];
+            if target.is_empty()
+                || target.starts_with('#')
+                || target.contains("://")
+                || target.starts_with("mailto:")
+            {
+                continue;
+            }
+            out.push((i + 1, target.to_string()));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_relative_link_in_the_docs_points_at_a_file() {
+    let root = root();
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for rel in doc_files() {
+        let md = read(&rel);
+        let dir = root.join(rel.parent().unwrap_or(Path::new("")));
+        for (line, target) in relative_links(&md) {
+            checked += 1;
+            let path = target.split('#').next().unwrap_or("");
+            if !dir.join(path).exists() {
+                broken.push(format!("{}:{line}: {target}", rel.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+    assert!(checked >= 20, "only {checked} relative links found");
+}
+
+#[test]
+fn no_page_cites_a_document_outside_the_repository() {
+    // The project's research notes live outside the repository; the docs
+    // state the facts instead of pointing at them.
+    let outside = [
+        "../shared",
+        "shared/docs",
+        "r_keeper.md",
+        "seed 00",
+        "seeds/",
+    ];
+    let mut found = Vec::new();
+    for rel in doc_files() {
+        for (i, line) in read(&rel).lines().enumerate() {
+            for o in outside {
+                if line.contains(o) {
+                    found.push(format!("{}:{}: {o:?}", rel.display(), i + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "citations of outside documents:\n{}",
+        found.join("\n")
+    );
+}
