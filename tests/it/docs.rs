@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tillgate::config::{Config, Overrides, parse_file};
+use tillgate::core::config::Config;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -87,8 +87,7 @@ fn info_words(info: &str) -> Vec<&str> {
 }
 
 fn load(name: &str, text: &str) -> Result<Config, String> {
-    let file = parse_file(Path::new(name), text).map_err(|e| e.to_string())?;
-    Config::from_file_and_overrides(file, Overrides::default()).map_err(|e| e.to_string())
+    tillgate::app::config_from_str(text).map_err(|e| format!("{name}: {e}"))
 }
 
 #[test]
