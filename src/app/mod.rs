@@ -156,3 +156,59 @@ pub async fn run(
     db.close().await;
     served.context("HTTP server failed")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_section_is_refused_with_the_known_ones() {
+        let e = config_from_str("[smss]\nenabled = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `smss`"), "{e}");
+        for known in ["listen", "ingest", "relay", "alerts", "sms", "loyalty"] {
+            assert!(e.contains(known), "{known} missing from: {e}");
+        }
+    }
+
+    #[test]
+    fn a_section_error_names_the_file_line_and_setting() {
+        let e = config_from_str("listen = \"127.0.0.1:11130\"\n\n[relay]\ntimeout_ms = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("<text>"), "{e}");
+        assert!(e.contains("line 4"), "{e}");
+        assert!(e.contains("timeout_ms"), "{e}");
+        let e = config_from_str("[loyalty]\nno_such_key = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `no_such_key`"), "{e}");
+        // Validation after parsing still names the setting.
+        let e = config_from_str("[relay]\ntimeout_ms = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("relay.timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn each_feature_is_registered_once_with_dense_migrations() {
+        let names: Vec<&str> = features().iter().map(|f| f.name()).collect();
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        let versions: Vec<u32> = migrations().iter().map(|m| m.version).collect();
+        let dense: Vec<u32> = (1..=versions.len() as u32).collect();
+        assert_eq!(versions, dense, "one numbering, no gaps");
+    }
+
+    #[test]
+    fn every_section_loads_with_defaults() {
+        let c = config_from_str("").unwrap();
+        assert!(c.sections.get::<crate::relay::Settings>().is_some());
+        assert!(c.sections.get::<crate::alerts::Settings>().is_some());
+        assert!(c.sections.get::<crate::sms::Settings>().is_some());
+        assert!(c.sections.get::<crate::loyalty::Settings>().is_some());
+    }
+}

@@ -16,3 +16,4 @@ mod relay;
 mod relay_receiver;
 mod simulate;
 mod sms;
+mod upgrade;

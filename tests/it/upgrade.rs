@@ -1,0 +1,187 @@
+//! Data made by the release before `migrations/` existed (see
+//! `tests/fixtures/upgrade/README.md`) upgrades in place: the new server
+//! starts on it, records the migrations that release had applied without
+//! running them again, and serves the same events, orders and cards.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tillgate::core::config::{Config, Storage};
+
+use crate::harness::{self, Backend, TestApp};
+
+const EVENTS: i64 = 131;
+const ORDERS: usize = 13;
+const CARD: &str = "7770001";
+const BALANCE: i64 = 12_345;
+
+async fn get(app: &TestApp, path: &str) -> Value {
+    let r = app.client.get(app.url(path)).send().await.unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+/// What the old release's data must still say through the new server.
+async fn check_old_data(app: &TestApp) {
+    let events = get(app, "/api/events?limit=1000").await;
+    assert_eq!(events["head"].as_i64(), Some(EVENTS), "{events}");
+    assert_eq!(events["items"].as_array().unwrap().len() as i64, EVENTS);
+    let orders = get(app, "/api/orders?limit=100").await;
+    assert_eq!(orders["items"].as_array().unwrap().len(), ORDERS);
+    let card = get(app, &format!("/api/loyalty/cards/{CARD}")).await;
+    assert_eq!(card["balance"].as_i64(), Some(BALANCE), "{card}");
+    assert_eq!(card["ledger_balance"].as_i64(), Some(BALANCE), "{card}");
+}
+
+/// The rows of `tillgate_schema`, as (version, name).
+async fn schema(db: &tillgate::core::store::Db) -> Vec<(i64, String)> {
+    sqlx::query_as("SELECT version, name FROM tillgate_schema ORDER BY version")
+        .fetch_all(&db.read)
+        .await
+        .unwrap()
+}
+
+async fn upgraded(config: Config, dir: tempfile::TempDir) {
+    // The old release's own bookkeeping is still there, untouched.
+    let db = tillgate::core::store::Db::open(&config.storage)
+        .await
+        .unwrap();
+    let old: Vec<String> = sqlx::query_scalar("SELECT id FROM tillgate_migrations ORDER BY id")
+        .fetch_all(&db.read)
+        .await
+        .unwrap();
+    assert_eq!(old.len(), 7, "{old:?}");
+    db.close().await;
+
+    let app = harness::start(config, dir).await;
+    check_old_data(&app).await;
+    // New data goes on from where the old stopped.
+    let day = tillgate_simulate::generate(&tillgate_simulate::Scenario {
+        orders: 1,
+        stations: 1,
+        seed: 77,
+        ..Default::default()
+    });
+    let ev = &day.servers[0].events[0];
+    let r = app
+        .client
+        .post(app.url("/rkevent"))
+        .body(ev.xml.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let after = get(&app, "/api/events?limit=1").await;
+    assert_eq!(after["head"].as_i64(), Some(EVENTS + 1));
+
+    let db = tillgate::core::store::Db::open(&app.config.storage)
+        .await
+        .unwrap();
+    let recorded = schema(&db).await;
+    let all = tillgate::app::migrations();
+    assert_eq!(recorded.len(), all.len(), "{recorded:?}");
+    for (m, (v, name)) in all.iter().zip(&recorded) {
+        assert_eq!((i64::from(m.version), m.name), (*v, name.as_str()));
+    }
+    db.close().await;
+
+    // A second start finds nothing to do and the same data.
+    let (config, dir) = app.stop().await;
+    let app = harness::start(config, dir).await;
+    let after = get(&app, "/api/events?limit=1").await;
+    assert_eq!(after["head"].as_i64(), Some(EVENTS + 1));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_sqlite_data_directory_of_the_previous_release_upgrades_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/upgrade/v0.1-sqlite.db"
+    );
+    std::fs::copy(fixture, dir.path().join("tillgate.db")).unwrap();
+    let config = Config::for_tests(dir.path());
+    assert!(matches!(config.storage, Storage::Sqlite { .. }));
+    upgraded(config, dir).await;
+}
+
+#[tokio::test]
+async fn a_postgres_database_of_the_previous_release_upgrades_in_place() {
+    if !harness::backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let url = harness::fresh_pg_database().await;
+    let dump = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/upgrade/v0.1-postgres.sql"
+    ))
+    .unwrap();
+    {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(dump))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(dir.path());
+    config.storage = Storage::Postgres {
+        url: secrecy::SecretString::from(url),
+    };
+    upgraded(config, dir).await;
+}
+
+/// An applied migration whose file changed afterwards stops the server with
+/// an error naming it; so does a database from a newer tillgate.
+#[tokio::test]
+async fn a_changed_or_unknown_migration_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::for_tests(dir.path());
+    let app = harness::start(config, dir).await;
+    let (config, dir) = app.stop().await;
+    let db = tillgate::core::store::Db::open(&config.storage)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tillgate_schema SET checksum = 'edited' WHERE version = 4")
+        .execute(&db.write)
+        .await
+        .unwrap();
+    let e = tillgate::core::migrate::migrate(&db, &tillgate::app::migrations())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("migration 4 (0004_relay) was changed"), "{e}");
+    // The server refuses to start on it, rather than run on a schema it
+    // does not know.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        tillgate::run(config.clone(), listener, Default::default()),
+    )
+    .await
+    .expect("refuses promptly");
+    let e = format!("{:#}", r.unwrap_err());
+    assert!(e.contains("was changed"), "{e}");
+
+    let sum = tillgate::core::migrate::checksum(tillgate::app::migrations()[3].sql);
+    sqlx::query("UPDATE tillgate_schema SET checksum = $1 WHERE version = 4")
+        .bind(sum)
+        .execute(&db.write)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO tillgate_schema (version, name, checksum, applied_at) VALUES (9999, '9999_future', 'x', 0)")
+        .execute(&db.write)
+        .await
+        .unwrap();
+    let e = tillgate::core::migrate::migrate(&db, &tillgate::app::migrations())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("9999") && e.contains("newer version"), "{e}");
+    db.close().await;
+    drop(dir);
+}
