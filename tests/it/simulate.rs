@@ -290,7 +290,7 @@ fn a_default_day_is_consistent_and_has_every_kind_of_operation() {
     assert_eq!(
         situations,
         BTreeSet::from([1, 3, 4, 5, 9, 10, 11, 12, 13, 14, 18, 21, 24]),
-        "every Situation of seed 001 occurs"
+        "every Situation the notify driver sends occurs"
     );
     // KDS on the dishes too.
     let kds_dishes = g.servers[0]

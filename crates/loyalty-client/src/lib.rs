@@ -5,7 +5,8 @@
 //! out, 5xx) a purchase is not lost: it is written to a local SQLite queue
 //! and the caller is told the sale went through *offline* — bonus will be
 //! earned once the link is back, but no discount was given and no bonus was
-//! spent, because those need the server's view of the balance (seed 002).
+//! spent, because those need the server's view of the balance (registers in
+//! the field behave the same way when the processing centre is down).
 //! [`Client::flush`] sends the queue in order with each operation's original
 //! register-local time, so the server applies the promotions valid then.
 //! Every queued operation keeps its `operation_id`, so sending the same
@@ -22,7 +23,8 @@ use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-/// The register timeout seen in the field (seed 002).
+/// How long registers in the field wait for the processing centre: about
+/// three seconds, then the cashier is told the link is down.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]

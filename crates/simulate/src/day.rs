@@ -922,7 +922,8 @@ impl<'a> ServerGen<'a> {
         let waiter = self.stations[st].waiter.name.clone().unwrap_or_default();
         let manager = self.manager.name.clone().unwrap_or_default();
         let mut t = t0;
-        // r_keeper opens the order with an empty session (seed 001 sample).
+        // r_keeper opens the order with an empty session (as the driver
+        // documentation's new-order sample shows).
         let s = self.new_session(&ob, t);
         ob.sessions.push(s);
         self.emit(

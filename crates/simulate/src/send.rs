@@ -1,6 +1,7 @@
 //! Sends event streams the way the r_keeper HTTP Order Notify driver does.
 //!
-//! What the driver does (seed 001, `docs/r_keeper.md`) and how it is played:
+//! What the driver (`httpnotf.dll`) does, per its documentation, and how it
+//! is played:
 //!
 //! * one queue per destination, strictly FIFO, one request in flight: here a
 //!   destination is one cash server (one [`ServerStream`]), with its own
