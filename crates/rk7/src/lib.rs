@@ -6,6 +6,11 @@
 //! and keeps the original bytes next to the model when you need them
 //! ([`RawEvent`]). It has no dependency on the rest of tillgate.
 //!
+//! [`xmlapi`] speaks the cash server's XML interface the other way round:
+//! requests tillgate sends (`GetSystemInfo`, `GetOrderList`, `GetOrder`,
+//! `GetRefData`), answers read into typed models, and, with the `client`
+//! feature, an async HTTP client.
+//!
 //! ```
 //! let xml = br#"<?xml version="1.0" encoding="utf-8"?>
 //! <a RestCode="199990093" DateTime="2020-01-14T15:38:23" Situation="1" seqnumber="1"
@@ -21,6 +26,7 @@ mod model;
 mod raw;
 mod read;
 mod write;
+pub mod xmlapi;
 
 pub use model::*;
 pub use raw::RawEvent;

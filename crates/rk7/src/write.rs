@@ -584,7 +584,7 @@ fn push_int(out: &mut Vec<u8>, negative: bool, mut v: u64) {
 /// written as character references too, because a conforming XML parser
 /// would otherwise turn them into spaces; `\r` is escaped everywhere for the
 /// same reason (line-end normalisation).
-fn escape_into(out: &mut Vec<u8>, s: &[u8], attr: bool) {
+pub(crate) fn escape_into(out: &mut Vec<u8>, s: &[u8], attr: bool) {
     let mut last = 0;
     for (i, &c) in s.iter().enumerate() {
         let rep: &[u8] = match c {

@@ -40,13 +40,13 @@ impl OffsetMap<'_> {
     }
 }
 
-pub(super) struct Decoded<'a> {
-    pub(super) text: Cow<'a, str>,
-    pub(super) map: OffsetMapOwned,
+pub(crate) struct Decoded<'a> {
+    pub(crate) text: Cow<'a, str>,
+    pub(crate) map: OffsetMapOwned,
 }
 
 /// The owned half of [`OffsetMap`] (the text lives in [`Decoded`]).
-pub(super) struct OffsetMapOwned {
+pub(crate) struct OffsetMapOwned {
     pub(super) base: usize,
     pub(super) encoding: Option<&'static Encoding>,
 }
@@ -57,7 +57,7 @@ pub(super) struct OffsetMapOwned {
 /// BOM the `encoding` pseudo-attribute of the declaration is honoured for
 /// any label encoding_rs knows, windows-1251 being the one seen in practice.
 /// UTF-8 input is borrowed, not copied.
-pub(super) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, ReadError> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, ReadError> {
     let enc_err = |offset: usize, detail: String| ReadError {
         kind: ReadErrorKind::BadEncoding,
         offset,

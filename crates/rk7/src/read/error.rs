@@ -36,6 +36,12 @@ pub enum ReadErrorKind {
     MissingAttribute,
     /// Elements are nested deeper than any r_keeper document.
     TooDeep,
+    /// An XML interface answer ([`crate::xmlapi`]) whose root element is
+    /// not `<RK7QueryResult>`, or a body with no element at all.
+    NotAnAnswer,
+    /// An XML interface answer that says `Ok` but lacks the element its
+    /// command must return (`<Order>` for GetOrder).
+    MissingElement,
 }
 
 impl ReadErrorKind {
@@ -53,6 +59,8 @@ impl ReadErrorKind {
             Self::BadEncoding => "bad encoding",
             Self::MissingAttribute => "missing attribute",
             Self::TooDeep => "too deeply nested",
+            Self::NotAnAnswer => "no <RK7QueryResult> root element",
+            Self::MissingElement => "missing element",
         }
     }
 }
@@ -101,11 +109,11 @@ impl ReadError {
 /// An error found while parsing, already located in the input bytes. Boxed
 /// because every typed attribute read returns a `Result`, and a small error
 /// type keeps those results cheap to move on the happy path.
-pub(super) type Fail = Box<ReadError>;
+pub(crate) type Fail = Box<ReadError>;
 
-pub(super) type R<T> = Result<T, Fail>;
+pub(crate) type R<T> = Result<T, Fail>;
 
-pub(super) fn shorten(s: &str) -> String {
+pub(crate) fn shorten(s: &str) -> String {
     match s.char_indices().nth(64) {
         Some((i, _)) => format!("{}...", &s[..i]),
         None => s.to_owned(),
@@ -113,7 +121,7 @@ pub(super) fn shorten(s: &str) -> String {
 }
 
 impl Parser<'_> {
-    pub(super) fn fail(
+    pub(crate) fn fail(
         &self,
         kind: ReadErrorKind,
         offset: usize,
@@ -128,7 +136,7 @@ impl Parser<'_> {
         })
     }
 
-    pub(super) fn fail_attr(
+    pub(crate) fn fail_attr(
         &self,
         kind: ReadErrorKind,
         offset: usize,

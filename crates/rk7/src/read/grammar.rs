@@ -15,7 +15,7 @@ use super::value::Val;
 pub(super) const MAX_DEPTH: usize = 40;
 
 impl<'a> Parser<'a> {
-    fn enter(&mut self, tag: &Tag<'a>) -> R<()> {
+    pub(crate) fn enter(&mut self, tag: &Tag<'a>) -> R<()> {
         if self.path.len() >= MAX_DEPTH {
             return Err(self.fail(
                 ReadErrorKind::TooDeep,
@@ -27,7 +27,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn leave(&mut self) {
+    pub(crate) fn leave(&mut self) {
         self.path.pop();
     }
 
@@ -54,7 +54,7 @@ impl<'a> Parser<'a> {
 
     /// Reads the children of `tag` until its end tag, giving each child
     /// start tag to `on_child`; text goes to `text`.
-    fn children(
+    pub(crate) fn children(
         &mut self,
         tag: &Tag<'a>,
         text: &mut String,
@@ -84,7 +84,7 @@ impl<'a> Parser<'a> {
     }
 
     /// An element the model does not name, kept whole.
-    fn generic(&mut self, tag: Tag<'a>) -> R<XmlElement> {
+    pub(crate) fn generic(&mut self, tag: Tag<'a>) -> R<XmlElement> {
         let mut el = XmlElement {
             name: tag.name.to_owned(),
             ..XmlElement::default()
@@ -106,7 +106,11 @@ impl<'a> Parser<'a> {
 
     /// Iterates over the attributes of `tag`, giving each to `on` with a
     /// value reader bound to this attribute's location.
-    fn attrs(&self, tag: &Tag<'a>, mut on: impl FnMut(&str, Val<'_, 'a>) -> R<()>) -> R<()> {
+    pub(crate) fn attrs(
+        &self,
+        tag: &Tag<'a>,
+        mut on: impl FnMut(&str, Val<'_, 'a>) -> R<()>,
+    ) -> R<()> {
         if tag.seq != 0 && tag.seq == self.tag_seq {
             // Already split by the fast tokenizer.
             for a in &self.attr_buf {
@@ -205,7 +209,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Children every element may have: only unknown ones.
-    fn rest(&mut self, tag: &Tag<'a>, extra: &mut Extra) -> R<()> {
+    pub(crate) fn rest(&mut self, tag: &Tag<'a>, extra: &mut Extra) -> R<()> {
         let mut text = String::new();
         self.children(tag, &mut text, |p, child| {
             extra.elements.push(p.generic(child)?);
@@ -244,7 +248,7 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn reference(&mut self, tag: Tag<'a>, r: &mut Ref) -> R<()> {
+    pub(crate) fn reference(&mut self, tag: Tag<'a>, r: &mut Ref) -> R<()> {
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
             match name {
@@ -319,7 +323,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn order(&mut self, tag: Tag<'a>, o: &mut Order) -> R<()> {
+    pub(crate) fn order(&mut self, tag: Tag<'a>, o: &mut Order) -> R<()> {
         let mut extra = Extra::default();
         self.attrs(&tag, |name, v| {
             match name {

@@ -39,6 +39,12 @@
 //! tokenizers), [`syntax`] (whitespace, names, attributes and references,
 //! shared by both), [`grammar`] (one function per model type), [`value`]
 //! (typed attribute values) and [`error`] (what a failure reports).
+//!
+//! The XML interface's answer reader ([`crate::xmlapi`]) reads with the same
+//! parser on the general path: the decoder, the tokens, the typed attribute
+//! values and the element functions it needs (`<Order>` above all) are
+//! `pub(crate)` and re-exported here, so a GetOrder answer and a notify event
+//! give the same [`Order`] and fail with the same kind of located error.
 
 mod decode;
 mod error;
@@ -50,9 +56,11 @@ mod syntax;
 mod value;
 
 use crate::model::*;
-use decode::decode;
+pub(crate) use decode::decode;
+pub(crate) use error::{R, shorten};
 pub use error::{ReadError, ReadErrorKind};
-use parser::Parser;
+pub(crate) use parser::{Parser, Tag, Tok};
+pub(crate) use value::Val;
 
 /// Reads one notify event.
 ///
@@ -93,7 +101,7 @@ pub fn read(bytes: &[u8]) -> Result<Event, ReadError> {
 
 /// Which tokenizer a [`Parser`] uses; see the module documentation.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Mode {
+pub(crate) enum Mode {
     Fast,
     General,
 }

@@ -11,13 +11,13 @@ use super::grammar::MAX_DEPTH;
 
 /// A start tag: its name, and the text after the name (the attributes).
 #[derive(Clone, Copy)]
-pub(super) struct Tag<'a> {
-    pub(super) name: &'a str,
+pub(crate) struct Tag<'a> {
+    pub(crate) name: &'a str,
     pub(super) attrs: &'a str,
     /// Offset of `attrs` in the decoded text.
     pub(super) attrs_at: usize,
     /// Offset of `<`.
-    pub(super) at: usize,
+    pub(crate) at: usize,
     /// `<X/>`: no children, no end tag.
     pub(super) empty: bool,
     /// On the fast path, which start tag this is (counting from 1), so that
@@ -26,7 +26,7 @@ pub(super) struct Tag<'a> {
     pub(super) seq: u32,
 }
 
-pub(super) enum Tok<'a> {
+pub(crate) enum Tok<'a> {
     Start(Tag<'a>),
     /// A run of text, entity references and CDATA between two tags, already
     /// known not to be whitespace only.
@@ -60,7 +60,7 @@ pub(super) enum Src<'a> {
     },
 }
 
-pub(super) struct Parser<'a> {
+pub(crate) struct Parser<'a> {
     pub(super) doc: &'a str,
     pub(super) src: Src<'a>,
     /// A token read ahead while collecting a text run.
@@ -76,7 +76,7 @@ pub(super) struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    pub(super) fn new(doc: &'a str, map: &OffsetMapOwned, mode: Mode) -> Self {
+    pub(crate) fn new(doc: &'a str, map: &OffsetMapOwned, mode: Mode) -> Self {
         let src = match mode {
             Mode::Fast => Src::Fast(0),
             Mode::General => Src::general(doc),
@@ -98,7 +98,7 @@ impl<'a> Parser<'a> {
     }
 
     /// The next token, from whichever tokenizer this parser uses.
-    pub(super) fn next(&mut self) -> R<Tok<'a>> {
+    pub(crate) fn next(&mut self) -> R<Tok<'a>> {
         match self.src {
             Src::Fast(at) => self.next_fast(at),
             Src::General { .. } => self.next_general(),

@@ -11,7 +11,7 @@ use super::parser::Parser;
 use super::syntax::{is_ws, unescape_attr};
 
 /// One attribute value, with what is needed to report an error about it.
-pub(super) struct Val<'p, 'a> {
+pub(crate) struct Val<'p, 'a> {
     pub(super) p: &'p Parser<'a>,
     pub(super) name: &'p str,
     /// The value as written (entities not yet resolved).
@@ -23,7 +23,7 @@ pub(super) struct Val<'p, 'a> {
 }
 
 impl Val<'_, '_> {
-    pub(super) fn string(&self) -> String {
+    pub(crate) fn string(&self) -> String {
         if self.amp {
             unescape_attr(self.raw)
         } else {
@@ -31,7 +31,7 @@ impl Val<'_, '_> {
         }
     }
 
-    pub(super) fn keep(&self, extra: &mut Extra) {
+    pub(crate) fn keep(&self, extra: &mut Extra) {
         extra.attrs.push((self.name.to_owned(), self.string()));
     }
 
@@ -110,7 +110,7 @@ impl Val<'_, '_> {
         }
     }
 
-    pub(super) fn i64(&self) -> R<Option<i64>> {
+    pub(crate) fn i64(&self) -> R<Option<i64>> {
         self.int(ReadErrorKind::BadNumber, "expected an integer")
     }
 
@@ -131,7 +131,7 @@ impl Val<'_, '_> {
         }
     }
 
-    pub(super) fn money(&self) -> R<Option<Kopecks>> {
+    pub(crate) fn money(&self) -> R<Option<Kopecks>> {
         Ok(self
             .int(
                 ReadErrorKind::BadMoney,
@@ -149,7 +149,7 @@ impl Val<'_, '_> {
             .map(Thousandths))
     }
 
-    pub(super) fn bool(&self) -> R<Option<bool>> {
+    pub(crate) fn bool(&self) -> R<Option<bool>> {
         match self.typed().as_deref() {
             None => Ok(None),
             Some("1") => Ok(Some(true)),
@@ -160,7 +160,7 @@ impl Val<'_, '_> {
         }
     }
 
-    pub(super) fn datetime(&self) -> R<Option<LocalDateTime>> {
+    pub(crate) fn datetime(&self) -> R<Option<LocalDateTime>> {
         match self.typed() {
             None => Ok(None),
             Some(t) => LocalDateTime::parse(&t)
@@ -169,7 +169,7 @@ impl Val<'_, '_> {
         }
     }
 
-    pub(super) fn guid(&self) -> R<Option<Guid>> {
+    pub(crate) fn guid(&self) -> R<Option<Guid>> {
         match self.typed() {
             None => Ok(None),
             Some(t) => Guid::parse(&t)

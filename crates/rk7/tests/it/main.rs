@@ -7,6 +7,9 @@ mod roundtrip;
 mod seed;
 mod strategies;
 mod writer;
+// The XML-interface client; run with `cargo test -p rk7 --features client`.
+#[cfg(feature = "client")]
+mod xmlapi;
 
 /// The bytes of a fixture in `tests/fixtures`.
 pub fn fixture(name: &str) -> Vec<u8> {
