@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::backoff::Backoff;
 use super::log::{self, Committed, LogEntry};
 use super::store::{Db, StoreError};
 
@@ -21,6 +22,10 @@ pub use super::feature::BoxFuture;
 /// lock in more, shorter turns, and the log writer waited longer in total
 /// (p50 acknowledgement 27 ms against 17 ms with 500).
 pub const BATCH: i64 = 500;
+
+/// The lag gauge every runner keeps for its consumer (described with the
+/// core's metrics).
+const LAG: &str = "tillgate_consumer_lag_events";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
@@ -65,7 +70,11 @@ pub struct Runner<C: Consumer> {
 
 impl<C: Consumer> Runner<C> {
     pub async fn new(consumer: C, db: Db, batch: i64) -> Result<Self, StoreError> {
-        let cursor = log::cursor(&db, &consumer.name()).await?;
+        let name = consumer.name();
+        let cursor = log::cursor(&db, &name).await?;
+        // Listed from the start, so /metrics shows every consumer before
+        // its first batch; the first step sets the real value.
+        metrics::gauge!(LAG, "consumer" => name).set(0.0);
         Ok(Runner {
             consumer,
             db,
@@ -105,24 +114,26 @@ impl<C: Consumer> Runner<C> {
     }
 
     /// Runs until `shutdown`, waking on every commit. A failing batch is
-    /// retried after a pause; it is never skipped, because skipping would
-    /// make the state differ from a replay.
+    /// retried after a pause (100 ms, doubling up to 30 s); it is never
+    /// skipped, because skipping would make the state differ from a
+    /// replay.
     pub async fn run(
         mut self,
         mut committed: watch::Receiver<Committed>,
         shutdown: CancellationToken,
     ) {
         let name = self.consumer.name();
-        let mut backoff = Duration::from_millis(100);
+        let backoff = Backoff::doubling(Duration::from_millis(100), Duration::from_secs(30));
+        let mut failures = 0u32;
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
             match self.run_once().await {
                 Ok(Outcome::Applied { events, .. }) => {
-                    backoff = Duration::from_millis(100);
+                    failures = 0;
                     let head = committed.borrow().head;
-                    metrics::gauge!("tillgate_consumer_lag_events", "consumer" => name.clone())
+                    metrics::gauge!(LAG, "consumer" => name.clone())
                         .set((head - self.cursor).max(0) as f64);
                     if (events as i64) < self.batch && !self.coalesce.is_zero() {
                         tokio::select! {
@@ -132,8 +143,7 @@ impl<C: Consumer> Runner<C> {
                     }
                 }
                 Ok(Outcome::Idle) => {
-                    metrics::gauge!("tillgate_consumer_lag_events", "consumer" => name.clone())
-                        .set(0.0);
+                    metrics::gauge!(LAG, "consumer" => name.clone()).set(0.0);
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         r = committed.changed() => if r.is_err() {
@@ -149,12 +159,12 @@ impl<C: Consumer> Runner<C> {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(consumer = %name, error = %e, cursor = self.cursor, "consumer batch failed; will retry");
+                    failures = failures.saturating_add(1);
+                    tracing::error!(consumer = %name, error = %e, cursor = self.cursor, failures, "consumer batch failed; will retry");
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(backoff.delay(failures, None)) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
         }

@@ -104,25 +104,14 @@ pub fn to_new_event(body: Bytes, received_at: i64) -> Result<NewEvent, Unreadabl
         return Err(Unreadable::Empty);
     }
     let ev = rk7::read(&body)?;
-    let guid = ev.guid.as_ref().ok_or(Unreadable::Missing("guid"))?;
+    let guid = ev
+        .guid
+        .as_ref()
+        .ok_or(Unreadable::Missing("guid"))?
+        .canonical();
     let seq = ev.seqnumber.ok_or(Unreadable::Missing("seqnumber"))?;
     let seq = i64::try_from(seq).map_err(|_| Unreadable::BadSeq(seq))?;
-    Ok(NewEvent {
-        received_at,
-        stream_guid: guid.canonical(),
-        seqnumber: seq,
-        situation: ev.situation.code(),
-        rest_code: ev.rest_code.as_ref().map(|r| r.0.clone()),
-        event_time: ev.date_time.as_ref().map(|d| d.to_string()),
-        shift_num: ev.shift_num,
-        order_guid: ev
-            .order
-            .as_ref()
-            .and_then(|o| o.guid.as_ref())
-            .map(|g| g.canonical()),
-        body,
-        parsed: Some(std::sync::Arc::new(ev)),
-    })
+    Ok(NewEvent::from_read(received_at, guid, seq, ev, body))
 }
 
 #[derive(Serialize)]

@@ -6,12 +6,11 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use sqlx::Row;
 
-use super::state::{OrderSnapshot, OrderStatus, ServerSnapshot, ShiftSnapshot, StationSnapshot};
+use super::state::OrderStatus;
+use super::store;
 use crate::core::api_error::{ApiError, ApiResult};
 use crate::core::store::Db;
-use crate::core::store::StoreError;
 
 pub fn api_routes() -> Router<Db> {
     Router::new()
@@ -76,12 +75,10 @@ async fn list_orders(
     }
     check_local_time("from", &q.from)?;
     check_local_time("to", &q.to)?;
-    // Keyset pagination on (opened_at, order_guid): stable while orders
-    // change, unlike OFFSET.
-    let (after_time, after_guid) = match &q.after {
-        None => (None, None),
+    let after = match &q.after {
+        None => None,
         Some(c) => match c.split_once('|') {
-            Some((t, g)) => (Some(t.to_string()), Some(g.to_string())),
+            Some(pair) => Some(pair),
             None => {
                 return Err(ApiError::bad_request(
                     "bad_query",
@@ -90,99 +87,41 @@ async fn list_orders(
             }
         },
     };
-    let mut sql = String::from("SELECT snapshot, COALESCE(opened_at, '') FROM orders WHERE 1=1");
-    let mut binds: Vec<String> = Vec::new();
-    let mut push = |cond: &str, v: String, binds: &mut Vec<String>| {
-        binds.push(v);
-        sql.push_str(&cond.replace('?', &format!("${}", binds.len())));
+    let filter = store::OrderFilter {
+        restaurant: q.restaurant.as_deref(),
+        status: q.status.as_deref(),
+        from: q.from.as_deref(),
+        to: q.to.as_deref(),
+        after,
     };
-    if let Some(r) = &q.restaurant {
-        push(" AND rest_code = ?", r.clone(), &mut binds);
-    }
-    if let Some(s) = &q.status {
-        push(" AND status = ?", s.clone(), &mut binds);
-    }
-    if let Some(f) = &q.from {
-        push(" AND opened_at >= ?", f.clone(), &mut binds);
-    }
-    if let Some(t) = &q.to {
-        push(" AND opened_at < ?", t.clone(), &mut binds);
-    }
-    if let (Some(t), Some(g)) = (after_time, after_guid) {
-        binds.push(t);
-        let a = binds.len();
-        binds.push(g);
-        let b = binds.len();
-        sql.push_str(&format!(
-            " AND (COALESCE(opened_at, '') > ${a} OR (COALESCE(opened_at, '') = ${a} AND order_guid > ${b}))"
-        ));
-    }
-    sql.push_str(&format!(
-        " ORDER BY COALESCE(opened_at, ''), order_guid LIMIT {}",
-        limit + 1
-    ));
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for b in &binds {
-        query = query.bind(b.as_str());
-    }
-    let rows = query.fetch_all(&db.read).await?;
-    let mut items: Vec<OrderSnapshot> = Vec::with_capacity(rows.len());
-    let mut last_time = String::new();
-    for r in rows.iter().take(limit as usize) {
-        let snap: String = r.try_get(0)?;
-        last_time = r.try_get(1)?;
-        items.push(
-            serde_json::from_str(&snap)
-                .map_err(|e| ApiError::internal(StoreError::Corrupt(e.to_string())))?,
-        );
-    }
-    let next = if rows.len() as i64 > limit {
-        items.last().map(|o| format!("{last_time}|{}", o.guid))
+    let page = store::orders_page(&db, &filter, limit).await?;
+    // The cursor is the last order's (opened_at, GUID), the page's keyset.
+    let next = if page.more {
+        page.items
+            .last()
+            .map(|o| format!("{}|{}", page.last_opened_at, o.guid))
     } else {
         None
     };
-    Ok(axum::Json(serde_json::json!({ "items": items, "next": next })).into_response())
+    Ok(axum::Json(serde_json::json!({ "items": page.items, "next": next })).into_response())
 }
 
 async fn get_order(State(db): State<Db>, Path(guid): Path<String>) -> ApiResult<Response> {
     let canon = normalise_guid(&guid)
         .ok_or_else(|| ApiError::bad_request("bad_guid", format!("{guid:?} is not a GUID")))?;
-    let snap: Option<String> =
-        sqlx::query_scalar("SELECT snapshot FROM orders WHERE order_guid = $1")
-            .bind(&canon)
-            .fetch_optional(&db.read)
-            .await?;
-    let snap = snap.ok_or_else(|| ApiError::not_found(format!("no order {canon}")))?;
-    let o: OrderSnapshot = serde_json::from_str(&snap)
-        .map_err(|e| ApiError::internal(StoreError::Corrupt(e.to_string())))?;
+    let o = store::order(&db, &canon)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no order {canon}")))?;
     Ok(axum::Json(o).into_response())
 }
 
 async fn list_stations(State(db): State<Db>) -> ApiResult<Response> {
-    let rows = sqlx::query("SELECT snapshot FROM stations ORDER BY station_key")
-        .fetch_all(&db.read)
-        .await?;
-    let mut items: Vec<StationSnapshot> = Vec::new();
-    for r in rows {
-        items.push(
-            serde_json::from_str(&r.try_get::<String, _>(0)?)
-                .map_err(|e| ApiError::internal(StoreError::Corrupt(e.to_string())))?,
-        );
-    }
+    let items = store::stations(&db).await?;
     Ok(axum::Json(serde_json::json!({ "items": items })).into_response())
 }
 
 async fn list_servers(State(db): State<Db>) -> ApiResult<Response> {
-    let rows = sqlx::query("SELECT snapshot FROM cash_servers ORDER BY server_key")
-        .fetch_all(&db.read)
-        .await?;
-    let mut items: Vec<ServerSnapshot> = Vec::new();
-    for r in rows {
-        items.push(
-            serde_json::from_str(&r.try_get::<String, _>(0)?)
-                .map_err(|e| ApiError::internal(StoreError::Corrupt(e.to_string())))?,
-        );
-    }
+    let items = store::servers(&db).await?;
     Ok(axum::Json(serde_json::json!({ "items": items })).into_response())
 }
 
@@ -196,25 +135,9 @@ async fn list_shifts(
     q: Result<Query<ShiftQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) = q?;
-    let rows =
-        match &q.restaurant {
-            Some(r) => sqlx::query(
-                "SELECT snapshot FROM shifts WHERE rest_code = $1 ORDER BY rest_code, shift_num",
-            )
-            .bind(r)
-            .fetch_all(&db.read)
-            .await?,
-            None => {
-                sqlx::query("SELECT snapshot FROM shifts ORDER BY rest_code, shift_num")
-                    .fetch_all(&db.read)
-                    .await?
-            }
-        };
     let mut items = Vec::new();
-    for r in rows {
-        let s: ShiftSnapshot = serde_json::from_str(&r.try_get::<String, _>(0)?)
-            .map_err(|e| ApiError::internal(StoreError::Corrupt(e.to_string())))?;
-        let totals = super::shift_totals(&db, &s.rest_code, s.shift_num).await?;
+    for s in store::shifts(&db, q.restaurant.as_deref()).await? {
+        let totals = store::shift_totals(&db, &s.rest_code, s.shift_num).await?;
         let mut v = serde_json::to_value(&s).map_err(ApiError::internal)?;
         v["totals"] = serde_json::to_value(totals).map_err(ApiError::internal)?;
         items.push(v);

@@ -1,0 +1,238 @@
+//! The event log: the spine of tillgate.
+//!
+//! Every accepted event is appended once, with a monotonic offset, by a
+//! single writer task. The writer groups whatever requests are waiting into
+//! one transaction (group commit), so 64 cash servers posting at once pay for
+//! one sync, not 64. A request is answered only after its transaction has
+//! committed: that is the durability promise behind every 2xx.
+//!
+//! Offsets are assigned by the writer in memory (loaded from the table at
+//! start) rather than by a database sequence: with one writer they are then
+//! strictly in commit order, so a consumer reading `offset > cursor` can never
+//! skip a row that commits late (which a PostgreSQL sequence allows).
+//!
+//! This module holds the log's types; the work is split by job:
+//!
+//! * [`writer`](writer()): the single writer and its group commit;
+//! * [`Tail`]: the newest committed entries, in memory;
+//! * reads: entries after an offset, one entry, the head, gaps, quarantine,
+//!   streams, a shift's events;
+//! * cursors: each consumer's durable position;
+//! * retention: [`prune`] and the [`Pruner`] worker.
+//!
+//! Nothing outside this module touches the log's tables (`events`,
+//! `streams`, `gaps`, `quarantine`, `consumer_cursors`).
+
+mod cursor;
+mod prune;
+mod read;
+mod tail;
+mod writer;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::migrate::Migration;
+
+pub use cursor::{cursor, cursors, delete_cursor, set_cursor, start_cursor_at_head};
+pub use prune::{Pruner, prune};
+pub use read::{
+    gaps, get, head, offset_at_time, quarantine_body, quarantine_list, read_after, shift_events,
+    streams_of,
+};
+pub use tail::Tail;
+pub use writer::{LogWriter, LogWriterTask, writer};
+
+/// The log's own tables: events, streams, gaps, quarantine, cursors.
+pub fn migrations() -> Vec<Migration> {
+    vec![
+        crate::migration!("0001_event_log"),
+        // The shift report reads one restaurant's shift out of the whole
+        // log; without this index it scanned every event ever kept.
+        crate::migration!("0002_events_rest_shift"),
+    ]
+}
+
+/// An event that read correctly and is ready to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub received_at: i64,
+    /// Canonical (upper case, braced) driver-run GUID.
+    pub stream_guid: String,
+    pub seqnumber: i64,
+    pub situation: i64,
+    pub rest_code: Option<String>,
+    /// Cash-server local time, ISO text without zone.
+    pub event_time: Option<String>,
+    pub shift_num: Option<i64>,
+    pub order_guid: Option<String>,
+    /// The bytes exactly as received.
+    pub body: Bytes,
+    /// The body as ingest read it, handed on to consumers through the
+    /// [`Tail`] so they need not read it again.
+    pub parsed: Option<Arc<rk7::Event>>,
+}
+
+impl NewEvent {
+    /// The record of `ev`, read from `body`, in the stream the caller found
+    /// it in. The key (canonical stream GUID, seqnumber) is the caller's to
+    /// check, because what to do with an event lacking one is the edge's
+    /// decision (ingest quarantines it); the indexed columns are taken from
+    /// the event here, so every writer of the log fills them alike.
+    pub fn from_read(
+        received_at: i64,
+        stream_guid: String,
+        seqnumber: i64,
+        ev: rk7::Event,
+        body: Bytes,
+    ) -> NewEvent {
+        NewEvent {
+            received_at,
+            stream_guid,
+            seqnumber,
+            situation: ev.situation.code(),
+            rest_code: ev.rest_code.as_ref().map(|r| r.0.clone()),
+            event_time: ev.date_time.as_ref().map(|d| d.to_string()),
+            shift_num: ev.shift_num,
+            order_guid: ev
+                .order
+                .as_ref()
+                .and_then(|o| o.guid.as_ref())
+                .map(|g| g.canonical()),
+            body,
+            parsed: Some(Arc::new(ev)),
+        }
+    }
+}
+
+/// A body that did not read as an event, kept verbatim.
+#[derive(Debug, Clone)]
+pub struct NewQuarantine {
+    pub received_at: i64,
+    pub path: String,
+    pub reason: String,
+    pub remote: Option<String>,
+    pub body: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    Stored {
+        offset: i64,
+    },
+    /// The same (guid, seqnumber) is already in the log at `offset`.
+    Duplicate {
+        offset: i64,
+    },
+    Quarantined {
+        id: i64,
+    },
+}
+
+/// What the writer tells the rest of the process after each commit.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    /// Highest offset committed so far (0 = empty log).
+    pub head: i64,
+    pub gaps_found: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("the log writer has stopped")]
+    Stopped,
+    #[error("commit failed: {0}")]
+    Commit(String),
+}
+
+/// One event as stored in the log.
+///
+/// Read from `events` by column name; a read without bodies leaves `body`
+/// empty.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LogEntry {
+    #[sqlx(rename = "log_offset")]
+    pub offset: i64,
+    pub received_at: i64,
+    pub stream_guid: String,
+    pub seqnumber: i64,
+    pub situation: i64,
+    pub rest_code: Option<String>,
+    pub event_time: Option<String>,
+    pub shift_num: Option<i64>,
+    pub order_guid: Option<String>,
+    #[sqlx(default, try_from = "Vec<u8>")]
+    pub body: Bytes,
+    /// The body already read, when the entry came from the [`Tail`].
+    #[sqlx(skip)]
+    pub parsed: Option<Arc<rk7::Event>>,
+}
+
+impl LogEntry {
+    /// The entry an appended event became at `offset`.
+    fn stored(offset: i64, e: NewEvent) -> LogEntry {
+        LogEntry {
+            offset,
+            received_at: e.received_at,
+            stream_guid: e.stream_guid,
+            seqnumber: e.seqnumber,
+            situation: e.situation,
+            rest_code: e.rest_code,
+            event_time: e.event_time,
+            shift_num: e.shift_num,
+            order_guid: e.order_guid,
+            body: e.body,
+            parsed: e.parsed,
+        }
+    }
+
+    /// The event in the body: the copy ingest read when there is one,
+    /// otherwise the body read now.
+    pub fn event(&self) -> Result<Arc<rk7::Event>, rk7::ReadError> {
+        match &self.parsed {
+            Some(ev) => Ok(ev.clone()),
+            None => rk7::read(&self.body).map(Arc::new),
+        }
+    }
+}
+
+/// A seqnumber jump in a cash server's stream: events r_keeper did not
+/// deliver.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Gap {
+    pub id: i64,
+    pub stream_guid: String,
+    pub rest_code: Option<String>,
+    pub from_seq: i64,
+    pub to_seq: i64,
+    pub missing: i64,
+    pub detected_at: String,
+    pub before_offset: i64,
+}
+
+/// A quarantined body as the operator API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QuarantineItem {
+    pub id: i64,
+    pub received_at: String,
+    pub path: String,
+    pub reason: String,
+    pub remote: Option<String>,
+    pub size: usize,
+    /// The body as text (lossy UTF-8) for a quick look; the exact bytes are
+    /// kept in storage.
+    pub body_preview: String,
+}
+
+/// A cash server's stream of events, as the log knows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StreamInfo {
+    pub stream_guid: String,
+    pub rest_code: Option<String>,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub events: i64,
+}

@@ -1,0 +1,105 @@
+//! Retention: deleting old events every consumer has passed, in small
+//! steps, on the core's worker loop.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::core::backoff::Backoff;
+use crate::core::clock::{SharedClock, now_ms};
+use crate::core::outbox::{self, LoopOptions, OutboxWorker, Step, Wake};
+use crate::core::store::{Db, StoreError};
+
+/// Rows deleted per step at most: the log writer shares the write lock and
+/// must never wait long behind retention.
+const STEP_ROWS: i64 = 5000;
+
+/// The rest between steps once nothing is old enough, and after a failed
+/// step: retention is not urgent, and an hour's retention is not harmed by
+/// a minute's delay.
+const REST: Duration = Duration::from_secs(60);
+
+/// Deletes, in one bounded step, events received before `cutoff_ms` that
+/// every consumer has already passed; returns how many went.
+///
+/// The lowest cursor is the bound, so a consumer that is behind (a relay
+/// destination that is down, an alert outbox waiting for Telegram) keeps
+/// its events however old they are. Pruned events cannot be replayed: the
+/// default retention (0) keeps everything.
+pub async fn prune(db: &Db, cutoff_ms: i64, max_rows: i64) -> Result<u64, StoreError> {
+    let lowest: Option<i64> = sqlx::query_scalar("SELECT MIN(position) FROM consumer_cursors")
+        .fetch_one(&db.write)
+        .await?;
+    let Some(lowest) = lowest else {
+        return Ok(0);
+    };
+    let upto: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(log_offset) FROM (SELECT log_offset FROM events WHERE log_offset <= $1 AND received_at < $2 ORDER BY log_offset LIMIT $3) AS oldest",
+    )
+    .bind(lowest)
+    .bind(cutoff_ms)
+    .bind(max_rows)
+    .fetch_one(&db.write)
+    .await?;
+    let Some(upto) = upto else {
+        return Ok(0);
+    };
+    let done = sqlx::query("DELETE FROM events WHERE log_offset <= $1 AND received_at < $2")
+        .bind(upto)
+        .bind(cutoff_ms)
+        .execute(&db.write)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// The retention worker: prunes in small steps so the log writer never
+/// waits long behind it.
+pub struct Pruner {
+    pub db: Db,
+    pub retention: std::time::Duration,
+}
+
+impl Pruner {
+    /// One step; `now_ms` is injectable for tests.
+    pub async fn run_once(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let cutoff = now_ms - self.retention.as_millis() as i64;
+        prune(&self.db, cutoff, STEP_ROWS).await
+    }
+
+    /// Prunes step after step while there is something to prune, then
+    /// rests a minute; a failed step is logged and tried again a minute
+    /// later. Stops at `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let options = LoopOptions {
+            idle_poll: REST,
+            max_wait: REST,
+            on_error: Backoff::doubling(REST, REST),
+        };
+        outbox::run(
+            Steps(self),
+            "log-pruner",
+            Wake::new(),
+            SharedClock::system(),
+            options,
+            shutdown,
+        )
+        .await
+    }
+}
+
+/// The pruner as a step of the core's worker loop.
+struct Steps(Pruner);
+
+impl OutboxWorker for Steps {
+    type Error = StoreError;
+
+    async fn run_once(&mut self) -> Result<Step, StoreError> {
+        let n = self.0.run_once(now_ms()).await?;
+        if n == 0 {
+            return Ok(Step::Wait(REST));
+        }
+        tracing::info!(pruned = n, "pruned events past retention");
+        metrics::counter!("tillgate_events_pruned_total").increment(n);
+        Ok(Step::Busy)
+    }
+}

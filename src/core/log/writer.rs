@@ -1,0 +1,647 @@
+//! The log writer: the single task that appends, one group commit at a
+//! time, and answers each caller after the commit.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use sqlx::{Any, Transaction};
+use tokio::sync::watch;
+
+use super::{AppendError, AppendOutcome, Committed, LogEntry, NewEvent, NewQuarantine};
+use crate::core::clock::now_ms;
+use crate::core::group_commit::{self, Group, Groups, Submitter};
+use crate::core::store::{self, Db, StoreError};
+
+/// One request to the writer.
+enum WriteOp {
+    Event(NewEvent),
+    Quarantine(NewQuarantine),
+}
+
+/// The writer's answer: the outcome, or why the group's commit failed
+/// (a `String`, because every caller of the group gets a copy).
+type Reply = Result<AppendOutcome, String>;
+
+/// Cloneable handle to the single log writer.
+#[derive(Clone)]
+pub struct LogWriter {
+    submit: Submitter<WriteOp, Reply>,
+    committed: watch::Receiver<Committed>,
+}
+
+impl LogWriter {
+    pub async fn append(&self, e: NewEvent) -> Result<AppendOutcome, AppendError> {
+        self.send(WriteOp::Event(e)).await
+    }
+
+    pub async fn quarantine(&self, q: NewQuarantine) -> Result<AppendOutcome, AppendError> {
+        self.send(WriteOp::Quarantine(q)).await
+    }
+
+    async fn send(&self, op: WriteOp) -> Result<AppendOutcome, AppendError> {
+        self.submit
+            .submit(op)
+            .await
+            .map_err(|_| AppendError::Stopped)?
+            .map_err(AppendError::Commit)
+    }
+
+    /// Watch this to learn about new commits without polling.
+    pub fn subscribe(&self) -> watch::Receiver<Committed> {
+        self.committed.clone()
+    }
+}
+
+/// A stream's highest seqnumber, as `streams` holds it.
+#[derive(sqlx::FromRow)]
+struct StreamLast {
+    stream_guid: String,
+    last_seq: i64,
+}
+
+/// The writer task's state.
+pub struct LogWriterTask {
+    db: Db,
+    groups: Groups<WriteOp, Reply>,
+    committed: watch::Sender<Committed>,
+    next_offset: i64,
+    next_gap_id: i64,
+    next_quarantine_id: i64,
+    /// Each stream's highest committed seqnumber.
+    streams: HashMap<String, i64>,
+}
+
+/// Creates the writer handle and the task that must be spawned to serve it.
+pub async fn writer(db: Db, max_batch: usize) -> Result<(LogWriter, LogWriterTask), StoreError> {
+    let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_offset), 0) FROM events")
+        .fetch_one(&db.write)
+        .await?;
+    let gap_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM gaps")
+        .fetch_one(&db.write)
+        .await?;
+    let q_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM quarantine")
+        .fetch_one(&db.write)
+        .await?;
+    let streams: Vec<StreamLast> = sqlx::query_as("SELECT stream_guid, last_seq FROM streams")
+        .fetch_all(&db.write)
+        .await?;
+    let streams = streams
+        .into_iter()
+        .map(|s| (s.stream_guid, s.last_seq))
+        .collect();
+    // The queue is bounded so a flood waits in HTTP handlers (and so in
+    // the senders' TCP windows) instead of growing memory without limit.
+    let (submit, groups) = group_commit::channel(max_batch, max_batch * 4);
+    let (ctx, crx) = watch::channel(Committed {
+        head,
+        gaps_found: 0,
+    });
+    Ok((
+        LogWriter {
+            submit,
+            committed: crx,
+        },
+        LogWriterTask {
+            db,
+            groups,
+            committed: ctx,
+            next_offset: head + 1,
+            next_gap_id: gap_id + 1,
+            next_quarantine_id: q_id + 1,
+            streams,
+        },
+    ))
+}
+
+/// A committed batch: each op's outcome, each touched stream's new last
+/// seqnumber, the number of gaps found.
+type Written = (Vec<AppendOutcome>, Vec<(String, i64)>, u64);
+
+/// What one batch writes, decided in memory before any SQL runs: the rules
+/// (duplicates, gaps, new streams) stay apart from the statements, which
+/// then need only a handful of round trips whatever the batch size.
+struct Plan<'a> {
+    outcomes: Vec<AppendOutcome>,
+    rows: Vec<(i64, &'a NewEvent)>,
+    gaps: Vec<NewGap<'a>>,
+    streams: Vec<StreamUpdate<'a>>,
+    quarantine: Vec<(i64, &'a NewQuarantine)>,
+    /// Each touched stream's highest seqnumber after the batch.
+    last_seq: HashMap<&'a str, i64>,
+}
+
+/// One row of `gaps` to insert.
+struct NewGap<'a> {
+    id: i64,
+    event: &'a NewEvent,
+    from: i64,
+    to: i64,
+    before_offset: i64,
+}
+
+/// One row of `streams` to insert (a new stream) or bump.
+struct StreamUpdate<'a> {
+    guid: &'a str,
+    first: &'a NewEvent,
+    last_seq: i64,
+    last_seen: i64,
+    events: i64,
+    new: bool,
+}
+
+impl LogWriterTask {
+    /// Runs until every `LogWriter` handle is dropped, committing what is
+    /// still queued: the server drops its handles only after it stopped
+    /// accepting, so nothing received is left behind.
+    ///
+    /// The loop runs on a thread of its own with a single-threaded runtime.
+    /// Every statement is a round trip to the database (sqlx's SQLite worker
+    /// thread, or PostgreSQL); on the server's runtime each return trip
+    /// waited behind the HTTP tasks, and a batch of 64 events took ~15 ms of
+    /// such waits for ~2 ms of work. Here nothing else competes for the
+    /// thread, so a round trip costs a thread wake-up.
+    pub async fn run(self) {
+        match crate::core::runtimes::Background::start("tillgate-log-writer") {
+            Ok(own) => {
+                if let Err(e) = own.handle.spawn(self.run_here()).await {
+                    tracing::error!(error = %e, "log writer task failed");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the log writer's thread; writing from the server's runtime");
+                self.run_here().await;
+            }
+        }
+    }
+
+    /// The writer loop itself, on whatever runtime calls it. Each group is
+    /// whatever was queued when the previous commit ended (never waiting
+    /// for more, so a lone event is not delayed).
+    async fn run_here(mut self) {
+        while let Some(group) = self.groups.next().await {
+            let started = Instant::now();
+            let saved = self.ids();
+            let result = self.write_batch(&group.requests).await;
+            self.finish(group, result, started, saved);
+        }
+    }
+
+    fn ids(&self) -> (i64, i64, i64) {
+        (self.next_offset, self.next_gap_id, self.next_quarantine_id)
+    }
+
+    /// Answers every caller of a group and publishes the commit.
+    fn finish(
+        &mut self,
+        group: Group<WriteOp, Reply>,
+        result: Result<Written, StoreError>,
+        started: Instant,
+        saved: (i64, i64, i64),
+    ) {
+        let size = group.len();
+        match result {
+            Ok((outcomes, touched, gaps)) => {
+                self.streams.extend(touched);
+                let mut accepted = 0u64;
+                let mut dups = 0u64;
+                let mut quarantined = 0u64;
+                let mut entries = Vec::with_capacity(size);
+                let (ops, replies) = group.into_parts();
+                for (op, outcome) in ops.into_iter().zip(&outcomes) {
+                    match outcome {
+                        AppendOutcome::Stored { .. } => accepted += 1,
+                        AppendOutcome::Duplicate { .. } => dups += 1,
+                        AppendOutcome::Quarantined { .. } => quarantined += 1,
+                    }
+                    if let (WriteOp::Event(e), AppendOutcome::Stored { offset }) = (op, outcome) {
+                        entries.push(LogEntry::stored(*offset, e));
+                    }
+                }
+                // Into the tail before the head moves, so whoever hears of
+                // the commit finds the entries there.
+                self.db.tail.push(entries);
+                let head = self.next_offset - 1;
+                self.committed.send_modify(|c| {
+                    c.head = head;
+                    c.gaps_found += gaps;
+                });
+                replies.answer(outcomes.into_iter().map(Ok));
+                metrics::counter!("tillgate_events_accepted_total").increment(accepted);
+                metrics::counter!("tillgate_events_duplicate_total").increment(dups);
+                metrics::counter!("tillgate_events_quarantined_total").increment(quarantined);
+                metrics::counter!("tillgate_event_gaps_total").increment(gaps);
+                metrics::histogram!("tillgate_commit_batch_size").record(size as f64);
+                metrics::histogram!("tillgate_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::gauge!("tillgate_log_head_offset").set(head as f64);
+            }
+            Err(e) => {
+                // Nothing of this batch is committed: undo the offsets we
+                // handed out and tell every sender, who then answers 5xx so
+                // the cash server keeps the event and sends it again.
+                (self.next_offset, self.next_gap_id, self.next_quarantine_id) = saved;
+                tracing::error!(error = %e, size, "log commit failed");
+                group.answer_all(Err(e.to_string()));
+            }
+        }
+    }
+
+    /// Events at or below their stream's last seqnumber may be resends and
+    /// must be looked up; everything above is new without a query.
+    fn suspects<'a>(&self, batch: &'a [WriteOp]) -> Vec<(&'a str, i64)> {
+        batch
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::Event(e) => {
+                    let last = self.streams.get(&e.stream_guid).copied();
+                    last.is_some_and(|l| e.seqnumber <= l)
+                        .then_some((e.stream_guid.as_str(), e.seqnumber))
+                }
+                WriteOp::Quarantine(_) => None,
+            })
+            .collect()
+    }
+
+    /// Assigns offsets and ids and applies the duplicate and gap rules.
+    /// `existing` holds the suspects found in the log.
+    fn plan<'a>(
+        &mut self,
+        batch: &'a [WriteOp],
+        existing: &HashMap<(&'a str, i64), i64>,
+    ) -> Plan<'a> {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut rows: Vec<(i64, &NewEvent)> = Vec::with_capacity(batch.len());
+        let mut in_batch: HashMap<(&str, i64), i64> = HashMap::new();
+        let mut last_seq: HashMap<&str, i64> = HashMap::new();
+        let mut new_streams: HashSet<&str> = HashSet::new();
+        let mut gaps = Vec::new();
+        let mut quarantine = Vec::new();
+        for op in batch {
+            match op {
+                WriteOp::Event(e) => {
+                    let key = (e.stream_guid.as_str(), e.seqnumber);
+                    if let Some(off) = existing.get(&key).or_else(|| in_batch.get(&key)) {
+                        outcomes.push(AppendOutcome::Duplicate { offset: *off });
+                        continue;
+                    }
+                    let offset = self.next_offset;
+                    self.next_offset += 1;
+                    in_batch.insert(key, offset);
+                    let prev = last_seq
+                        .get(e.stream_guid.as_str())
+                        .copied()
+                        .or_else(|| self.streams.get(&e.stream_guid).copied());
+                    match prev {
+                        Some(prev) if e.seqnumber > prev + 1 => {
+                            gaps.push(NewGap {
+                                id: self.next_gap_id,
+                                event: e,
+                                from: prev + 1,
+                                to: e.seqnumber - 1,
+                                before_offset: offset,
+                            });
+                            self.next_gap_id += 1;
+                        }
+                        None => {
+                            new_streams.insert(e.stream_guid.as_str());
+                        }
+                        _ => {}
+                    }
+                    if prev.is_none_or(|p| e.seqnumber > p) {
+                        last_seq.insert(e.stream_guid.as_str(), e.seqnumber);
+                    }
+                    rows.push((offset, e));
+                    outcomes.push(AppendOutcome::Stored { offset });
+                }
+                WriteOp::Quarantine(q) => {
+                    let id = self.next_quarantine_id;
+                    self.next_quarantine_id += 1;
+                    quarantine.push((id, q));
+                    outcomes.push(AppendOutcome::Quarantined { id });
+                }
+            }
+        }
+        // One row per touched stream, not per event.
+        let mut streams: Vec<StreamUpdate> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (_, e) in &rows {
+            let guid = e.stream_guid.as_str();
+            match index.get(guid) {
+                Some(&i) => {
+                    streams[i].events += 1;
+                    streams[i].last_seen = streams[i].last_seen.max(e.received_at);
+                }
+                None => {
+                    index.insert(guid, streams.len());
+                    streams.push(StreamUpdate {
+                        guid,
+                        first: e,
+                        last_seq: last_seq.get(guid).copied().unwrap_or(e.seqnumber),
+                        last_seen: e.received_at,
+                        events: 1,
+                        new: new_streams.contains(guid),
+                    });
+                }
+            }
+        }
+        for g in &gaps {
+            tracing::warn!(stream = %g.event.stream_guid, from = g.from, to = g.to, "gap in a cash server's event stream: events lost before they reached tillgate");
+        }
+        Plan {
+            outcomes,
+            rows,
+            gaps,
+            streams,
+            quarantine,
+            last_seq,
+        }
+    }
+
+    /// One transaction for the batch, in a handful of statements whatever
+    /// its size: the suspects, one multi-row insert, one statement for the
+    /// touched streams.
+    async fn write_batch(&mut self, batch: &[WriteOp]) -> Result<Written, StoreError> {
+        let mut tx = self.db.write.begin().await?;
+        let mut existing = HashMap::new();
+        for (guid, seq) in self.suspects(batch) {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT log_offset FROM events WHERE stream_guid = $1 AND seqnumber = $2",
+            )
+            .bind(guid)
+            .bind(seq)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(off) = found {
+                existing.insert((guid, seq), off);
+            }
+        }
+        let plan = self.plan(batch, &existing);
+        insert_events(&mut tx, self.db.backend, &plan.rows).await?;
+        for g in &plan.gaps {
+            sqlx::query(
+                "INSERT INTO gaps (id, stream_guid, rest_code, from_seq, to_seq, detected_at, before_offset) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(g.id)
+            .bind(&g.event.stream_guid)
+            .bind(g.event.rest_code.as_deref())
+            .bind(g.from)
+            .bind(g.to)
+            .bind(now_ms())
+            .bind(g.before_offset)
+            .execute(&mut *tx)
+            .await?;
+        }
+        upsert_streams(&mut tx, self.db.backend, &plan.streams).await?;
+        for (id, q) in &plan.quarantine {
+            sqlx::query(
+                "INSERT INTO quarantine (id, received_at, path, reason, remote, body) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(*id)
+            .bind(q.received_at)
+            .bind(&q.path)
+            .bind(&q.reason)
+            .bind(q.remote.as_deref())
+            .bind(q.body.to_vec())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(plan.into_result())
+    }
+}
+
+impl Plan<'_> {
+    fn into_result(self) -> Written {
+        let touched = self
+            .last_seq
+            .into_iter()
+            .map(|(g, s)| (g.to_string(), s))
+            .collect();
+        (self.outcomes, touched, self.gaps.len() as u64)
+    }
+}
+
+/// The touched streams in at most two statements: a multi-row insert of
+/// the new ones and one `UPDATE ... FROM (VALUES ...)` of the others (both
+/// SQLite and PostgreSQL name the VALUES columns column1, column2, ...).
+async fn upsert_streams(
+    tx: &mut Transaction<'static, Any>,
+    backend: store::Backend,
+    streams: &[StreamUpdate<'_>],
+) -> Result<(), StoreError> {
+    for chunk in streams
+        .iter()
+        .filter(|s| s.new)
+        .collect::<Vec<_>>()
+        .chunks(100)
+    {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(store::multi_row(
+            backend,
+            "INSERT INTO streams (stream_guid, rest_code, first_seq, last_seq, first_seen, last_seen, events) VALUES ",
+            chunk.len(),
+            7,
+        )));
+        for s in chunk {
+            q = q
+                .bind(s.guid)
+                .bind(s.first.rest_code.as_deref())
+                .bind(s.first.seqnumber)
+                .bind(s.last_seq)
+                .bind(s.first.received_at)
+                .bind(s.last_seen)
+                .bind(s.events);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for chunk in streams
+        .iter()
+        .filter(|s| !s.new)
+        .collect::<Vec<_>>()
+        .chunks(100)
+    {
+        let mut sql = String::from(
+            "UPDATE streams SET last_seq = CASE WHEN streams.last_seq > v.column2 THEN streams.last_seq ELSE v.column2 END, last_seen = v.column3, events = streams.events + v.column4 FROM (",
+        );
+        sql.push_str(&store::multi_row(backend, "VALUES ", chunk.len(), 4));
+        sql.push_str(") AS v WHERE streams.stream_guid = v.column1");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for s in chunk {
+            q = q
+                .bind(s.guid)
+                .bind(s.last_seq)
+                .bind(s.last_seen)
+                .bind(s.events);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Multi-row INSERT: one statement per chunk instead of one per event keeps
+/// the per-event cost of a commit small.
+async fn insert_events(
+    tx: &mut Transaction<'static, Any>,
+    backend: store::Backend,
+    rows: &[(i64, &NewEvent)],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(200) {
+        let sql = store::multi_row(
+            backend,
+            "INSERT INTO events (log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid, body) VALUES ",
+            chunk.len(),
+            10,
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (offset, e) in chunk {
+            q = q
+                .bind(*offset)
+                .bind(e.received_at)
+                .bind(e.stream_guid.as_str())
+                .bind(e.seqnumber)
+                .bind(e.situation)
+                .bind(e.rest_code.as_deref())
+                .bind(e.event_time.as_deref())
+                .bind(e.shift_num)
+                .bind(e.order_guid.as_deref())
+                .bind(e.body.to_vec());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::log::read_after;
+    use bytes::Bytes;
+
+    /// The log record of an emulator body. Ingest's own edge checks are
+    /// not the log's business; the emulator's bodies always carry a key.
+    fn new_event(body: Bytes, received_at: i64) -> NewEvent {
+        let ev = rk7::read(&body).expect("emulator bodies read");
+        let guid = ev.guid.as_ref().expect("a guid").canonical();
+        let seq = i64::try_from(ev.seqnumber.expect("a seqnumber")).expect("in range");
+        NewEvent::from_read(received_at, guid, seq, ev, body)
+    }
+
+    /// A log on a fresh SQLite file, its writer running.
+    async fn fresh_log(dir: &tempfile::TempDir) -> (Db, LogWriter, tokio::task::JoinHandle<()>) {
+        let storage = crate::core::config::Storage::Sqlite {
+            path: dir.path().join("t.sqlite"),
+        };
+        let db = Db::open(&storage).await.unwrap();
+        crate::core::migrate::migrate(&db, &crate::core::log::migrations())
+            .await
+            .unwrap();
+        let (log, task) = writer(db.clone(), 64).await.unwrap();
+        (db, log, tokio::spawn(task.run()))
+    }
+
+    fn day_bodies(n: usize) -> Vec<Vec<u8>> {
+        let day = tillgate_simulate::generate(&tillgate_simulate::Scenario {
+            days: 1,
+            ..tillgate_simulate::Scenario::default()
+        });
+        day.servers
+            .iter()
+            .flat_map(|s| s.events.iter().map(|e| e.xml.clone()))
+            .take(n)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_answers_every_caller_and_hands_its_offsets_out_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, log, running) = fresh_log(&dir).await;
+        let mut events = day_bodies(4)
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| new_event(Bytes::from(b), i as i64));
+        let first = log.append(events.next().unwrap()).await.unwrap();
+        assert_eq!(first, AppendOutcome::Stored { offset: 1 });
+        // The table is gone while two appends are in flight: their group
+        // cannot commit.
+        sqlx::query("ALTER TABLE events RENAME TO events_away")
+            .execute(&db.write)
+            .await
+            .unwrap();
+        let (a, b) = tokio::join!(
+            log.append(events.next().unwrap()),
+            log.append(events.next().unwrap())
+        );
+        assert!(matches!(a, Err(AppendError::Commit(_))), "{a:?}");
+        assert!(matches!(b, Err(AppendError::Commit(_))), "{b:?}");
+        assert_eq!(log.subscribe().borrow().head, 1, "no head published");
+        sqlx::query("ALTER TABLE events_away RENAME TO events")
+            .execute(&db.write)
+            .await
+            .unwrap();
+        // Nothing was stored, so the next event takes the next offset.
+        let next = log.append(events.next().unwrap()).await.unwrap();
+        assert_eq!(next, AppendOutcome::Stored { offset: 2 });
+        drop(log);
+        running.await.unwrap();
+        assert_eq!(read_after(&db, 0, 10, false).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn entries_from_memory_equal_the_stored_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, log, running) = fresh_log(&dir).await;
+        let bodies = day_bodies(200);
+        for (i, b) in bodies.iter().enumerate() {
+            let ev = new_event(Bytes::from(b.clone()), i as i64);
+            log.append(ev).await.unwrap();
+        }
+        // The same entries, once from memory and once from a handle whose
+        // tail is empty, so from the file.
+        let hot = read_after(&db, 0, 1000, true).await.unwrap();
+        let other = Db::open(&crate::core::config::Storage::Sqlite {
+            path: dir.path().join("t.sqlite"),
+        })
+        .await
+        .unwrap();
+        let cold = read_after(&other, 0, 1000, true).await.unwrap();
+        assert_eq!(hot.len(), bodies.len());
+        assert_eq!(hot.len(), cold.len());
+        for (h, c) in hot.iter().zip(&cold) {
+            assert!(h.parsed.is_some() && c.parsed.is_none());
+            assert_eq!(
+                (
+                    h.offset,
+                    h.received_at,
+                    &h.stream_guid,
+                    h.seqnumber,
+                    h.situation
+                ),
+                (
+                    c.offset,
+                    c.received_at,
+                    &c.stream_guid,
+                    c.seqnumber,
+                    c.situation
+                )
+            );
+            assert_eq!(
+                (
+                    &h.rest_code,
+                    &h.event_time,
+                    h.shift_num,
+                    &h.order_guid,
+                    &h.body
+                ),
+                (
+                    &c.rest_code,
+                    &c.event_time,
+                    c.shift_num,
+                    &c.order_guid,
+                    &c.body
+                )
+            );
+            assert_eq!(h.event().unwrap(), c.event().unwrap());
+        }
+        drop(log);
+        running.await.unwrap();
+    }
+}
