@@ -59,7 +59,7 @@ impl From<OpError> for ApiError {
             OpError::Conflict(_) => ApiError::conflict("operation_conflict", msg),
             OpError::Malformed { .. } => ApiError::bad_request("malformed_request", msg),
             OpError::Db(e) => ApiError::internal(e),
-            OpError::Task(_) => ApiError::internal(msg),
+            OpError::Ledger(_) | OpError::Task(_) => ApiError::internal(msg),
             OpError::NotStored(_) => ApiError::unavailable(msg),
         }
     }

@@ -16,7 +16,6 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::Row;
 
 use crate::core::store::Db;
 
@@ -67,15 +66,13 @@ impl CredCache {
         register: &str,
         password: &SecretString,
     ) -> Result<(), AuthError> {
-        let row = sqlx::query("SELECT password_hash, enabled FROM loyalty_registers WHERE id = $1")
-            .bind(register)
-            .fetch_optional(&db.read)
-            .await?;
-        let Some(row) = row else {
+        let Some(super::registers::Credentials {
+            password_hash: hash,
+            enabled,
+        }) = super::registers::credentials(&db.read, register).await?
+        else {
             return Err(AuthError::NotRegistered(register.to_string()));
         };
-        let hash: String = row.try_get(0)?;
-        let enabled: i64 = row.try_get(1)?;
         if enabled == 0 {
             return Err(AuthError::NotRegistered(register.to_string()));
         }

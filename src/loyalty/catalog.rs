@@ -6,11 +6,15 @@
 //! `{"goods_id", "name", "no_discount", "no_bonus"}`, or `{"products": [...]}`.
 //! A file with any bad row is refused whole, naming the row, so a half
 //! catalogue never goes live.
+//!
+//! Only this module writes SQL against `loyalty_products`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
+use sqlx::AnyConnection;
 
+use super::rules::{Line, ProductFlags};
 use crate::core::store::Db;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -126,6 +130,41 @@ pub async fn store(db: &Db, products: &[Product]) -> Result<usize, sqlx::Error> 
     }
     tx.commit().await?;
     Ok(products.len())
+}
+
+/// A product's flags as stored: 0/1 BIGINTs on both backends.
+#[derive(Debug, sqlx::FromRow)]
+struct FlagsRow {
+    no_discount: i64,
+    no_bonus: i64,
+}
+
+/// The flags of every product on a receipt; a product not in the catalogue
+/// has none.
+pub async fn flags_for(
+    conn: &mut AnyConnection,
+    lines: &[Line],
+) -> Result<HashMap<String, ProductFlags>, sqlx::Error> {
+    let mut out = HashMap::new();
+    for l in lines {
+        if out.contains_key(&l.goods_id) {
+            continue;
+        }
+        let row: Option<FlagsRow> = sqlx::query_as(
+            "SELECT no_discount, no_bonus FROM loyalty_products WHERE goods_id = $1",
+        )
+        .bind(&l.goods_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let f = row
+            .map(|r| ProductFlags {
+                no_discount: r.no_discount != 0,
+                no_bonus: r.no_bonus != 0,
+            })
+            .unwrap_or_default();
+        out.insert(l.goods_id.clone(), f);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

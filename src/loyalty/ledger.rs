@@ -11,8 +11,10 @@
 //!
 //! Bonus is also kept in lots (one per credit, optional expiry) so spending
 //! takes the soonest-expiring bonus first.
+//!
+//! Only this module writes SQL against `loyalty_ledger` and `loyalty_lots`.
 
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, AnyExecutor};
 
 pub const ISSUED: &str = "bonus:issued";
 pub const REDEEMED: &str = "bonus:redeemed";
@@ -27,8 +29,50 @@ pub fn card_account(number: &str) -> String {
 pub enum LedgerError {
     #[error("not enough bonus: {available} available, {requested} requested")]
     NotEnough { available: i64, requested: i64 },
+    /// A posting whose entries do not sum to zero: a bug in the caller.
+    /// Refused in every build, so money is never created or lost silently;
+    /// the caller's transaction is not committed.
+    #[error("ledger posting {kind:?} does not balance: its entries sum to {sum}, not 0")]
+    Unbalanced { kind: String, sum: i64 },
+    /// The cached balance and the lots disagree.
+    #[error("card {0}: lots hold less than the balance")]
+    LotsShort(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+/// A lot with bonus left.
+#[derive(Debug, sqlx::FromRow)]
+struct Lot {
+    id: String,
+    remaining: i64,
+}
+
+/// An entry of a card's account, for the operator's card history.
+#[derive(Debug, sqlx::FromRow)]
+pub struct EntryRow {
+    pub amount: i64,
+    pub kind: String,
+    pub operation_id: Option<String>,
+    pub reason: Option<String>,
+    pub actor: Option<String>,
+    pub created_at: i64,
+}
+
+/// Refuses a posting that does not sum to zero (see
+/// [`LedgerError::Unbalanced`]). Checked before anything is written.
+fn check_balanced(entries: &[(&str, i64, Option<&str>)], kind: &str) -> Result<(), LedgerError> {
+    let sum = entries
+        .iter()
+        .try_fold(0i64, |acc, e| acc.checked_add(e.1))
+        .unwrap_or(i64::MAX);
+    if sum != 0 {
+        return Err(LedgerError::Unbalanced {
+            kind: kind.to_string(),
+            sum,
+        });
+    }
+    Ok(())
 }
 
 /// Who and why, kept with every entry.
@@ -47,8 +91,8 @@ async fn post(
     conn: &mut AnyConnection,
     entries: &[(&str, i64, Option<&str>)],
     meta: Meta<'_>,
-) -> Result<(), sqlx::Error> {
-    debug_assert_eq!(entries.iter().map(|e| e.1).sum::<i64>(), 0);
+) -> Result<(), LedgerError> {
+    check_balanced(entries, meta.kind)?;
     // Within one millisecond the process-wide counter keeps order.
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -87,7 +131,7 @@ pub async fn credit(
     expires_at: Option<i64>,
     counter: &str,
     meta: Meta<'_>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), LedgerError> {
     if amount <= 0 {
         return Ok(());
     }
@@ -147,7 +191,7 @@ pub async fn debit(
             requested: amount,
         });
     }
-    let lots = sqlx::query(
+    let lots: Vec<Lot> = sqlx::query_as(
         "SELECT id, remaining FROM loyalty_lots WHERE card_number = $1 AND remaining > 0 \
          ORDER BY CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, created_at, id",
     )
@@ -157,12 +201,10 @@ pub async fn debit(
     let mut left = amount;
     let acc = card_account(card);
     let mut entries: Vec<(String, i64, Option<String>)> = Vec::new();
-    for lot in lots {
+    for Lot { id, remaining } in lots {
         if left == 0 {
             break;
         }
-        let id: String = lot.try_get("id")?;
-        let remaining: i64 = lot.try_get("remaining")?;
         let take = remaining.min(left);
         sqlx::query("UPDATE loyalty_lots SET remaining = remaining - $1 WHERE id = $2")
             .bind(take)
@@ -174,9 +216,7 @@ pub async fn debit(
     }
     if left != 0 {
         // The cached balance and the lots disagree: refuse rather than guess.
-        return Err(LedgerError::Db(sqlx::Error::Protocol(format!(
-            "card {card}: lots hold less than the balance"
-        ))));
+        return Err(LedgerError::LotsShort(card.to_string()));
     }
     entries.push((counter.to_string(), amount, None));
     let refs: Vec<(&str, i64, Option<&str>)> = entries
@@ -192,8 +232,8 @@ pub async fn expire_lots(
     conn: &mut AnyConnection,
     card: &str,
     now: i64,
-) -> Result<(), sqlx::Error> {
-    let lots = sqlx::query(
+) -> Result<(), LedgerError> {
+    let lots: Vec<Lot> = sqlx::query_as(
         "SELECT id, remaining FROM loyalty_lots WHERE card_number = $1 AND remaining > 0 AND expires_at IS NOT NULL AND expires_at <= $2",
     )
     .bind(card)
@@ -201,9 +241,7 @@ pub async fn expire_lots(
     .fetch_all(&mut *conn)
     .await?;
     let acc = card_account(card);
-    for lot in lots {
-        let id: String = lot.try_get("id")?;
-        let remaining: i64 = lot.try_get("remaining")?;
+    for Lot { id, remaining } in lots {
         sqlx::query("UPDATE loyalty_lots SET remaining = 0 WHERE id = $1")
             .bind(&id)
             .execute(&mut *conn)
@@ -230,12 +268,88 @@ pub async fn expire_lots(
 }
 
 /// Sum of a card's ledger entries: the balance by definition.
-pub async fn ledger_balance(conn: &mut AnyConnection, card: &str) -> Result<i64, sqlx::Error> {
+pub async fn ledger_balance<'c>(db: impl AnyExecutor<'c>, card: &str) -> Result<i64, sqlx::Error> {
     let v: Option<i64> = sqlx::query_scalar(
         "SELECT CAST(SUM(amount) AS BIGINT) FROM loyalty_ledger WHERE account = $1",
     )
     .bind(card_account(card))
-    .fetch_one(&mut *conn)
+    .fetch_one(db)
     .await?;
     Ok(v.unwrap_or(0))
+}
+
+/// A card's entries in posting order.
+pub async fn entries_of_card<'c>(
+    db: impl AnyExecutor<'c>,
+    card: &str,
+) -> Result<Vec<EntryRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT amount, kind, operation_id, reason, actor, created_at FROM loyalty_ledger WHERE account = $1 ORDER BY posting_id, seq",
+    )
+    .bind(card_account(card))
+    .fetch_all(db)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::Storage;
+    use crate::core::store::Db;
+
+    #[test]
+    fn only_balanced_postings_pass() {
+        assert!(check_balanced(&[("card:1", 5, None), (ISSUED, -5, None)], "earn").is_ok());
+        let e = check_balanced(&[("card:1", 5, None), (ISSUED, -4, None)], "earn").unwrap_err();
+        assert!(matches!(e, LedgerError::Unbalanced { sum: 1, .. }), "{e}");
+        assert!(e.to_string().contains("earn"), "{e}");
+        // An overflowing sum is not zero either.
+        assert!(check_balanced(&[("a", i64::MAX, None), ("b", 1, None)], "x").is_err());
+    }
+
+    /// The check holds in release builds too: an unbalanced posting is an
+    /// error and nothing of it is written.
+    #[tokio::test]
+    async fn an_unbalanced_posting_is_refused_and_nothing_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&Storage::Sqlite {
+            path: dir.path().join("t.sqlite"),
+        })
+        .await
+        .unwrap();
+        crate::core::migrate::migrate(&db, &[crate::migration!("0007_loyalty")])
+            .await
+            .unwrap();
+        let mut conn = db.write.acquire().await.unwrap();
+        let meta = Meta {
+            kind: "adjustment",
+            operation_id: None,
+            reason: Some("test"),
+            actor: Some("test"),
+            now: 1,
+        };
+        let e = post(
+            &mut conn,
+            &[("card:1", 100, None), (ADJUSTMENTS, -99, None)],
+            meta,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, LedgerError::Unbalanced { sum: 1, .. }), "{e}");
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM loyalty_ledger")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0);
+        post(
+            &mut conn,
+            &[("card:1", 100, None), (ADJUSTMENTS, -100, None)],
+            meta,
+        )
+        .await
+        .unwrap();
+        assert_eq!(ledger_balance(&mut *conn, "1").await.unwrap(), 100);
+        drop(conn);
+        db.close().await;
+    }
 }

@@ -5,28 +5,35 @@
 //! HTTP Basic per register, see [`api`]) and the operator manages registers,
 //! cards and balances through the operator API ([`operator`]) or the
 //! `tillgate loyalty` CLI ([`cli`]). Money lives in an append-only
-//! double-entry ledger ([`ledger`]); purchases are two-phase holds.
+//! double-entry ledger ([`ledger`]); purchases are two-phase holds
+//! ([`ops`]). Each table has one module that holds its SQL: [`cards`],
+//! [`operations`], [`ledger`], [`registers`], [`catalog`].
 
 pub mod api;
 pub mod auth;
+pub mod cards;
 pub mod catalog;
 pub mod cli;
 pub mod ledger;
+pub mod operations;
 pub mod operator;
 pub mod ops;
+pub mod registers;
 pub mod rules;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveTime};
 
+use crate::core::clock::SharedClock;
 use crate::core::config::{AnySection, ConfigError};
 use crate::core::feature::{BoxFuture, CliCtx, Feature, Routes, StartCtx};
 use crate::core::migrate::Migration;
+use crate::core::outbox::{self, LoopOptions, Wake};
 use crate::core::store::Db;
+use crate::core::telemetry::{Kind, describe};
 pub use cli::{CliArgs, run_cli};
 
 /// The loyalty feature: the register API, the operator API and CLI, the
@@ -156,8 +163,9 @@ pub struct Settings {
     pub hold_ttl: Duration,
     pub bonus_lifetime: Option<Duration>,
     pub rules: Rules,
-    /// tillgate's clock for hold and lot expiry; tests move it forward.
-    pub clock: Clock,
+    /// tillgate's clock for hold and lot expiry; tests move it forward
+    /// (an [`crate::core::clock::OffsetClock`]).
+    pub clock: SharedClock,
 }
 
 impl Default for Settings {
@@ -283,25 +291,8 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
             max_bonus_share_bp: share,
             promotions,
         },
-        clock: Clock::default(),
+        clock: SharedClock::system(),
     })
-}
-
-/// tillgate's wall clock for loyalty, in Unix milliseconds, with an offset
-/// tests can move forward: hold expiry is then tested without sleeping.
-#[derive(Debug, Clone, Default)]
-pub struct Clock {
-    offset_ms: Arc<AtomicI64>,
-}
-
-impl Clock {
-    pub fn now_ms(&self) -> i64 {
-        crate::core::clock::now_ms() + self.offset_ms.load(Ordering::Relaxed)
-    }
-    pub fn advance(&self, by: Duration) {
-        self.offset_ms
-            .fetch_add(by.as_millis() as i64, Ordering::Relaxed);
-    }
 }
 
 /// What request handlers need from this feature at run time.
@@ -320,7 +311,7 @@ struct Inner {
     /// connections instead: measured on a durable cluster with 32
     /// registers, 268 flows/s that way against 207 through one committer
     /// (several committers deadlocked between groups).
-    changes: Option<tokio::sync::mpsc::Sender<ops::Queued>>,
+    changes: Option<ops::committer::Changes>,
     /// One FIFO lock per register: tokio's mutex wakes waiters in arrival
     /// order, which is the "one request at a time, in order" seed 002 asks of
     /// registers, enforced here instead of trusted.
@@ -348,18 +339,13 @@ impl Handle {
         if let Some(changes) = &self.inner.changes
             && !matches!(op, ops::Op::Balance(_) | ops::Op::Calculate(..))
         {
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            let queued = ops::Queued {
+            let queued = ops::committer::Queued {
                 settings: settings.clone(),
                 common,
                 op,
-                reply,
             };
-            changes
-                .send(queued)
-                .await
-                .map_err(|_| ops::OpError::Task("the loyalty committer has stopped".into()))?;
-            return answer
+            return changes
+                .submit(queued)
                 .await
                 .map_err(|_| ops::OpError::Task("the loyalty committer has stopped".into()))?;
         }
@@ -376,32 +362,41 @@ impl Handle {
     }
 }
 
+/// Loyalty's metrics, registered at start so `/metrics` lists them before
+/// the first operation.
+pub fn describe_metrics() {
+    describe(
+        Kind::Histogram,
+        "tillgate_loyalty_group_size",
+        "Changing loyalty operations (purchase, confirm, cancel, refund) per group commit on SQLite.",
+        false,
+    );
+}
+
 /// Starts the hold-expiry sweeper and, on SQLite, the group committer.
 pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
+    describe_metrics();
+    let settings = ctx.config.section::<Settings>();
     let sweeper = ops::HoldSweeper {
         db: ctx.db.clone(),
-        settings: ctx.config.section::<Settings>(),
+        settings: settings.clone(),
     };
-    let shutdown = ctx.shutdown.clone();
-    ctx.runtimes.spawn(async move {
-        loop {
-            if let Err(e) = sweeper.run_once().await {
-                tracing::warn!(error = %e, "loyalty hold sweep failed");
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            }
-        }
-    });
+    ctx.runtimes.spawn(outbox::run(
+        sweeper,
+        "loyalty-hold-sweeper",
+        Wake::new(),
+        settings.clock,
+        LoopOptions::default(),
+        ctx.shutdown.clone(),
+    ));
     // Ends when the last Handle (held by the router) is gone, after the
     // server stopped taking requests; each queued operation is answered.
     let changes = match ctx.db.backend {
         crate::core::store::Backend::Sqlite => {
-            let (changes, queued) = tokio::sync::mpsc::channel(1024);
+            let (changes, groups) = ops::committer::channel();
             ctx.runtimes
                 .storage_handle()
-                .spawn(ops::committer(ctx.db.clone(), queued));
+                .spawn(ops::committer::committer(ctx.db.clone(), groups));
             Some(changes)
         }
         crate::core::store::Backend::Postgres => None,

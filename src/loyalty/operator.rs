@@ -9,13 +9,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use super::LoyaltyState;
-use super::ledger::{self, Meta};
-use super::ops::{mask, normalise_phone};
-use super::{Settings, auth};
+use super::ledger::{self, LedgerError, Meta};
+use super::{Settings, auth, cards, operations, registers};
 use crate::core::api_error::{ApiError, ApiResult};
+use crate::core::phone::PhoneE164;
 use crate::core::store::Db;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +43,18 @@ impl From<OperatorError> for ApiError {
             OperatorError::NotEnough(_) => ApiError::conflict("not_enough_bonus", m),
             OperatorError::Db(e) => ApiError::internal(e),
             OperatorError::Other(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<LedgerError> for OperatorError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::NotEnough { .. } => OperatorError::NotEnough(e.to_string()),
+            LedgerError::Db(e) => OperatorError::Db(e),
+            LedgerError::Unbalanced { .. } | LedgerError::LotsShort(_) => {
+                OperatorError::Other(e.to_string())
+            }
         }
     }
 }
@@ -86,34 +97,30 @@ pub async fn put_register(db: &Db, r: &NewRegister) -> Result<(), OperatorError>
         return Err(invalid("password", "at least 8 characters"));
     }
     let hash = auth::hash_password(pw).map_err(|e| OperatorError::Other(e.to_string()))?;
-    sqlx::query(
-        "INSERT INTO loyalty_registers (id, password_hash, description, enabled, created_at) VALUES ($1, $2, $3, 1, $4) \
-         ON CONFLICT (id) DO UPDATE SET password_hash = excluded.password_hash, description = excluded.description, enabled = 1",
+    registers::upsert(
+        &db.write,
+        &r.id,
+        &hash,
+        &r.description,
+        crate::core::clock::now_ms(),
     )
-    .bind(&r.id)
-    .bind(hash)
-    .bind(&r.description)
-    .bind(crate::core::clock::now_ms())
-    .execute(&db.write)
     .await?;
     Ok(())
 }
 
 pub async fn list_registers(db: &Db) -> Result<Value, OperatorError> {
-    let rows = sqlx::query(
-        "SELECT id, description, enabled, created_at FROM loyalty_registers ORDER BY id",
-    )
-    .fetch_all(&db.read)
-    .await?;
-    let mut items = Vec::new();
-    for r in rows {
-        items.push(json!({
-            "id": r.try_get::<String, _>(0)?,
-            "description": r.try_get::<String, _>(1)?,
-            "enabled": r.try_get::<i64, _>(2)? != 0,
-            "created_at": crate::core::clock::ms_to_rfc3339(r.try_get(3)?),
-        }));
-    }
+    let items: Vec<Value> = registers::list(&db.read)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "description": r.description,
+                "enabled": r.enabled != 0,
+                "created_at": crate::core::clock::ms_to_rfc3339(r.created_at),
+            })
+        })
+        .collect();
     Ok(json!({ "items": items }))
 }
 
@@ -148,13 +155,13 @@ pub async fn issue_card(db: &Db, c: &NewCard) -> Result<(), OperatorError> {
     if c.holder_name.trim().is_empty() || c.holder_name.chars().count() > 200 {
         return Err(invalid("holder_name", "must be 1 to 200 characters"));
     }
-    let phone = match &c.phone {
-        Some(p) => Some(
-            normalise_phone(p)
-                .ok_or_else(|| invalid("phone", format!("{p:?} is not a phone number")))?,
-        ),
-        None => None,
-    };
+    // The reason only: echoing the input would print a phone number.
+    let phone = c
+        .phone
+        .as_deref()
+        .map(PhoneE164::parse)
+        .transpose()
+        .map_err(|e| invalid("phone", format!("not a phone number: {e}")))?;
     for (f, v) in [("barcode", &c.barcode), ("track", &c.track)] {
         if let Some(v) = v
             && (v.trim().is_empty() || v.len() > 200)
@@ -165,75 +172,33 @@ pub async fn issue_card(db: &Db, c: &NewCard) -> Result<(), OperatorError> {
     let state = parse_state(c.state.as_deref().unwrap_or("active"))?;
     let now = crate::core::clock::now_ms();
     let mut tx = db.write.begin().await?;
-    let exists: Option<String> =
-        sqlx::query_scalar("SELECT number FROM loyalty_cards WHERE number = $1")
-            .bind(&c.number)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if exists.is_some() {
+    if cards::exists(&mut *tx, &c.number).await? {
         return Err(OperatorError::Exists(format!(
             "card {} already exists",
             c.number
         )));
     }
-    let holder: Option<String> = match &phone {
-        Some(p) => {
-            sqlx::query_scalar("SELECT id FROM loyalty_holders WHERE phone = $1")
-                .bind(p)
-                .fetch_optional(&mut *tx)
-                .await?
-        }
+    let holder = match &phone {
+        Some(p) => cards::holder_by_phone(&mut *tx, p).await?,
         None => None,
     };
     let holder = match holder {
         Some(h) => h,
-        None => {
-            let id = uuid::Uuid::new_v4().to_string();
-            sqlx::query(
-                "INSERT INTO loyalty_holders (id, name, phone, created_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&id)
-            .bind(c.holder_name.trim())
-            .bind(&phone)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            id
-        }
+        None => cards::insert_holder(&mut *tx, c.holder_name.trim(), phone.as_ref(), now).await?,
     };
-    sqlx::query("INSERT INTO loyalty_cards (number, holder_id, state, balance, accumulated, created_at) VALUES ($1, $2, $3, 0, 0, $4)")
-        .bind(&c.number)
-        .bind(&holder)
-        .bind(state)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    cards::insert_card(&mut *tx, &c.number, &holder, state, now).await?;
     for (kind, v) in [
         ("card", Some(&c.number)),
         ("barcode", c.barcode.as_ref()),
         ("track", c.track.as_ref()),
     ] {
         let Some(v) = v else { continue };
-        let taken: Option<String> = sqlx::query_scalar(
-            "SELECT card_number FROM loyalty_identifiers WHERE value = $1 AND kind = $2",
-        )
-        .bind(v.trim())
-        .bind(kind)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(t) = taken {
+        if let Some(t) = cards::number_by_identifier(&mut *tx, kind, v.trim()).await? {
             return Err(OperatorError::Exists(format!(
                 "{kind} {v} already belongs to card {t}"
             )));
         }
-        sqlx::query(
-            "INSERT INTO loyalty_identifiers (value, kind, card_number) VALUES ($1, $2, $3)",
-        )
-        .bind(v.trim())
-        .bind(kind)
-        .bind(&c.number)
-        .execute(&mut *tx)
-        .await?;
+        cards::insert_identifier(&mut *tx, kind, v.trim(), &c.number).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -241,12 +206,7 @@ pub async fn issue_card(db: &Db, c: &NewCard) -> Result<(), OperatorError> {
 
 pub async fn set_state(db: &Db, number: &str, state: &str) -> Result<(), OperatorError> {
     let state = parse_state(state)?;
-    let r = sqlx::query("UPDATE loyalty_cards SET state = $1 WHERE number = $2")
-        .bind(state)
-        .bind(number)
-        .execute(&db.write)
-        .await?;
-    if r.rows_affected() == 0 {
+    if !cards::set_state(&db.write, number, state).await? {
         return Err(OperatorError::NoCard(number.to_string()));
     }
     Ok(())
@@ -283,18 +243,8 @@ pub async fn adjust(
     }
     let now = settings.clock.now_ms();
     let mut tx = db.write.begin().await?;
-    if db.backend == crate::core::store::Backend::Postgres {
-        sqlx::query("SELECT number FROM loyalty_cards WHERE number = $1 FOR UPDATE")
-            .bind(number)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let balance: Option<i64> =
-        sqlx::query_scalar("SELECT balance FROM loyalty_cards WHERE number = $1")
-            .bind(number)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if balance.is_none() {
+    cards::lock(&mut tx, db.backend, number).await?;
+    if !cards::exists(&mut *tx, number).await? {
         return Err(OperatorError::NoCard(number.to_string()));
     }
     let meta = Meta {
@@ -307,108 +257,79 @@ pub async fn adjust(
     if a.amount > 0 {
         ledger::credit(&mut tx, number, a.amount, None, ledger::ADJUSTMENTS, meta).await?;
     } else {
-        ledger::debit(&mut tx, number, -a.amount, ledger::ADJUSTMENTS, meta)
-            .await
-            .map_err(|e| match e {
-                ledger::LedgerError::NotEnough { .. } => OperatorError::NotEnough(e.to_string()),
-                ledger::LedgerError::Db(e) => OperatorError::Db(e),
-            })?;
+        ledger::debit(&mut tx, number, -a.amount, ledger::ADJUSTMENTS, meta).await?;
     }
-    let b: i64 = sqlx::query_scalar("SELECT balance FROM loyalty_cards WHERE number = $1")
-        .bind(number)
-        .fetch_one(&mut *tx)
-        .await?;
+    let b = cards::balance(&mut *tx, number)
+        .await?
+        .ok_or_else(|| OperatorError::NoCard(number.to_string()))?;
     tx.commit().await?;
     Ok(b)
 }
 
 /// A card with its holder, identifiers, ledger entries and operations.
+/// The holder's phone is shown masked only.
 pub async fn card_history(
     db: &Db,
     settings: &Settings,
     number: &str,
 ) -> Result<Value, OperatorError> {
-    let row = sqlx::query(
-        "SELECT c.state, c.balance, c.accumulated, h.name, h.phone FROM loyalty_cards c JOIN loyalty_holders h ON h.id = c.holder_id WHERE c.number = $1",
-    )
-    .bind(number)
-    .fetch_optional(&db.read)
-    .await?
-    .ok_or_else(|| OperatorError::NoCard(number.to_string()))?;
-    let accumulated: i64 = row.try_get(2)?;
-    let phone: Option<String> = row.try_get(4)?;
-    let mut ids = Vec::new();
-    for r in sqlx::query(
-        "SELECT kind, value FROM loyalty_identifiers WHERE card_number = $1 ORDER BY kind",
-    )
-    .bind(number)
-    .fetch_all(&db.read)
-    .await?
-    {
-        ids.push(json!({"kind": r.try_get::<String, _>(0)?, "value": r.try_get::<String, _>(1)?}));
-    }
-    let mut entries = Vec::new();
-    for r in sqlx::query(
-        "SELECT amount, kind, operation_id, reason, actor, created_at FROM loyalty_ledger WHERE account = $1 ORDER BY posting_id, seq",
-    )
-    .bind(ledger::card_account(number))
-    .fetch_all(&db.read)
-    .await?
-    {
-        entries.push(json!({
-            "amount": r.try_get::<i64, _>(0)?,
-            "kind": r.try_get::<String, _>(1)?,
-            "operation_id": r.try_get::<Option<String>, _>(2)?,
-            "reason": r.try_get::<Option<String>, _>(3)?,
-            "by": r.try_get::<Option<String>, _>(4)?,
-            "at": crate::core::clock::ms_to_rfc3339(r.try_get(5)?),
-        }));
-    }
-    let mut ops = Vec::new();
-    for r in sqlx::query(
-        "SELECT operation_id, kind, register_id, cashier, local_time, status, net, bonus_spend, bonus_earn, offline FROM loyalty_operations WHERE card_number = $1 ORDER BY created_at, operation_id",
-    )
-    .bind(number)
-    .fetch_all(&db.read)
-    .await?
-    {
-        ops.push(json!({
-            "operation_id": r.try_get::<String, _>(0)?,
-            "kind": r.try_get::<String, _>(1)?,
-            "register": r.try_get::<String, _>(2)?,
-            "cashier": r.try_get::<String, _>(3)?,
-            "local_time": r.try_get::<String, _>(4)?,
-            "status": r.try_get::<Option<String>, _>(5)?,
-            "net": r.try_get::<i64, _>(6)?,
-            "bonus_spend": r.try_get::<i64, _>(7)?,
-            "bonus_earn": r.try_get::<i64, _>(8)?,
-            "offline": r.try_get::<i64, _>(9)? != 0,
-        }));
-    }
-    let mut conn = db.read.acquire().await?;
-    let ledger_sum = ledger::ledger_balance(&mut conn, number).await?;
+    let card = cards::view(&db.read, number)
+        .await?
+        .ok_or_else(|| OperatorError::NoCard(number.to_string()))?;
+    let ids: Vec<Value> = cards::identifiers(&db.read, number)
+        .await?
+        .into_iter()
+        .map(|r| json!({"kind": r.kind, "value": r.value}))
+        .collect();
+    let entries: Vec<Value> = ledger::entries_of_card(&db.read, number)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "amount": r.amount,
+                "kind": r.kind,
+                "operation_id": r.operation_id,
+                "reason": r.reason,
+                "by": r.actor,
+                "at": crate::core::clock::ms_to_rfc3339(r.created_at),
+            })
+        })
+        .collect();
+    let ops: Vec<Value> = operations::of_card(&db.read, number)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "operation_id": r.operation_id,
+                "kind": r.kind,
+                "register": r.register_id,
+                "cashier": r.cashier,
+                "local_time": r.local_time,
+                "status": r.status,
+                "net": r.net,
+                "bonus_spend": r.bonus_spend,
+                "bonus_earn": r.bonus_earn,
+                "offline": r.offline != 0,
+            })
+        })
+        .collect();
+    let ledger_sum = ledger::ledger_balance(&db.read, number).await?;
     Ok(json!({
         "number": number,
-        "masked": mask(number),
-        "state": row.try_get::<String, _>(0)?,
-        "holder": {"name": row.try_get::<String, _>(3)?, "phone": phone.as_deref().map(mask_phone)},
-        "tier": settings.rules.tier_for(accumulated).name,
-        "balance": row.try_get::<i64, _>(1)?,
+        "masked": cards::mask_number(number),
+        "state": card.state,
+        "holder": {
+            "name": card.holder_name,
+            "phone": card.holder_phone.as_deref().map(cards::masked_phone),
+        },
+        "tier": settings.rules.tier_for(card.accumulated).name,
+        "balance": card.balance,
         "ledger_balance": ledger_sum,
-        "accumulated": accumulated,
+        "accumulated": card.accumulated,
         "identifiers": ids,
         "ledger": entries,
         "operations": ops,
     }))
-}
-
-/// Guest phones are shown masked to operators too.
-pub fn mask_phone(p: &str) -> String {
-    let n = p.chars().count();
-    p.chars()
-        .enumerate()
-        .map(|(i, c)| if i >= 2 && i + 2 < n { '*' } else { c })
-        .collect()
 }
 
 pub fn routes() -> axum::Router<LoyaltyState> {

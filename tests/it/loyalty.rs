@@ -1,10 +1,11 @@
 //! Loyalty processing through the real server: registers call
 //! `/api/loyalty/v1/*` with HTTP Basic, the operator uses `/api/loyalty/*`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tillgate::loyalty::Clock;
+use tillgate::core::clock::{OffsetClock, SharedClock};
 
 use crate::harness::{Backend, TestApp, backends, spawn_app_with};
 
@@ -12,7 +13,8 @@ pub const PW: &str = "register-secret-1";
 
 pub struct Loyalty {
     pub app: TestApp,
-    pub clock: Clock,
+    /// The server's loyalty clock: `advance` moves it forward.
+    pub clock: Arc<OffsetClock>,
 }
 
 pub async fn spawn(b: Backend) -> Loyalty {
@@ -23,8 +25,8 @@ pub async fn spawn_tweaked(
     b: Backend,
     tweak: impl FnOnce(&mut tillgate::core::config::Config),
 ) -> Loyalty {
-    let clock = Clock::default();
-    let c2 = clock.clone();
+    let clock = Arc::new(OffsetClock::default());
+    let c2 = SharedClock::from(clock.clone());
     let app = spawn_app_with(b, move |c| {
         c.section_mut::<tillgate::loyalty::Settings>().clock = c2;
         c.section_mut::<tillgate::loyalty::Settings>().hold_ttl = Duration::from_secs(60);
@@ -198,7 +200,7 @@ async fn purchase_flow_holds_then_confirms() {
         let card = l.card("1000000001").await;
         assert_eq!(card["balance"], 8_300);
         assert_eq!(card["ledger_balance"], 8_300);
-        assert_eq!(card["holder"]["phone"], "+7********89");
+        assert_eq!(card["holder"]["phone"], "+7 912 ***-**-89");
         let kinds: Vec<&str> = card["ledger"]
             .as_array()
             .unwrap()
@@ -406,6 +408,59 @@ async fn not_activated_earns_blocked_is_refused_and_found_by_phone() {
     }
 }
 
+/// A balance request naming the card by `kind` and `value`.
+fn balance_by(op: &str, kind: &str, value: &str) -> Value {
+    with(
+        req(op, "r1"),
+        json!({"identifier": {"kind": kind, "value": value}}),
+    )
+}
+
+#[tokio::test]
+async fn phone_numbers_never_come_back_in_full() {
+    for b in backends() {
+        let l = spawn(b).await;
+        l.register("r1").await;
+        // A bad phone is refused with the reason, not the number.
+        let bad = "+7 912 345 67 8x";
+        let card = json!({"number": "1", "holder_name": "X", "phone": bad});
+        let (s, v) = l.operator("/api/loyalty/cards", card).await;
+        assert_eq!((s, code(&v)), (400, "malformed_request"), "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("phone"), "{msg}");
+        assert!(!msg.contains("345 67") && !msg.contains(bad), "{msg}");
+        for value in ["8 912 345 67 8x", "8 (495) 345-67-89"] {
+            let (s, v) = l
+                .call("r1", "balance", &balance_by("b1", "phone", value))
+                .await;
+            assert_eq!((s, code(&v)), (400, "malformed_request"), "{v}");
+            let msg = v["error"]["message"].as_str().unwrap();
+            assert!(msg.contains("identifier.value"), "{msg}");
+            assert!(!msg.contains("345"), "{msg}");
+        }
+        // An unknown phone is named masked, by kind phone or auto.
+        for kind in ["phone", "auto"] {
+            let (s, v) = l
+                .call("r1", "balance", &balance_by("b2", kind, "89123456789"))
+                .await;
+            assert_eq!((s, code(&v)), (404, "unknown_card"), "{v}");
+            let text = v.to_string();
+            assert!(text.contains("+7 912 ***-**-89"), "{text}");
+            assert!(!text.contains("3456"), "{text}");
+        }
+        // Stored in E.164, shown masked, found by any spelling.
+        l.issue("2", json!({"phone": "8 (912) 345-67-89"})).await;
+        let card = l.card("2").await;
+        assert_eq!(card["holder"]["phone"], "+7 912 ***-**-89");
+        assert!(!card.to_string().contains("3456"), "{card}");
+        let v = l
+            .ok("r1", "balance", &balance_by("b3", "phone", "+79123456789"))
+            .await;
+        assert_eq!(v["holder"]["card"], "****2");
+        assert!(!v.to_string().contains("3456"), "{v}");
+    }
+}
+
 #[tokio::test]
 async fn refunds_return_spent_and_take_back_earned_in_proportion() {
     for b in backends() {
@@ -594,7 +649,7 @@ async fn unconfirmed_holds_expire_on_the_clock() {
             db: open_db(&l).await,
             settings: l.app.config.section::<tillgate::loyalty::Settings>(),
         };
-        assert_eq!(sweeper.run_once().await.unwrap(), 0);
+        assert_eq!(sweeper.expire_due().await.unwrap(), 0);
         l.ok(
             "r1",
             "purchase",
@@ -605,7 +660,7 @@ async fn unconfirmed_holds_expire_on_the_clock() {
         )
         .await;
         l.clock.advance(Duration::from_secs(61));
-        assert_eq!(sweeper.run_once().await.unwrap(), 1);
+        assert_eq!(sweeper.expire_due().await.unwrap(), 1);
         assert_eq!(l.card("9").await["operations"][1]["status"], "expired");
     }
 }
