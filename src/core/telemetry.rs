@@ -70,6 +70,11 @@ pub fn describe(kind: Kind, name: &'static str, help: &'static str, labelled: bo
         }
         Kind::Histogram => {
             metrics::describe_histogram!(name, help);
+            if !labelled {
+                // Registering the handle is enough for the family (and its
+                // zero count) to be rendered.
+                let _ = metrics::histogram!(name);
+            }
         }
     }
 }
