@@ -3,7 +3,7 @@
 //! printer-based report only ever sees one of them).
 //!
 //! The events of `(RestCode, ShiftNum)` are folded with the order fold of
-//! [`crate::orders::state::Book`]; each order's last content counts.
+//! [`crate::core::book::Book`]; each order's last content counts.
 //! Definitions:
 //! - a *receipt* is a PrintCheck with `bill` not 1 that is not deleted;
 //! - *revenue* is the sum of receipt amounts as sent (a return order's
@@ -31,7 +31,7 @@ use sqlx::Row;
 use super::settings::Settings;
 use crate::core::log::LogEntry;
 use crate::core::store::{Db, StoreError};
-use crate::orders::state::Book;
+use crate::core::book::Book;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Deletion {

@@ -5,7 +5,7 @@
 //! cannot look at one event alone ("this PrintCheck says deleted" is true in
 //! every later event of that order too). The consumer keeps, per order, the
 //! order as it looked before (folded by the same pure fold the order-state
-//! feature uses, [`crate::orders::state::Book`]) plus what it has already
+//! feature uses, [`crate::core::book::Book`]) plus what it has already
 //! alerted on, and alerts on the *difference*. That memory lives in the
 //! feature's own table and is written with the cursor and the outbox rows in
 //! one transaction.
@@ -27,7 +27,7 @@ use super::settings::Settings;
 use crate::core::consumer::{BoxFuture, Consumer, ConsumerError};
 use crate::core::log::{self, LogEntry};
 use crate::core::store::{self, Db, StoreError};
-use crate::orders::state::{Book, OrderSnapshot, station_key};
+use crate::core::book::{Book, OrderSnapshot, station_key};
 
 pub const CONSUMER_NAME: &str = "alerts";
 
@@ -612,7 +612,7 @@ pub fn order_rules(
     // an order that had them live. Deleting a receipt deletes its payments
     // too; that is one operation and already alerted as the receipt.
     let key_of =
-        |p: &crate::orders::state::PaymentLine| (p.code, p.name.clone(), p.amount, p.prepay);
+        |p: &crate::core::book::PaymentLine| (p.code, p.name.clone(), p.amount, p.prepay);
     let mut deleted_pays: Vec<_> = after
         .payments
         .iter()
@@ -654,7 +654,7 @@ pub fn order_rules(
         m.prebill_total = Some(after.order_sum);
     } else if let Some(t) = m.prebill_total
         && after.order_sum < t
-        && after.status != crate::orders::state::OrderStatus::Deleted
+        && after.status != crate::core::book::OrderStatus::Deleted
     {
         if rules.total_lowered_after_prebill {
             alerts.push(Alert::TotalLoweredAfterPrebill {

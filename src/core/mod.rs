@@ -25,6 +25,7 @@ pub mod config;
 pub mod consumer;
 pub mod feature;
 pub mod group_commit;
+pub mod book;
 pub mod log;
 pub mod migrate;
 pub mod money;

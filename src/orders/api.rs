@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::state::OrderStatus;
+use crate::core::book::OrderStatus;
 use super::store;
 use crate::core::api_error::{ApiError, ApiResult};
 use crate::core::store::Db;

@@ -1,12 +1,12 @@
 //! Orders, stations, cash servers and shifts: the first consumer of the log.
 //!
 //! [`StateConsumer`] reads each event, folds it into the touched snapshots
-//! ([`state::Book`]) and writes them back with its cursor in one
+//! ([`crate::core::book::Book`]) and writes them back with its cursor in one
 //! transaction. Its tables are read and written only in [`store`];
 //! [`api`] serves them to the operator.
 
 pub mod api;
-pub mod state;
+
 pub mod store;
 
 use std::collections::{HashMap, HashSet};
@@ -17,7 +17,7 @@ use crate::core::log::{self, LogEntry};
 use crate::core::migrate::Migration;
 use crate::core::store::{Db, StoreError};
 pub use api::api_routes;
-use state::Book;
+use crate::core::book::Book;
 pub use store::{ShiftTotals, load_all, shift_totals};
 
 pub const CONSUMER_NAME: &str = "orders";

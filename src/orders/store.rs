@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::state::{Book, OrderSnapshot, ServerSnapshot, ShiftSnapshot, StationSnapshot};
+use crate::core::book::{Book, OrderSnapshot, ServerSnapshot, ShiftSnapshot, StationSnapshot};
 use crate::core::consumer::ConsumerError;
 use crate::core::log;
 use crate::core::store::{self, Db, StoreError};

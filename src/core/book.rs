@@ -1,7 +1,11 @@
-//! The pure fold from events to order, station and shift state.
+//! The order book: the pure fold from events to order, station and shift
+//! state, shared by every feature that needs to know what an order is now.
 //!
-//! No I/O here: the consumer loads the touched rows, calls [`Book::apply`]
-//! and writes them back. Keeping the fold pure is what lets a test compare
+//! It lives in the core, beside the log it folds, because several features
+//! need the same answer: order state stores it, alerts compares an order
+//! before and after an event, the shift report totals it. No I/O here: the
+//! order-state consumer loads the touched rows, calls [`Book::apply`] and
+//! writes them back. Keeping the fold pure is what lets a test compare
 //! the stored state with a replay of the whole log.
 //!
 //! How an order's status follows from the events (r_keeper sends the whole
