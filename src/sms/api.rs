@@ -10,6 +10,9 @@
 //! * `POST /api/orders/{guid}/contact` — a guest's phone with explicit
 //!   consent (e.g. from a QR menu). It lives beside the orders routes; the
 //!   paths differ, so the merged router has no clash.
+//!
+//! Phones appear in answers only masked, also in the error of a body that
+//! did not read (serde quotes the value it refused).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,13 +27,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::Handle;
-use super::outbox::{self, state};
 use super::provider::{Provider, ProviderError};
-use super::template::format_rubles;
-use super::{Restaurant, RestaurantFile, delivery, validate_restaurant};
+use super::redact::hide_phones;
+use super::settings::effective_restaurants;
+use super::store::{self, ListedRow, MessageState};
+use super::{Restaurant, RestaurantFile, validate_restaurant};
 use crate::core::api_error::{ApiError, ApiResult};
-use crate::core::clock::now_ms;
+use crate::core::clock::ms_to_rfc3339;
+use crate::core::money::rub;
 use crate::core::phone::PhoneE164;
+use crate::core::store::StoreError;
 
 pub fn api_routes() -> Router<Handle> {
     Router::new()
@@ -58,6 +64,55 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
+/// One outbox row as the API shows it: the phone masked, never in full.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Message {
+    pub id: i64,
+    pub order_guid: String,
+    pub restcode: String,
+    pub step: i64,
+    pub phone: Option<String>,
+    pub text: String,
+    pub provider: String,
+    pub state: MessageState,
+    pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    pub provider_id: Option<String>,
+    pub error_code: Option<i64>,
+    pub error_text: Option<String>,
+    pub delivery: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl TryFrom<ListedRow> for Message {
+    type Error = StoreError;
+    fn try_from(r: ListedRow) -> Result<Self, StoreError> {
+        let state: MessageState = r.state.parse().map_err(|_| {
+            StoreError::Corrupt(format!("sms_outbox {}: state {:?}", r.id, r.state))
+        })?;
+        Ok(Message {
+            id: r.id,
+            order_guid: r.order_guid,
+            restcode: r.rest_code,
+            step: r.step,
+            phone: r.phone_masked,
+            text: r.body,
+            provider: r.provider,
+            next_attempt_at: (state == MessageState::PENDING)
+                .then(|| ms_to_rfc3339(r.next_attempt_at)),
+            state,
+            attempts: r.attempts,
+            provider_id: r.provider_id,
+            error_code: r.error_code,
+            error_text: r.error_text,
+            delivery: r.delivery,
+            created_at: ms_to_rfc3339(r.created_at),
+            updated_at: ms_to_rfc3339(r.updated_at),
+        })
+    }
+}
+
 async fn list(
     State(st): State<Handle>,
     q: Result<Query<ListQuery>, QueryRejection>,
@@ -70,31 +125,30 @@ async fn list(
             "limit must be between 1 and 500",
         ));
     }
-    if let Some(s) = &q.state
-        && !state::ALL.contains(&s.as_str())
-    {
-        return Err(ApiError::bad_request(
-            "bad_query",
-            format!("state must be one of {}", state::ALL.join(", ")),
-        ));
-    }
-    let items = outbox::list(
+    let state = q
+        .state
+        .as_deref()
+        .map(str::parse::<MessageState>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("bad_query", e.to_string()))?;
+    let items = store::list(
         &st.db,
         q.restaurant.as_deref(),
-        q.state.as_deref(),
+        state,
         q.after.unwrap_or(0),
         limit,
     )
-    .await?;
+    .await?
+    .into_iter()
+    .map(Message::try_from)
+    .collect::<Result<Vec<_>, _>>()?;
     let next = (items.len() as i64 == limit)
         .then(|| items.last().map(|m| m.id))
         .flatten();
-    let stopped: Vec<Value> = delivery::stops(&st.db)
+    let stopped: Vec<Value> = store::stops(&st.db)
         .await?
         .into_iter()
-        .map(|(p, reason, at)| {
-            json!({"provider": p, "reason": reason, "since": crate::core::clock::ms_to_rfc3339(at)})
-        })
+        .map(|s| json!({"provider": s.provider, "reason": s.reason, "since": ms_to_rfc3339(s.stopped_at)}))
         .collect();
     Ok(Json(
         json!({"items": items, "next": next, "stopped": stopped}),
@@ -156,7 +210,7 @@ async fn balance(
     Ok(Json(json!({
         "provider": name,
         "balance_kopecks": b.kopecks,
-        "balance": format_rubles(b.kopecks),
+        "balance": rub(b.kopecks),
     })))
 }
 
@@ -166,7 +220,9 @@ async fn resume(
 ) -> ApiResult<Json<Value>> {
     let Query(q) = q?;
     let (name, _) = pick_provider(&st.providers, q.provider.as_deref())?;
-    let was = delivery::resume(&st.db, &name).await?;
+    let was = store::resume(&st.db, &name).await?;
+    // Its held rows are due now: the delivery worker must not sleep on.
+    st.wake.notify();
     tracing::info!(provider = %name, was_stopped = was, "sms sending resumed by operator");
     Ok(Json(json!({"provider": name, "was_stopped": was})))
 }
@@ -199,7 +255,7 @@ fn view(code: &str, r: &Restaurant) -> SettingsView {
 }
 
 async fn list_settings(State(st): State<Handle>) -> ApiResult<Json<Value>> {
-    let all = outbox::effective_restaurants(&st.db, &st.settings).await?;
+    let all = effective_restaurants(&st.db, &st.settings).await?;
     let items: Vec<SettingsView> = all.iter().map(|(c, r)| view(c, r)).collect();
     Ok(Json(
         json!({"enabled": st.settings.enabled, "items": items}),
@@ -210,7 +266,7 @@ async fn get_settings(
     State(st): State<Handle>,
     Path(code): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let all = outbox::effective_restaurants(&st.db, &st.settings).await?;
+    let all = effective_restaurants(&st.db, &st.settings).await?;
     let r = all
         .get(&code)
         .ok_or_else(|| ApiError::not_found(format!("no SMS settings for restaurant {code}")))?;
@@ -233,15 +289,7 @@ async fn put_settings(
     let (rest, checked) = validate_restaurant(&code, &file, &st.settings.providers)
         .map_err(|e| unprocessable("invalid_settings", e.to_string()))?;
     let json = serde_json::to_string(&file).map_err(ApiError::internal)?;
-    sqlx::query(
-        "INSERT INTO sms_settings (rest_code, settings, updated_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (rest_code) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at",
-    )
-    .bind(&code)
-    .bind(json)
-    .bind(now_ms())
-    .execute(&st.db.write)
-    .await?;
+    store::save_settings(&st.db, &code, &json, st.clock.now_ms()).await?;
     Ok(Json(json!({
         "settings": view(&code, &rest),
         "length": checked.length,
@@ -263,7 +311,11 @@ async fn post_contact(
     Path(guid): Path<String>,
     body: Result<Json<ContactBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let Json(b) = body?;
+    let Json(b) = body.map_err(|e| {
+        let mut e = ApiError::from(e);
+        e.message = hide_phones(&e.message);
+        e
+    })?;
     let guid = crate::orders::api::normalise_guid(&guid).ok_or_else(|| {
         ApiError::bad_request(
             "bad_path",
@@ -275,13 +327,10 @@ async fn post_contact(
     if !b.consent {
         // No consent: nothing is stored, and an earlier consent is
         // withdrawn (its phone deleted).
-        let r = sqlx::query("DELETE FROM sms_contacts WHERE order_guid = $1")
-            .bind(&guid)
-            .execute(&st.db.write)
-            .await?;
+        let withdrawn = store::delete_contact(&st.db, &guid).await?;
         return Ok((
             StatusCode::OK,
-            Json(json!({"order_guid": guid, "stored": false, "withdrawn": r.rows_affected() > 0})),
+            Json(json!({"order_guid": guid, "stored": false, "withdrawn": withdrawn})),
         ));
     }
     let at = b.consent_at.as_deref().ok_or_else(|| {
@@ -294,11 +343,13 @@ async fn post_contact(
         .map_err(|_| {
             unprocessable(
                 "bad_consent_time",
-                format!("consent_at {at:?} is not an RFC 3339 time like 2026-10-03T16:05:00+03:00"),
+                hide_phones(&format!(
+                    "consent_at {at:?} is not an RFC 3339 time like 2026-10-03T16:05:00+03:00"
+                )),
             )
         })?
         .timestamp_millis();
-    let now = now_ms();
+    let now = st.clock.now_ms();
     if at > now + 5 * 60 * 1000 {
         return Err(unprocessable(
             "bad_consent_time",
@@ -306,14 +357,14 @@ async fn post_contact(
         ));
     }
     let mut conn = st.db.write.acquire().await?;
-    outbox::save_contact(&mut conn, &guid, &phone, at, "api", now).await?;
+    store::save_contact(&mut conn, &guid, &phone, at, "api", now).await?;
     tracing::info!(order = %guid, phone = %phone, "guest contact stored with consent");
     Ok((
         StatusCode::CREATED,
         Json(json!({
             "order_guid": guid,
             "phone": phone.masked(),
-            "consent_at": crate::core::clock::ms_to_rfc3339(at),
+            "consent_at": ms_to_rfc3339(at),
             "stored": true,
         })),
     ))

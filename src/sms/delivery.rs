@@ -1,14 +1,16 @@
-//! Sending what the outbox holds, polling delivery, and forgetting phones.
+//! Sending what the outbox holds: the SMS feature's outbox worker.
 //!
-//! [`Delivery::run_once`] does one pass: send every due `pending` row, then
-//! ask the provider about sent messages whose status is not final. Tests
-//! call it directly with an injected clock, so retry schedules are checked
-//! without sleeping.
+//! [`Delivery`] is an [`OutboxWorker`] run by the core loop
+//! ([`crate::core::outbox::run`]): each step sends every due `pending` row
+//! ([`Delivery::pass`], which tests call directly with a manual clock) and
+//! then tells the loop to rest until the next row is due, or until the
+//! consumer or `POST /api/sms/resume` wakes it.
 //!
 //! Failure handling, by the provider's answer (see [`ProviderError`]):
 //! * temporary (sms.ru 220, 500, network): back to `pending` with
 //!   `retry_base * 2^(attempt-1)` delay, capped at 30 minutes, and `failed`
-//!   after `max_attempts`;
+//!   after `max_attempts` ([`retry_policy`]; without jitter, so the times
+//!   are the documented ones, which tests check to the millisecond);
 //! * permanent (202 bad number, 207 no route, 209 stop list...): `failed`
 //!   at once, the code and text recorded;
 //! * stop (201 no money, 200 and 300..305 credentials, 204 sender): the row
@@ -27,64 +29,120 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use super::Settings;
-use super::outbox::state;
-use super::provider::{Delivery as Report, Provider, ProviderError};
+use super::provider::{Provider, ProviderError};
+use super::store::{self, Failure};
+use crate::core::backoff::Backoff;
 use crate::core::bus::{Bus, NoticeKind, OperatorEvent};
+use crate::core::clock::SharedClock;
+use crate::core::outbox::{Next, OutboxState, OutboxWorker, RetryPolicy, Step};
 use crate::core::phone::PhoneE164;
 use crate::core::store::{Db, StoreError};
+use crate::core::telemetry::{Kind, describe};
 
-/// Unix milliseconds; injected so tests control time.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+/// Rows sent per step at most, so a shutdown or a newly queued row waits
+/// for at most one batch.
+const BATCH: i64 = 50;
+/// The longest wait between two attempts of one message.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(30 * 60);
 
-pub fn system_clock() -> Clock {
-    Arc::new(crate::core::clock::now_ms)
+const SENT_TOTAL: &str = "tillgate_sms_sent_total";
+const FAILED_TOTAL: &str = "tillgate_sms_failed_total";
+/// `provider` label of failures that no provider saw (the row named a
+/// provider no longer configured, or its phone was gone).
+const NO_PROVIDER: &str = "-";
+
+/// Why a message was given up on: the `reason` label of
+/// `tillgate_sms_failed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailReason {
+    /// The provider refused it for good.
+    Refused,
+    /// Temporary failures until `max_attempts`.
+    GaveUp,
+    /// Nothing could be sent: no provider, no phone.
+    Unsendable,
 }
 
-const BATCH: i64 = 50;
-const MAX_DELAY_MS: i64 = 30 * 60 * 1000;
-/// Sent messages are polled for a day; after that a missing report will
-/// not come.
-const POLL_WINDOW_MS: i64 = 24 * 3600 * 1000;
+impl FailReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailReason::Refused => "refused",
+            FailReason::GaveUp => "gave_up",
+            FailReason::Unsendable => "unsendable",
+        }
+    }
+}
 
+fn count_failed(provider: &str, reason: FailReason) {
+    metrics::counter!(FAILED_TOTAL, "provider" => provider.to_string(), "reason" => reason.as_str())
+        .increment(1);
+}
+
+/// Gives the SMS counters their HELP lines and registers them at zero for
+/// every configured provider, so `/metrics` lists them before the first
+/// message and `rate()` sees the first one.
+pub fn describe_metrics<'a>(providers: impl IntoIterator<Item = &'a String>) {
+    describe(
+        Kind::Counter,
+        SENT_TOTAL,
+        "Guest SMS accepted by a provider, by provider.",
+        true,
+    );
+    describe(
+        Kind::Counter,
+        FAILED_TOTAL,
+        "Guest SMS given up on, by provider and reason (refused, gave_up, unsendable).",
+        true,
+    );
+    for p in providers {
+        metrics::counter!(SENT_TOTAL, "provider" => p.clone()).increment(0);
+        for reason in [FailReason::Refused, FailReason::GaveUp] {
+            metrics::counter!(FAILED_TOTAL, "provider" => p.clone(), "reason" => reason.as_str())
+                .increment(0);
+        }
+    }
+    metrics::counter!(FAILED_TOTAL, "provider" => NO_PROVIDER, "reason" => FailReason::Unsendable.as_str())
+        .increment(0);
+}
+
+/// The documented schedule: `retry_base · 2^(attempt−1)`, at most 30
+/// minutes (also when `retry_base` itself is longer), `failed` after
+/// `max_attempts`.
+pub fn retry_policy(settings: &Settings) -> RetryPolicy {
+    RetryPolicy {
+        backoff: Backoff::doubling(settings.retry_base.min(MAX_RETRY_DELAY), MAX_RETRY_DELAY),
+        max_attempts: Some(settings.max_attempts),
+    }
+}
+
+/// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub sent: usize,
     pub retried: usize,
     pub failed: usize,
-    /// Rows left waiting because their provider is stopped.
+    /// Due rows left waiting because their provider is stopped.
     pub held: usize,
-    pub polled: usize,
 }
 
 impl Outcome {
     pub fn is_idle(&self) -> bool {
-        self.sent + self.retried + self.failed + self.polled == 0
+        self.sent + self.retried + self.failed == 0
     }
 }
 
 pub struct Delivery {
     db: Db,
-    settings: Arc<Settings>,
+    retry: RetryPolicy,
     providers: Arc<HashMap<String, Arc<dyn Provider>>>,
     events: Bus,
-    clock: Clock,
+    clock: SharedClock,
     /// Checked between messages so a shutdown does not wait for a whole
     /// batch; the message in flight is still finished and recorded.
     shutdown: CancellationToken,
-}
-
-struct Due {
-    id: i64,
-    rest_code: String,
-    phone: Option<String>,
-    body: String,
-    provider: String,
-    sender: Option<String>,
-    attempts: i64,
 }
 
 impl Delivery {
@@ -93,11 +151,11 @@ impl Delivery {
         settings: Arc<Settings>,
         providers: Arc<HashMap<String, Arc<dyn Provider>>>,
         events: Bus,
-        clock: Clock,
+        clock: SharedClock,
     ) -> Self {
         Delivery {
             db,
-            settings,
+            retry: retry_policy(&settings),
             providers,
             events,
             clock,
@@ -105,211 +163,135 @@ impl Delivery {
         }
     }
 
+    /// The token the server stops with: a pass then ends after the message
+    /// in flight.
+    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
     /// Puts rows a crash left in `sending` back to `pending` (see the
     /// module docs for why that is the right way round).
     pub async fn recover(&self) -> Result<u64, StoreError> {
-        let r = sqlx::query("UPDATE sms_outbox SET state = $1 WHERE state = $2")
-            .bind(state::PENDING)
-            .bind(state::SENDING)
-            .execute(&self.db.write)
-            .await?;
-        if r.rows_affected() > 0 {
-            tracing::warn!(
-                rows = r.rows_affected(),
-                "sms rows interrupted mid-send will be sent again"
-            );
+        let n = store::recover_sending(&self.db).await?;
+        if n > 0 {
+            tracing::warn!(rows = n, "sms rows interrupted mid-send will be sent again");
         }
-        Ok(r.rows_affected())
+        Ok(n)
     }
 
-    pub async fn run_once(&self) -> Result<Outcome, StoreError> {
-        let now = (self.clock)();
-        let mut out = Outcome::default();
-        let stopped: HashSet<String> = sqlx::query_scalar("SELECT provider FROM sms_stops")
-            .fetch_all(&self.db.read)
-            .await?
-            .into_iter()
-            .collect();
-        let rows = sqlx::query(
-            "SELECT id, rest_code, phone, body, provider, sender, attempts FROM sms_outbox \
-             WHERE state = $1 AND next_attempt_at <= $2 ORDER BY id LIMIT $3",
-        )
-        .bind(state::PENDING)
-        .bind(now)
-        .bind(BATCH)
-        .fetch_all(&self.db.read)
-        .await?;
-        let mut due = Vec::with_capacity(rows.len());
-        for r in rows {
-            due.push(Due {
-                id: r.try_get(0)?,
-                rest_code: r.try_get(1)?,
-                phone: r.try_get(2)?,
-                body: r.try_get(3)?,
-                provider: r.try_get(4)?,
-                sender: r.try_get(5)?,
-                attempts: r.try_get(6)?,
-            });
-        }
+    /// One pass: sends the due rows (up to a batch) and records each answer.
+    pub async fn pass(&self) -> Result<Outcome, StoreError> {
+        let now = self.clock.now_ms();
+        let mut out = Outcome {
+            held: store::held(&self.db, now).await? as usize,
+            ..Outcome::default()
+        };
         let mut newly_stopped = HashSet::new();
-        for d in due {
+        for d in store::due(&self.db, now, BATCH).await? {
             if self.shutdown.is_cancelled() {
                 break;
             }
-            if stopped.contains(&d.provider) || newly_stopped.contains(&d.provider) {
+            if newly_stopped.contains(&d.provider) {
                 out.held += 1;
                 continue;
             }
             let Some(provider) = self.providers.get(&d.provider).cloned() else {
-                self.fail(
-                    d.id,
-                    None,
-                    &format!("provider {:?} is not configured", d.provider),
-                    now,
-                )
-                .await?;
+                let text = format!("provider {:?} is not configured", d.provider);
+                self.unsendable(d.id, &text, now).await?;
                 out.failed += 1;
                 continue;
             };
-            let phone = match d.phone.as_deref().map(PhoneE164::parse) {
-                Some(Ok(p)) => p,
-                _ => {
-                    self.fail(
-                        d.id,
-                        None,
-                        "guest phone was deleted (retention) or is unreadable",
-                        now,
-                    )
-                    .await?;
-                    out.failed += 1;
-                    continue;
-                }
+            let Some(phone) = d.phone.as_deref().and_then(|p| PhoneE164::parse(p).ok()) else {
+                let text = "guest phone was deleted (retention) or is unreadable";
+                self.unsendable(d.id, text, now).await?;
+                out.failed += 1;
+                continue;
             };
-            let claimed = sqlx::query(
-                "UPDATE sms_outbox SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4",
-            )
-            .bind(state::SENDING)
-            .bind(now)
-            .bind(d.id)
-            .bind(state::PENDING)
-            .execute(&self.db.write)
-            .await?;
-            if claimed.rows_affected() == 0 {
+            if !store::claim(&self.db, d.id, now).await? {
                 continue;
             }
             let attempt = d.attempts + 1;
             let result = provider.send(&phone, &d.body, d.sender.as_deref()).await;
-            let now = (self.clock)();
+            let now = self.clock.now_ms();
             match result {
                 Ok(acc) => {
-                    sqlx::query(
-                        "UPDATE sms_outbox SET state = $1, attempts = $2, provider_id = $3, error_code = NULL, error_text = NULL, polled_at = $4, updated_at = $4 WHERE id = $5",
-                    )
-                    .bind(state::SENT)
-                    .bind(attempt)
-                    .bind(acc.provider_id)
-                    .bind(now)
-                    .bind(d.id)
-                    .execute(&self.db.write)
-                    .await?;
-                    metrics::counter!("tillgate_sms_sent_total", "provider" => d.provider.clone())
-                        .increment(1);
+                    store::mark_sent(&self.db, d.id, attempt, acc.provider_id.as_deref(), now)
+                        .await?;
+                    metrics::counter!(SENT_TOTAL, "provider" => d.provider.clone()).increment(1);
                     tracing::info!(id = d.id, phone = %phone, "sms sent");
                     out.sent += 1;
                 }
                 Err(e @ ProviderError::Temporary { .. }) => {
-                    if attempt >= i64::from(self.settings.max_attempts) {
-                        self.fail_attempt(d.id, attempt, &e, now).await?;
-                        metrics::counter!("tillgate_sms_failed_total", "provider" => d.provider.clone(), "reason" => "gave_up").increment(1);
-                        out.failed += 1;
-                    } else {
-                        let base = self.settings.retry_base.as_millis() as i64;
-                        let delay = base
-                            .saturating_mul(1i64 << (attempt - 1).min(20))
-                            .min(MAX_DELAY_MS);
-                        sqlx::query(
-                            "UPDATE sms_outbox SET state = $1, attempts = $2, next_attempt_at = $3, error_code = $4, error_text = $5, updated_at = $6 WHERE id = $7",
-                        )
-                        .bind(state::PENDING)
-                        .bind(attempt)
-                        .bind(now + delay)
-                        .bind(e.code())
-                        .bind(e.to_string())
-                        .bind(now)
-                        .bind(d.id)
-                        .execute(&self.db.write)
-                        .await?;
-                        tracing::warn!(id = d.id, phone = %phone, attempt, error = %e, "sms attempt failed; will retry");
-                        out.retried += 1;
+                    let attempts = u32::try_from(attempt).unwrap_or(u32::MAX);
+                    match self.retry.after_failure(attempts, now, None) {
+                        Next::GiveUp => {
+                            self.failure(d.id, OutboxState::Failed, Some(attempt), None, &e, now)
+                                .await?;
+                            count_failed(&d.provider, FailReason::GaveUp);
+                            tracing::warn!(id = d.id, phone = %phone, attempt, error = %e, "sms given up after its last attempt");
+                            out.failed += 1;
+                        }
+                        Next::RetryAt(at) => {
+                            let (state, attempts) = (OutboxState::Pending, Some(attempt));
+                            self.failure(d.id, state, attempts, Some(at), &e, now)
+                                .await?;
+                            tracing::warn!(id = d.id, phone = %phone, attempt, error = %e, "sms attempt failed; will retry");
+                            out.retried += 1;
+                        }
                     }
                 }
                 Err(e @ ProviderError::Stop { .. }) => {
-                    sqlx::query(
-                        "UPDATE sms_outbox SET state = $1, error_code = $2, error_text = $3, updated_at = $4 WHERE id = $5",
-                    )
-                    .bind(state::PENDING)
-                    .bind(e.code())
-                    .bind(e.to_string())
-                    .bind(now)
-                    .bind(d.id)
-                    .execute(&self.db.write)
-                    .await?;
+                    // Not the message's fault: the attempt is not counted.
+                    self.failure(d.id, OutboxState::Pending, None, None, &e, now)
+                        .await?;
                     self.stop(&d.provider, &d.rest_code, &e, now).await?;
                     newly_stopped.insert(d.provider.clone());
                     out.held += 1;
                 }
                 Err(e) => {
-                    self.fail_attempt(d.id, attempt, &e, now).await?;
-                    metrics::counter!("tillgate_sms_failed_total", "provider" => d.provider.clone(), "reason" => "refused").increment(1);
+                    self.failure(d.id, OutboxState::Failed, Some(attempt), None, &e, now)
+                        .await?;
+                    count_failed(&d.provider, FailReason::Refused);
                     tracing::warn!(id = d.id, phone = %phone, error = %e, "sms refused by the provider");
                     out.failed += 1;
                 }
             }
         }
-        out.polled = self.poll(now).await?;
         Ok(out)
     }
 
-    async fn fail(
+    async fn failure(
         &self,
         id: i64,
-        code: Option<i64>,
-        text: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE sms_outbox SET state = $1, error_code = $2, error_text = $3, updated_at = $4 WHERE id = $5",
-        )
-        .bind(state::FAILED)
-        .bind(code)
-        .bind(text)
-        .bind(now)
-        .bind(id)
-        .execute(&self.db.write)
-        .await?;
-        metrics::counter!("tillgate_sms_failed_total", "provider" => "-", "reason" => "unsendable")
-            .increment(1);
-        Ok(())
-    }
-
-    async fn fail_attempt(
-        &self,
-        id: i64,
-        attempt: i64,
+        state: OutboxState,
+        attempts: Option<i64>,
+        retry_at: Option<i64>,
         e: &ProviderError,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE sms_outbox SET state = $1, attempts = $2, error_code = $3, error_text = $4, updated_at = $5 WHERE id = $6",
-        )
-        .bind(state::FAILED)
-        .bind(attempt)
-        .bind(e.code())
-        .bind(e.to_string())
-        .bind(now)
-        .bind(id)
-        .execute(&self.db.write)
-        .await?;
+        let failure = Failure {
+            state,
+            attempts,
+            retry_at,
+            error_code: e.code(),
+            error_text: &e.to_string(),
+        };
+        store::record_failure(&self.db, id, failure, now).await
+    }
+
+    /// A row nothing can be sent for: `failed` without an attempt.
+    async fn unsendable(&self, id: i64, text: &str, now: i64) -> Result<(), StoreError> {
+        let failure = Failure {
+            state: OutboxState::Failed,
+            attempts: None,
+            retry_at: None,
+            error_code: None,
+            error_text: text,
+        };
+        store::record_failure(&self.db, id, failure, now).await?;
+        count_failed(NO_PROVIDER, FailReason::Unsendable);
+        tracing::warn!(id, reason = text, "sms cannot be sent");
         Ok(())
     }
 
@@ -320,14 +302,7 @@ impl Delivery {
         e: &ProviderError,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO sms_stops (provider, reason, stopped_at) VALUES ($1, $2, $3) ON CONFLICT (provider) DO NOTHING",
-        )
-        .bind(provider)
-        .bind(e.to_string())
-        .bind(now)
-        .execute(&self.db.write)
-        .await?;
+        store::stop(&self.db, provider, &e.to_string(), now).await?;
         tracing::error!(provider, error = %e, "sms sending stopped until resumed");
         // No receiver (alerts off) is fine: the stop is durable and visible
         // in the API.
@@ -340,146 +315,51 @@ impl Delivery {
         });
         Ok(())
     }
+}
 
-    /// Asks the provider about sent messages that have no final status,
-    /// every `status_poll` (counted from the send, so a message is not
-    /// asked about before it could have arrived).
-    async fn poll(&self, now: i64) -> Result<usize, StoreError> {
-        let every = self.settings.status_poll.as_millis() as i64;
-        let rows = sqlx::query(
-            "SELECT id, provider, provider_id FROM sms_outbox WHERE state = $1 AND provider_id IS NOT NULL \
-             AND created_at > $2 AND (polled_at IS NULL OR polled_at <= $3) ORDER BY id LIMIT $4",
-        )
-        .bind(state::SENT)
-        .bind(now - POLL_WINDOW_MS)
-        .bind(now - every)
-        .bind(BATCH)
-        .fetch_all(&self.db.read)
-        .await?;
-        let mut polled = 0;
-        for r in rows {
-            let id: i64 = r.try_get(0)?;
-            let provider: String = r.try_get(1)?;
-            let pid: String = r.try_get(2)?;
-            let Some(p) = self.providers.get(&provider) else {
-                continue;
-            };
-            let (new_state, delivery) = match p.status(&pid).await {
-                Ok(Report::Delivered) => (state::DELIVERED, "delivered".to_string()),
-                Ok(Report::InFlight { code }) => (state::SENT, format!("in flight ({code})")),
-                Ok(Report::Undelivered { code, message }) => {
-                    (state::UNDELIVERED, format!("{code}: {message}"))
-                }
-                Err(ProviderError::Unsupported(_)) => {
-                    (state::SENT, "not reported by provider".into())
-                }
-                Err(e) => (state::SENT, format!("status unknown: {e}")),
-            };
-            sqlx::query(
-                "UPDATE sms_outbox SET state = $1, delivery = $2, polled_at = $3, updated_at = $3 WHERE id = $4",
-            )
-            .bind(new_state)
-            .bind(delivery)
-            .bind(now)
-            .bind(id)
-            .execute(&self.db.write)
-            .await?;
-            polled += 1;
-        }
-        Ok(polled)
-    }
+impl OutboxWorker for Delivery {
+    type Error = StoreError;
 
-    /// Runs passes until `shutdown`; an idle pass waits a second. An
-    /// in-flight send is finished before stopping.
-    pub async fn run(mut self, shutdown: CancellationToken) {
-        self.shutdown = shutdown.clone();
-        loop {
-            if shutdown.is_cancelled() {
-                break;
-            }
-            let pause = match self.run_once().await {
-                Ok(o) if !o.is_idle() => Duration::from_millis(0),
-                Ok(_) => Duration::from_secs(1),
-                Err(e) => {
-                    tracing::error!(error = %e, "sms delivery pass failed; will retry");
-                    Duration::from_secs(5)
-                }
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(pause) => {}
-            }
-        }
+    /// A pass, then: at once again while rows are due; otherwise rest until
+    /// the next row is due, or (none pending, or all held by a stopped
+    /// provider) until woken.
+    async fn run_once(&mut self) -> Result<Step, StoreError> {
+        self.pass().await?;
+        Ok(match store::next_due(&self.db).await? {
+            None => Step::Idle,
+            Some(at) if at <= self.clock.now_ms() => Step::Busy,
+            Some(at) => Step::WaitUntil(at),
+        })
     }
 }
 
-/// Lifts a provider stop; answers whether there was one.
-pub async fn resume(db: &Db, provider: &str) -> Result<bool, StoreError> {
-    let r = sqlx::query("DELETE FROM sms_stops WHERE provider = $1")
-        .bind(provider)
-        .execute(&db.write)
-        .await?;
-    Ok(r.rows_affected() > 0)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Stopped providers and why.
-pub async fn stops(db: &Db) -> Result<Vec<(String, String, i64)>, StoreError> {
-    Ok(
-        sqlx::query_as("SELECT provider, reason, stopped_at FROM sms_stops ORDER BY provider")
-            .fetch_all(&db.read)
-            .await?,
-    )
-}
-
-/// Deletes guest phones older than the retention period (152-FZ: keep
-/// personal data no longer than needed). Outbox rows keep only the masked
-/// form.
-pub struct Retention {
-    db: Db,
-    retention: Duration,
-    clock: Clock,
-}
-
-impl Retention {
-    pub fn new(db: Db, retention: Duration, clock: Clock) -> Self {
-        Retention {
-            db,
-            retention,
-            clock,
-        }
-    }
-
-    /// Returns how many phones were deleted.
-    pub async fn run_once(&self) -> Result<u64, StoreError> {
-        let cutoff = (self.clock)() - self.retention.as_millis() as i64;
-        let contacts = sqlx::query("DELETE FROM sms_contacts WHERE created_at < $1")
-            .bind(cutoff)
-            .execute(&self.db.write)
-            .await?
-            .rows_affected();
-        let outbox = sqlx::query(
-            "UPDATE sms_outbox SET phone = NULL WHERE created_at < $1 AND phone IS NOT NULL",
-        )
-        .bind(cutoff)
-        .execute(&self.db.write)
-        .await?
-        .rows_affected();
-        Ok(contacts + outbox)
-    }
-
-    pub async fn run(self, shutdown: CancellationToken) {
-        loop {
-            match self.run_once().await {
-                Ok(n) if n > 0 => {
-                    tracing::info!(deleted = n, "guest phones past retention deleted")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "sms retention pass failed"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-            }
-        }
+    #[test]
+    fn retries_follow_the_documented_schedule() {
+        let s = Settings {
+            retry_base: Duration::from_secs(30),
+            max_attempts: 8,
+            ..Settings::default()
+        };
+        let p = retry_policy(&s);
+        let waits: Vec<i64> = (1..=7)
+            .map(|a| match p.after_failure(a, 0, None) {
+                Next::RetryAt(t) => t / 1000,
+                Next::GiveUp => -1,
+            })
+            .collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1800]);
+        assert_eq!(p.after_failure(8, 0, None), Next::GiveUp);
+        let long_base = Settings {
+            retry_base: Duration::from_secs(3600),
+            ..s
+        };
+        assert_eq!(
+            retry_policy(&long_base).after_failure(1, 0, None),
+            Next::RetryAt(1_800_000)
+        );
     }
 }

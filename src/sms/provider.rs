@@ -11,6 +11,8 @@
 //! and the text never sit in a URL that proxies and access logs keep. Every
 //! transport error still goes through [`reqwest::Error::without_url`] before
 //! it is turned into text, and no URL is ever formatted into a message.
+//! Text from the provider's answer goes through [`hide_phones`] before it
+//! becomes part of an error: it is stored, logged and shown to the owner.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,6 +20,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+use super::redact::hide_phones;
 use crate::core::consumer::BoxFuture;
 use crate::core::phone::PhoneE164;
 
@@ -100,8 +103,10 @@ pub trait Provider: Send + Sync {
 }
 
 /// sms.ru's codes sorted into the three kinds (codes from services.md).
-pub fn classify_smsru(code: i64, message: String) -> ProviderError {
+/// `message` is sms.ru's `status_text`; phones in it are masked.
+pub fn classify_smsru(code: i64, message: &str) -> ProviderError {
     let code_opt = Some(code);
+    let message = hide_phones(message);
     match code {
         // 206 daily limit and 230..233 anti-flood limits pass with time.
         220 | 500 | 206 | 230..=233 => ProviderError::Temporary {
@@ -181,7 +186,7 @@ impl SmsRu {
         })?;
         if v["status"] != "OK" {
             let code = v["status_code"].as_i64().unwrap_or(500);
-            let text = v["status_text"].as_str().unwrap_or("error").to_string();
+            let text = v["status_text"].as_str().unwrap_or("error");
             return Err(classify_smsru(code, text));
         }
         Ok(v)
@@ -219,7 +224,7 @@ impl Provider for SmsRu {
                 });
             }
             let code = one["status_code"].as_i64().unwrap_or(500);
-            let text = one["status_text"].as_str().unwrap_or("error").to_string();
+            let text = one["status_text"].as_str().unwrap_or("error");
             Err(classify_smsru(code, text))
         })
     }
@@ -243,7 +248,7 @@ impl Provider for SmsRu {
             let v = self.call("sms/status", &[("sms_id", provider_id)]).await?;
             let one = &v["sms"][provider_id];
             let code = one["status_code"].as_i64().unwrap_or(-1);
-            let text = one["status_text"].as_str().unwrap_or("").to_string();
+            let text = hide_phones(one["status_text"].as_str().unwrap_or(""));
             Ok(match code {
                 103 => Delivery::Delivered,
                 // The failure codes of services.md; anything else (queued,
@@ -330,7 +335,10 @@ impl Provider for GenericHttp {
             let status = resp.status();
             let answer = resp.text().await.map_err(ProviderError::network)?;
             let code = Some(i64::from(status.as_u16()));
-            let snippet: String = answer.chars().take(200).collect();
+            // Masked before it is cut to 200 characters, so a number cut
+            // in two is still recognised as one.
+            let head: String = answer.chars().take(400).collect();
+            let snippet: String = hide_phones(&head).chars().take(200).collect();
             if status.is_success() {
                 let provider_id = self.id_pointer.as_deref().and_then(|p| {
                     let v: Value = serde_json::from_str(&answer).ok()?;
@@ -382,25 +390,19 @@ mod tests {
     fn smsru_codes_sort_into_kinds() {
         for c in [220, 500, 230] {
             assert!(
-                matches!(
-                    classify_smsru(c, String::new()),
-                    ProviderError::Temporary { .. }
-                ),
+                matches!(classify_smsru(c, ""), ProviderError::Temporary { .. }),
                 "{c}"
             );
         }
         for c in [202, 207, 209, 203, 205, 212] {
             assert!(
-                matches!(
-                    classify_smsru(c, String::new()),
-                    ProviderError::Permanent { .. }
-                ),
+                matches!(classify_smsru(c, ""), ProviderError::Permanent { .. }),
                 "{c}"
             );
         }
         for c in [200, 201, 204, 300, 303, 305] {
             assert!(
-                matches!(classify_smsru(c, String::new()), ProviderError::Stop { .. }),
+                matches!(classify_smsru(c, ""), ProviderError::Stop { .. }),
                 "{c}"
             );
         }

@@ -10,6 +10,8 @@
 
 use serde::Serialize;
 
+use crate::core::money::rub;
+
 /// The placeholders a template may use.
 pub const PLACEHOLDERS: [&str; 5] = [
     "order_number",
@@ -125,14 +127,17 @@ impl Vars {
     }
 
     /// Typical long-ish values, so the count on save is what a real
-    /// message will usually cost.
+    /// message will usually cost. The sum is above 10 000 rubles, so it
+    /// carries the no-break space of Russian digit grouping, which GSM-7
+    /// lacks: a template with `{order_sum}` is measured as UCS-2, as such
+    /// a message is sent.
     pub fn sample(restaurant_name: &str) -> Vars {
         Vars {
             order_number: "12345".into(),
             restaurant_name: restaurant_name.into(),
             status: "собирается".into(),
             table: "12".into(),
-            order_sum: format_rubles(1_234_550),
+            order_sum: rub(1_234_550),
         }
     }
 }
@@ -206,13 +211,6 @@ impl Template {
     }
 }
 
-/// Kopecks as rubles the way a Russian guest reads them: `1234,50`.
-pub fn format_rubles(kopecks: i64) -> String {
-    let sign = if kopecks < 0 { "-" } else { "" };
-    let k = kopecks.unsigned_abs();
-    format!("{sign}{},{:02}", k / 100, k % 100)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,7 +255,7 @@ mod tests {
             restaurant_name: "Пицца".into(),
             status: "готов".into(),
             table: "7".into(),
-            order_sum: format_rubles(123_450),
+            order_sum: rub(123_450),
         };
         assert_eq!(t.render(&v), "Заказ 42 в Пицца готов. Стол 7, 1234,50 руб.");
     }
@@ -287,13 +285,5 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("at most 6"));
-    }
-
-    #[test]
-    fn rubles_from_kopecks() {
-        assert_eq!(format_rubles(0), "0,00");
-        assert_eq!(format_rubles(5), "0,05");
-        assert_eq!(format_rubles(123_450), "1234,50");
-        assert_eq!(format_rubles(-100), "-1,00");
     }
 }

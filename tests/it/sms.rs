@@ -3,13 +3,16 @@
 //! every path.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tillgate::core::clock::{ManualClock, SharedClock};
 use tillgate::core::config::{Config, Storage};
 use tillgate::core::store::Db;
-use tillgate::sms::delivery::{Clock, Delivery, Retention};
+use tillgate::sms::delivery::Delivery;
+use tillgate::sms::retention::Retention;
+use tillgate::sms::status::StatusPoll;
 
 use crate::fake_smsru::{FakeSmsRu, Fault};
 use crate::harness::{Backend, TestApp, backends, fresh_pg_database, spawn_app_with, start};
@@ -350,10 +353,16 @@ async fn provider_errors_retry_fail_or_stop_as_sms_ru_means_them() {
         let tx = tillgate::core::bus::Bus::default();
         let mut events = tx.subscribe();
         let t0 = 1_800_000_000_000i64;
-        let now = Arc::new(AtomicI64::new(t0));
-        let n2 = now.clone();
-        let clock: Clock = Arc::new(move || n2.load(Ordering::SeqCst));
-        let d = Delivery::new(db.clone(), settings.clone(), providers, tx, clock);
+        let now = Arc::new(ManualClock::new(t0));
+        let clock = SharedClock::from(now.clone());
+        let d = Delivery::new(
+            db.clone(),
+            settings.clone(),
+            providers.clone(),
+            tx,
+            clock.clone(),
+        );
+        let poll = StatusPoll::new(db.clone(), settings.status_poll, providers, clock);
 
         // Top-level 220 (rows go in id order): retried after retry_base
         // (30 s), then sent.
@@ -362,7 +371,7 @@ async fn provider_errors_retry_fail_or_stop_as_sms_ru_means_them() {
         // Per-number 202 in an OK answer: failed at once, never retried.
         fake.number_error("79250000202", 202);
         insert_row(&db, 10, "+79250000202", t0).await;
-        let o = d.run_once().await.unwrap();
+        let o = d.pass().await.unwrap();
         assert_eq!((o.sent, o.failed, o.retried), (0, 1, 1), "{o:?}");
         assert_eq!(row(&db, 10).await.0, "failed");
         assert_eq!(row(&db, 10).await.2, Some(202));
@@ -371,10 +380,10 @@ async fn provider_errors_retry_fail_or_stop_as_sms_ru_means_them() {
             (r2.0.as_str(), r2.1, r2.2, r2.3),
             ("pending", 1, Some(220), t0 + 30_000)
         );
-        let o = d.run_once().await.unwrap();
+        let o = d.pass().await.unwrap();
         assert!(o.is_idle(), "retried before its time: {o:?}");
-        now.store(t0 + 30_000, Ordering::SeqCst);
-        let o = d.run_once().await.unwrap();
+        now.set(t0 + 30_000);
+        let o = d.pass().await.unwrap();
         assert_eq!(o.sent, 1, "{o:?}");
         assert_eq!(row(&db, 2).await.0, "sent");
         assert_eq!(fake.received().len(), 1);
@@ -384,13 +393,13 @@ async fn provider_errors_retry_fail_or_stop_as_sms_ru_means_them() {
             fake.fail_next(Fault::Http500);
         }
         insert_row(&db, 3, "+79250000003", t0 + 30_000).await;
-        d.run_once().await.unwrap();
+        d.pass().await.unwrap();
         assert_eq!(row(&db, 3).await.3, t0 + 60_000);
-        now.store(t0 + 60_000, Ordering::SeqCst);
-        d.run_once().await.unwrap();
+        now.set(t0 + 60_000);
+        d.pass().await.unwrap();
         assert_eq!(row(&db, 3).await.3, t0 + 120_000);
-        now.store(t0 + 120_000, Ordering::SeqCst);
-        d.run_once().await.unwrap();
+        now.set(t0 + 120_000);
+        d.pass().await.unwrap();
         assert_eq!(row(&db, 3).await.0, "failed");
         assert_eq!(row(&db, 3).await.1, 3);
 
@@ -398,24 +407,24 @@ async fn provider_errors_retry_fail_or_stop_as_sms_ru_means_them() {
         fake.fail_next(Fault::Code(201));
         insert_row(&db, 4, "+79250000004", t0 + 120_000).await;
         insert_row(&db, 5, "+79250000005", t0 + 120_000).await;
-        let o = d.run_once().await.unwrap();
+        let o = d.pass().await.unwrap();
         assert_eq!((o.sent, o.held), (0, 2), "{o:?}");
         let ev = events.try_recv().unwrap();
         assert_eq!(ev.kind.as_str(), "sms_stopped");
         assert!(ev.text.contains("201"), "{}", ev.text);
         assert!(!ev.text.contains(API_ID));
         let requests = fake.requests();
-        let o = d.run_once().await.unwrap();
+        let o = d.pass().await.unwrap();
         assert_eq!(o.held, 2);
         assert_eq!(fake.requests(), requests, "a stopped provider was called");
-        assert!(tillgate::sms::delivery::resume(&db, "smsru").await.unwrap());
-        let o = d.run_once().await.unwrap();
+        assert!(tillgate::sms::store::resume(&db, "smsru").await.unwrap());
+        let o = d.pass().await.unwrap();
         assert_eq!(o.sent, 2, "{o:?}");
 
         // Delivery status: polled once the interval has passed.
-        now.store(t0 + 120_000 + 300_000, Ordering::SeqCst);
-        let o = d.run_once().await.unwrap();
-        assert_eq!(o.polled, 3, "{o:?}");
+        now.set(t0 + 120_000 + 300_000);
+        let polled = poll.pass().await.unwrap();
+        assert_eq!(polled, 3, "{polled:?}");
         assert_eq!(row(&db, 2).await.0, "delivered");
         assert_eq!(row(&db, 4).await.0, "delivered");
 
@@ -462,20 +471,19 @@ async fn retention_deletes_phones_and_keeps_the_masked_form() {
         insert_row(&db, 1, "+79250000001", t0).await;
         let phone = tillgate::core::phone::PhoneE164::parse("89250000001").unwrap();
         let mut conn = db.write.acquire().await.unwrap();
-        tillgate::sms::outbox::save_contact(&mut conn, "{G}", &phone, t0, "api", t0)
+        tillgate::sms::store::save_contact(&mut conn, "{G}", &phone, t0, "api", t0)
             .await
             .unwrap();
         drop(conn);
-        let now = Arc::new(AtomicI64::new(t0 + 29 * 86_400_000));
-        let n2 = now.clone();
+        let now = Arc::new(ManualClock::new(t0 + 29 * 86_400_000));
         let r = Retention::new(
             db.clone(),
             Duration::from_secs(30 * 86_400),
-            Arc::new(move || n2.load(Ordering::SeqCst)),
+            SharedClock::from(now.clone()),
         );
-        assert_eq!(r.run_once().await.unwrap(), 0);
-        now.store(t0 + 30 * 86_400_000 + 1, Ordering::SeqCst);
-        assert_eq!(r.run_once().await.unwrap(), 2);
+        assert_eq!(r.pass().await.unwrap(), 0);
+        now.set(t0 + 30 * 86_400_000 + 1);
+        assert_eq!(r.pass().await.unwrap(), 2);
         let left: (Option<String>, Option<String>) =
             sqlx::query_as("SELECT phone, phone_masked FROM sms_outbox WHERE id = 1")
                 .fetch_one(&db.read)
@@ -728,7 +736,7 @@ async fn generic_http_provider_renders_the_request_and_maps_statuses() {
         let (base, got) = fake_aggregator(vec![
             (503, "busy"),
             (200, r#"{"result":{"id":"m-77"}}"#),
-            (400, r#"{"error":"bad number"}"#),
+            (400, r#"{"error":"bad number 79250000001"}"#),
             (401, "unauthorized"),
         ])
         .await;
@@ -754,14 +762,13 @@ max_parts = 3
         let tx = tillgate::core::bus::Bus::default();
         let mut events = tx.subscribe();
         let t0 = 1_800_000_000_000i64;
-        let now = Arc::new(AtomicI64::new(t0));
-        let n2 = now.clone();
+        let now = Arc::new(ManualClock::new(t0));
         let d = Delivery::new(
             db.clone(),
             settings.clone(),
             providers.clone(),
             tx,
-            Arc::new(move || n2.load(Ordering::SeqCst)),
+            SharedClock::from(now.clone()),
         );
         let ins = |id: i64| {
             let db = db.clone();
@@ -777,10 +784,10 @@ max_parts = 3
             }
         };
         ins(1).await;
-        let o = d.run_once().await.unwrap();
+        let o = d.pass().await.unwrap();
         assert_eq!(o.retried, 1, "503 is temporary: {o:?}");
-        now.store(t0 + 30_000, Ordering::SeqCst);
-        let o = d.run_once().await.unwrap();
+        now.set(t0 + 30_000);
+        let o = d.pass().await.unwrap();
         assert_eq!(o.sent, 1, "{o:?}");
         let pid: Option<String> =
             sqlx::query_scalar("SELECT provider_id FROM sms_outbox WHERE id = 1")
@@ -798,10 +805,21 @@ max_parts = 3
             assert_eq!(g[1].1.as_deref(), Some("Bearer agg-secret"));
         }
         ins(2).await;
-        let o = d.run_once().await.unwrap();
+        let o = d.pass().await.unwrap();
         assert_eq!(o.failed, 1, "400 is permanent: {o:?}");
+        // The aggregator echoed the number: only its masked form is kept.
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT error_text FROM sms_outbox WHERE id = 2")
+                .fetch_one(&db.read)
+                .await
+                .unwrap();
+        let text = text.unwrap_or_default();
+        assert!(
+            text.contains("+7 925 ***-**-01") && !text.contains("9250000001"),
+            "{text}"
+        );
         ins(3).await;
-        let o = d.run_once().await.unwrap();
+        let o = d.pass().await.unwrap();
         assert_eq!(o.held, 1, "401 stops: {o:?}");
         let ev = events.try_recv().unwrap();
         assert_eq!(ev.kind.as_str(), "sms_stopped");
@@ -1003,4 +1021,113 @@ async fn switching_sms_on_over_old_history_texts_nobody() {
         assert_eq!(m.len(), 1, "{m:?}");
         app.stop().await;
     }
+}
+
+#[tokio::test]
+async fn delivery_rests_until_the_next_due_row_or_a_wake_up() {
+    use tillgate::core::outbox::{OutboxWorker, Step};
+    for b in backends() {
+        let fake = FakeSmsRu::start(API_ID).await;
+        let (db, _dir) = open_db(b).await;
+        let settings = Arc::new(sms_config(&fake.base, ""));
+        let providers = Arc::new(tillgate::sms::build_providers(&settings));
+        let t0 = 1_800_000_000_000i64;
+        let now = Arc::new(ManualClock::new(t0));
+        let mut d = Delivery::new(
+            db.clone(),
+            settings.clone(),
+            providers,
+            tillgate::core::bus::Bus::default(),
+            SharedClock::from(now.clone()),
+        );
+        // Nothing queued: rest until woken.
+        assert_eq!(d.run_once().await.unwrap(), Step::Idle);
+        // A temporary failure: rest until its retry is due.
+        fake.fail_next(Fault::Code(220));
+        insert_row(&db, 1, "+79250000001", t0).await;
+        assert_eq!(d.run_once().await.unwrap(), Step::WaitUntil(t0 + 30_000));
+        // A row due sooner shortens the rest.
+        insert_row(&db, 2, "+79250000002", t0 + 10_000).await;
+        assert_eq!(d.run_once().await.unwrap(), Step::WaitUntil(t0 + 10_000));
+        now.set(t0 + 30_000);
+        assert_eq!(d.run_once().await.unwrap(), Step::Idle);
+        assert_eq!(fake.received().len(), 2);
+        // Rows held by a stopped provider are not due: rest until the
+        // resume wakes the worker.
+        fake.fail_next(Fault::Code(201));
+        insert_row(&db, 3, "+79250000003", t0 + 30_000).await;
+        assert_eq!(d.run_once().await.unwrap(), Step::Idle);
+        assert!(tillgate::sms::store::resume(&db, "smsru").await.unwrap());
+        // After a resume the held row is due at once.
+        let mut w = Delivery::new(
+            db.clone(),
+            settings.clone(),
+            Arc::new(std::collections::HashMap::new()),
+            tillgate::core::bus::Bus::default(),
+            SharedClock::from(now.clone()),
+        );
+        assert_eq!(
+            tillgate::sms::store::next_due(&db).await.unwrap(),
+            Some(t0 + 30_000)
+        );
+        // A provider no longer configured: failed, not retried for ever.
+        assert_eq!(w.run_once().await.unwrap(), Step::Idle);
+        let (state, ..) = row(&db, 3).await;
+        assert_eq!(state, "failed");
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn sms_metrics_are_listed_before_the_first_message() {
+    let fake = FakeSmsRu::start(API_ID).await;
+    let app = spawn(Backend::Sqlite, &fake).await;
+    let m = app.get("/metrics").await.text().await.unwrap();
+    for expect in [
+        "# HELP tillgate_sms_sent_total",
+        "# HELP tillgate_sms_failed_total",
+        r#"tillgate_sms_sent_total{provider="smsru"}"#,
+        r#"provider="smsru",reason="gave_up""#,
+        r#"provider="smsru",reason="refused""#,
+        r#"provider="-",reason="unsendable""#,
+    ] {
+        assert!(m.contains(expect), "{expect} missing from {m}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_contact_body_never_echoes_the_phone() {
+    let fake = FakeSmsRu::start(API_ID).await;
+    let app = spawn(Backend::Sqlite, &fake).await;
+    let path = format!("/api/orders/{}/contact", order_guid(11));
+    let (s, r) = post_json(
+        &app,
+        &path,
+        json!({"phone": 79251234567u64, "consent": true, "consent_at": "2026-10-03T15:00:00Z"}),
+    )
+    .await;
+    assert_eq!(
+        (s, r["error"]["code"].as_str()),
+        (422, Some("bad_json")),
+        "{r}"
+    );
+    let msg = r["error"]["message"].as_str().unwrap();
+    assert!(
+        !msg.contains("9251234567") && msg.contains("+7 925 ***-**-67"),
+        "{msg}"
+    );
+    let (s, r) = post_json(
+        &app,
+        &path,
+        json!({"phone": "9251234567", "consent": true, "consent_at": "89251234567"}),
+    )
+    .await;
+    assert_eq!(
+        (s, r["error"]["code"].as_str()),
+        (422, Some("bad_consent_time")),
+        "{r}"
+    );
+    assert!(!r.to_string().contains("9251234567"), "{r}");
+    app.stop().await;
 }
