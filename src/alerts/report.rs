@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::settings::Settings;
+use crate::core::book::Book;
 use crate::core::log::LogEntry;
 use crate::core::store::{Db, StoreError};
-use crate::core::book::Book;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Deletion {

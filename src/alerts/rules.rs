@@ -24,10 +24,10 @@ use super::outbox;
 use super::payload::{Alert, OrderRef};
 use super::report;
 use super::settings::Settings;
+use crate::core::book::{Book, OrderSnapshot, station_key};
 use crate::core::consumer::{BoxFuture, Consumer, ConsumerError};
 use crate::core::log::{self, LogEntry};
 use crate::core::store::{self, Db, StoreError};
-use crate::core::book::{Book, OrderSnapshot, station_key};
 
 pub const CONSUMER_NAME: &str = "alerts";
 
@@ -611,8 +611,7 @@ pub fn order_rules(
     // Payments that are deleted now: shown with deleted="1", or gone from
     // an order that had them live. Deleting a receipt deletes its payments
     // too; that is one operation and already alerted as the receipt.
-    let key_of =
-        |p: &crate::core::book::PaymentLine| (p.code, p.name.clone(), p.amount, p.prepay);
+    let key_of = |p: &crate::core::book::PaymentLine| (p.code, p.name.clone(), p.amount, p.prepay);
     let mut deleted_pays: Vec<_> = after
         .payments
         .iter()

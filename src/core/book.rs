@@ -28,6 +28,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::log::LogEntry;
 
+/// Accepts `{GUID}`, `GUID`, with or without dashes, any case; answers the
+/// canonical form the order table is keyed by.
+pub fn normalise_guid(s: &str) -> Option<String> {
+    rk7::Guid::parse(s).ok().map(|g| g.canonical())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {

@@ -19,13 +19,13 @@
 
 pub mod api_error;
 pub mod backoff;
+pub mod book;
 pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod consumer;
 pub mod feature;
 pub mod group_commit;
-pub mod book;
 pub mod log;
 pub mod migrate;
 pub mod money;

@@ -7,9 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use crate::core::book::OrderStatus;
 use super::store;
 use crate::core::api_error::{ApiError, ApiResult};
+use crate::core::book::OrderStatus;
 use crate::core::store::Db;
 
 pub fn api_routes() -> Router<Db> {
@@ -32,12 +32,6 @@ struct OrderQuery {
     limit: Option<i64>,
     /// Opaque cursor from the previous page's `next`.
     after: Option<String>,
-}
-
-/// Accepts `{GUID}`, `GUID`, with or without dashes, any case; answers the
-/// canonical form the order table is keyed by.
-pub fn normalise_guid(s: &str) -> Option<String> {
-    rk7::Guid::parse(s).ok().map(|g| g.canonical())
 }
 
 fn check_local_time(name: &str, v: &Option<String>) -> ApiResult<()> {
@@ -107,7 +101,7 @@ async fn list_orders(
 }
 
 async fn get_order(State(db): State<Db>, Path(guid): Path<String>) -> ApiResult<Response> {
-    let canon = normalise_guid(&guid)
+    let canon = crate::core::book::normalise_guid(&guid)
         .ok_or_else(|| ApiError::bad_request("bad_guid", format!("{guid:?} is not a GUID")))?;
     let o = store::order(&db, &canon)
         .await?

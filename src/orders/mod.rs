@@ -11,13 +11,13 @@ pub mod store;
 
 use std::collections::{HashMap, HashSet};
 
+use crate::core::book::Book;
 use crate::core::consumer::{BoxFuture, Consumer, ConsumerError, Runner};
 use crate::core::feature::{Feature, Routes, StartCtx};
 use crate::core::log::{self, LogEntry};
 use crate::core::migrate::Migration;
 use crate::core::store::{Db, StoreError};
 pub use api::api_routes;
-use crate::core::book::Book;
 pub use store::{ShiftTotals, load_all, shift_totals};
 
 pub const CONSUMER_NAME: &str = "orders";

@@ -316,7 +316,7 @@ async fn post_contact(
         e.message = hide_phones(&e.message);
         e
     })?;
-    let guid = crate::orders::api::normalise_guid(&guid).ok_or_else(|| {
+    let guid = crate::core::book::normalise_guid(&guid).ok_or_else(|| {
         ApiError::bad_request(
             "bad_path",
             "order guid must be a GUID like {9ECCB1B5-97EE-4B88-9840-8568F05586D0}",
