@@ -7,14 +7,17 @@
 
 use std::time::Duration;
 
-use sqlx::Row;
+use tokio_util::sync::CancellationToken;
 
-use super::outbox;
 use super::payload::Alert;
 use super::report;
 use super::settings::{Lang, Settings};
+use super::store;
 use super::telegram::{Client, TgError, Update};
+use crate::core::backoff::Backoff;
+use crate::core::clock::SharedClock;
 use crate::core::log;
+use crate::core::outbox::{OutboxWorker, Step, Wake};
 use crate::core::store::{Db, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -115,13 +118,7 @@ impl Bot {
                 for rest in self.restaurants_of(chat) {
                     let shift = match n {
                         Some(n) => Some(n),
-                        None => sqlx::query_scalar::<_, Option<i64>>(
-                            "SELECT shift_num FROM alerts_rests WHERE rest_code = $1",
-                        )
-                        .bind(&rest)
-                        .fetch_optional(&self.db.read)
-                        .await?
-                        .flatten(),
+                        None => store::current_shift(&self.db, &rest).await?,
                     };
                     match shift {
                         Some(s) => out.push(Alert::ShiftReport(
@@ -137,7 +134,7 @@ impl Bot {
             }
             Command::Status => vec![note(self.status(chat).await?)],
             Command::Mute(d) => {
-                outbox::mute(&self.db, chat, now_ms + d.as_millis() as i64).await?;
+                store::mute(&self.db, chat, now_ms + d.as_millis() as i64).await?;
                 let mins = d.as_secs() / 60;
                 vec![note(self.say(
                     &format!("Alerts muted for {mins} min (reports still come)."),
@@ -158,45 +155,24 @@ impl Bot {
                 "<b>{}</b>",
                 super::text::escape(&self.settings.restaurant_name(&rest))
             ));
-            let online = sqlx::query(
-                "SELECT name, last_event_time FROM alerts_stations WHERE rest_code = $1 AND started = 1 ORDER BY name",
-            )
-            .bind(&rest)
-            .fetch_all(&self.db.read)
-            .await?;
+            let online = store::online_stations(&self.db, &rest).await?;
             lines.push(self.say(
                 &format!("Stations online: {}", online.len()),
                 &format!("Кассы онлайн: {}", online.len()),
             ));
-            for r in online {
-                let name: String = r.try_get(0)?;
-                let t: Option<String> = r.try_get(1)?;
+            for st in online {
                 lines.push(format!(
                     "  {} — {}",
-                    super::text::escape(&name),
-                    t.unwrap_or_else(|| "—".into())
+                    super::text::escape(&st.name),
+                    st.last_event_time.unwrap_or_else(|| "—".into())
                 ));
             }
-            let streams = sqlx::query(
-                "SELECT stream_guid, last_seen FROM streams WHERE rest_code = $1 ORDER BY last_seen DESC LIMIT 5",
-            )
-            .bind(&rest)
-            .fetch_all(&self.db.read)
-            .await?;
-            for r in streams {
-                let g: String = r.try_get(0)?;
-                let seen: i64 = r.try_get(1)?;
+            for stream in log::streams_of(&self.db, &rest, 5).await? {
+                let g = super::text::escape(&stream.stream_guid);
+                let seen = crate::core::clock::ms_to_rfc3339(stream.last_seen);
                 lines.push(self.say(
-                    &format!(
-                        "Cash server stream {}: last event {}",
-                        super::text::escape(&g),
-                        crate::core::clock::ms_to_rfc3339(seen)
-                    ),
-                    &format!(
-                        "Поток кассового сервера {}: последнее событие {}",
-                        super::text::escape(&g),
-                        crate::core::clock::ms_to_rfc3339(seen)
-                    ),
+                    &format!("Cash server stream {g}: last event {seen}"),
+                    &format!("Поток кассового сервера {g}: последнее событие {seen}"),
                 ));
             }
         }
@@ -237,17 +213,80 @@ impl Bot {
         }
         let mut tx = self.db.write.begin().await?;
         for (chat, a) in &out {
-            outbox::enqueue(&mut tx, a, &[*chat], now_ms).await?;
+            store::enqueue(&mut tx, a, &[*chat], now_ms).await?;
         }
-        outbox::set_meta(&mut tx, "tg_update_offset", last + 1).await?;
+        store::set_meta(&mut tx, store::UPDATE_OFFSET, last + 1).await?;
         tx.commit().await?;
         Ok(out.len())
     }
 
-    /// One long poll and its answers.
-    pub async fn run_once(&self) -> Result<usize, BotError> {
-        let offset = outbox::meta(&self.db, "tg_update_offset").await?;
-        let updates = self.client.get_updates(offset, self.poll_timeout).await?;
-        Ok(self.handle(&updates, crate::core::clock::now_ms()).await?)
+    /// One long poll and its answers. Shutdown abandons the poll (nothing
+    /// was taken from Telegram until the offset is stored), so a stop does
+    /// not wait out the poll timeout.
+    pub async fn poll_once(
+        &self,
+        now: &SharedClock,
+        shutdown: &CancellationToken,
+    ) -> Result<usize, BotError> {
+        let offset = store::meta(&self.db, store::UPDATE_OFFSET).await?;
+        let updates = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(0),
+            u = self.client.get_updates(offset, self.poll_timeout) => u?,
+        };
+        Ok(self.handle(&updates, now.now_ms()).await?)
+    }
+}
+
+/// The bot on the worker loop: polls again at once after an answer, and
+/// after a failure waits 1 s, 2 s, 4 s ... up to a minute (Telegram's
+/// `retry_after` as the floor).
+pub struct BotPoller {
+    pub bot: Bot,
+    pub clock: SharedClock,
+    /// The sender's wake-up, for the answers queued.
+    pub sender: Wake,
+    pub shutdown: CancellationToken,
+    pub backoff: Backoff,
+    failures: u32,
+}
+
+impl BotPoller {
+    pub fn new(bot: Bot, clock: SharedClock, sender: Wake, shutdown: CancellationToken) -> Self {
+        BotPoller {
+            bot,
+            clock,
+            sender,
+            shutdown,
+            // Jitter: a restart of many tillgates behind one proxy should
+            // not poll in step.
+            backoff: Backoff::doubling(Duration::from_secs(1), Duration::from_secs(60))
+                .with_jitter(0.2),
+            failures: 0,
+        }
+    }
+}
+
+impl OutboxWorker for BotPoller {
+    type Error = StoreError;
+
+    async fn run_once(&mut self) -> Result<Step, StoreError> {
+        match self.bot.poll_once(&self.clock, &self.shutdown).await {
+            Ok(n) => {
+                self.failures = 0;
+                if n > 0 {
+                    self.sender.notify();
+                }
+                Ok(Step::Busy)
+            }
+            Err(e) => {
+                self.failures = self.failures.saturating_add(1);
+                let retry_after = match &e {
+                    BotError::Telegram(TgError::RetryAfter(d)) => Some(*d),
+                    _ => None,
+                };
+                tracing::warn!(error = %e, failures = self.failures, "bot polling failed; retrying");
+                Ok(Step::Wait(self.backoff.delay(self.failures, retry_after)))
+            }
+        }
     }
 }

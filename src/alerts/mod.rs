@@ -2,7 +2,7 @@
 //!
 //! How it fits together:
 //! - [`rules::AlertConsumer`] reads the event log (durable cursor `alerts`)
-//!   and writes alerts to the outbox ([`outbox`]) in the same transaction;
+//!   and records alerts in the outbox ([`store`]) in the same transaction;
 //! - [`watch::Watchdog`] adds the clock-driven alerts (silence, gaps, shift
 //!   closed by closing time);
 //! - operator events from other features (relay paused, sms stopped) are
@@ -10,16 +10,21 @@
 //! - [`sender::Sender`] delivers the outbox to Telegram within its limits;
 //! - [`bot::Bot`] answers `/report`, `/status`, `/mute` by long polling.
 //!
-//! Without a bot token, alerts are still computed and listed by
-//! `GET /api/alerts`; they are delivered once a token is configured.
+//! The sender, the watchdog and the bot each run on the one worker loop
+//! ([`crate::core::outbox::run`]). Every alert is recorded; routing decides
+//! only where it goes: one no chat takes is kept as `unrouted`. Without a
+//! bot token, alerts are still computed and listed by `GET /api/alerts`;
+//! they are delivered once a token is configured.
 
 pub mod bot;
-pub mod outbox;
+pub mod kind;
+pub mod limiter;
 pub mod payload;
 pub mod report;
 pub mod rules;
 pub mod sender;
 pub mod settings;
+pub mod store;
 pub mod telegram;
 pub mod text;
 pub mod watch;
@@ -31,15 +36,19 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::extract::{Query, State};
 use axum::routing::get;
-use tokio::sync::Notify;
 
 use crate::core::api_error::{ApiError, ApiResult};
+use crate::core::backoff::MAX_RETRY_AFTER;
 use crate::core::config::{AnySection, ConfigError};
 use crate::core::consumer::Runner;
 use crate::core::feature::{BoxFuture, CliCtx, Feature, Routes, StartCtx};
 use crate::core::migrate::Migration;
+use crate::core::outbox::{self, LoopOptions, Wake};
 use crate::core::store::Db;
+use crate::core::telemetry::{Kind, describe};
+pub use kind::AlertKind;
 pub use settings::{FileSection, Settings, validate};
+use store::AlertState;
 
 /// What request handlers need from this feature at run time.
 #[derive(Clone, Default)]
@@ -73,7 +82,10 @@ impl Feature for Alerts {
     }
 
     fn migrations(&self) -> Vec<Migration> {
-        vec![crate::migration!("0005_alerts")]
+        vec![
+            crate::migration!("0005_alerts"),
+            crate::migration!("0008_alerts_unrouted"),
+        ]
     }
 
     fn start<'a>(&'a self, ctx: &'a mut StartCtx) -> BoxFuture<'a, anyhow::Result<Routes>> {
@@ -107,16 +119,46 @@ impl Feature for Alerts {
     }
 }
 
+/// Registers the feature's metrics, so `/metrics` lists them (at zero)
+/// before the first alert.
+pub fn describe_metrics() {
+    describe(
+        Kind::Gauge,
+        "tillgate_alerts_pending",
+        "Alerts waiting for delivery to Telegram.",
+        false,
+    );
+    describe(
+        Kind::Counter,
+        "tillgate_alerts_raised_total",
+        "Alerts raised by the rules over the event log.",
+        false,
+    );
+    describe(
+        Kind::Counter,
+        "tillgate_alerts_sent_total",
+        "Alerts Telegram accepted in full, by kind.",
+        true,
+    );
+    for k in AlertKind::ALL {
+        metrics::counter!("tillgate_alerts_sent_total", "kind" => k.as_str()).increment(0);
+    }
+}
+
 /// Starts the feature's workers.
 pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
+    describe_metrics();
     let settings = ctx.config.section::<Settings>();
     let texts = Arc::new(texts(&settings).context("alert templates")?);
-    let wake = Arc::new(Notify::new());
+    let clock = ctx.clock.clone();
+    // Wakes the sender when rows were queued.
+    let wake = Wake::new();
 
     let runner = Runner::new(
         rules::AlertConsumer {
             settings: settings.clone(),
             wake: wake.clone(),
+            clock: clock.clone(),
         },
         ctx.db.clone(),
         crate::core::consumer::BATCH,
@@ -126,37 +168,36 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
     // Alerts are for people: 50 ms later costs nothing, and under load the
     // consumer then writes one transaction per many events instead of
     // taking the SQLite write lock after every group commit of the log.
-    .with_coalesce(std::time::Duration::from_millis(50));
+    .with_coalesce(Duration::from_millis(50));
     ctx.runtimes
         .spawn(runner.run(ctx.log.subscribe(), ctx.shutdown.clone()));
 
-    let dog = watch::Watchdog {
-        db: ctx.db.clone(),
-        settings: settings.clone(),
+    let dog = watch::WatchdogWorker {
+        dog: watch::Watchdog {
+            db: ctx.db.clone(),
+            settings: settings.clone(),
+        },
+        clock: clock.clone(),
+        sender: wake.clone(),
     };
-    let (shutdown, w) = (ctx.shutdown.clone(), wake.clone());
-    ctx.runtimes.spawn(async move {
-        loop {
-            match dog.run_once(crate::core::clock::now_ms()).await {
-                Ok(n) if n > 0 => w.notify_one(),
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "alert watchdog failed; retrying"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(Duration::from_secs(20)) => {}
-            }
-        }
-    });
+    ctx.runtimes.spawn(outbox::run(
+        dog,
+        "alerts-watchdog",
+        Wake::new(),
+        clock.clone(),
+        LoopOptions::default(),
+        ctx.shutdown.clone(),
+    ));
 
     // Operator events from other features go to the owners' chat (and the
     // restaurant's, per routing).
     let mut events = ctx.bus.subscribe();
-    let (db, s, shutdown, w) = (
+    let (db, s, shutdown, w, c) = (
         ctx.db.clone(),
         settings.clone(),
         ctx.shutdown.clone(),
         wake.clone(),
+        clock.clone(),
     );
     ctx.runtimes.spawn(async move {
         loop {
@@ -180,13 +221,14 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
             let chats = s.route(alert.kind(), alert.rest_code());
             let res = async {
                 let mut tx = db.write.begin().await?;
-                outbox::enqueue(&mut tx, &alert, &chats, crate::core::clock::now_ms()).await?;
+                let n = store::enqueue(&mut tx, &alert, &chats, c.now_ms()).await?;
                 tx.commit().await?;
-                Ok::<_, crate::core::store::StoreError>(())
+                Ok::<_, crate::core::store::StoreError>(n)
             }
             .await;
             match res {
-                Ok(()) => w.notify_one(),
+                Ok(n) if n > 0 => w.notify(),
+                Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, kind = %ev.kind, "operator event not queued"),
             }
         }
@@ -194,16 +236,21 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
 
     if let Some(token) = settings.bot_token.clone() {
         let client = telegram::Client::new(&settings.api_base, token);
-        let sender = sender::Sender {
-            db: ctx.db.clone(),
-            client: client.clone(),
-            texts: texts.clone(),
-            clock: Arc::new(sender::SystemClock),
-            limiter: sender::RateLimiter::new(settings.limits.clone()),
-            max_backoff: settings.limits.max_backoff,
-        };
-        ctx.runtimes
-            .spawn(sender.run(wake.clone(), ctx.shutdown.clone()));
+        let sender = sender::Sender::new(
+            ctx.db.clone(),
+            client.clone(),
+            texts.clone(),
+            clock.clone(),
+            &settings.limits,
+        );
+        ctx.runtimes.spawn(outbox::run(
+            sender,
+            "alerts-sender",
+            wake.clone(),
+            clock.clone(),
+            LoopOptions::default(),
+            ctx.shutdown.clone(),
+        ));
         if settings.commands {
             let bot = bot::Bot {
                 db: ctx.db.clone(),
@@ -211,36 +258,21 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
                 settings: settings.clone(),
                 poll_timeout: Duration::from_secs(25),
             };
-            let (shutdown, w) = (ctx.shutdown.clone(), wake.clone());
-            ctx.runtimes.spawn(async move {
-                let mut backoff = Duration::from_secs(1);
-                loop {
-                    let r = tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        r = bot.run_once() => r,
-                    };
-                    match r {
-                        Ok(n) => {
-                            backoff = Duration::from_secs(1);
-                            if n > 0 {
-                                w.notify_one();
-                            }
-                            continue;
-                        }
-                        Err(bot::BotError::Telegram(telegram::TgError::RetryAfter(d))) => {
-                            backoff = d;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "bot polling failed; retrying");
-                        }
-                    }
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
-                }
-            });
+            let poller =
+                bot::BotPoller::new(bot, clock.clone(), wake.clone(), ctx.shutdown.clone());
+            ctx.runtimes.spawn(outbox::run(
+                poller,
+                "alerts-bot",
+                // Nothing else wakes the bot: it waits on Telegram.
+                Wake::new(),
+                clock.clone(),
+                // A 429's retry_after is honoured up to the core's cap.
+                LoopOptions {
+                    max_wait: MAX_RETRY_AFTER,
+                    ..LoopOptions::default()
+                },
+                ctx.shutdown.clone(),
+            ));
         }
     } else {
         tracing::info!("alerts: no bot_token configured; alerts are kept in the outbox, not sent");
@@ -255,7 +287,7 @@ struct ListQuery {
     state: Option<String>,
 }
 
-/// `GET /api/alerts?after=ID&limit=N&state=pending|sent|failed|muted`
+/// `GET /api/alerts?after=ID&limit=N&state=pending|sent|failed|muted|unrouted`
 async fn list_alerts(
     State(db): State<Db>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -268,15 +300,17 @@ async fn list_alerts(
             "limit must be between 1 and 1000",
         ));
     }
-    if let Some(s) = &q.state
-        && !matches!(s.as_str(), "pending" | "sent" | "failed" | "muted")
-    {
-        return Err(ApiError::bad_request(
-            "bad_state",
-            "state must be pending, sent, failed or muted",
-        ));
-    }
-    let rows = outbox::list(&db, q.after.unwrap_or(0), limit, q.state.as_deref()).await?;
+    let state = match q.state.as_deref().map(str::parse::<AlertState>) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(_)) => {
+            return Err(ApiError::bad_request(
+                "bad_state",
+                "state must be pending, sent, failed, muted or unrouted",
+            ));
+        }
+    };
+    let rows = store::list(&db, q.after.unwrap_or(0), limit, state).await?;
     let next_after = rows.last().map(|r| r.id);
     let items: Vec<serde_json::Value> = rows
         .into_iter()

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::kind::AlertKind;
 use super::report::ShiftReport;
 
 pub const PAYLOAD_VERSION: i64 = 1;
@@ -125,23 +126,23 @@ pub enum Alert {
 }
 
 impl Alert {
-    /// The routing/API name of the kind (one of [`super::settings::KINDS`]).
-    pub fn kind(&self) -> &'static str {
+    /// The kind; its name is also the payload's `kind` tag.
+    pub fn kind(&self) -> AlertKind {
         match self {
-            Alert::ReceiptDeleted { .. } => "receipt_deleted",
-            Alert::PrebillCancelled { .. } => "prebill_cancelled",
-            Alert::DishVoided { .. } => "dish_voided",
-            Alert::UnsavedDishDeleted { .. } => "unsaved_dish_deleted",
-            Alert::DiscountOverThreshold { .. } => "discount_over_threshold",
-            Alert::PaymentDeleted { .. } => "payment_deleted",
-            Alert::TotalLoweredAfterPrebill { .. } => "total_lowered_after_prebill",
-            Alert::StationClosed { .. } => "station_closed",
-            Alert::StationSilent { .. } => "station_silent",
-            Alert::StationRestarted { .. } => "station_restarted",
-            Alert::StreamGap { .. } => "stream_gap",
-            Alert::ServerSilent { .. } => "server_silent",
-            Alert::Operator { .. } => "operator",
-            Alert::ShiftReport(_) => "shift_report",
+            Alert::ReceiptDeleted { .. } => AlertKind::ReceiptDeleted,
+            Alert::PrebillCancelled { .. } => AlertKind::PrebillCancelled,
+            Alert::DishVoided { .. } => AlertKind::DishVoided,
+            Alert::UnsavedDishDeleted { .. } => AlertKind::UnsavedDishDeleted,
+            Alert::DiscountOverThreshold { .. } => AlertKind::DiscountOverThreshold,
+            Alert::PaymentDeleted { .. } => AlertKind::PaymentDeleted,
+            Alert::TotalLoweredAfterPrebill { .. } => AlertKind::TotalLoweredAfterPrebill,
+            Alert::StationClosed { .. } => AlertKind::StationClosed,
+            Alert::StationSilent { .. } => AlertKind::StationSilent,
+            Alert::StationRestarted { .. } => AlertKind::StationRestarted,
+            Alert::StreamGap { .. } => AlertKind::StreamGap,
+            Alert::ServerSilent { .. } => AlertKind::ServerSilent,
+            Alert::Operator { .. } => AlertKind::Operator,
+            Alert::ShiftReport(_) => AlertKind::ShiftReport,
         }
     }
 
@@ -161,6 +162,33 @@ impl Alert {
             | Alert::ServerSilent { rest_code, .. }
             | Alert::Operator { rest_code, .. } => rest_code.as_deref(),
             Alert::ShiftReport(r) => Some(&r.rest_code),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payload_tag_is_the_kind_name() {
+        for a in [
+            Alert::Operator {
+                rest_code: None,
+                source: "test".into(),
+                text: "hi".into(),
+            },
+            Alert::StreamGap {
+                rest_code: None,
+                stream: "{G}".into(),
+                from_seq: 1,
+                to_seq: 2,
+                missing: 2,
+            },
+            Alert::ShiftReport(ShiftReport::default()),
+        ] {
+            let v = serde_json::to_value(&a).unwrap();
+            assert_eq!(v["kind"], a.kind().as_str(), "{v}");
         }
     }
 }

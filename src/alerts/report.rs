@@ -26,12 +26,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use super::settings::Settings;
-use crate::core::book::Book;
-use crate::core::log::LogEntry;
+use crate::core::log::{self, LogEntry};
 use crate::core::store::{Db, StoreError};
+use crate::core::book::Book;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Deletion {
@@ -220,41 +219,16 @@ pub fn build(
     r
 }
 
-const SELECT: &str = "SELECT log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid, body \
-    FROM events WHERE rest_code = $1 AND shift_num = $2 AND log_offset <= $3 ORDER BY log_offset";
-
-fn entry(r: &sqlx::any::AnyRow) -> Result<LogEntry, sqlx::Error> {
-    Ok(LogEntry {
-        offset: r.try_get(0)?,
-        received_at: r.try_get(1)?,
-        stream_guid: r.try_get(2)?,
-        seqnumber: r.try_get(3)?,
-        situation: r.try_get(4)?,
-        rest_code: r.try_get(5)?,
-        event_time: r.try_get(6)?,
-        shift_num: r.try_get(7)?,
-        order_guid: r.try_get(8)?,
-        body: r.try_get::<Vec<u8>, _>(9)?.into(),
-        parsed: None,
-    })
-}
-
 /// The report from the log up to `upto`, on the caller's connection (a
-/// transaction or a read connection).
+/// transaction or a read connection, which sees its own snapshot).
 pub async fn compute_in(
-    tx: &mut sqlx::AnyConnection,
+    conn: &mut sqlx::AnyConnection,
     settings: &Settings,
     rest: &str,
     shift: i64,
     upto: i64,
 ) -> Result<ShiftReport, StoreError> {
-    let rows = sqlx::query(SELECT)
-        .bind(rest)
-        .bind(shift)
-        .bind(upto)
-        .fetch_all(&mut *tx)
-        .await?;
-    let entries = rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
+    let entries = log::shift_events(conn, rest, shift, upto).await?;
     Ok(build(
         rest,
         &settings.restaurant_name(rest),
@@ -270,19 +244,8 @@ pub async fn compute(
     rest: &str,
     shift: i64,
 ) -> Result<ShiftReport, StoreError> {
-    let rows = sqlx::query(SELECT)
-        .bind(rest)
-        .bind(shift)
-        .bind(i64::MAX)
-        .fetch_all(&db.read)
-        .await?;
-    let entries = rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
-    Ok(build(
-        rest,
-        &settings.restaurant_name(rest),
-        shift,
-        &entries,
-    ))
+    let mut conn = db.read.acquire().await?;
+    compute_in(&mut conn, settings, rest, shift, i64::MAX).await
 }
 
 /// A PNG bar chart of sales by hour. No text is drawn (no font needed at

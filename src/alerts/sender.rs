@@ -1,8 +1,9 @@
-//! Delivery from the outbox to Telegram, one message per step.
+//! Delivery from the outbox to Telegram, one message per step, on the one
+//! outbox worker loop ([`crate::core::outbox::run`]).
 //!
-//! [`Sender::run_once`] sends at most one Telegram message (one part of one
+//! [`Sender::send_one`] sends at most one Telegram message (one part of one
 //! alert) and records the result before returning, so tests drive it step by
-//! step with a [`ManualClock`] and never sleep.
+//! step with a [`crate::core::clock::ManualClock`] and never sleep.
 //!
 //! Exactly-once and its limit: Telegram has no idempotency key. A part is
 //! recorded as sent by one UPDATE right after Telegram accepts it. If the
@@ -13,116 +14,24 @@
 //! a row stays pending until Telegram accepted all its parts, whatever the
 //! outage.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
-
-use super::outbox::{self, OutboxRow};
+use super::kind::AlertKind;
+use super::limiter::RateLimiter;
 use super::payload::Alert;
 use super::report;
 use super::settings::Limits;
+use super::store::{self, PendingRow};
 use super::telegram::{Client, TgError};
 use super::text::{self, Texts};
+use crate::core::backoff::Backoff;
+use crate::core::clock::SharedClock;
+use crate::core::outbox::{Next, OutboxWorker, RetryPolicy, Step};
 use crate::core::store::{Db, StoreError};
 
-/// tillgate's clock for delivery decisions; tests use [`ManualClock`].
-pub trait Clock: Send + Sync {
-    fn now_ms(&self) -> i64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        crate::core::clock::now_ms()
-    }
-}
-
-/// A clock that only moves when told to.
-#[derive(Default)]
-pub struct ManualClock(AtomicI64);
-
-impl ManualClock {
-    pub fn new(ms: i64) -> Self {
-        Self(AtomicI64::new(ms))
-    }
-    pub fn advance(&self, d: Duration) {
-        self.0.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
-    }
-    pub fn set(&self, ms: i64) {
-        self.0.store(ms, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// Telegram's limits, kept in memory: after a restart the first messages
-/// may come a little fast, and Telegram's 429 covers that.
-#[derive(Debug)]
-pub struct RateLimiter {
-    limits: Limits,
-    per_chat: HashMap<i64, VecDeque<i64>>,
-    global: VecDeque<i64>,
-    blocked_until: HashMap<i64, i64>,
-}
-
-impl RateLimiter {
-    pub fn new(limits: Limits) -> Self {
-        RateLimiter {
-            limits,
-            per_chat: HashMap::new(),
-            global: VecDeque::new(),
-            blocked_until: HashMap::new(),
-        }
-    }
-
-    /// `Ok` if a message to `chat` may go now, else the time it may.
-    pub fn check(&mut self, chat: i64, now: i64) -> Result<(), i64> {
-        let mut wait = now;
-        if let Some(&until) = self.blocked_until.get(&chat) {
-            wait = wait.max(until);
-        }
-        let interval = self.limits.per_chat_interval.as_millis() as i64;
-        let sent = self.per_chat.entry(chat).or_default();
-        while sent.front().is_some_and(|&t| t <= now - 60_000) {
-            sent.pop_front();
-        }
-        if let Some(&last) = sent.back() {
-            wait = wait.max(last + interval);
-        }
-        if chat < 0 && sent.len() >= self.limits.group_per_minute as usize {
-            let idx = sent.len() - self.limits.group_per_minute as usize;
-            wait = wait.max(sent[idx] + 60_000);
-        }
-        while self.global.front().is_some_and(|&t| t <= now - 1000) {
-            self.global.pop_front();
-        }
-        if self.global.len() >= self.limits.global_per_second as usize {
-            let idx = self.global.len() - self.limits.global_per_second as usize;
-            wait = wait.max(self.global[idx] + 1000);
-        }
-        if wait > now { Err(wait) } else { Ok(()) }
-    }
-
-    pub fn record(&mut self, chat: i64, now: i64) {
-        self.per_chat.entry(chat).or_default().push_back(now);
-        self.global.push_back(now);
-    }
-
-    /// Telegram said 429 for `chat`: nothing goes there before `until`.
-    pub fn block(&mut self, chat: i64, until: i64) {
-        self.blocked_until.insert(chat, until);
-    }
-}
-
+/// What one step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Nothing pending.
@@ -145,16 +54,45 @@ enum Part {
     Photo(Vec<u8>, String),
 }
 
+/// How many pending rows one step looks at to find one that may go.
+const SCAN: i64 = 200;
+
 pub struct Sender {
     pub db: Db,
     pub client: Client,
     pub texts: Arc<Texts>,
-    pub clock: Arc<dyn Clock>,
+    pub clock: SharedClock,
     pub limiter: RateLimiter,
-    pub max_backoff: Duration,
+    /// When a failed row goes again. Alerts are never given up for an
+    /// outage (`max_attempts: None`), only for a refusal.
+    pub retry: RetryPolicy,
 }
 
 impl Sender {
+    /// A sender within `limits`. Network errors and 5xx wait 1 s, 2 s,
+    /// 4 s ... up to `limits.max_backoff`, without jitter: there is one
+    /// destination (Telegram), so there is no herd to spread, and the
+    /// documented schedule is exact. Telegram's `retry_after` is a floor.
+    pub fn new(
+        db: Db,
+        client: Client,
+        texts: Arc<Texts>,
+        clock: SharedClock,
+        limits: &Limits,
+    ) -> Sender {
+        Sender {
+            db,
+            client,
+            texts,
+            clock,
+            limiter: RateLimiter::new(limits.clone()),
+            retry: RetryPolicy {
+                backoff: Backoff::doubling(Duration::from_secs(1), limits.max_backoff),
+                max_attempts: None,
+            },
+        }
+    }
+
     fn parts(&self, alert: &Alert) -> Result<Vec<Part>, String> {
         let text = self.texts.render(alert).map_err(|e| e.to_string())?;
         let mut parts = Vec::new();
@@ -170,21 +108,10 @@ impl Sender {
         Ok(parts)
     }
 
-    pub async fn run_once(&mut self) -> Result<Outcome, StoreError> {
-        let now = self.clock.now_ms();
-        let rows = outbox::pending(&self.db, 200).await?;
-        let pending = if rows.len() < 200 {
-            rows.len() as i64
-        } else {
-            outbox::count_pending(&self.db).await?
-        };
-        metrics::gauge!("tillgate_alerts_pending").set(pending as f64);
-        if rows.is_empty() {
-            return Ok(Outcome::Idle);
-        }
+    /// The first pending row that may go now, or the earliest time one may.
+    fn choose(&mut self, rows: Vec<PendingRow>, now: i64) -> Result<PendingRow, Outcome> {
         let mut blocked: HashSet<i64> = HashSet::new();
         let mut wake = i64::MAX;
-        let mut chosen: Option<OutboxRow> = None;
         for row in rows {
             if blocked.contains(&row.chat_id) {
                 continue;
@@ -201,20 +128,35 @@ impl Sender {
                 wake = wake.min(at);
                 continue;
             }
-            chosen = Some(row);
-            break;
+            return Ok(row);
         }
-        let Some(row) = chosen else {
-            return Ok(Outcome::WaitUntil(wake));
+        Err(Outcome::WaitUntil(wake))
+    }
+
+    /// Sends at most one message and records what happened.
+    pub async fn send_one(&mut self) -> Result<Outcome, StoreError> {
+        let now = self.clock.now_ms();
+        let rows = store::pending(&self.db, SCAN).await?;
+        let pending = if rows.len() < SCAN as usize {
+            rows.len() as i64
+        } else {
+            store::count_pending(&self.db).await?
         };
-        if !matches!(row.kind.as_str(), "operator" | "shift_report")
+        metrics::gauge!("tillgate_alerts_pending").set(pending as f64);
+        if rows.is_empty() {
+            return Ok(Outcome::Idle);
+        }
+        let row = match self.choose(rows, now) {
+            Ok(row) => row,
+            Err(wait) => return Ok(wait),
+        };
+        // Reports and command answers come even to a muted chat: the owner
+        // asked for silence about incidents, not for no answers.
+        if !matches!(row.kind, AlertKind::Operator | AlertKind::ShiftReport)
             && row.parts_sent == 0
-            && outbox::muted_until(&self.db, row.chat_id).await? > now
+            && store::muted_until(&self.db, row.chat_id).await? > now
         {
-            sqlx::query("UPDATE alerts_outbox SET state = 'muted' WHERE id = $1")
-                .bind(row.id)
-                .execute(&self.db.write)
-                .await?;
+            store::mark_muted(&self.db, row.id).await?;
             return Ok(Outcome::Muted { id: row.id });
         }
         let parts = match row
@@ -225,7 +167,7 @@ impl Sender {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(alert = row.id, error = %e, "alert cannot be rendered; giving up on it");
-                outbox::record_failure(&self.db, row.id, now, &e, true).await?;
+                store::record_failure(&self.db, row.id, now, &e, true).await?;
                 return Ok(Outcome::Failed {
                     id: row.id,
                     error: e,
@@ -235,7 +177,7 @@ impl Sender {
         let idx = row.parts_sent.max(0) as usize;
         let Some(part) = parts.get(idx) else {
             // Already complete (templates changed to fewer parts): done.
-            outbox::record_part(&self.db, row.id, row.parts_sent, true, now).await?;
+            store::record_part(&self.db, row.id, row.parts_sent, true, now).await?;
             return Ok(Outcome::Sent {
                 id: row.id,
                 part: row.parts_sent,
@@ -254,10 +196,10 @@ impl Sender {
         match result {
             Ok(_) => {
                 let done = idx + 1 >= parts.len();
-                outbox::record_part(&self.db, row.id, idx as i64 + 1, done, self.clock.now_ms())
+                store::record_part(&self.db, row.id, idx as i64 + 1, done, self.clock.now_ms())
                     .await?;
                 if done {
-                    metrics::counter!("tillgate_alerts_sent_total", "kind" => row.kind.clone())
+                    metrics::counter!("tillgate_alerts_sent_total", "kind" => row.kind.as_str())
                         .increment(1);
                 }
                 Ok(Outcome::Sent {
@@ -272,124 +214,65 @@ impl Sender {
                     to,
                     "Telegram chat migrated; following it"
                 );
-                outbox::migrate_chat(&self.db, row.chat_id, to).await?;
+                store::migrate_chat(&self.db, row.chat_id, to).await?;
                 Ok(Outcome::Migrated {
                     from: row.chat_id,
                     to,
                 })
             }
-            Err(e) => {
-                let msg = e.to_string();
-                let (next, give_up) = match &e {
-                    TgError::RetryAfter(d) => {
-                        let until = now + d.as_millis() as i64;
-                        self.limiter.block(row.chat_id, until);
-                        (until, false)
-                    }
-                    TgError::Transient(_) => {
-                        let exp = row.attempts.clamp(0, 20) as u32;
-                        let backoff = Duration::from_secs(1)
-                            .saturating_mul(2u32.saturating_pow(exp))
-                            .min(self.max_backoff);
-                        (now + backoff.as_millis() as i64, false)
-                    }
-                    TgError::Rejected { .. } => (now, true),
-                    TgError::Migrated(_) => unreachable!("handled above"),
-                };
-                if give_up {
-                    tracing::error!(alert = row.id, chat = row.chat_id, error = %msg, "Telegram refused the alert; giving up on it");
-                } else {
-                    tracing::warn!(alert = row.id, chat = row.chat_id, error = %msg, "alert delivery failed; will retry");
-                }
-                outbox::record_failure(&self.db, row.id, next, &msg, give_up).await?;
-                Ok(Outcome::Failed {
-                    id: row.id,
-                    error: msg,
-                })
-            }
+            Err(e) => self.failed(&row, now, e).await,
         }
     }
 
-    /// Runs until `shutdown`; `wake` is notified when new rows are queued.
-    pub async fn run(mut self, wake: Arc<Notify>, shutdown: CancellationToken) {
-        loop {
-            if shutdown.is_cancelled() {
-                break;
-            }
-            let pause = match self.run_once().await {
-                Ok(Outcome::Sent { .. } | Outcome::Migrated { .. } | Outcome::Muted { .. }) => {
-                    continue;
-                }
-                Ok(Outcome::Failed { .. }) => Duration::ZERO,
-                Ok(Outcome::Idle) => Duration::from_secs(30),
-                Ok(Outcome::WaitUntil(t)) => {
-                    Duration::from_millis((t - self.clock.now_ms()).clamp(1, 30_000) as u64)
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "alert outbox unreadable; retrying");
-                    Duration::from_secs(1)
-                }
-            };
-            if pause.is_zero() {
-                continue;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(pause) => {}
-            }
+    /// Records a failed attempt: retried with backoff (a 429's
+    /// `retry_after` as the floor, and the chat blocked until then), or
+    /// given up when Telegram refused the request itself.
+    async fn failed(
+        &mut self,
+        row: &PendingRow,
+        now: i64,
+        e: TgError,
+    ) -> Result<Outcome, StoreError> {
+        let msg = e.to_string();
+        let attempts = (row.attempts.max(0) as u32).saturating_add(1);
+        let next = match &e {
+            TgError::RetryAfter(d) => self.retry.after_failure(attempts, now, Some(*d)),
+            TgError::Transient(_) => self.retry.after_failure(attempts, now, None),
+            TgError::Rejected { .. } | TgError::Migrated(_) => Next::GiveUp,
+        };
+        let (next_at, give_up) = match next {
+            Next::RetryAt(t) => (t, false),
+            Next::GiveUp => (now, true),
+        };
+        if matches!(e, TgError::RetryAfter(_)) {
+            self.limiter.block(row.chat_id, next_at);
         }
+        if give_up {
+            tracing::error!(alert = row.id, chat = row.chat_id, error = %msg, "Telegram refused the alert; giving up on it");
+        } else {
+            tracing::warn!(alert = row.id, chat = row.chat_id, error = %msg, "alert delivery failed; will retry");
+        }
+        store::record_failure(&self.db, row.id, next_at, &msg, give_up).await?;
+        Ok(Outcome::Failed {
+            id: row.id,
+            error: msg,
+        })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl OutboxWorker for Sender {
+    type Error = StoreError;
 
-    fn limits() -> Limits {
-        Limits {
-            per_chat_interval: Duration::from_millis(1000),
-            group_per_minute: 20,
-            global_per_second: 30,
-            max_backoff: Duration::from_secs(300),
-        }
-    }
-
-    #[test]
-    fn per_chat_interval_and_group_minute() {
-        let mut l = RateLimiter::new(limits());
-        let mut now = 0;
-        // A group: 20 messages, one per second, then the 21st waits for the
-        // first to leave the one-minute window.
-        for i in 0..20 {
-            assert_eq!(l.check(-7, now), Ok(()));
-            l.record(-7, now);
-            let next = if i < 19 { now + 1000 } else { 60_000 };
-            assert_eq!(l.check(-7, now), Err(next));
-            now += 1000;
-        }
-        assert_eq!(l.check(-7, now), Err(60_000));
-        assert_eq!(l.check(-7, 60_000), Ok(()));
-        // A private chat has no per-minute cap.
-        let mut now = 0;
-        for _ in 0..30 {
-            assert_eq!(l.check(5, now), Ok(()));
-            l.record(5, now);
-            now += 1000;
-        }
-    }
-
-    #[test]
-    fn global_thirty_per_second_and_429_block() {
-        let mut l = RateLimiter::new(limits());
-        for chat in 0..30 {
-            assert_eq!(l.check(chat, 100), Ok(()));
-            l.record(chat, 100);
-        }
-        assert_eq!(l.check(99, 100), Err(1100));
-        assert_eq!(l.check(99, 1100), Ok(()));
-        l.block(99, 9000);
-        assert_eq!(l.check(99, 1100), Err(9000));
-        assert_eq!(l.check(98, 1100), Ok(()));
+    async fn run_once(&mut self) -> Result<Step, StoreError> {
+        Ok(match self.send_one().await? {
+            // A failure is recorded with its due time; the next step finds
+            // the next row that may go (another chat's), or says when.
+            Outcome::Sent { .. }
+            | Outcome::Migrated { .. }
+            | Outcome::Muted { .. }
+            | Outcome::Failed { .. } => Step::Busy,
+            Outcome::Idle => Step::Idle,
+            Outcome::WaitUntil(t) => Step::WaitUntil(t),
+        })
     }
 }

@@ -11,8 +11,10 @@ use std::path::Path;
 
 use minijinja::{Environment, Value};
 
+use super::kind::AlertKind;
 use super::payload::Alert;
-use super::settings::{KINDS, Lang};
+use super::settings::Lang;
+use crate::core::money::rub;
 
 /// Telegram's limit on a message text, in characters.
 pub const MAX_TEXT: usize = 4096;
@@ -58,21 +60,6 @@ fn escape_all(v: serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// Kopecks as roubles: `123450` -> `1 234.50`.
-pub fn rub(kopecks: i64) -> String {
-    let sign = if kopecks < 0 { "-" } else { "" };
-    let k = kopecks.unsigned_abs();
-    let whole = (k / 100).to_string();
-    let mut grouped = String::new();
-    for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i).is_multiple_of(3) {
-            grouped.push(' ');
-        }
-        grouped.push(c);
-    }
-    format!("{sign}{grouped}.{:02}", k % 100)
-}
-
 /// Thousandths as a quantity: `1500` -> `1.5`, `2000` -> `2`.
 pub fn qty(t: i64) -> String {
     let sign = if t < 0 { "-" } else { "" };
@@ -86,120 +73,120 @@ pub fn qty(t: i64) -> String {
     }
 }
 
-const RU: &[(&str, &str)] = &[
+const RU: &[(AlertKind, &str)] = &[
     (
-        "receipt_deleted",
+        AlertKind::ReceiptDeleted,
         "❗️ <b>Удалён чек</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}{% if order.table %}, стол {{ order.table }}{% endif %}\nЧек № {{ check_num or '—' }} на {{ amount|rub }} ₽\nКассир: {{ cashier or '—' }}\nУдалил: {{ manager or '—' }}\nПричина: {{ reason or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}",
     ),
     (
-        "prebill_cancelled",
+        AlertKind::PrebillCancelled,
         "⚠️ <b>Отменён пречек</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}{% if order.table %}, стол {{ order.table }}{% endif %}\nПречек № {{ check_num or '—' }} на {{ amount|rub }} ₽\nОтменил: {{ manager or cashier or '—' }}\nПричина: {{ reason or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}",
     ),
     (
-        "dish_voided",
+        AlertKind::DishVoided,
         "⚠️ <b>Удалено блюдо после печати</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}{% if order.table %}, стол {{ order.table }}{% endif %}\nБлюдо: {{ dish or '—' }} × {{ quantity|qty }} на {{ amount|rub }} ₽\nКто: {{ who or '—' }}\nПричина: {{ reason or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}",
     ),
     (
-        "unsaved_dish_deleted",
+        AlertKind::UnsavedDishDeleted,
         "ℹ️ <b>Удалено несохранённое блюдо</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}\nБлюдо: {{ dish or '—' }} × {{ quantity|qty }}\nКто: {{ who or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}",
     ),
     (
-        "discount_over_threshold",
+        AlertKind::DiscountOverThreshold,
         "⚠️ <b>Большая скидка</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}{% if order.table %}, стол {{ order.table }}{% endif %}\nСкидка {{ discount|rub }} ₽ ({{ percent }}%) от {{ order_sum|rub }} ₽{% if names %}\nСкидки: {{ names|join(', ') }}{% endif %}\nОфициант: {{ order.waiter or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}",
     ),
     (
-        "payment_deleted",
+        AlertKind::PaymentDeleted,
         "⚠️ <b>Удалена оплата</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}\nОплата: {{ currency or '—' }} {{ amount|rub }} ₽{% if at %}\nВремя: {{ at }}{% endif %}",
     ),
     (
-        "total_lowered_after_prebill",
+        AlertKind::TotalLoweredAfterPrebill,
         "⚠️ <b>Сумма заказа уменьшена после пречека</b> {{ rest }}\nЗаказ: {{ order.name or '—' }}{% if order.table %}, стол {{ order.table }}{% endif %}\nБыло {{ before|rub }} ₽, стало {{ after|rub }} ₽\nОфициант: {{ order.waiter or '—' }}{% if at %}\nВремя: {{ at }}{% endif %}",
     ),
     (
-        "station_closed",
+        AlertKind::StationClosed,
         "ℹ️ <b>Касса закрыта</b> {{ rest }}\nСтанция: {{ station }}{% if who %}\nКто: {{ who }}{% endif %}{% if at %}\nВремя: {{ at }}{% endif %}",
     ),
     (
-        "station_silent",
+        AlertKind::StationSilent,
         "⚠️ <b>Касса молчит</b> {{ rest }}\nСтанция {{ station }} запущена, но не присылает событий {{ minutes }} мин.{% if last_event_time %}\nПоследнее событие: {{ last_event_time }}{% endif %}",
     ),
     (
-        "station_restarted",
+        AlertKind::StationRestarted,
         "⚠️ <b>Касса запущена повторно без закрытия</b> {{ rest }}\nСтанция: {{ station }}{% if at %}\nВремя: {{ at }}{% endif %}",
     ),
     (
-        "stream_gap",
+        AlertKind::StreamGap,
         "⚠️ <b>Потеряны события</b> {{ rest }}\nПоток {{ stream }}: не пришли номера {{ from_seq }}–{{ to_seq }} ({{ missing }} шт.)",
     ),
     (
-        "server_silent",
+        AlertKind::ServerSilent,
         "❗️ <b>Кассовый сервер молчит</b> {{ rest }}\nНет событий {{ minutes }} мин. в рабочие часы{% if last_event_time %}\nПоследнее событие: {{ last_event_time }}{% endif %}",
     ),
     (
-        "operator",
+        AlertKind::Operator,
         "🔧 <b>tillgate</b>{% if rest_code %} {{ rest }}{% endif %}\n{{ text }}",
     ),
     (
-        "shift_report",
+        AlertKind::ShiftReport,
         "📊 <b>Смена {{ shift_num }}</b> {{ rest }}{% if shift_date %} ({{ shift_date }}){% endif %}\nКассовых серверов: {{ cash_servers }}\nВыручка: <b>{{ revenue|rub }} ₽</b>\nЧеков: {{ receipts }}, средний чек {{ average_check|rub }} ₽\nЗаказов: {{ orders }}\n{% if payments %}<b>Оплаты</b>\n{% for name, amount in payments|items %}{{ name }}: {{ amount|rub }} ₽\n{% endfor %}{% endif %}Скидки: {{ discounts|rub }} ₽ ({{ discount_lines }})\n{% if deleted_receipts %}<b>Удалённые чеки</b>\n{% for d in deleted_receipts %}№ {{ d.check_num or '—' }} {{ d.amount|rub }} ₽, кассир {{ d.cashier or '—' }}, удалил {{ d.manager or '—' }}, {{ d.reason or '—' }}\n{% endfor %}{% endif %}Отменено пречеков: {{ cancelled_prebills }}\n{% if voids %}<b>Удаления блюд</b>\n{% for v in voids %}{{ v.dish or '—' }} × {{ v.quantity|qty }} {{ v.amount|rub }} ₽, {{ v.who or '—' }}, {{ v.reason or '—' }}\n{% endfor %}{% endif %}{% if top_dishes %}<b>Топ блюд</b>\n{% for d in top_dishes %}{{ loop.index }}. {{ d.name }} × {{ d.quantity|qty }} — {{ d.amount|rub }} ₽\n{% endfor %}{% endif %}<b>Продажи по часам</b>\n{% for h in hours %}{{ h.hour }}:00 {{ h.amount|rub }} ₽\n{% endfor %}",
     ),
 ];
 
-const EN: &[(&str, &str)] = &[
+const EN: &[(AlertKind, &str)] = &[
     (
-        "receipt_deleted",
+        AlertKind::ReceiptDeleted,
         "❗️ <b>Receipt deleted</b> {{ rest }}\nOrder: {{ order.name or '—' }}{% if order.table %}, table {{ order.table }}{% endif %}\nReceipt #{{ check_num or '—' }} for {{ amount|rub }} RUB\nCashier: {{ cashier or '—' }}\nDeleted by: {{ manager or '—' }}\nReason: {{ reason or '—' }}{% if at %}\nTime: {{ at }}{% endif %}",
     ),
     (
-        "prebill_cancelled",
+        AlertKind::PrebillCancelled,
         "⚠️ <b>Pre-bill cancelled</b> {{ rest }}\nOrder: {{ order.name or '—' }}{% if order.table %}, table {{ order.table }}{% endif %}\nPre-bill #{{ check_num or '—' }} for {{ amount|rub }} RUB\nCancelled by: {{ manager or cashier or '—' }}\nReason: {{ reason or '—' }}{% if at %}\nTime: {{ at }}{% endif %}",
     ),
     (
-        "dish_voided",
+        AlertKind::DishVoided,
         "⚠️ <b>Dish voided after print</b> {{ rest }}\nOrder: {{ order.name or '—' }}{% if order.table %}, table {{ order.table }}{% endif %}\nDish: {{ dish or '—' }} × {{ quantity|qty }} for {{ amount|rub }} RUB\nBy: {{ who or '—' }}\nReason: {{ reason or '—' }}{% if at %}\nTime: {{ at }}{% endif %}",
     ),
     (
-        "unsaved_dish_deleted",
+        AlertKind::UnsavedDishDeleted,
         "ℹ️ <b>Unsaved dish deleted</b> {{ rest }}\nOrder: {{ order.name or '—' }}\nDish: {{ dish or '—' }} × {{ quantity|qty }}\nBy: {{ who or '—' }}{% if at %}\nTime: {{ at }}{% endif %}",
     ),
     (
-        "discount_over_threshold",
+        AlertKind::DiscountOverThreshold,
         "⚠️ <b>Large discount</b> {{ rest }}\nOrder: {{ order.name or '—' }}{% if order.table %}, table {{ order.table }}{% endif %}\nDiscount {{ discount|rub }} RUB ({{ percent }}%) of {{ order_sum|rub }} RUB{% if names %}\nDiscounts: {{ names|join(', ') }}{% endif %}\nWaiter: {{ order.waiter or '—' }}{% if at %}\nTime: {{ at }}{% endif %}",
     ),
     (
-        "payment_deleted",
+        AlertKind::PaymentDeleted,
         "⚠️ <b>Payment deleted</b> {{ rest }}\nOrder: {{ order.name or '—' }}\nPayment: {{ currency or '—' }} {{ amount|rub }} RUB{% if at %}\nTime: {{ at }}{% endif %}",
     ),
     (
-        "total_lowered_after_prebill",
+        AlertKind::TotalLoweredAfterPrebill,
         "⚠️ <b>Order total lowered after pre-bill</b> {{ rest }}\nOrder: {{ order.name or '—' }}{% if order.table %}, table {{ order.table }}{% endif %}\nWas {{ before|rub }} RUB, now {{ after|rub }} RUB\nWaiter: {{ order.waiter or '—' }}{% if at %}\nTime: {{ at }}{% endif %}",
     ),
     (
-        "station_closed",
+        AlertKind::StationClosed,
         "ℹ️ <b>Cash station closed</b> {{ rest }}\nStation: {{ station }}{% if who %}\nBy: {{ who }}{% endif %}{% if at %}\nTime: {{ at }}{% endif %}",
     ),
     (
-        "station_silent",
+        AlertKind::StationSilent,
         "⚠️ <b>Cash station silent</b> {{ rest }}\nStation {{ station }} started but sent nothing for {{ minutes }} min{% if last_event_time %}\nLast event: {{ last_event_time }}{% endif %}",
     ),
     (
-        "station_restarted",
+        AlertKind::StationRestarted,
         "⚠️ <b>Cash station started again without closing</b> {{ rest }}\nStation: {{ station }}{% if at %}\nTime: {{ at }}{% endif %}",
     ),
     (
-        "stream_gap",
+        AlertKind::StreamGap,
         "⚠️ <b>Events lost</b> {{ rest }}\nStream {{ stream }}: numbers {{ from_seq }}–{{ to_seq }} never arrived ({{ missing }})",
     ),
     (
-        "server_silent",
+        AlertKind::ServerSilent,
         "❗️ <b>Cash server silent</b> {{ rest }}\nNo events for {{ minutes }} min during opening hours{% if last_event_time %}\nLast event: {{ last_event_time }}{% endif %}",
     ),
     (
-        "operator",
+        AlertKind::Operator,
         "🔧 <b>tillgate</b>{% if rest_code %} {{ rest }}{% endif %}\n{{ text }}",
     ),
     (
-        "shift_report",
+        AlertKind::ShiftReport,
         "📊 <b>Shift {{ shift_num }}</b> {{ rest }}{% if shift_date %} ({{ shift_date }}){% endif %}\nCash servers: {{ cash_servers }}\nRevenue: <b>{{ revenue|rub }} RUB</b>\nReceipts: {{ receipts }}, average check {{ average_check|rub }} RUB\nOrders: {{ orders }}\n{% if payments %}<b>Payments</b>\n{% for name, amount in payments|items %}{{ name }}: {{ amount|rub }} RUB\n{% endfor %}{% endif %}Discounts: {{ discounts|rub }} RUB ({{ discount_lines }})\n{% if deleted_receipts %}<b>Deleted receipts</b>\n{% for d in deleted_receipts %}#{{ d.check_num or '—' }} {{ d.amount|rub }} RUB, cashier {{ d.cashier or '—' }}, deleted by {{ d.manager or '—' }}, {{ d.reason or '—' }}\n{% endfor %}{% endif %}Pre-bills cancelled: {{ cancelled_prebills }}\n{% if voids %}<b>Voided dishes</b>\n{% for v in voids %}{{ v.dish or '—' }} × {{ v.quantity|qty }} {{ v.amount|rub }} RUB, {{ v.who or '—' }}, {{ v.reason or '—' }}\n{% endfor %}{% endif %}{% if top_dishes %}<b>Top dishes</b>\n{% for d in top_dishes %}{{ loop.index }}. {{ d.name }} × {{ d.quantity|qty }} — {{ d.amount|rub }} RUB\n{% endfor %}{% endif %}<b>Sales by hour</b>\n{% for h in hours %}{{ h.hour }}:00 {{ h.amount|rub }} RUB\n{% endfor %}",
     ),
 ];
@@ -225,14 +212,15 @@ impl Texts {
         names: BTreeMap<String, String>,
     ) -> Result<Texts, TextError> {
         let mut env = Environment::new();
+        // Money in every text is the one Russian format (`1234,50`).
         env.add_filter("rub", |v: i64| rub(v));
         env.add_filter("qty", |v: i64| qty(v));
         for (l, set) in [(Lang::Ru, RU), (Lang::En, EN)] {
-            for kind in KINDS {
+            for kind in AlertKind::ALL {
                 let name = format!("{}/{kind}", l.as_str());
                 let mut source = set
                     .iter()
-                    .find(|(k, _)| k == kind)
+                    .find(|(k, _)| *k == kind)
                     .map(|(_, t)| t.to_string())
                     .unwrap_or_default();
                 if let Some(dir) = dir {
@@ -378,10 +366,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn money_and_quantities() {
-        assert_eq!(rub(123450), "1 234.50");
-        assert_eq!(rub(-5), "-0.05");
-        assert_eq!(rub(100_000_000), "1 000 000.00");
+    fn quantities() {
         assert_eq!(qty(1500), "1.5");
         assert_eq!(qty(2000), "2");
         assert_eq!(qty(-250), "-0.25");

@@ -4,14 +4,17 @@
 //! configured closing time. [`Watchdog::run_once`] takes "now" as an argument
 //! so tests move time without sleeping.
 
-use chrono::{Duration as ChronoDuration, NaiveDateTime, NaiveTime};
-use sqlx::Row;
+use std::time::Duration;
 
-use super::outbox;
+use chrono::{Duration as ChronoDuration, NaiveDateTime, NaiveTime};
+
 use super::payload::Alert;
 use super::report;
 use super::settings::Settings;
+use super::store;
+use crate::core::clock::SharedClock;
 use crate::core::log;
+use crate::core::outbox::{OutboxWorker, Step, Wake};
 use crate::core::store::{Db, StoreError};
 
 pub struct Watchdog {
@@ -35,25 +38,17 @@ fn within(t: NaiveTime, (open, close): (NaiveTime, NaiveTime)) -> bool {
 }
 
 impl Watchdog {
-    /// Checks everything once; returns how many alerts were queued.
+    /// Checks everything once; returns how many outbox rows wait for
+    /// delivery.
     pub async fn run_once(&self, now_ms: i64) -> Result<usize, StoreError> {
         let mut alerts: Vec<Alert> = Vec::new();
         let mut tx = self.db.write.begin().await?;
-        // Take the write lock first: a SQLite transaction that reads and
-        // then writes fails at once (not after busy_timeout) if another
-        // connection wrote in between.
-        sqlx::query("UPDATE alerts_meta SET value = value WHERE key = 'gap_cursor'")
-            .execute(&mut *tx)
-            .await?;
 
         // Gaps, from the log's own table, after our cursor.
-        let cursor: i64 =
-            sqlx::query_scalar("SELECT value FROM alerts_meta WHERE key = 'gap_cursor'")
-                .fetch_one(&mut *tx)
-                .await?;
+        let cursor = store::meta_for_update(&mut tx, store::GAP_CURSOR).await?;
         let gaps = log::gaps(&self.db, cursor, 1000).await?;
         if let Some(last) = gaps.last() {
-            outbox::set_meta(&mut tx, "gap_cursor", last.id).await?;
+            store::set_meta(&mut tx, store::GAP_CURSOR, last.id).await?;
         }
         for g in gaps {
             if self.settings.rules_for(g.rest_code.as_deref()).stream_gap {
@@ -68,27 +63,16 @@ impl Watchdog {
         }
 
         // Stations started and silent since.
-        let rows = sqlx::query(
-            "SELECT station_key, rest_code, name, last_seen, last_event_time FROM alerts_stations WHERE started = 1 AND silent_alerted = 0",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        for r in rows {
-            let rest: Option<String> = r.try_get(1)?;
-            let rules = self.settings.rules_for(rest.as_deref());
-            let last_seen: i64 = r.try_get(3)?;
+        for st in store::quiet_stations(&mut tx).await? {
+            let rules = self.settings.rules_for(st.rest_code.as_deref());
             let silence = rules.station_silence.as_millis() as i64;
-            if rules.station_silent && now_ms - last_seen >= silence {
-                let key: String = r.try_get(0)?;
-                sqlx::query("UPDATE alerts_stations SET silent_alerted = 1 WHERE station_key = $1")
-                    .bind(&key)
-                    .execute(&mut *tx)
-                    .await?;
+            if rules.station_silent && now_ms - st.last_seen >= silence {
+                store::set_station_silent(&mut tx, &st.station_key).await?;
                 alerts.push(Alert::StationSilent {
-                    rest_code: rest,
-                    station: r.try_get(2)?,
-                    minutes: (now_ms - last_seen) / 60_000,
-                    last_event_time: r.try_get(4)?,
+                    rest_code: st.rest_code,
+                    station: st.name,
+                    minutes: (now_ms - st.last_seen) / 60_000,
+                    last_event_time: st.last_event_time,
                 });
             }
         }
@@ -96,61 +80,68 @@ impl Watchdog {
         // Restaurants: silence in opening hours, shift closed by the clock.
         let now_local = local(&self.settings, now_ms);
         for (code, rest) in &self.settings.restaurants {
-            let row = sqlx::query(
-                "SELECT shift_num, last_seen, last_event_time, last_offset, silent_alerted, reported_shift FROM alerts_rests WHERE rest_code = $1",
-            )
-            .bind(code)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else { continue };
-            let shift: Option<i64> = row.try_get(0)?;
-            let last_seen: i64 = row.try_get(1)?;
-            let last_event_time: Option<String> = row.try_get(2)?;
-            let last_offset: i64 = row.try_get(3)?;
-            let silent_alerted: i64 = row.try_get(4)?;
-            let reported: Option<i64> = row.try_get(5)?;
+            let Some(row) = store::rest(&mut tx, code).await? else {
+                continue;
+            };
             if let Some(hours) = rest.opening_hours
                 && rest.rules.server_silent
-                && silent_alerted == 0
+                && row.silent_alerted == 0
                 && within(now_local.time(), hours)
-                && now_ms - last_seen >= rest.rules.server_silence.as_millis() as i64
+                && now_ms - row.last_seen >= rest.rules.server_silence.as_millis() as i64
             {
-                sqlx::query("UPDATE alerts_rests SET silent_alerted = 1 WHERE rest_code = $1")
-                    .bind(code)
-                    .execute(&mut *tx)
-                    .await?;
+                store::set_rest_silent(&mut tx, code).await?;
                 alerts.push(Alert::ServerSilent {
                     rest_code: Some(code.clone()),
-                    minutes: (now_ms - last_seen) / 60_000,
-                    last_event_time,
+                    minutes: (now_ms - row.last_seen) / 60_000,
+                    last_event_time: row.last_event_time.clone(),
                 });
             }
-            if let (Some(closing), Some(s)) = (rest.closing_time, shift)
+            if let (Some(closing), Some(s)) = (rest.closing_time, row.shift_num)
                 && rest.rules.shift_report
-                && reported.is_none_or(|r| r < s)
+                && row.reported_shift.is_none_or(|r| r < s)
             {
                 // The latest closing moment at or before now (local).
                 let mut close_at = now_local.date().and_time(closing);
                 if close_at > now_local {
                     close_at -= ChronoDuration::days(1);
                 }
-                if local(&self.settings, last_seen) < close_at {
-                    let rep =
-                        report::compute_in(&mut tx, &self.settings, code, s, last_offset).await?;
-                    sqlx::query("UPDATE alerts_rests SET reported_shift = $2 WHERE rest_code = $1")
-                        .bind(code)
-                        .bind(s)
-                        .execute(&mut *tx)
+                if local(&self.settings, row.last_seen) < close_at {
+                    let rep = report::compute_in(&mut tx, &self.settings, code, s, row.last_offset)
                         .await?;
+                    store::set_reported_shift(&mut tx, code, s).await?;
                     alerts.push(Alert::ShiftReport(rep));
                 }
             }
         }
+        let mut queued = 0;
         for a in &alerts {
             let chats = self.settings.route(a.kind(), a.rest_code());
-            outbox::enqueue(&mut tx, a, &chats, now_ms).await?;
+            queued += store::enqueue(&mut tx, a, &chats, now_ms).await?;
         }
         tx.commit().await?;
-        Ok(alerts.len())
+        Ok(queued)
+    }
+}
+
+/// The watchdog on the worker loop: a check every 20 seconds, and the
+/// sender woken when it queued something.
+pub struct WatchdogWorker {
+    pub dog: Watchdog,
+    pub clock: SharedClock,
+    /// The sender's wake-up.
+    pub sender: Wake,
+}
+
+/// How often the clock-driven rules are checked: well within the shortest
+/// silence one can configure (a minute).
+pub const PERIOD: Duration = Duration::from_secs(20);
+
+impl OutboxWorker for WatchdogWorker {
+    type Error = StoreError;
+    async fn run_once(&mut self) -> Result<Step, StoreError> {
+        if self.dog.run_once(self.clock.now_ms()).await? > 0 {
+            self.sender.notify();
+        }
+        Ok(Step::Wait(PERIOD))
     }
 }

@@ -9,17 +9,19 @@ use rk7::{
     Ref, RestCode, Server, Session, Situation, Station, Thousandths, Void,
 };
 use secrecy::SecretString;
-use tillgate::alerts::outbox;
+use tillgate::alerts::AlertKind;
 use tillgate::alerts::payload::{Alert, OrderRef};
 use tillgate::alerts::report::{self, ShiftReport};
-use tillgate::alerts::sender::{ManualClock, Outcome, RateLimiter, Sender};
+use tillgate::alerts::sender::{Outcome, Sender};
 use tillgate::alerts::settings::{self, FileSection, Lang};
+use tillgate::alerts::store::{self, AlertState};
 use tillgate::alerts::telegram::Client;
+use tillgate::core::clock::{ManualClock, SharedClock};
 use tillgate::core::config::Config;
 use tillgate::core::store::Db;
 
 use crate::fake_telegram::{FakeTelegram, Script, Sent, TOKEN};
-use crate::harness::{Backend, TestApp, backends, spawn_app_with, start};
+use crate::harness::{Backend, TestApp, backends, fresh_pg_database, spawn_app_with, start};
 
 const REST: &str = "199990093";
 const REST_CHAT: i64 = -100_500;
@@ -391,7 +393,7 @@ async fn each_rule_fires_once_with_its_content_and_is_delivered() {
             .text()
             .to_string();
         assert!(
-            void_text.contains("Борщ &lt;острый&gt; × 1 на 300.00 ₽"),
+            void_text.contains("Борщ &lt;острый&gt; × 1 на 300,00 ₽"),
             "{void_text}"
         );
         assert!(
@@ -547,8 +549,8 @@ async fn shift_report_counts_every_cash_server_and_matches_independent_totals() 
             .iter()
             .filter(|s| s.chat() == REST_CHAT && !s.text().contains("Удалён чек"))
             .collect();
-        let shown = tillgate::alerts::text::rub(revenue);
-        assert_eq!(shown, "5 867.27");
+        let shown = tillgate::core::money::rub(revenue);
+        assert_eq!(shown, "5867,27");
         match to_rest.as_slice() {
             [Sent::Photo { png, caption, .. }, Sent::Text { text, .. }] => {
                 assert!(png.starts_with(b"\x89PNG"));
@@ -803,19 +805,18 @@ async fn sender_handles_429_5xx_migration_and_long_texts() {
     });
     let s = cfg.section::<tillgate::alerts::Settings>();
     let clock = Arc::new(ManualClock::new(1_000_000));
-    let mut sender = Sender {
-        db: db.clone(),
-        client: Client::new(&fake.base, SecretString::from(TOKEN)),
-        texts: Arc::new(tillgate::alerts::texts(&s).unwrap()),
-        clock: clock.clone(),
-        limiter: RateLimiter::new(s.limits.clone()),
-        max_backoff: Duration::from_secs(300),
-    };
+    let mut sender = Sender::new(
+        db.clone(),
+        Client::new(&fake.base, SecretString::from(TOKEN)),
+        Arc::new(tillgate::alerts::texts(&s).unwrap()),
+        SharedClock::from(clock.clone()),
+        &s.limits,
+    );
     let queue = |a: Alert, chat: i64| {
         let db = db.clone();
         async move {
             let mut tx = db.write.begin().await.unwrap();
-            outbox::enqueue(&mut tx, &a, &[chat], 1_000_000)
+            store::enqueue(&mut tx, &a, &[chat], 1_000_000)
                 .await
                 .unwrap();
             tx.commit().await.unwrap();
@@ -829,7 +830,7 @@ async fn sender_handles_429_5xx_migration_and_long_texts() {
     queue(op("один"), 1).await;
     queue(op("два"), 1).await;
     assert_eq!(
-        sender.run_once().await.unwrap(),
+        sender.send_one().await.unwrap(),
         Outcome::Sent {
             id: 1,
             part: 1,
@@ -838,55 +839,55 @@ async fn sender_handles_429_5xx_migration_and_long_texts() {
     );
     // Same chat within a second: wait, no request made.
     assert_eq!(
-        sender.run_once().await.unwrap(),
+        sender.send_one().await.unwrap(),
         Outcome::WaitUntil(1_001_000)
     );
     clock.advance(Duration::from_secs(1));
     // Telegram says 429 retry after 7: wait exactly that.
     fake.script(Script::TooManyRequests(7));
     assert!(matches!(
-        sender.run_once().await.unwrap(),
+        sender.send_one().await.unwrap(),
         Outcome::Failed { id: 2, .. }
     ));
     assert_eq!(
-        sender.run_once().await.unwrap(),
+        sender.send_one().await.unwrap(),
         Outcome::WaitUntil(1_008_000)
     );
     clock.advance(Duration::from_secs(7));
     assert_eq!(
-        sender.run_once().await.unwrap(),
+        sender.send_one().await.unwrap(),
         Outcome::Sent {
             id: 2,
             part: 1,
             done: true
         }
     );
-    assert_eq!(sender.run_once().await.unwrap(), Outcome::Idle);
+    assert_eq!(sender.send_one().await.unwrap(), Outcome::Idle);
 
     // 5xx: backoff 1 s, 2 s, then success.
     queue(op("три"), 2).await;
     fake.script(Script::ServerError);
     fake.script(Script::ServerError);
     assert!(matches!(
-        sender.run_once().await.unwrap(),
+        sender.send_one().await.unwrap(),
         Outcome::Failed { .. }
     ));
     assert_eq!(
-        sender.run_once().await.unwrap(),
+        sender.send_one().await.unwrap(),
         Outcome::WaitUntil(1_008_000 + 1000)
     );
     clock.advance(Duration::from_secs(1));
     assert!(matches!(
-        sender.run_once().await.unwrap(),
+        sender.send_one().await.unwrap(),
         Outcome::Failed { .. }
     ));
     assert_eq!(
-        sender.run_once().await.unwrap(),
+        sender.send_one().await.unwrap(),
         Outcome::WaitUntil(1_009_000 + 2000)
     );
     clock.advance(Duration::from_secs(2));
     assert!(matches!(
-        sender.run_once().await.unwrap(),
+        sender.send_one().await.unwrap(),
         Outcome::Sent { done: true, .. }
     ));
 
@@ -894,20 +895,20 @@ async fn sender_handles_429_5xx_migration_and_long_texts() {
     fake.migrate(-5, -1005);
     queue(op("четыре"), -5).await;
     assert_eq!(
-        sender.run_once().await.unwrap(),
+        sender.send_one().await.unwrap(),
         Outcome::Migrated {
             from: -5,
             to: -1005
         }
     );
     assert!(matches!(
-        sender.run_once().await.unwrap(),
+        sender.send_one().await.unwrap(),
         Outcome::Sent { done: true, .. }
     ));
     queue(op("пять"), -5).await;
     clock.advance(Duration::from_secs(2));
     assert!(matches!(
-        sender.run_once().await.unwrap(),
+        sender.send_one().await.unwrap(),
         Outcome::Sent { done: true, .. }
     ));
     let sent = fake.sent();
@@ -929,7 +930,7 @@ async fn sender_handles_429_5xx_migration_and_long_texts() {
     let mut parts = 0;
     loop {
         clock.advance(Duration::from_secs(1));
-        match sender.run_once().await.unwrap() {
+        match sender.send_one().await.unwrap() {
             Outcome::Sent { done, .. } => {
                 parts += 1;
                 if done {
@@ -951,9 +952,11 @@ async fn sender_handles_429_5xx_migration_and_long_texts() {
         ..sender
     };
     queue(op("шесть"), 4).await;
-    let out = bad.run_once().await.unwrap();
+    let out = bad.send_one().await.unwrap();
     assert!(matches!(out, Outcome::Failed { .. }), "{out:?}");
-    let rows = outbox::list(&db, 0, 100, Some("failed")).await.unwrap();
+    let rows = store::list(&db, 0, 100, Some(AlertState::FAILED))
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     let e = rows[0].last_error.clone().unwrap();
     assert!(e.contains("401") && !e.contains("wrongtoken"), "{e}");
@@ -1003,7 +1006,7 @@ async fn bot_answers_configured_chats_only() {
             .iter()
             .find(|s| matches!(s, Sent::Text { text, .. } if text.contains("Смена 4")))
             .unwrap();
-        assert!(report.text().contains("50.00 ₽"), "{}", report.text());
+        assert!(report.text().contains("50,00 ₽"), "{}", report.text());
         assert!(
             sent_all
                 .iter()
@@ -1314,9 +1317,12 @@ unsaved_dish_deleted = true
 "#,
     )
     .unwrap();
-    assert_eq!(ok.route("receipt_deleted", Some("1")), vec![-100, 42]);
-    assert_eq!(ok.route("dish_voided", Some("1")), vec![-100]);
-    assert_eq!(ok.route("shift_report", Some("2")), vec![42]);
+    assert_eq!(
+        ok.route(AlertKind::ReceiptDeleted, Some("1")),
+        vec![-100, 42]
+    );
+    assert_eq!(ok.route(AlertKind::DishVoided, Some("1")), vec![-100]);
+    assert_eq!(ok.route(AlertKind::ShiftReport, Some("2")), vec![42]);
     assert_eq!(ok.rules_for(Some("1")).discount_percent, 15);
     assert!(ok.rules_for(Some("1")).unsaved_dish_deleted);
     assert!(!ok.rules_for(Some("2")).unsaved_dish_deleted);
@@ -1531,6 +1537,192 @@ async fn simulated_days_yield_the_expected_alerts_and_report_totals_equal_truth(
     }
 }
 
+/// A newcomer with no chat configured: every alert is still recorded and
+/// listed (`unrouted`), none is picked for sending.
+#[tokio::test]
+async fn alerts_with_no_chat_are_recorded_as_unrouted_and_never_sent() {
+    use tillgate_simulate::{Scenario, generate};
+    for b in backends() {
+        let g = generate(&Scenario {
+            cash_servers: 1,
+            orders: 10,
+            ..Scenario::default()
+        });
+        let t = &g.truth;
+        assert!(
+            !t.deleted_receipts.is_empty(),
+            "the day has deleted receipts"
+        );
+        let rest = g.servers[0].rest_code.clone();
+        let fake = FakeTelegram::start(Duration::ZERO).await;
+        let base = fake.base.clone();
+        let app = spawn_app_with(b, move |c| {
+            alerts_config(c, &base, |f| {
+                f.owners_chat = None;
+                f.restaurants[0].rest_code = rest;
+                f.restaurants[0].chat = None;
+            })
+        })
+        .await;
+        post_interleaved(&app, &g).await;
+        let rows = alert_rows(&app).await;
+        let deleted = rows
+            .iter()
+            .filter(|r| r["kind"] == "receipt_deleted")
+            .count();
+        assert_eq!(deleted, t.deleted_receipts.len(), "{rows:#?}");
+        assert!(
+            rows.iter()
+                .all(|r| r["state"] == "unrouted" && r["chat_id"].is_null()),
+            "{rows:#?}"
+        );
+        let unrouted = app.get_json("/api/alerts?state=unrouted&limit=1000").await;
+        assert_eq!(unrouted["items"].as_array().unwrap().len(), rows.len());
+        let pending = app.get_json("/api/alerts?state=pending&limit=1000").await;
+        assert!(pending["items"].as_array().unwrap().is_empty(), "{pending}");
+        // The sender runs (a token is set) and finds nothing to send.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(fake.sent().is_empty(), "{:#?}", fake.sent());
+        app.stop().await;
+    }
+}
+
+/// `/metrics` lists the alert metrics from the start, the sent counter for
+/// every kind, before any alert.
+#[tokio::test]
+async fn alert_metrics_are_listed_before_the_first_alert() {
+    let fake = FakeTelegram::start(Duration::ZERO).await;
+    let app = app_with_telegram(Backend::Sqlite, &fake, |_| {}).await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for name in [
+        "# HELP tillgate_alerts_pending",
+        "# HELP tillgate_alerts_raised_total",
+        "# HELP tillgate_alerts_sent_total",
+        "tillgate_alerts_pending ",
+        "tillgate_alerts_raised_total ",
+    ] {
+        assert!(metrics.contains(name), "{name} missing: {metrics}");
+    }
+    for kind in AlertKind::ALL {
+        let series = format!("tillgate_alerts_sent_total{{kind=\"{kind}\"}}");
+        assert!(metrics.contains(&series), "{series} missing: {metrics}");
+    }
+    app.stop().await;
+}
+
+/// An outbox written before alerts could be unrouted keeps its rows
+/// through the upgrade, and takes unrouted ones after it.
+#[tokio::test]
+async fn upgrade_keeps_queued_alerts() {
+    for b in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = match b {
+            Backend::Sqlite => tillgate::core::config::Storage::Sqlite {
+                path: dir.path().join("t.db"),
+            },
+            Backend::Postgres => tillgate::core::config::Storage::Postgres {
+                url: SecretString::from(fresh_pg_database().await),
+            },
+        };
+        let db = Db::open(&storage).await.unwrap();
+        let all = tillgate::app::migrations();
+        let before: Vec<_> = all.iter().copied().filter(|m| m.version < 8).collect();
+        tillgate::core::migrate::migrate(&db, &before)
+            .await
+            .unwrap();
+        let op = |text: &str| Alert::Operator {
+            rest_code: None,
+            source: "test".into(),
+            text: text.into(),
+        };
+        let mut tx = db.write.begin().await.unwrap();
+        store::enqueue(&mut tx, &op("old"), &[OWNERS], 1_000)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        tillgate::core::migrate::migrate(&db, &all).await.unwrap();
+        let mut tx = db.write.begin().await.unwrap();
+        store::enqueue(&mut tx, &op("new"), &[], 2_000)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let rows = store::list(&db, 0, 10, None).await.unwrap();
+        let got: Vec<_> = rows.iter().map(|r| (r.chat_id, r.state)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(OWNERS), AlertState::PENDING),
+                (None, AlertState::Unrouted)
+            ]
+        );
+        assert_eq!(store::pending(&db, 10).await.unwrap().len(), 1);
+        db.close().await;
+    }
+}
+
+/// The day of the issue: 40 orders a station, seed 21. The day has a return
+/// order, whose line is added with a negative quantity (ChangeLog `0 ->
+/// -1000`); the rule took that for a deletion and raised one alert more
+/// than the day's 12 unsaved deletions.
+#[tokio::test]
+async fn unsaved_dish_deletions_of_a_simulated_day_equal_truth() {
+    use tillgate_simulate::{Scenario, generate};
+    for b in backends() {
+        let g = generate(&Scenario {
+            restaurants: 1,
+            stations: 2,
+            orders: 40,
+            seed: 21,
+            ..Scenario::default()
+        });
+        let t = &g.truth;
+        assert!(!t.returns.is_empty(), "the day has a return order");
+        let rest = g.servers[0].rest_code.clone();
+        let fake = FakeTelegram::start(Duration::ZERO).await;
+        let base = fake.base.clone();
+        let app = spawn_app_with(b, move |c| {
+            alerts_config(c, &base, |f| {
+                f.restaurants[0].rest_code = rest;
+                f.rules.unsaved_dish_deleted = Some(true);
+                f.bot_token = None;
+            })
+        })
+        .await;
+        post_interleaved(&app, &g).await;
+        let rows = alert_rows(&app).await;
+        let owners: Vec<_> = rows.iter().filter(|r| r["chat_id"] == OWNERS).collect();
+        let mut got: Vec<(String, String, i64)> = owners
+            .iter()
+            .filter(|r| r["kind"] == "unsaved_dish_deleted")
+            .map(|r| {
+                let p = &r["payload"];
+                (
+                    p["order"]["guid"].as_str().unwrap().to_string(),
+                    p["dish"].as_str().unwrap_or("").to_string(),
+                    p["quantity"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        let mut want: Vec<(String, String)> = t
+            .unsaved_deletions
+            .iter()
+            .map(|d| (d.order_guid.clone(), d.detail.clone()))
+            .collect();
+        assert_eq!(want.len(), 12);
+        assert!(got.iter().all(|(_, _, q)| *q > 0), "{got:#?}");
+        got.sort();
+        want.sort();
+        let got: Vec<(String, String)> = got.into_iter().map(|(o, d, _)| (o, d)).collect();
+        assert_eq!(got, want);
+        // The other operations of the day match too.
+        let count = |k: &str| owners.iter().filter(|r| r["kind"] == k).count();
+        assert_eq!(count("receipt_deleted"), t.deleted_receipts.len());
+        assert_eq!(count("prebill_cancelled"), t.cancelled_prebills.len());
+        assert_eq!(count("dish_voided"), t.voids_after_print.len());
+        app.stop().await;
+    }
+}
+
 /// Another feature raises an operator event: it is queued for the owners'
 /// chat (and the restaurant's, when it names one).
 #[tokio::test]
@@ -1562,14 +1754,14 @@ async fn operator_events_are_queued_for_the_owners() {
     });
     let mut rows = Vec::new();
     for _ in 0..500 {
-        rows = outbox::list(&db, 0, 10, None).await.unwrap();
+        rows = store::list(&db, 0, 10, None).await.unwrap();
         if rows.len() >= 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let chats: Vec<i64> = rows.iter().map(|r| r.chat_id).collect();
-    assert_eq!(chats, vec![REST_CHAT, OWNERS]);
+    let chats: Vec<Option<i64>> = rows.iter().map(|r| r.chat_id).collect();
+    assert_eq!(chats, vec![Some(REST_CHAT), Some(OWNERS)]);
     match rows[0].alert().unwrap() {
         Alert::Operator { source, text, .. } => {
             assert_eq!(source, "relay_destination_paused");

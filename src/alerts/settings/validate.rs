@@ -1,272 +1,16 @@
-//! The `[alerts]` config section and its validation.
-//!
-//! Rules have global defaults (`[alerts.rules]`) that each restaurant may
-//! override (`[alerts.restaurants.rules]`), because a table-service
-//! restaurant and a counter both want "receipt deleted" but disagree on what
-//! discount is suspicious. Everything is checked once at start so a typo in
-//! a chat id fails loudly instead of swallowing alerts.
+//! Checks the `[alerts]` section once at start and builds the settings,
+//! so a typo in a chat id fails loudly instead of swallowing alerts. Every
+//! error names the setting (`alerts.restaurants[0].closing_time`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::NaiveTime;
-use secrecy::SecretString;
-use serde::Deserialize;
 
+use super::file::{FileSection, RulesFile};
+use super::{KindSet, Lang, Limits, Restaurant, Rules, Settings};
+use crate::alerts::kind::AlertKind;
 use crate::core::config::ConfigError;
-
-/// Every alert kind, the names used in routing lists and `GET /api/alerts`.
-pub const KINDS: &[&str] = &[
-    "receipt_deleted",
-    "prebill_cancelled",
-    "dish_voided",
-    "unsaved_dish_deleted",
-    "discount_over_threshold",
-    "payment_deleted",
-    "total_lowered_after_prebill",
-    "station_closed",
-    "station_silent",
-    "station_restarted",
-    "stream_gap",
-    "server_silent",
-    "operator",
-    "shift_report",
-];
-
-/// The `[alerts]` section of the config file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSection {
-    /// Telegram bot token (`123456:ABC...`). Without it alerts are still
-    /// computed and kept in the outbox (visible in `GET /api/alerts`), but
-    /// nothing is sent: they go out once a token is configured.
-    pub bot_token: Option<SecretString>,
-    /// Bot API base URL; tests point it at a local fake.
-    pub api_base: Option<String>,
-    /// The owners' chat: receives every restaurant's alerts (per `routing`).
-    pub owners_chat: Option<i64>,
-    /// `ru` (default) or `en`.
-    pub language: Option<String>,
-    /// Directory with `<lang>/<kind>.txt` templates overriding the built-in ones.
-    pub templates_dir: Option<PathBuf>,
-    /// Answer bot commands via getUpdates long polling (default true when a
-    /// token is set).
-    pub commands: Option<bool>,
-    /// The restaurants' wall clock as an offset from UTC, `+03:00` by default
-    /// (cash servers send local time without a zone).
-    pub utc_offset: Option<String>,
-    #[serde(default)]
-    pub limits: LimitsFile,
-    #[serde(default)]
-    pub rules: RulesFile,
-    #[serde(default)]
-    pub routing: RoutingFile,
-    #[serde(default)]
-    pub restaurants: Vec<RestaurantFile>,
-}
-
-/// Telegram's limits; tests shrink them.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsFile {
-    /// Minimum pause between two messages to one chat (default 1000 ms).
-    pub per_chat_interval_ms: Option<u64>,
-    /// Messages per minute to one group chat (negative id; default 20).
-    pub group_per_minute: Option<u32>,
-    /// Messages per second over all chats (default 30).
-    pub global_per_second: Option<u32>,
-    /// Largest pause between retries after network errors and 5xx (default 300 s).
-    pub max_backoff_secs: Option<u64>,
-}
-
-/// Rule switches and thresholds; every field optional so a restaurant
-/// section only names what it changes.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RulesFile {
-    pub receipt_deleted: Option<bool>,
-    pub prebill_cancelled: Option<bool>,
-    pub dish_voided: Option<bool>,
-    /// Off by default: table-service restaurants delete unsaved dishes all day.
-    pub unsaved_dish_deleted: Option<bool>,
-    pub discount: Option<bool>,
-    /// Alert when the order's discounts reach this percent of the order (default 30).
-    pub discount_percent: Option<u32>,
-    /// ...or this many kopecks (default 100000 = 1000 RUB).
-    pub discount_amount: Option<i64>,
-    pub payment_deleted: Option<bool>,
-    pub total_lowered_after_prebill: Option<bool>,
-    pub station_closed: Option<bool>,
-    pub station_silent: Option<bool>,
-    /// Minutes without any event from a started station (default 60).
-    pub station_silence_minutes: Option<u64>,
-    pub station_restarted: Option<bool>,
-    pub stream_gap: Option<bool>,
-    pub server_silent: Option<bool>,
-    /// Minutes without any event from the restaurant during opening hours (default 30).
-    pub server_silence_minutes: Option<u64>,
-    pub shift_report: Option<bool>,
-}
-
-/// Which kinds go to which chat: lists of kinds or `"*"` for all.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RoutingFile {
-    /// Kinds the owners' chat receives (default all).
-    pub owners: Option<Vec<String>>,
-    /// Kinds a restaurant's chat receives (default all); a restaurant's own
-    /// `kinds` overrides it.
-    pub restaurant: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RestaurantFile {
-    /// `RestCode` the cash servers send.
-    pub rest_code: String,
-    /// Display name in messages (default the code).
-    pub name: Option<String>,
-    /// The restaurant's chat.
-    pub chat: Option<i64>,
-    /// Kinds this restaurant's chat receives (default `routing.restaurant`).
-    pub kinds: Option<Vec<String>>,
-    /// Local `HH:MM` after which, if no event came, the shift counts as closed.
-    pub closing_time: Option<String>,
-    /// Local `HH:MM-HH:MM` during which a silent cash server is an alert.
-    pub opening_hours: Option<String>,
-    #[serde(default)]
-    pub rules: RulesFile,
-}
-
-/// Validated settings.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub bot_token: Option<SecretString>,
-    pub api_base: String,
-    pub owners_chat: Option<i64>,
-    pub language: Lang,
-    pub templates_dir: Option<PathBuf>,
-    pub commands: bool,
-    pub utc_offset_minutes: i32,
-    pub limits: Limits,
-    pub default_rules: Rules,
-    pub owners_kinds: KindSet,
-    pub restaurants: BTreeMap<String, Restaurant>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        validate(FileSection::default()).expect("defaults are valid")
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
-    Ru,
-    En,
-}
-
-impl Lang {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Lang::Ru => "ru",
-            Lang::En => "en",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub per_chat_interval: Duration,
-    pub group_per_minute: u32,
-    pub global_per_second: u32,
-    pub max_backoff: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rules {
-    pub receipt_deleted: bool,
-    pub prebill_cancelled: bool,
-    pub dish_voided: bool,
-    pub unsaved_dish_deleted: bool,
-    pub discount: bool,
-    pub discount_percent: u32,
-    pub discount_amount: i64,
-    pub payment_deleted: bool,
-    pub total_lowered_after_prebill: bool,
-    pub station_closed: bool,
-    pub station_silent: bool,
-    pub station_silence: Duration,
-    pub station_restarted: bool,
-    pub stream_gap: bool,
-    pub server_silent: bool,
-    pub server_silence: Duration,
-    pub shift_report: bool,
-}
-
-/// A set of alert kinds (`None` = all).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KindSet(Option<Vec<String>>);
-
-impl KindSet {
-    pub fn contains(&self, kind: &str) -> bool {
-        self.0.as_ref().is_none_or(|k| k.iter().any(|x| x == kind))
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Restaurant {
-    pub rest_code: String,
-    pub name: String,
-    pub chat: Option<i64>,
-    pub kinds: KindSet,
-    pub closing_time: Option<NaiveTime>,
-    pub opening_hours: Option<(NaiveTime, NaiveTime)>,
-    pub rules: Rules,
-}
-
-impl Settings {
-    /// The rules for a restaurant (the defaults for one not in the config).
-    pub fn rules_for(&self, rest_code: Option<&str>) -> &Rules {
-        rest_code
-            .and_then(|r| self.restaurants.get(r))
-            .map(|r| &r.rules)
-            .unwrap_or(&self.default_rules)
-    }
-
-    /// The chats an alert of `kind` for `rest_code` goes to (owners' chat
-    /// and/or the restaurant's chat), without duplicates.
-    pub fn route(&self, kind: &str, rest_code: Option<&str>) -> Vec<i64> {
-        let mut out = Vec::new();
-        if let Some(r) = rest_code.and_then(|r| self.restaurants.get(r))
-            && let Some(chat) = r.chat
-            && r.kinds.contains(kind)
-        {
-            out.push(chat);
-        }
-        if let Some(owners) = self.owners_chat
-            && self.owners_kinds.contains(kind)
-            && !out.contains(&owners)
-        {
-            out.push(owners);
-        }
-        out
-    }
-
-    /// Chats allowed to talk to the bot.
-    pub fn known_chat(&self, chat: i64) -> bool {
-        self.owners_chat == Some(chat) || self.restaurants.values().any(|r| r.chat == Some(chat))
-    }
-
-    pub fn restaurant_name(&self, rest_code: &str) -> String {
-        self.restaurants
-            .get(rest_code)
-            .map(|r| r.name.clone())
-            .unwrap_or_else(|| rest_code.to_string())
-    }
-}
 
 fn kinds(setting: &str, list: Option<Vec<String>>) -> Result<KindSet, ConfigError> {
     let Some(list) = list else {
@@ -275,15 +19,18 @@ fn kinds(setting: &str, list: Option<Vec<String>>) -> Result<KindSet, ConfigErro
     if list.iter().any(|k| k == "*") {
         return Ok(KindSet(None));
     }
-    for k in &list {
-        if !KINDS.contains(&k.as_str()) {
-            return Err(ConfigError::invalid(
-                setting,
-                format!("unknown alert kind {k:?}; known: {}", KINDS.join(", ")),
-            ));
-        }
-    }
-    Ok(KindSet(Some(list)))
+    let kinds = list
+        .iter()
+        .map(|k| {
+            k.parse::<AlertKind>().map_err(|_| {
+                ConfigError::invalid(
+                    setting,
+                    format!("unknown alert kind {k:?}; known: {}", AlertKind::names()),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(KindSet(Some(kinds)))
 }
 
 fn hhmm(setting: &str, text: &str) -> Result<NaiveTime, ConfigError> {
