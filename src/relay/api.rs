@@ -14,10 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
-use super::Handle;
 use super::destination::{self, DestinationInput, Format, OnClientError};
 use super::store::{self, NewLine, Source, StoredDestination};
-use super::worker;
+use super::{Handle, guard, metrics, send};
 use crate::core::api_error::{ApiError, ApiResult};
 use crate::core::log;
 
@@ -63,7 +62,7 @@ struct View {
 }
 
 async fn view(state: &Handle, d: StoredDestination) -> ApiResult<View> {
-    let cursor = log::cursor(&state.relay().db, &store::cursor_name(&d.id)).await?;
+    let cursor = store::cursor(&state.relay().db, &d.id).await?;
     let head = log::head(&state.relay().db).await?;
     let dead = store::dead_letter_count(&state.relay().db, &d.id).await?;
     let i = d.input;
@@ -131,7 +130,7 @@ async fn create(
     }
     let dests = destination::expand(input, s.timeout, s.allow_private_destinations).map_err(bad)?;
     for d in &dests {
-        destination::check_resolved(&d.url, s.allow_private_destinations)
+        guard::check_resolved(&d.url, s.allow_private_destinations)
             .await
             .map_err(bad)?;
     }
@@ -198,7 +197,7 @@ async fn change(
         .map_err(|e| ApiError::bad_request("bad_destination", e.to_string()))?;
     let dest =
         destination::validate_one(input, s.timeout, s.allow_private_destinations).map_err(bad)?;
-    destination::check_resolved(&dest.url, s.allow_private_destinations)
+    guard::check_resolved(&dest.url, s.allow_private_destinations)
         .await
         .map_err(bad)?;
     super::Service::stop_worker(&mut map, &id).await;
@@ -243,7 +242,7 @@ async fn resume(State(state): State<Handle>, Path(id): Path<String>) -> ApiResul
         },
     )
     .await?;
-    metrics::gauge!("tillgate_relay_paused", "destination" => id.clone()).set(0.0);
+    metrics::set_paused(&id, false);
     relay.start_worker(&mut map, &id).await?;
     drop(map);
     Ok(Json(view(&state, find(&state, &id).await?).await?).into_response())
@@ -400,7 +399,7 @@ async fn resend(
         destination::validate_one(d.input, s.timeout, s.allow_private_destinations).map_err(bad)?;
     // The worker is stopped meanwhile: it writes the same delivery log.
     super::Service::stop_worker(&mut map, &id).await;
-    let sent = worker::send(&relay.client, &dest, &entry).await;
+    let sent = send::send(&relay.client, &dest, &entry).await;
     let stored = record_resend(&state, &id, offset, &sent).await;
     relay.start_worker(&mut map, &id).await?;
     stored?;
@@ -420,7 +419,7 @@ async fn record_resend(
     state: &Handle,
     id: &str,
     offset: i64,
-    sent: &Result<(), worker::Failure>,
+    sent: &Result<(), send::Failure>,
 ) -> ApiResult<()> {
     match sent {
         Ok(()) => {
@@ -436,8 +435,7 @@ async fn record_resend(
                 ),
             )
             .await?;
-            metrics::counter!("tillgate_relay_delivered_total", "destination" => id.to_string())
-                .increment(1);
+            metrics::delivered(id).increment(1);
         }
         Err(f) => {
             store::flush(

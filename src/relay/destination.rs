@@ -4,17 +4,20 @@
 //! (`[[relay.destinations]]`) and from the API, and goes through the same
 //! [`expand`] so both paths accept and refuse exactly the same things. The
 //! input (with its secrets) is what storage keeps; [`Destination`] is the
-//! parsed, ready-to-use form a worker holds.
+//! parsed, ready-to-use form a worker holds. Which addresses are allowed is
+//! the SSRF guard's job ([`super::guard`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use base64::Engine;
 use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue};
-use secrecy::{ExposeSecret, SecretBox, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+
+use super::guard::check_literal;
+use super::sign::SigningKey;
 
 /// Why a destination was refused. Messages name the URL or field, because
 /// the operator reading them has a config file or API call to fix.
@@ -140,41 +143,6 @@ impl std::fmt::Debug for DestinationInput {
     }
 }
 
-/// A Standard Webhooks signing key. Debug never shows it.
-#[derive(Clone)]
-pub struct SigningKey(std::sync::Arc<SecretBox<Vec<u8>>>);
-
-impl std::fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SigningKey(…)")
-    }
-}
-
-impl SigningKey {
-    pub fn parse(text: &str) -> Result<SigningKey, DestinationError> {
-        let b64 = text
-            .strip_prefix("whsec_")
-            .ok_or(DestinationError::BadSecret(
-                "it does not start with `whsec_`",
-            ))?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|_| DestinationError::BadSecret("the part after `whsec_` is not base64"))?;
-        if !(24..=64).contains(&bytes.len()) {
-            return Err(DestinationError::BadSecret(
-                "the key is not 24 to 64 bytes long",
-            ));
-        }
-        Ok(SigningKey(std::sync::Arc::new(SecretBox::new(Box::new(
-            bytes,
-        )))))
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        self.0.expose_secret()
-    }
-}
-
 /// Which events a destination wants.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -258,7 +226,8 @@ fn valid_id(id: &str) -> bool {
 /// Splits a `;`-separated URL field and validates each destination.
 /// `default_timeout` comes from `[relay] timeout_ms`. Only literal
 /// addresses are checked against the SSRF guard here; names are checked by
-/// [`check_resolved`] (API) and at connect time by the client's resolver.
+/// [`super::guard::check_resolved`] (API) and at connect time by the
+/// client's resolver.
 pub fn expand(
     input: DestinationInput,
     default_timeout: Duration,
@@ -386,139 +355,6 @@ pub fn validate_one(
         enabled: input.enabled.unwrap_or(true),
         input,
     })
-}
-
-/// What kind of non-public address `ip` is, if it is one.
-pub fn private_kind(ip: IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            if a.is_loopback() {
-                Some("loopback")
-            } else if a.is_private() {
-                Some("private")
-            } else if a.is_link_local() {
-                Some("link-local")
-            } else if o[0] == 100 && (o[1] & 0xC0) == 64 {
-                Some("shared (CGNAT)")
-            } else if a.is_unspecified() || o[0] == 0 {
-                Some("unspecified")
-            } else if a.is_broadcast() || a.is_multicast() {
-                Some("broadcast/multicast")
-            } else {
-                None
-            }
-        }
-        IpAddr::V6(a) => {
-            if let Some(v4) = a.to_ipv4_mapped() {
-                return private_kind(IpAddr::V4(v4));
-            }
-            let s0 = a.segments()[0];
-            if a.is_loopback() {
-                Some("loopback")
-            } else if a.is_unspecified() {
-                Some("unspecified")
-            } else if (s0 & 0xfe00) == 0xfc00 {
-                Some("private (unique local)")
-            } else if (s0 & 0xffc0) == 0xfe80 {
-                Some("link-local")
-            } else if a.is_multicast() {
-                Some("multicast")
-            } else {
-                None
-            }
-        }
-    }
-}
-
-fn check_ip(url: &Url, ip: IpAddr, allow_private: bool) -> Result<(), DestinationError> {
-    match private_kind(ip) {
-        Some(what) if !allow_private => Err(DestinationError::Private {
-            url: redact_url(url),
-            what,
-            ip,
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// The checks that need no DNS: literal addresses and `localhost`.
-pub fn check_literal(url: &Url, allow_private: bool) -> Result<(), DestinationError> {
-    match url.host() {
-        None => Err(DestinationError::BadUrl {
-            url: redact_url(url),
-            problem: "no host".into(),
-        }),
-        Some(url::Host::Ipv4(a)) => check_ip(url, IpAddr::V4(a), allow_private),
-        Some(url::Host::Ipv6(a)) => check_ip(url, IpAddr::V6(a), allow_private),
-        Some(url::Host::Domain(d)) => {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            if d == "localhost" || d.ends_with(".localhost") {
-                check_ip(url, IpAddr::from([127, 0, 0, 1]), allow_private)
-            } else {
-                Ok(())
-            }
-        }
-    }
-}
-
-/// Resolves the host and checks every address it resolves to.
-pub async fn check_resolved(url: &Url, allow_private: bool) -> Result<(), DestinationError> {
-    check_literal(url, allow_private)?;
-    let Some(url::Host::Domain(host)) = url.host() else {
-        return Ok(());
-    };
-    let port = url.port_or_known_default().unwrap_or(80);
-    let addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| {
-        DestinationError::Unresolvable {
-            url: redact_url(url),
-            problem: e.to_string(),
-        }
-    })?;
-    let mut any = false;
-    for a in addrs {
-        any = true;
-        check_ip(url, a.ip(), allow_private)?;
-    }
-    if !any {
-        return Err(DestinationError::Unresolvable {
-            url: redact_url(url),
-            problem: "no addresses".into(),
-        });
-    }
-    Ok(())
-}
-
-/// DNS for the delivery client: drops non-public addresses unless allowed,
-/// so a name that is re-pointed at an internal address after it was checked
-/// (DNS rebinding) still cannot reach inside.
-pub struct GuardedResolver {
-    pub allow_private: bool,
-}
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow = self.allow_private;
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            let addrs: Vec<std::net::SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let kept: Vec<std::net::SocketAddr> = addrs
-                .iter()
-                .copied()
-                .filter(|a| allow || private_kind(a.ip()).is_none())
-                .collect();
-            if kept.is_empty() {
-                let e: Box<dyn std::error::Error + Send + Sync> = format!(
-                    "{host} resolves only to loopback/private/link-local addresses ({addrs:?}); set `[relay] allow_private_destinations = true` to allow them"
-                )
-                .into();
-                return Err(e);
-            }
-            let it: reqwest::dns::Addrs = Box::new(kept.into_iter());
-            Ok(it)
-        })
-    }
 }
 
 #[cfg(test)]

@@ -6,176 +6,39 @@
 //! the durable log with its own cursor ([`worker`]): the backlog is bounded
 //! only by retention, order is the log's order, and a restart resumes where
 //! each destination stood. Destinations come from the config file and from
-//! the API ([`api`]); both go through [`destination::expand`].
+//! the API ([`api`]); both go through [`destination::expand`] and the SSRF
+//! [`guard`]. One delivery is [`send`]; relay's tables are [`store`]; its
+//! settings, metrics and command line are [`settings`], [`metrics`] and
+//! [`cli`]. This module starts it all and keeps the running workers.
 
 pub mod api;
+pub mod cli;
 pub mod destination;
+pub mod guard;
+pub mod metrics;
+pub mod send;
+pub mod settings;
 pub mod sign;
 pub mod store;
 pub mod worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::core::bus::Bus;
-use crate::core::config::{AnySection, ConfigError, ServerOpts};
+use crate::core::clock::SharedClock;
+use crate::core::config::{AnySection, ConfigError};
 use crate::core::feature::{BoxFuture, CliCtx, Feature, Routes, StartCtx};
 use crate::core::log::Committed;
 use crate::core::migrate::Migration;
 use crate::core::store::{Db, StoreError};
 pub use api::api_routes;
-use destination::{Destination, DestinationInput};
+pub use cli::{CliArgs, RelayCommand, ReplayArgs, replay_via_api, run_cli};
+pub use settings::{FileSection, Settings, validate};
 use store::Source;
-
-/// The `[relay]` section of the config file.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSection {
-    /// Allow destinations on loopback, private (10/8, 172.16/12, 192.168/16,
-    /// fc00::/7) and link-local addresses. Off by default so an API caller
-    /// cannot make tillgate post into the network it sits in; turn it on for
-    /// the usual case of consumers on the restaurant LAN.
-    pub allow_private_destinations: Option<bool>,
-    /// Per-request timeout in milliseconds (default 10000).
-    pub timeout_ms: Option<u64>,
-    /// Waits between retries in milliseconds; the last one repeats. Each wait
-    /// gets ±25 % jitter and is never shorter than a `Retry-After`.
-    pub retry_schedule_ms: Option<Vec<u64>>,
-    /// A destination failing for longer than this (milliseconds) is paused
-    /// and reported (default 6 hours).
-    pub pause_after_ms: Option<u64>,
-    /// Events read from the log per step (default 256).
-    pub batch: Option<i64>,
-    /// Longest time a delivered cursor stays unstored while busy
-    /// (milliseconds, default 1000). Each store is a synced commit on the
-    /// one SQLite writer ingest also needs; a crash re-sends at most this
-    /// much (receivers dedupe on `webhook-id`).
-    pub cursor_flush_ms: Option<u64>,
-    #[serde(default)]
-    pub destinations: Vec<DestinationInput>,
-}
-
-/// Validated settings.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub allow_private_destinations: bool,
-    pub timeout: Duration,
-    pub retry_schedule: Vec<Duration>,
-    pub pause_after: Duration,
-    pub batch: i64,
-    pub flush_interval: Duration,
-    /// Destinations from the config file.
-    pub destinations: Vec<Destination>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            allow_private_destinations: false,
-            timeout: Duration::from_secs(10),
-            retry_schedule: [1_000, 5_000, 30_000, 120_000, 300_000, 900_000]
-                .into_iter()
-                .map(Duration::from_millis)
-                .collect(),
-            pause_after: Duration::from_secs(6 * 3600),
-            batch: 256,
-            flush_interval: Duration::from_millis(1000),
-            destinations: Vec::new(),
-        }
-    }
-}
-
-pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
-    let d = Settings::default();
-    let allow = file.allow_private_destinations.unwrap_or(false);
-    let timeout = match file.timeout_ms {
-        None => d.timeout,
-        Some(ms) if (1..=600_000).contains(&ms) => Duration::from_millis(ms),
-        Some(_) => {
-            return Err(ConfigError::invalid(
-                "relay.timeout_ms",
-                "must be between 1 and 600000",
-            ));
-        }
-    };
-    let retry_schedule = match file.retry_schedule_ms {
-        None => d.retry_schedule,
-        Some(v) if v.is_empty() => {
-            return Err(ConfigError::invalid(
-                "relay.retry_schedule_ms",
-                "must list at least one wait",
-            ));
-        }
-        Some(v) if v.iter().any(|&ms| ms > 86_400_000) => {
-            return Err(ConfigError::invalid(
-                "relay.retry_schedule_ms",
-                "each wait must be at most 86400000 (a day)",
-            ));
-        }
-        Some(v) => v.into_iter().map(Duration::from_millis).collect(),
-    };
-    let pause_after = match file.pause_after_ms {
-        None => d.pause_after,
-        Some(0) => {
-            return Err(ConfigError::invalid(
-                "relay.pause_after_ms",
-                "must be more than 0",
-            ));
-        }
-        Some(ms) => Duration::from_millis(ms),
-    };
-    let batch = file.batch.unwrap_or(d.batch);
-    if !(1..=10_000).contains(&batch) {
-        return Err(ConfigError::invalid(
-            "relay.batch",
-            "must be between 1 and 10000",
-        ));
-    }
-    let flush_interval = match file.cursor_flush_ms {
-        None => d.flush_interval,
-        Some(ms) if ms <= 60_000 => Duration::from_millis(ms),
-        Some(_) => {
-            return Err(ConfigError::invalid(
-                "relay.cursor_flush_ms",
-                "must be at most 60000",
-            ));
-        }
-    };
-    let mut destinations: Vec<Destination> = Vec::new();
-    for (i, input) in file.destinations.into_iter().enumerate() {
-        let setting = format!("relay.destinations[{i}]");
-        if input.id.as_deref().is_none_or(str::is_empty) {
-            return Err(ConfigError::invalid(
-                &setting,
-                "needs an `id` (the key of its cursor; keep it stable)",
-            ));
-        }
-        let expanded = destination::expand(input, timeout, allow)
-            .map_err(|e| ConfigError::invalid(&setting, e.to_string()))?;
-        for dest in expanded {
-            if destinations.iter().any(|d| d.id == dest.id) {
-                return Err(ConfigError::invalid(
-                    &setting,
-                    format!("destination id {:?} is used twice", dest.id),
-                ));
-            }
-            destinations.push(dest);
-        }
-    }
-    Ok(Settings {
-        allow_private_destinations: allow,
-        timeout,
-        retry_schedule,
-        pause_after,
-        batch,
-        flush_interval,
-        destinations,
-    })
-}
 
 /// What request handlers need from this feature at run time.
 #[derive(Clone)]
@@ -190,9 +53,10 @@ pub struct Service {
     pub client: reqwest::Client,
     committed: watch::Receiver<Committed>,
     bus: Bus,
+    clock: SharedClock,
     shutdown: CancellationToken,
     /// The runtimes delivery workers run on, taken in turn (see
-    /// [`crate::workers`]).
+    /// [`crate::core::runtimes`]).
     runtimes: Vec<tokio::runtime::Handle>,
     next_runtime: std::sync::atomic::AtomicUsize,
     /// Held for every change to a destination, so a change never races a
@@ -263,7 +127,8 @@ impl Service {
         let i = self
             .next_runtime
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let task = self.runtimes[i % self.runtimes.len()].spawn(w.run(stop.clone()));
+        let task =
+            self.runtimes[i % self.runtimes.len()].spawn(w.run(stop.clone(), self.clock.clone()));
         map.insert(id.to_string(), Running { stop, task });
         Ok(())
     }
@@ -322,7 +187,21 @@ impl Feature for Relay {
 
 /// Starts the feature's workers.
 pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
+    start_with(ctx, send::client).await
+}
+
+/// [`start`] with the delivery client's builder given, so a test can make
+/// it fail. It is built first: without its guard relay does not start (and
+/// nor does tillgate), rather than post through an unguarded client.
+async fn start_with(
+    ctx: &mut StartCtx,
+    client: fn(bool) -> Result<reqwest::Client, send::ClientError>,
+) -> anyhow::Result<Handle> {
+    use anyhow::Context;
     let settings = Arc::new(ctx.config.section::<Settings>());
+    let client = client(settings.allow_private_destinations)
+        .context("relay cannot deliver safely, so tillgate does not start")?;
+    metrics::describe();
     let db = ctx.db.clone();
     // The config file is the truth for its destinations: store them, and
     // drop config-made ones that are no longer in the file.
@@ -338,9 +217,7 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
             );
         }
         store::upsert(&db, &d.id, Source::Config, &d.input).await?;
-        if let Err(e) =
-            destination::check_resolved(&d.url, settings.allow_private_destinations).await
-        {
+        if let Err(e) = guard::check_resolved(&d.url, settings.allow_private_destinations).await {
             // Not fatal: DNS may be down at start; the delivery client's
             // resolver applies the same rule at every connection.
             tracing::warn!(destination = %d.id, error = %e, "relay destination check");
@@ -354,10 +231,11 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
     }
     let relay = Arc::new(Service {
         db: db.clone(),
-        client: worker::client(settings.allow_private_destinations),
+        client,
         settings,
         committed: ctx.log.subscribe(),
         bus: ctx.bus.clone(),
+        clock: ctx.clock.clone(),
         shutdown: ctx.shutdown.clone(),
         runtimes: ctx.runtimes.delivery_handles(),
         next_runtime: Default::default(),
@@ -384,161 +262,50 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
     Ok(Handle { inner: relay })
 }
 
-/// `tillgate relay ...` command-line arguments.
-#[derive(clap::Args, Debug)]
-pub struct CliArgs {
-    #[command(subcommand)]
-    pub command: RelayCommand,
-}
-
-#[derive(clap::Subcommand, Debug)]
-pub enum RelayCommand {
-    /// Re-send events to one destination from an offset or a time, through
-    /// the running server's API.
-    Replay(ReplayArgs),
-}
-
-#[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("from").required(true).args(["from_offset", "from_time"])))]
-pub struct ReplayArgs {
-    #[command(flatten)]
-    pub opts: ServerOpts,
-    /// Destination id.
-    #[arg(long)]
-    pub destination: String,
-    /// First log offset to send again.
-    #[arg(long)]
-    pub from_offset: Option<i64>,
-    /// Send again every event received at or after this RFC 3339 time.
-    #[arg(long)]
-    pub from_time: Option<String>,
-    /// Server base URL [default: http://<listen> from the config].
-    #[arg(long)]
-    pub server: Option<String>,
-}
-
-pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
-    match args.command {
-        RelayCommand::Replay(a) => {
-            let out = replay_via_api(&a).await?;
-            println!("{out}");
-            Ok(())
-        }
-    }
-}
-
-/// The replay CLI talks to the running server rather than to storage: the
-/// server's worker holds the destination's cursor in memory, so only it can
-/// move the cursor safely while running.
-pub async fn replay_via_api(a: &ReplayArgs) -> anyhow::Result<String> {
-    use anyhow::Context;
-    use secrecy::ExposeSecret;
-    let config = crate::app::load_config(&a.opts)?;
-    let base = match &a.server {
-        Some(s) => s.trim_end_matches('/').to_string(),
-        None => {
-            let mut addr = config.listen;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
-            }
-            format!("http://{addr}")
-        }
-    };
-    let body = match (&a.from_offset, &a.from_time) {
-        (Some(o), _) => serde_json::json!({ "from_offset": o }),
-        (None, Some(t)) => serde_json::json!({ "from_time": t }),
-        (None, None) => anyhow::bail!("give --from-offset or --from-time"),
-    };
-    let mut req = reqwest::Client::new()
-        .post(format!("{base}/api/destinations/{}/replay", a.destination))
-        .json(&body);
-    if let Some(t) = &config.api_token {
-        req = req.bearer_auth(t.expose_secret());
-    }
-    let resp = req
-        .send()
-        .await
-        .with_context(|| format!("cannot reach tillgate at {base}"))?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    if !status.is_success() {
-        let msg = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or(text);
-        anyhow::bail!("replay refused ({status}): {msg}");
-    }
-    Ok(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Settings, ConfigError> {
-        let f: FileSection = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: "t.toml".into(),
-            message: e.to_string(),
-        })?;
-        validate(f)
-    }
-
-    #[test]
-    fn config_example_parses() {
-        let s = parse(
-            r#"
-allow_private_destinations = true
-timeout_ms = 5000
-retry_schedule_ms = [10, 20]
-[[destinations]]
-id = "kds"
-url = "http://10.0.0.5:11010/api/v4/kds/events;http://10.0.0.6:11010/api/v4/kds/events"
-situations = [11, 3]
-[[destinations]]
-id = "dwh"
-url = "https://u:pw9@dwh.example.com/in?key=q7"
-format = "json"
-secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-headers = { "X-Api-Key" = "k" }
-in_flight = 8
-"#,
-        )
-        .unwrap();
-        let ids: Vec<_> = s.destinations.iter().map(|d| d.id.as_str()).collect();
-        assert_eq!(ids, ["kds-1", "kds-2", "dwh"]);
-        assert_eq!(
-            s.retry_schedule,
-            [Duration::from_millis(10), Duration::from_millis(20)]
-        );
-        let dbg = format!("{s:?}");
-        for leak in ["MfKQ9r8", "pw9", "q7", "\"k\""] {
-            assert!(!dbg.contains(leak), "{leak} in Debug: {dbg}");
+    /// Without its guarded delivery client relay does not start (so nor
+    /// does tillgate), and says why; with it, it starts.
+    #[tokio::test]
+    async fn start_fails_closed_without_the_guarded_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::core::config::Config::for_tests(dir.path());
+        let db = Db::open(&config.storage).await.unwrap();
+        crate::core::migrate::migrate(&db, &crate::app::migrations())
+            .await
+            .unwrap();
+        let (log, task) = crate::core::log::writer(db.clone(), 16).await.unwrap();
+        let writer = tokio::spawn(task.run());
+        let shutdown = CancellationToken::new();
+        let mut ctx = StartCtx {
+            db: db.clone(),
+            log,
+            config: Arc::new(config),
+            shutdown: shutdown.clone(),
+            runtimes: crate::core::runtimes::Runtimes::start().unwrap(),
+            bus: Bus::default(),
+            clock: SharedClock::system(),
+        };
+        fn unbuildable(_: bool) -> Result<reqwest::Client, send::ClientError> {
+            // reqwest makes its errors only itself: a request it cannot build.
+            let e = reqwest::Client::new().get("not a url").build().unwrap_err();
+            Err(send::ClientError(e))
         }
-    }
-
-    #[test]
-    fn broken_config_is_named() {
-        let e = parse("[[destinations]]\nurl = \"http://10.0.0.1/\"").unwrap_err();
-        assert!(e.to_string().contains("needs an `id`"), "{e}");
-        let e = parse("[[destinations]]\nid = \"a\"\nurl = \"http://10.0.0.1/\"").unwrap_err();
-        assert!(e.to_string().contains("allow_private_destinations"), "{e}");
-        assert!(e.to_string().contains("relay.destinations[0]"), "{e}");
-        let e =
-            parse("[[destinations]]\nid = \"a\"\nurl = \"http://h/\"\nsecrt = \"x\"").unwrap_err();
-        assert!(e.to_string().contains("unknown field"), "{e}");
-        let e = parse("[[destinations]]\nid = \"a\"\nurl = \"nope\"").unwrap_err();
-        assert!(e.to_string().contains("nope"), "{e}");
-        let e = parse("[[destinations]]\nid = \"a\"\nurl = \"http://h/\"\nsecret = \"abc\"")
-            .unwrap_err();
-        assert!(e.to_string().contains("whsec_"), "{e}");
-        let e = parse("[[destinations]]\nid = \"a\"\nurl = \"http://h/\"\n[[destinations]]\nid = \"a\"\nurl = \"http://g/\"").unwrap_err();
-        assert!(e.to_string().contains("used twice"), "{e}");
-        let e = parse("[[destinations]]\nid = \"a\"\nurl = \"http://h/\"\nformat = \"yaml\"")
-            .unwrap_err();
-        assert!(e.to_string().contains("yaml"), "{e}");
-        let e = parse("retry_schedule_ms = []").unwrap_err();
-        assert!(e.to_string().contains("relay.retry_schedule_ms"), "{e}");
-        let e = parse("timeout_ms = 0").unwrap_err();
-        assert!(e.to_string().contains("relay.timeout_ms"), "{e}");
+        let e = start_with(&mut ctx, unbuildable)
+            .await
+            .err()
+            .expect("relay refused to start");
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("does not start") && text.contains("SSRF guard"),
+            "{text}"
+        );
+        assert!(start_with(&mut ctx, send::client).await.is_ok());
+        shutdown.cancel();
+        ctx.into_runtimes().join_all().await;
+        writer.await.unwrap();
+        db.close().await;
     }
 }

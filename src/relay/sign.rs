@@ -2,13 +2,50 @@
 //! base64 is HMAC-SHA256 over `{webhook-id}.{webhook-timestamp}.{body}`.
 //!
 //! The receiver recomputes it over the exact bytes it got, so the signature
-//! is made over the body as sent, after any format conversion.
+//! is made over the body as sent, after any format conversion. The key
+//! ([`SigningKey`]) is parsed from the destination's `whsec_` secret.
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
+use secrecy::{ExposeSecret, SecretBox};
 use sha2::Sha256;
 
-use super::destination::SigningKey;
+use super::destination::DestinationError;
+
+/// A Standard Webhooks signing key. Debug never shows it.
+#[derive(Clone)]
+pub struct SigningKey(std::sync::Arc<SecretBox<Vec<u8>>>);
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(…)")
+    }
+}
+
+impl SigningKey {
+    pub fn parse(text: &str) -> Result<SigningKey, DestinationError> {
+        let b64 = text
+            .strip_prefix("whsec_")
+            .ok_or(DestinationError::BadSecret(
+                "it does not start with `whsec_`",
+            ))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| DestinationError::BadSecret("the part after `whsec_` is not base64"))?;
+        if !(24..=64).contains(&bytes.len()) {
+            return Err(DestinationError::BadSecret(
+                "the key is not 24 to 64 bytes long",
+            ));
+        }
+        Ok(SigningKey(std::sync::Arc::new(SecretBox::new(Box::new(
+            bytes,
+        )))))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        self.0.expose_secret()
+    }
+}
 
 /// The `webhook-signature` header value.
 pub fn signature(key: &SigningKey, id: &str, timestamp: i64, body: &[u8]) -> String {

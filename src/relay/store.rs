@@ -1,13 +1,13 @@
-//! Relay's tables: destinations, their delivery logs and dead letters.
+//! Relay's tables: destinations, their delivery logs and dead letters. All
+//! of relay's SQL is here.
 //!
-//! A destination's cursor lives in the shared `consumer_cursors` table under
-//! `relay:<id>`, so `/api/consumers` shows relay lag beside every other
-//! consumer and a log pruner can see how far each destination has got.
-
-use sqlx::Row;
+//! A destination's cursor is a log cursor named `relay:<id>` (kept by
+//! [`crate::core::log`], never queried here), so `/api/consumers` shows
+//! relay lag beside every other consumer and a log pruner can see how far
+//! each destination has got.
 
 use super::destination::DestinationInput;
-use crate::core::clock::now_ms;
+use crate::core::clock::{ms_to_rfc3339, now_ms};
 use crate::core::log;
 use crate::core::store::{Db, StoreError};
 
@@ -16,6 +16,11 @@ pub const LOG_KEEP: i64 = 10_000;
 
 pub fn cursor_name(id: &str) -> String {
     format!("relay:{id}")
+}
+
+/// The last offset destination `id` has gone through, as stored.
+pub async fn cursor(db: &Db, id: &str) -> Result<i64, StoreError> {
+    log::cursor(db, &cursor_name(id)).await
 }
 
 /// Where a destination was defined.
@@ -48,40 +53,52 @@ fn corrupt(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(format!("relay destination spec: {e}"))
 }
 
+/// A `relay_destinations` row as stored: the spec is the input's JSON,
+/// `paused` is 0 or 1.
+#[derive(sqlx::FromRow)]
+struct DestinationRow {
+    id: String,
+    source: String,
+    spec: String,
+    paused: i64,
+    paused_reason: Option<String>,
+}
+
+impl DestinationRow {
+    fn parse(self) -> Result<StoredDestination, StoreError> {
+        Ok(StoredDestination {
+            id: self.id,
+            source: if self.source == "config" {
+                Source::Config
+            } else {
+                Source::Api
+            },
+            input: serde_json::from_str(&self.spec).map_err(corrupt)?,
+            paused: (self.paused != 0).then(|| self.paused_reason.unwrap_or_default()),
+        })
+    }
+}
+
 pub async fn list(db: &Db) -> Result<Vec<StoredDestination>, StoreError> {
-    let rows = sqlx::query(
+    sqlx::query_as::<_, DestinationRow>(
         "SELECT id, source, spec, paused, paused_reason FROM relay_destinations ORDER BY id",
     )
     .fetch_all(&db.read)
-    .await?;
-    rows.iter().map(from_row).collect()
+    .await?
+    .into_iter()
+    .map(DestinationRow::parse)
+    .collect()
 }
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<StoredDestination>, StoreError> {
-    let row = sqlx::query(
+    sqlx::query_as::<_, DestinationRow>(
         "SELECT id, source, spec, paused, paused_reason FROM relay_destinations WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&db.read)
-    .await?;
-    row.as_ref().map(from_row).transpose()
-}
-
-fn from_row(r: &sqlx::any::AnyRow) -> Result<StoredDestination, StoreError> {
-    let source: String = r.try_get(1)?;
-    let spec: String = r.try_get(2)?;
-    let paused: i64 = r.try_get(3)?;
-    let reason: Option<String> = r.try_get(4)?;
-    Ok(StoredDestination {
-        id: r.try_get(0)?,
-        source: if source == "config" {
-            Source::Config
-        } else {
-            Source::Api
-        },
-        input: serde_json::from_str(&spec).map_err(corrupt)?,
-        paused: (paused != 0).then(|| reason.unwrap_or_default()),
-    })
+    .await?
+    .map(DestinationRow::parse)
+    .transpose()
 }
 
 /// Inserts or replaces a destination. A new one starts at the log head:
@@ -121,17 +138,7 @@ pub async fn upsert(
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_offset), 0) FROM events")
-            .fetch_one(&mut *tx)
-            .await?;
-        let has_cursor: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM consumer_cursors WHERE name = $1")
-                .bind(cursor_name(id))
-                .fetch_optional(&mut *tx)
-                .await?;
-        if has_cursor.is_none() {
-            log::set_cursor(&mut tx, &cursor_name(id), head).await?;
-        }
+        log::start_cursor_at_head(&mut tx, &cursor_name(id)).await?;
     }
     tx.commit().await?;
     Ok(exists.is_none())
@@ -147,10 +154,7 @@ pub async fn delete(db: &Db, id: &str) -> Result<(), StoreError> {
     ] {
         sqlx::query(sql).bind(id).execute(&mut *tx).await?;
     }
-    sqlx::query("DELETE FROM consumer_cursors WHERE name = $1")
-        .bind(cursor_name(id))
-        .execute(&mut *tx)
-        .await?;
+    log::delete_cursor(&mut tx, &cursor_name(id)).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -301,6 +305,30 @@ pub struct LogLine {
     pub line: String,
 }
 
+/// A `relay_log` row as stored (`at` in clock ms).
+#[derive(sqlx::FromRow)]
+struct LogLineRow {
+    line_no: i64,
+    at: i64,
+    log_offset: Option<i64>,
+    kind: String,
+    status: Option<i64>,
+    line: String,
+}
+
+impl From<LogLineRow> for LogLine {
+    fn from(r: LogLineRow) -> Self {
+        LogLine {
+            line_no: r.line_no,
+            at: ms_to_rfc3339(r.at),
+            offset: r.log_offset,
+            kind: r.kind,
+            status: r.status,
+            line: r.line,
+        }
+    }
+}
+
 /// Newest first; `before` pages backwards.
 pub async fn log_page(
     db: &Db,
@@ -308,7 +336,7 @@ pub async fn log_page(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<LogLine>, StoreError> {
-    let rows = sqlx::query(
+    let rows = sqlx::query_as::<_, LogLineRow>(
         "SELECT line_no, at, log_offset, kind, status, line FROM relay_log WHERE destination = $1 AND line_no < $2 ORDER BY line_no DESC LIMIT $3",
     )
     .bind(id)
@@ -316,18 +344,7 @@ pub async fn log_page(
     .bind(limit)
     .fetch_all(&db.read)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(LogLine {
-                line_no: r.try_get(0)?,
-                at: crate::core::clock::ms_to_rfc3339(r.try_get(1)?),
-                offset: r.try_get(2)?,
-                kind: r.try_get(3)?,
-                status: r.try_get(4)?,
-                line: r.try_get(5)?,
-            })
-        })
-        .collect()
+    Ok(rows.into_iter().map(LogLine::from).collect())
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -338,13 +355,33 @@ pub struct DeadLetter {
     pub at: String,
 }
 
+/// A `relay_dead_letters` row as stored (`at` in clock ms).
+#[derive(sqlx::FromRow)]
+struct DeadLetterRow {
+    log_offset: i64,
+    status: Option<i64>,
+    reason: String,
+    at: i64,
+}
+
+impl From<DeadLetterRow> for DeadLetter {
+    fn from(r: DeadLetterRow) -> Self {
+        DeadLetter {
+            offset: r.log_offset,
+            status: r.status,
+            reason: r.reason,
+            at: ms_to_rfc3339(r.at),
+        }
+    }
+}
+
 pub async fn dead_letters(
     db: &Db,
     id: &str,
     after: i64,
     limit: i64,
 ) -> Result<Vec<DeadLetter>, StoreError> {
-    let rows = sqlx::query(
+    let rows = sqlx::query_as::<_, DeadLetterRow>(
         "SELECT log_offset, status, reason, at FROM relay_dead_letters WHERE destination = $1 AND log_offset > $2 ORDER BY log_offset LIMIT $3",
     )
     .bind(id)
@@ -352,16 +389,7 @@ pub async fn dead_letters(
     .bind(limit)
     .fetch_all(&db.read)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(DeadLetter {
-                offset: r.try_get(0)?,
-                status: r.try_get(1)?,
-                reason: r.try_get(2)?,
-                at: crate::core::clock::ms_to_rfc3339(r.try_get(3)?),
-            })
-        })
-        .collect()
+    Ok(rows.into_iter().map(DeadLetter::from).collect())
 }
 
 pub async fn dead_letter_count(db: &Db, id: &str) -> Result<i64, StoreError> {

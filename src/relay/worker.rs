@@ -2,8 +2,9 @@
 //! and POSTs each matching event, strictly in log order.
 //!
 //! [`Worker::run_once`] is one step (a batch, or until the first failure);
-//! [`Worker::run`] is the loop around it that sleeps for retries and wakes on
-//! commits. Tests drive `run_once` directly.
+//! [`Worker::run`] runs it on the core's outbox loop ([`outbox::run`]),
+//! which rests for retries, wakes at once when the log commits past the
+//! cursor, and stops at a clean point. Tests drive `run_once` directly.
 //!
 //! The cursor is stored at most every `flush_ms` while busy (and at once
 //! when caught up, on a failure and at shutdown) instead of after every
@@ -13,55 +14,27 @@
 //! `webhook-id`, which is the same on every send of an event.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use rand::Rng;
-use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
-use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::Settings;
-use super::destination::{Destination, Format};
-use super::sign;
+use super::destination::{Destination, OnClientError};
+use super::metrics;
+use super::send::{Failure, send};
 use super::store::{self, Flush, NewDead, NewLine, PauseChange};
+use crate::core::backoff::Backoff;
 use crate::core::bus::{Bus, NoticeKind, OperatorEvent};
-use crate::core::clock::now_ms;
+use crate::core::clock::{SharedClock, now_ms};
 use crate::core::log::{self, Committed, LogEntry};
+use crate::core::outbox::{self, LoopOptions, OutboxWorker, Step, Wake};
 use crate::core::store::{Db, StoreError};
 
-/// How one send went wrong.
-#[derive(Debug, Clone)]
-pub enum Failure {
-    /// Timeout, connection error, 5xx, 408, 429, 3xx: try again later.
-    Retryable {
-        status: Option<u16>,
-        retry_after: Option<Duration>,
-        line: String,
-    },
-    /// Another 4xx: the receiver refuses this body.
-    Refused { status: u16, line: String },
-    /// 410: the receiver says the endpoint is gone.
-    Gone { line: String },
-}
-
-impl Failure {
-    pub fn line(&self) -> &str {
-        match self {
-            Failure::Retryable { line, .. }
-            | Failure::Refused { line, .. }
-            | Failure::Gone { line } => line,
-        }
-    }
-    fn status(&self) -> Option<i64> {
-        match self {
-            Failure::Retryable { status, .. } => status.map(i64::from),
-            Failure::Refused { status, .. } => Some(i64::from(*status)),
-            Failure::Gone { .. } => Some(410),
-        }
-    }
-}
+/// Longest idle rest without a commit: a safety net for a wake-up that was
+/// missed.
+const IDLE_POLL: Duration = Duration::from_secs(5);
 
 /// What one step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,166 +48,6 @@ pub enum Outcome {
     /// Paused (410, failing too long, or earlier): sends nothing until resumed.
     Paused { reason: String },
 }
-
-/// The webhook-id of the event at `offset`: the same on every send, so it is
-/// the receiver's dedupe key.
-pub fn webhook_id(offset: i64) -> String {
-    format!("tg-{offset}")
-}
-
-/// The body sent for `e` in `format`.
-pub fn body_for(e: &LogEntry, format: Format) -> Vec<u8> {
-    match format {
-        Format::Raw => e.body.to_vec(),
-        Format::Json => {
-            let event = e
-                .event()
-                .ok()
-                .and_then(|ev| serde_json::to_value(&*ev).ok());
-            let v = serde_json::json!({
-                "offset": e.offset,
-                "received_at": crate::core::clock::ms_to_rfc3339(e.received_at),
-                "guid": e.stream_guid,
-                "seqnumber": e.seqnumber,
-                "situation": e.situation,
-                "restcode": e.rest_code,
-                "event_time": e.event_time,
-                "shift_num": e.shift_num,
-                "order_guid": e.order_guid,
-                "event": event,
-            });
-            serde_json::to_vec(&v).unwrap_or_default()
-        }
-    }
-}
-
-/// The shared delivery client: keep-alive pool, no redirects (a redirect to
-/// an internal address would bypass the SSRF guard; Standard Webhooks treats
-/// 3xx as a failure anyway), and the guarded resolver.
-pub fn client(allow_private: bool) -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(64)
-        .tcp_nodelay(true)
-        .dns_resolver(super::destination::GuardedResolver { allow_private })
-        .user_agent(concat!("tillgate-relay/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
-}
-
-/// Sends one event once. Lines are written in the r_keeper driver's words
-/// (`HTTP: Post error: ...`) so people who read its logs recognise them.
-pub async fn send(
-    client: &reqwest::Client,
-    dest: &Destination,
-    e: &LogEntry,
-) -> Result<(), Failure> {
-    let body = body_for(e, dest.format);
-    let id = webhook_id(e.offset);
-    let ts = now_ms() / 1000;
-    let mut req = client
-        .post(dest.url.clone())
-        .timeout(dest.timeout)
-        .header(
-            CONTENT_TYPE,
-            match dest.format {
-                Format::Raw => "application/xml",
-                Format::Json => "application/json",
-            },
-        )
-        .header("webhook-id", &id)
-        .header("webhook-timestamp", ts.to_string());
-    if let Some(key) = &dest.secret {
-        req = req.header("webhook-signature", sign::signature(key, &id, ts, &body));
-    }
-    for (name, value) in &dest.headers {
-        if let Ok(v) = HeaderValue::from_str(value.expose_secret()) {
-            req = req.header(name.clone(), v);
-        }
-    }
-    let resp = match req.body(body).send().await {
-        Ok(r) => r,
-        Err(err) => {
-            let line = if err.is_timeout() {
-                format!(
-                    "HTTP: Post error: no answer within {} ms",
-                    dest.timeout.as_millis()
-                )
-            } else {
-                format!("HTTP: Post error: {}", error_chain(err.without_url()))
-            };
-            return Err(Failure::Retryable {
-                status: None,
-                retry_after: None,
-                line,
-            });
-        }
-    };
-    let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
-    // Read the body to the end so the connection goes back to the pool.
-    let text = match tokio::time::timeout(dest.timeout, resp.bytes()).await {
-        Ok(Ok(b)) => String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned(),
-        _ => String::new(),
-    };
-    if status.is_success() {
-        return Ok(());
-    }
-    let mut line = format!("HTTP: Post error: {status}");
-    let text = text.trim();
-    if !text.is_empty() {
-        line.push_str(": ");
-        line.push_str(&text.replace(['\r', '\n'], " "));
-    }
-    let code = status.as_u16();
-    Err(match status {
-        StatusCode::GONE => Failure::Gone { line },
-        StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => Failure::Retryable {
-            status: Some(code),
-            retry_after,
-            line,
-        },
-        s if s.is_client_error() => Failure::Refused { status: code, line },
-        _ => Failure::Retryable {
-            status: Some(code),
-            retry_after,
-            line,
-        },
-    })
-}
-
-fn error_chain(e: reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(inner) = src {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = inner.source();
-    }
-    s
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-pub fn parse_retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let ms = when.timestamp_millis() - now_ms();
-    Some(Duration::from_millis(ms.max(0) as u64))
-}
-
-/// Longest wait a `Retry-After` can impose: past this the pause-after-failing
-/// rule is the better judge.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 pub struct Worker {
     pub dest: Arc<Destination>,
@@ -257,6 +70,12 @@ pub struct Worker {
     /// While `run` runs: where cursor-only progress goes to be stored in
     /// the background (see [`save_cursors`]).
     saver: Option<watch::Sender<i64>>,
+    /// The retry schedule with ±25 % jitter, so many destinations failing
+    /// at once do not retry in lockstep.
+    backoff: Backoff,
+    /// Fires when `run` is told to stop: a step then ends after the window
+    /// of sends in flight, and records it.
+    stop: CancellationToken,
 }
 
 impl Worker {
@@ -269,12 +88,11 @@ impl Worker {
         committed: watch::Receiver<Committed>,
         paused: Option<String>,
     ) -> Result<Worker, StoreError> {
-        let cursor = log::cursor(&db, &store::cursor_name(&dest.id)).await?;
+        let cursor = store::cursor(&db, &dest.id).await?;
         Ok(Worker {
             dest,
             db,
             client,
-            settings,
             bus,
             committed,
             cursor,
@@ -286,15 +104,14 @@ impl Worker {
             summary: None,
             last_summary: None,
             saver: None,
+            backoff: settings.backoff(),
+            stop: CancellationToken::new(),
+            settings,
         })
     }
 
     pub fn cursor(&self) -> i64 {
         self.cursor
-    }
-
-    fn label(&self) -> String {
-        self.dest.id.clone()
     }
 
     /// One step: send what follows the cursor until a batch is done, a send
@@ -364,13 +181,11 @@ impl Worker {
                     Some(Ok(())) => {
                         self.cursor = e.offset;
                         delivered += 1;
-                        metrics::counter!("tillgate_relay_delivered_total", "destination" => self.label())
-                            .increment(1);
+                        metrics::delivered(&self.dest.id).increment(1);
                         self.note_delivered(e.offset, &mut pending);
                     }
                     Some(Err(f)) => {
-                        metrics::counter!("tillgate_relay_failed_attempts_total", "destination" => self.label())
-                            .increment(1);
+                        metrics::failed_attempts(&self.dest.id).increment(1);
                         match self.on_failure(e, f, &mut pending) {
                             Some(o) => {
                                 stop = Some(o);
@@ -382,7 +197,7 @@ impl Worker {
                 }
             }
             i = j;
-            if started.elapsed() >= self.settings.flush_interval {
+            if started.elapsed() >= self.settings.flush_interval || self.stop.is_cancelled() {
                 break;
             }
         }
@@ -459,7 +274,7 @@ impl Worker {
         };
         match f {
             Failure::Refused { status: code, .. }
-                if self.dest.on_client_error == super::destination::OnClientError::DeadLetter =>
+                if self.dest.on_client_error == OnClientError::DeadLetter =>
             {
                 pending.lines.push(NewLine::now(
                     "dead_letter",
@@ -472,8 +287,7 @@ impl Worker {
                     status: Some(i64::from(code)),
                     reason: line,
                 });
-                metrics::counter!("tillgate_relay_dead_letters_total", "destination" => self.label())
-                    .increment(1);
+                metrics::dead_letters(&self.dest.id).increment(1);
                 None
             }
             Failure::Gone { .. } => {
@@ -497,30 +311,12 @@ impl Worker {
                     );
                     return Some(self.pause(reason, pending));
                 }
-                let after = self.backoff(self.attempt, retry_after);
+                let after = self.backoff.delay(self.attempt, retry_after);
                 Some(Outcome::Retry {
                     after,
                     attempt: self.attempt,
                 })
             }
-        }
-    }
-
-    /// The wait before attempt `attempt + 1`: the schedule's step with
-    /// ±25 % jitter (so many destinations failing at once do not retry in
-    /// lockstep), and never shorter than the receiver's `Retry-After`.
-    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let sched = &self.settings.retry_schedule;
-        let step = sched
-            .get((attempt as usize).saturating_sub(1))
-            .or(sched.last())
-            .copied()
-            .unwrap_or(Duration::from_secs(1));
-        let jitter = rand::rng().random_range(0.75..1.25);
-        let wait = step.mul_f64(jitter);
-        match retry_after {
-            Some(ra) => wait.max(ra.min(MAX_RETRY_AFTER)),
-            None => wait,
         }
     }
 
@@ -533,7 +329,7 @@ impl Worker {
             format!("paused: {reason}"),
         ));
         pending.pause = Some(PauseChange::Pause(reason.clone()));
-        metrics::gauge!("tillgate_relay_paused", "destination" => self.label()).set(1.0);
+        metrics::set_paused(&self.dest.id, true);
         self.bus.raise(OperatorEvent {
             kind: NoticeKind::RelayDestinationPaused,
             rest_code: None,
@@ -593,83 +389,149 @@ impl Worker {
 
     fn set_lag(&self, oldest_pending_received_at: Option<i64>) {
         let head = self.committed.borrow().head;
-        metrics::gauge!("tillgate_relay_lag_events", "destination" => self.label())
-            .set((head - self.cursor).max(0) as f64);
+        metrics::lag_events(&self.dest.id).set((head - self.cursor).max(0) as f64);
         let secs = oldest_pending_received_at
             .map(|t| ((now_ms() - t).max(0) as f64) / 1000.0)
             .unwrap_or(0.0);
-        metrics::gauge!("tillgate_relay_lag_seconds", "destination" => self.label()).set(secs);
+        metrics::lag_seconds(&self.dest.id).set(secs);
     }
 
-    /// The loop: steps, sleeps for retries, waits for commits; stores the
-    /// cursor and returns when `stop` fires.
-    pub async fn run(mut self, stop: CancellationToken) {
-        metrics::gauge!("tillgate_relay_paused", "destination" => self.label())
-            .set(if self.paused.is_some() { 1.0 } else { 0.0 });
+    /// Runs the worker on the core's outbox loop until `stop` fires, then
+    /// stores the cursor where it stands. The destination's series are
+    /// registered first, so `/metrics` shows them before any delivery.
+    pub async fn run(mut self, stop: CancellationToken, clock: SharedClock) {
+        let id = self.dest.id.clone();
+        metrics::register(&id, self.paused.is_some());
         let (saver, positions) = watch::channel(self.stored);
         self.saver = Some(saver);
-        let saving = tokio::spawn(save_cursors(
-            self.db.clone(),
-            self.dest.id.clone(),
-            positions,
+        let saving = tokio::spawn(save_cursors(self.db.clone(), id.clone(), positions));
+        let wake = Wake::new();
+        let (idle, idle_at) = watch::channel(None);
+        tokio::spawn(wake_on_commit(
+            self.committed.clone(),
+            idle_at,
+            wake.clone(),
         ));
-        let mut error_pause = Duration::from_millis(100);
-        loop {
-            let step = tokio::select! {
-                _ = stop.cancelled() => break,
-                r = self.run_once() => r,
-            };
-            match step {
-                Ok(Outcome::Progressed { .. }) => {
-                    error_pause = Duration::from_millis(100);
-                }
-                Ok(Outcome::Idle) => {
-                    let flush_in = self.unstored_for();
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tokio::time::sleep(flush_in.unwrap_or(Duration::MAX)), if flush_in.is_some() => {
-                            if let Err(e) = self.flush(Flush::default(), true).await {
-                                tracing::error!(destination = %self.dest.id, error = %e, "could not store the relay cursor; will retry");
-                            }
-                        }
-                        r = self.committed.changed() => if r.is_err() {
-                            // The log writer has stopped: nothing new will come.
-                            stop.cancelled().await;
-                            break;
-                        },
-                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                    }
-                }
-                Ok(Outcome::Retry { after, .. }) => {
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tokio::time::sleep(after) => {}
-                    }
-                }
-                Ok(Outcome::Paused { .. }) => {
-                    stop.cancelled().await;
-                    break;
-                }
-                Err(e) => {
-                    tracing::error!(destination = %self.dest.id, error = %e, "relay step failed; will retry");
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tokio::time::sleep(error_pause) => {}
-                    }
-                    error_pause = (error_pause * 2).min(Duration::from_secs(30));
-                }
-            }
-        }
-        // The saver ends once its sender is gone; the last position is then
-        // stored here, after it, so an older one can never overwrite it.
-        self.saver = None;
+        let position = Arc::new(AtomicI64::new(self.cursor));
+        let db = self.db.clone();
+        self.stop = stop.clone();
+        let driven = Driven {
+            worker: self,
+            idle,
+            retry_at: None,
+            flush_when_due: false,
+            position: position.clone(),
+        };
+        let options = LoopOptions {
+            idle_poll: IDLE_POLL,
+            ..LoopOptions::default()
+        };
+        outbox::run(driven, &store::cursor_name(&id), wake, clock, options, stop).await;
+        // The worker is gone, and with it the saver's sender: the saver
+        // ends, and the last position is stored here, after it, so an older
+        // one can never overwrite it.
         let _ = saving.await;
         let last = Flush {
-            cursor: Some(self.cursor),
+            cursor: Some(position.load(Ordering::Acquire)),
             ..Flush::default()
         };
-        if let Err(e) = store::flush(&self.db, &self.dest.id, &last).await {
-            tracing::error!(destination = %self.dest.id, error = %e, "could not store the relay cursor at stop; some events will be sent again");
+        if let Err(e) = store::flush(&db, &id, &last).await {
+            tracing::error!(destination = %id, error = %e, "could not store the relay cursor at stop; some events will be sent again");
+        }
+    }
+}
+
+/// The worker as the core's outbox loop drives it: each [`Outcome`] becomes
+/// a [`Step`]. A retry keeps its whole wait however early the loop wakes; an
+/// idle rest is cut short by a commit past the cursor ([`wake_on_commit`])
+/// and, when the cursor moved, ends when the flush interval is over so the
+/// cursor is stored then.
+struct Driven {
+    worker: Worker,
+    /// `Some(cursor)` while resting idle at `cursor`, `None` otherwise:
+    /// what [`wake_on_commit`] watches.
+    idle: watch::Sender<Option<i64>>,
+    /// No send before this (a retry's wait).
+    retry_at: Option<tokio::time::Instant>,
+    /// The last rest was idle with an unstored cursor.
+    flush_when_due: bool,
+    /// The worker's cursor after each step, for `run` to store at stop.
+    position: Arc<AtomicI64>,
+}
+
+impl OutboxWorker for Driven {
+    type Error = StoreError;
+
+    async fn run_once(&mut self) -> Result<Step, StoreError> {
+        self.idle.send_replace(None);
+        if let Some(at) = self.retry_at {
+            let now = tokio::time::Instant::now();
+            if now < at {
+                return Ok(Step::Wait(at - now));
+            }
+            self.retry_at = None;
+        }
+        let w = &mut self.worker;
+        if std::mem::take(&mut self.flush_when_due) && w.unstored_for() == Some(Duration::ZERO) {
+            // Idle since the cursor last moved, for the whole flush
+            // interval: store it now, in the foreground.
+            w.flush(Flush::default(), true).await?;
+        }
+        let outcome = w.run_once().await;
+        self.position.store(w.cursor, Ordering::Release);
+        Ok(match outcome? {
+            Outcome::Progressed { .. } => Step::Busy,
+            Outcome::Idle => {
+                self.idle.send_replace(Some(w.cursor));
+                match w.unstored_for() {
+                    Some(left) => {
+                        self.flush_when_due = true;
+                        Step::Wait(left)
+                    }
+                    None => Step::Idle,
+                }
+            }
+            Outcome::Retry { after, .. } => {
+                self.retry_at = Some(tokio::time::Instant::now() + after);
+                Step::Wait(after)
+            }
+            // Until resumed: resuming starts a new worker.
+            Outcome::Paused { .. } => Step::Idle,
+        })
+    }
+}
+
+/// Wakes the loop as soon as the log commits past the cursor the worker
+/// rests idle at (relay's added latency is this wake-up). Only idle rests
+/// are woken, once each: a retry's wait is not cut short by new events.
+/// Ends when the worker is gone or the log writer has stopped.
+async fn wake_on_commit(
+    mut committed: watch::Receiver<Committed>,
+    mut idle_at: watch::Receiver<Option<i64>>,
+    wake: Wake,
+) {
+    loop {
+        let at = *idle_at.borrow_and_update();
+        let Some(cursor) = at else {
+            if idle_at.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let passed = async { committed.wait_for(|c| c.head > cursor).await.is_ok() };
+        tokio::select! {
+            passed = passed => {
+                if !passed {
+                    return;
+                }
+                wake.notify();
+                if idle_at.changed().await.is_err() {
+                    return;
+                }
+            }
+            r = idle_at.changed() => if r.is_err() {
+                return;
+            },
         }
     }
 }
@@ -679,20 +541,50 @@ impl Worker {
 /// it lands only means those events are delivered again (at-least-once,
 /// with the same `webhook-id`).
 async fn save_cursors(db: Db, id: String, mut positions: watch::Receiver<i64>) {
-    let name = store::cursor_name(&id);
     while positions.changed().await.is_ok() {
         let position = *positions.borrow_and_update();
-        let saved = async {
-            let mut tx = db.write.begin().await?;
-            log::set_cursor(&mut tx, &name, position).await?;
-            tx.commit().await?;
-            Ok::<_, StoreError>(())
-        }
-        .await;
-        if let Err(e) = saved {
+        if let Err(e) = store::set_cursor(&db, &id, position).await {
             tracing::warn!(destination = %id, error = %e, "could not store the relay cursor; will retry");
             tokio::time::sleep(Duration::from_millis(200)).await;
             positions.mark_changed();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(n: i64) -> Committed {
+        Committed {
+            head: n,
+            ..Committed::default()
+        }
+    }
+
+    /// Commits wake an idle rest at once, once; a busy worker or one
+    /// waiting for a retry is left alone.
+    #[tokio::test]
+    async fn commits_wake_only_an_idle_rest() {
+        let (commit, committed) = watch::channel(head(0));
+        let (idle, idle_at) = watch::channel(None);
+        let wake = Wake::new();
+        let task = tokio::spawn(wake_on_commit(committed, idle_at, wake.clone()));
+        let woken = |ms| tokio::time::timeout(Duration::from_millis(ms), wake.notified());
+        commit.send_replace(head(1));
+        assert!(woken(50).await.is_err(), "not idle: no wake");
+        idle.send_replace(Some(1));
+        assert!(woken(50).await.is_err(), "nothing past the cursor yet");
+        commit.send_replace(head(2));
+        assert!(woken(1000).await.is_ok(), "a commit past the cursor wakes");
+        commit.send_replace(head(3));
+        assert!(woken(50).await.is_err(), "one wake per rest");
+        idle.send_replace(Some(2));
+        assert!(
+            woken(1000).await.is_ok(),
+            "resting behind the head: woken at once"
+        );
+        drop(idle);
+        task.await.unwrap();
     }
 }

@@ -656,6 +656,36 @@ async fn api_creates_changes_and_deletes_without_showing_secrets() {
     }
 }
 
+/// Every relay metric has its HELP line, and a destination's series are
+/// listed at zero as soon as its worker runs, before anything is delivered.
+#[tokio::test]
+async fn metrics_are_listed_before_the_first_delivery() {
+    for b in backends() {
+        let id = format!("quiet-{b:?}");
+        let app = app_with(b, one_destination(&id, "http://127.0.0.1:1/q", "")).await;
+        let series = [
+            "tillgate_relay_delivered_total",
+            "tillgate_relay_failed_attempts_total",
+            "tillgate_relay_dead_letters_total",
+            "tillgate_relay_paused",
+            "tillgate_relay_lag_events",
+            "tillgate_relay_lag_seconds",
+        ];
+        wait_until("the destination's series", || async {
+            let m = app.get("/metrics").await.text().await.unwrap();
+            series
+                .iter()
+                .all(|s| m.contains(&format!("{s}{{destination=\"{id}\"}} 0")))
+        })
+        .await;
+        let m = app.get("/metrics").await.text().await.unwrap();
+        for s in series {
+            assert!(m.contains(&format!("# HELP {s} ")), "no HELP for {s}: {m}");
+        }
+        app.stop().await;
+    }
+}
+
 /// Drives a worker with `run_once` against real storage: failing longer
 /// than `pause_after` pauses the destination and tells the alerts feature.
 #[tokio::test]
@@ -693,7 +723,7 @@ async fn failing_too_long_pauses_and_raises_an_operator_event() {
         let mut w = relay::worker::Worker::new(
             dest,
             db.clone(),
-            relay::worker::client(true),
+            relay::send::client(true).unwrap(),
             s.clone(),
             events_tx,
             log.subscribe(),
