@@ -28,9 +28,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::settings::Settings;
+use crate::core::book::Book;
 use crate::core::log::{self, LogEntry};
 use crate::core::store::{Db, StoreError};
-use crate::core::book::Book;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Deletion {

@@ -36,10 +36,10 @@ pub struct ReplayArgs {
     pub server: Option<String>,
 }
 
-pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
+pub async fn run_cli(args: CliArgs, ctx: &crate::core::feature::CliCtx) -> anyhow::Result<()> {
     match args.command {
         RelayCommand::Replay(a) => {
-            let out = replay_via_api(&a).await?;
+            let out = replay_via_api(&a, ctx).await?;
             println!("{out}");
             Ok(())
         }
@@ -49,10 +49,13 @@ pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
 /// The replay CLI talks to the running server rather than to storage: the
 /// server's worker holds the destination's cursor in memory, so only it can
 /// move the cursor safely while running.
-pub async fn replay_via_api(a: &ReplayArgs) -> anyhow::Result<String> {
+pub async fn replay_via_api(
+    a: &ReplayArgs,
+    ctx: &crate::core::feature::CliCtx,
+) -> anyhow::Result<String> {
     use anyhow::Context;
     use secrecy::ExposeSecret;
-    let config = crate::app::load_config(&a.opts)?;
+    let config = ctx.load(&a.opts)?;
     let base = match &a.server {
         Some(s) => s.trim_end_matches('/').to_string(),
         None => {

@@ -176,11 +176,11 @@ impl Feature for Relay {
     fn run_command<'a>(
         &'a self,
         m: &'a clap::ArgMatches,
-        _ctx: &'a CliCtx,
+        ctx: &'a CliCtx,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             use clap::FromArgMatches;
-            run_cli(CliArgs::from_arg_matches(m)?).await
+            run_cli(CliArgs::from_arg_matches(m)?, ctx).await
         })
     }
 }

@@ -1,6 +1,7 @@
 //! tillgate's integration tests: the real server through `spawn_app()`.
 
 mod alerts;
+mod architecture;
 mod crash;
 mod docs;
 mod fake_smsru;
@@ -11,6 +12,7 @@ mod loyalty;
 mod loyalty_cli;
 mod loyalty_concurrency;
 mod loyalty_offline;
+mod metrics;
 mod orders;
 mod relay;
 mod relay_receiver;

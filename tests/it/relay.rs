@@ -475,25 +475,31 @@ async fn replay_from_offset_time_and_cli() {
         let ok = rx.wait_ok(8).await;
         assert_eq!(ids(&ok[5..]), expected_ids(&offsets));
         // The CLI goes through the same API.
-        let out = relay::replay_via_api(&relay::ReplayArgs {
-            opts: tillgate::core::config::ServerOpts::default(),
-            destination: "again".into(),
-            from_offset: Some(offsets[2]),
-            from_time: None,
-            server: Some(app.base.clone()),
-        })
+        let out = relay::replay_via_api(
+            &relay::ReplayArgs {
+                opts: tillgate::core::config::ServerOpts::default(),
+                destination: "again".into(),
+                from_offset: Some(offsets[2]),
+                from_time: None,
+                server: Some(app.base.clone()),
+            },
+            &tillgate::app::cli::ctx(),
+        )
         .await
         .unwrap();
         assert!(out.contains("\"again\""), "{out}");
         let ok = rx.wait_ok(9).await;
         assert_eq!(ids(&ok[8..]), expected_ids(&offsets[2..]));
-        let e = relay::replay_via_api(&relay::ReplayArgs {
-            opts: tillgate::core::config::ServerOpts::default(),
-            destination: "nosuch".into(),
-            from_offset: Some(1),
-            from_time: None,
-            server: Some(app.base.clone()),
-        })
+        let e = relay::replay_via_api(
+            &relay::ReplayArgs {
+                opts: tillgate::core::config::ServerOpts::default(),
+                destination: "nosuch".into(),
+                from_offset: Some(1),
+                from_time: None,
+                server: Some(app.base.clone()),
+            },
+            &tillgate::app::cli::ctx(),
+        )
         .await
         .unwrap_err();
         assert!(e.to_string().contains("no relay destination"), "{e}");

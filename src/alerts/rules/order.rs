@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::alerts::payload::{Alert, OrderRef};
 use crate::alerts::settings::Settings;
-use crate::core::log::LogEntry;
 use crate::core::book::{Book, OrderSnapshot};
+use crate::core::log::LogEntry;
 
 /// What the rules remember about one order between events.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -236,8 +236,7 @@ pub fn order_rules(
     // Payments that are deleted now: shown with deleted="1", or gone from
     // an order that had them live. Deleting a receipt deletes its payments
     // too; that is one operation and already alerted as the receipt.
-    let key_of =
-        |p: &crate::core::book::PaymentLine| (p.code, p.name.clone(), p.amount, p.prepay);
+    let key_of = |p: &crate::core::book::PaymentLine| (p.code, p.name.clone(), p.amount, p.prepay);
     let mut deleted_pays: Vec<_> = after
         .payments
         .iter()

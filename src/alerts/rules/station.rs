@@ -10,8 +10,8 @@ use rk7::{Event, Situation};
 use super::Seen;
 use crate::alerts::payload::Alert;
 use crate::alerts::settings::Settings;
-use crate::core::log::LogEntry;
 use crate::core::book::station_key;
+use crate::core::log::LogEntry;
 
 /// A station as the batch goes.
 pub(super) struct StationState {
