@@ -132,7 +132,7 @@ async fn logged(json: bool) -> String {
     } else {
         cmd.env_remove("TILLGATE_LOG_FORMAT");
     }
-    let mut child = cmd.spawn().unwrap();
+    let child = cmd.spawn().unwrap();
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/healthz");
     for _ in 0..400 {
