@@ -313,8 +313,8 @@ struct Inner {
     /// (several committers deadlocked between groups).
     changes: Option<ops::committer::Changes>,
     /// One FIFO lock per register: tokio's mutex wakes waiters in arrival
-    /// order, which is the "one request at a time, in order" seed 002 asks of
-    /// registers, enforced here instead of trusted.
+    /// order, which is the "one request at a time, in order" registers are
+    /// required to keep, enforced here instead of trusted.
     registers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     creds: auth::CredCache,
 }

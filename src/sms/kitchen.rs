@@ -27,8 +27,8 @@ use rk7::{Dish, KdsState, LineState, Order};
 use serde::{Deserialize, Serialize};
 
 /// Kitchen progress, in the order a dish moves through it. The numbers are
-/// seed 003's ("(3) Приготовлено / kdsReady"); `Sent` (1) is below every
-/// selectable step.
+/// the ones r_keeper's KDS uses (3 is "Приготовлено", `kdsReady`); `Sent`
+/// (1) is below every selectable step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Step {
@@ -78,7 +78,7 @@ impl Step {
     }
 
     /// Reads a selectable step from config or API: its name (`ready`, also
-    /// seed 003's `kdsReady`/`out`) or its number (`3`).
+    /// the KDS's own `kdsReady`/`out`) or its number (`3`).
     pub fn parse_selectable(text: &str) -> Option<Step> {
         let t = text.trim().to_ascii_lowercase();
         let t = t.strip_prefix("kds").unwrap_or(&t);

@@ -1,4 +1,5 @@
-//! Guest SMS when the kitchen reaches a chosen status (seed 003).
+//! Guest SMS when the kitchen reaches a chosen status (the KDS states
+//! r_keeper sends in each dish's `kdsstate`).
 //!
 //! How it fits together:
 //!

@@ -102,7 +102,9 @@ pub trait Provider: Send + Sync {
     fn max_parts(&self) -> usize;
 }
 
-/// sms.ru's codes sorted into the three kinds (codes from services.md).
+/// sms.ru's codes sorted into the three kinds (the codes of its API
+/// documentation: 100 accepted; 200..212 refusals such as 201 no money
+/// or 202 bad number; 300..305 authorisation; 500 a server error).
 /// `message` is sms.ru's `status_text`; phones in it are masked.
 pub fn classify_smsru(code: i64, message: &str) -> ProviderError {
     let code_opt = Some(code);
@@ -251,7 +253,7 @@ impl Provider for SmsRu {
             let text = hide_phones(one["status_text"].as_str().unwrap_or(""));
             Ok(match code {
                 103 => Delivery::Delivered,
-                // The failure codes of services.md; anything else (queued,
+                // sms.ru's delivery-failure codes (104..108, 150); anything else (queued,
                 // passing to the operator, an id sms.ru does not know yet)
                 // is asked about again at the next poll.
                 104..=108 | 150 => Delivery::Undelivered {

@@ -1,5 +1,5 @@
 //! A local sms.ru: the three endpoints tillgate uses, answering with
-//! sms.ru's JSON shapes and error codes (services.md), recording every
+//! sms.ru's JSON shapes and error codes (as its API documents them), recording every
 //! message it accepted so tests can count what guests received.
 
 use std::collections::{HashMap, VecDeque};

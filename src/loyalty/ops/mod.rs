@@ -115,7 +115,8 @@ impl<E: Into<OpError>> From<E> for Outcome {
     }
 }
 
-/// The holder block and balances every answer carries (seed 002).
+/// The holder block and balances every answer carries: registers show the
+/// holder and both balances on every step of a receipt.
 fn card_json(settings: &Settings, card: &Card, held: i64) -> Value {
     let tier = settings.rules.tier_for(card.accumulated);
     json!({

@@ -105,7 +105,8 @@ pub enum Op {
     },
 }
 
-/// Register local time: no zone (seed 002: it is not sent).
+/// Register local time: no zone (registers do not send one; promotions run
+/// on the register's local time).
 pub fn parse_local_time(s: &str) -> Option<NaiveDateTime> {
     [
         "%Y-%m-%dT%H:%M:%S",
