@@ -77,8 +77,7 @@ impl Feature for Alerts {
         &self,
         section: crate::core::config::SectionSource,
     ) -> Result<Option<Box<dyn AnySection>>, ConfigError> {
-        let file: FileSection = section.parse()?;
-        Ok(Some(Box::new(validate(file)?)))
+        crate::core::feature::settings_from::<FileSection, _>(section, validate)
     }
 
     fn migrations(&self) -> Vec<Migration> {
@@ -99,12 +98,7 @@ impl Feature for Alerts {
     }
 
     fn command(&self) -> Option<clap::Command> {
-        use clap::Args;
-        Some(
-            CliArgs::augment_args(clap::Command::new("alerts"))
-                .about("Owner alerts and shift reports")
-                .subcommand_required(true),
-        )
+        crate::core::feature::subcommand::<CliArgs>("alerts", "Owner alerts and shift reports")
     }
 
     fn run_command<'a>(
@@ -112,10 +106,7 @@ impl Feature for Alerts {
         m: &'a clap::ArgMatches,
         ctx: &'a CliCtx,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move {
-            use clap::FromArgMatches;
-            run_cli(CliArgs::from_arg_matches(m)?, ctx).await
-        })
+        crate::core::feature::run_subcommand(m, move |a: CliArgs| run_cli(a, ctx))
     }
 }
 

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bus::Bus;
 use super::clock::SharedClock;
-use super::config::{AnySection, Config, ConfigError, ServerOpts};
+use super::config::{AnySection, Config, ConfigError, Section, SectionSource, ServerOpts};
 use super::log::LogWriter;
 use super::migrate::Migration;
 use super::runtimes::Runtimes;
@@ -125,4 +125,40 @@ pub trait Feature: Send + Sync + 'static {
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async { anyhow::bail!("{} has no subcommand", self.name()) })
     }
+}
+
+/// A feature's `settings()`: its section read into its file type `F` and
+/// validated into its settings `S`.
+pub fn settings_from<F, S>(
+    section: SectionSource,
+    validate: impl FnOnce(F) -> Result<S, ConfigError>,
+) -> Result<Option<Box<dyn AnySection>>, ConfigError>
+where
+    F: serde::de::DeserializeOwned + Default,
+    S: Section,
+{
+    let file: F = section.parse()?;
+    Ok(Some(Box::new(validate(file)?)))
+}
+
+/// A feature's `command()`: the subcommand `name` with the arguments of `A`
+/// (whose own subcommands are required).
+pub fn subcommand<A: clap::Args>(name: &'static str, about: &'static str) -> Option<clap::Command> {
+    Some(
+        A::augment_args(clap::Command::new(name))
+            .about(about)
+            .subcommand_required(true),
+    )
+}
+
+/// A feature's `run_command()`: the matches read into `A`, then `run`.
+pub fn run_subcommand<'a, A, Fut>(
+    matches: &'a clap::ArgMatches,
+    run: impl FnOnce(A) -> Fut + Send + 'a,
+) -> BoxFuture<'a, anyhow::Result<()>>
+where
+    A: clap::FromArgMatches + Send + 'a,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'a,
+{
+    Box::pin(async move { run(A::from_arg_matches(matches)?).await })
 }

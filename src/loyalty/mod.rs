@@ -57,8 +57,7 @@ impl Feature for Loyalty {
         &self,
         section: crate::core::config::SectionSource,
     ) -> Result<Option<Box<dyn AnySection>>, ConfigError> {
-        let file: FileSection = section.parse()?;
-        Ok(Some(Box::new(validate(file)?)))
+        crate::core::feature::settings_from::<FileSection, _>(section, validate)
     }
 
     fn migrations(&self) -> Vec<Migration> {
@@ -81,11 +80,9 @@ impl Feature for Loyalty {
     }
 
     fn command(&self) -> Option<clap::Command> {
-        use clap::Args;
-        Some(
-            CliArgs::augment_args(clap::Command::new("loyalty"))
-                .about("Loyalty processing: registers, cards, catalogue")
-                .subcommand_required(true),
+        crate::core::feature::subcommand::<CliArgs>(
+            "loyalty",
+            "Loyalty processing: registers, cards, catalogue",
         )
     }
 
@@ -94,10 +91,7 @@ impl Feature for Loyalty {
         m: &'a clap::ArgMatches,
         ctx: &'a CliCtx,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move {
-            use clap::FromArgMatches;
-            run_cli(CliArgs::from_arg_matches(m)?, ctx).await
-        })
+        crate::core::feature::run_subcommand(m, move |a: CliArgs| run_cli(a, ctx))
     }
 }
 use rules::{Promotion, Rules, Tier};

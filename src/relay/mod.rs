@@ -146,8 +146,7 @@ impl Feature for Relay {
         &self,
         section: crate::core::config::SectionSource,
     ) -> Result<Option<Box<dyn AnySection>>, ConfigError> {
-        let file: FileSection = section.parse()?;
-        Ok(Some(Box::new(validate(file)?)))
+        crate::core::feature::settings_from::<FileSection, _>(section, validate)
     }
 
     fn migrations(&self) -> Vec<Migration> {
@@ -165,12 +164,7 @@ impl Feature for Relay {
     }
 
     fn command(&self) -> Option<clap::Command> {
-        use clap::Args;
-        Some(
-            CliArgs::augment_args(clap::Command::new("relay"))
-                .about("Relay destinations: replay")
-                .subcommand_required(true),
-        )
+        crate::core::feature::subcommand::<CliArgs>("relay", "Relay destinations: replay")
     }
 
     fn run_command<'a>(
@@ -178,10 +172,7 @@ impl Feature for Relay {
         m: &'a clap::ArgMatches,
         ctx: &'a CliCtx,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move {
-            use clap::FromArgMatches;
-            run_cli(CliArgs::from_arg_matches(m)?, ctx).await
-        })
+        crate::core::feature::run_subcommand(m, move |a: CliArgs| run_cli(a, ctx))
     }
 }
 

@@ -82,8 +82,7 @@ impl Feature for Sms {
         &self,
         section: crate::core::config::SectionSource,
     ) -> Result<Option<Box<dyn AnySection>>, ConfigError> {
-        let file: FileSection = section.parse()?;
-        Ok(Some(Box::new(validate(file)?)))
+        crate::core::feature::settings_from::<FileSection, _>(section, validate)
     }
 
     fn migrations(&self) -> Vec<Migration> {
@@ -101,12 +100,7 @@ impl Feature for Sms {
     }
 
     fn command(&self) -> Option<clap::Command> {
-        use clap::Args;
-        Some(
-            CliArgs::augment_args(clap::Command::new("sms"))
-                .about("Guest SMS: balance and status")
-                .subcommand_required(true),
-        )
+        crate::core::feature::subcommand::<CliArgs>("sms", "Guest SMS: balance and status")
     }
 
     fn run_command<'a>(
@@ -114,10 +108,7 @@ impl Feature for Sms {
         m: &'a clap::ArgMatches,
         ctx: &'a CliCtx,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move {
-            use clap::FromArgMatches;
-            run_cli(CliArgs::from_arg_matches(m)?, ctx).await
-        })
+        crate::core::feature::run_subcommand(m, move |a: CliArgs| run_cli(a, ctx))
     }
 }
 
