@@ -8,6 +8,8 @@
 //! * [`store`]: the storage handle (SQLite or PostgreSQL) and its errors;
 //! * [`migrate`]: schema files in `migrations/`, checksummed;
 //! * [`log`]: the event log, the spine (append, read, cursors, retention);
+//! * [`book`]: the order book, the pure fold of the log into orders,
+//!   stations and shifts that several features need;
 //! * [`consumer`]: a feature reading the log with a durable cursor;
 //! * [`outbox`]: the worker loop every delivery runs on, outbox states;
 //! * [`backoff`], [`clock`], [`group_commit`]: the shared primitives;
