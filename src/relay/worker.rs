@@ -541,12 +541,19 @@ async fn wake_on_commit(
 /// it lands only means those events are delivered again (at-least-once,
 /// with the same `webhook-id`).
 async fn save_cursors(db: Db, id: String, mut positions: watch::Receiver<i64>) {
+    let backoff =
+        crate::core::backoff::Backoff::doubling(Duration::from_millis(200), Duration::from_secs(5));
+    let mut failures = 0u32;
     while positions.changed().await.is_ok() {
         let position = *positions.borrow_and_update();
-        if let Err(e) = store::set_cursor(&db, &id, position).await {
-            tracing::warn!(destination = %id, error = %e, "could not store the relay cursor; will retry");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            positions.mark_changed();
+        match store::set_cursor(&db, &id, position).await {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!(destination = %id, error = %e, "could not store the relay cursor; will retry");
+                tokio::time::sleep(backoff.delay(failures, None)).await;
+                positions.mark_changed();
+            }
         }
     }
 }
