@@ -26,9 +26,10 @@ pub fn command() -> clap::Command {
         .about("A hub between r_keeper cash servers and everything around them")
         .subcommand_required(true)
         .arg_required_else_help(true)
-        .subcommand(ServeArgs::augment_args(clap::Command::new("serve").about(
-            "Run the server: ingest, event log, consumers and the operator API",
-        )));
+        .subcommand(
+            ServeArgs::augment_args(clap::Command::new("serve"))
+                .about("Run the server: ingest, event log, consumers and the operator API"),
+        );
     for f in super::features() {
         if let Some(c) = f.command() {
             cmd = cmd.subcommand(c);
@@ -97,4 +98,40 @@ pub async fn signal_shutdown(token: CancellationToken) {
     let _ = ctrl_c.await;
     tracing::info!("shutting down: no new requests; committing what was received");
     token.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_feature_subcommand_is_listed_with_its_own_help() {
+        let cmd = command();
+        for name in ["serve", "relay", "alerts", "sms", "loyalty"] {
+            let sub = cmd
+                .find_subcommand(name)
+                .unwrap_or_else(|| panic!("no `{name}` subcommand"));
+            let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+            assert!(
+                !about.is_empty() && !about.starts_with('`'),
+                "{name}: {about:?}"
+            );
+        }
+        cmd.debug_assert();
+    }
+
+    #[test]
+    fn unknown_and_broken_commands_are_refused() {
+        assert!(
+            command()
+                .try_get_matches_from(["tillgate", "serv"])
+                .is_err()
+        );
+        assert!(command().try_get_matches_from(["tillgate"]).is_err());
+        let e = command()
+            .try_get_matches_from(["tillgate", "serve", "--nope"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--nope"), "{e}");
+    }
 }

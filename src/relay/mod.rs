@@ -164,7 +164,10 @@ impl Feature for Relay {
     }
 
     fn command(&self) -> Option<clap::Command> {
-        crate::core::feature::subcommand::<CliArgs>("relay", "Relay destinations: replay")
+        crate::core::feature::subcommand::<CliArgs>(
+            "relay",
+            "Relay destinations: replay events to one",
+        )
     }
 
     fn run_command<'a>(
