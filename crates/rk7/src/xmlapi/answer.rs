@@ -75,17 +75,17 @@ pub fn read_order_list(body: &[u8]) -> Result<OrderList, Error> {
 /// Reads the answer of `GetOrder`: its `<Order>`, read exactly as the
 /// `<Order>` of a notify event.
 pub fn read_order(body: &[u8]) -> Result<Order, Error> {
-    let mut d = OrderData(None);
+    let mut d = First::new("Order", |p, tag, o| p.order(tag, o));
     read_answer(body, &mut d)?;
-    Ok(d.0.unwrap_or_default())
+    Ok(d.value.unwrap_or_default())
 }
 
 /// Reads the answer of `GetRefData` into items of type `T` ([`RefItem`],
 /// [`Cash`], [`Restaurant`], [`Employee`]).
 pub fn read_reference<T: From<RefItem>>(body: &[u8]) -> Result<Reference<T>, Error> {
-    let mut d = RefData(None);
+    let mut d = First::new("RK7Reference", reference);
     read_answer(body, &mut d)?;
-    let r = d.0.unwrap_or_default();
+    let r = d.value.unwrap_or_default();
     Ok(Reference {
         data_version: r.data_version,
         class_name: r.class_name,
@@ -471,36 +471,37 @@ fn order_list_item<'a>(p: &mut Parser<'a>, tag: Tag<'a>, o: &mut OrderListItem) 
     Ok(())
 }
 
-/// GetOrder: the first `<Order>`.
-struct OrderData(Option<Order>);
+/// The first root child named `name`, read by `read` (GetOrder's `<Order>`,
+/// GetRefData's `<RK7Reference>`); later ones are kept as unknown elements.
+struct First<T> {
+    name: &'static str,
+    read: for<'a> fn(&mut Parser<'a>, Tag<'a>, &mut T) -> R<()>,
+    value: Option<T>,
+}
 
-impl Data for OrderData {
-    fn missing(&self) -> Option<&'static str> {
-        self.0.is_none().then_some("Order")
-    }
-
-    fn child<'a>(&mut self, p: &mut Parser<'a>, tag: Tag<'a>) -> R<bool> {
-        if tag.name != "Order" || self.0.is_some() {
-            return Ok(false);
+impl<T: Default> First<T> {
+    fn new(
+        name: &'static str,
+        read: for<'a> fn(&mut Parser<'a>, Tag<'a>, &mut T) -> R<()>,
+    ) -> Self {
+        First {
+            name,
+            read,
+            value: None,
         }
-        p.order(tag, self.0.insert(Order::default()))?;
-        Ok(true)
     }
 }
 
-/// GetRefData: the first `<RK7Reference>`.
-struct RefData(Option<Reference<RefItem>>);
-
-impl Data for RefData {
+impl<T: Default> Data for First<T> {
     fn missing(&self) -> Option<&'static str> {
-        self.0.is_none().then_some("RK7Reference")
+        self.value.is_none().then_some(self.name)
     }
 
     fn child<'a>(&mut self, p: &mut Parser<'a>, tag: Tag<'a>) -> R<bool> {
-        if tag.name != "RK7Reference" || self.0.is_some() {
+        if tag.name != self.name || self.value.is_some() {
             return Ok(false);
         }
-        reference(p, tag, self.0.insert(Reference::default()))?;
+        (self.read)(p, tag, self.value.insert(T::default()))?;
         Ok(true)
     }
 }
