@@ -108,32 +108,46 @@ fn bench(c: &mut Criterion) {
         "INSERT INTO events (log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid, body) VALUES {}",
         vec!["(?,?,?,?,?,?,?,?,?,?)"; BATCH].join(",")
     );
-    g.bench_function("sqlite_floor_batch64", |b| {
-        b.iter(|| {
-            let batch = fresh.take(BATCH);
-            let tx = conn.transaction().expect("begin");
-            {
-                let mut st = tx.prepare_cached(&sql).expect("prepare");
-                let mut params: Vec<Box<dyn rusqlite::ToSql>> = Vec::with_capacity(BATCH * 10);
-                for e in batch {
-                    offset += 1;
-                    params.push(Box::new(offset));
-                    params.push(Box::new(e.received_at));
-                    params.push(Box::new(e.stream_guid));
-                    params.push(Box::new(e.seqnumber));
-                    params.push(Box::new(e.situation));
-                    params.push(Box::new(e.rest_code));
-                    params.push(Box::new(e.event_time));
-                    params.push(Box::new(e.shift_num));
-                    params.push(Box::new(e.order_guid));
-                    params.push(Box::new(e.body.to_vec()));
+    for codec in ["raw", "lz4", "zstd1", "zstd3"] {
+        let name = if codec == "raw" {
+            "sqlite_floor_batch64".to_string()
+        } else {
+            format!("sqlite_floor_batch64_{codec}")
+        };
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let batch = fresh.take(BATCH);
+                let tx = conn.transaction().expect("begin");
+                {
+                    let mut st = tx.prepare_cached(&sql).expect("prepare");
+                    let mut params: Vec<Box<dyn rusqlite::ToSql>> =
+                        Vec::with_capacity(BATCH * 10);
+                    for e in batch {
+                        offset += 1;
+                        let body = match codec {
+                            "lz4" => lz4_flex::compress_prepend_size(&e.body),
+                            "zstd1" => zstd::bulk::compress(&e.body, 1).expect("zstd"),
+                            "zstd3" => zstd::bulk::compress(&e.body, 3).expect("zstd"),
+                            _ => e.body.to_vec(),
+                        };
+                        params.push(Box::new(offset));
+                        params.push(Box::new(e.received_at));
+                        params.push(Box::new(e.stream_guid));
+                        params.push(Box::new(e.seqnumber));
+                        params.push(Box::new(e.situation));
+                        params.push(Box::new(e.rest_code));
+                        params.push(Box::new(e.event_time));
+                        params.push(Box::new(e.shift_num));
+                        params.push(Box::new(e.order_guid));
+                        params.push(Box::new(body));
+                    }
+                    st.execute(rusqlite::params_from_iter(params.iter()))
+                        .expect("insert");
                 }
-                st.execute(rusqlite::params_from_iter(params.iter()))
-                    .expect("insert");
-            }
-            tx.commit().expect("commit");
-        })
-    });
+                tx.commit().expect("commit");
+            })
+        });
+    }
     drop(conn);
 
     let dir2 = tempfile::tempdir().expect("temp dir");

@@ -105,8 +105,9 @@ pub async fn run(
     crate::core::migrate::migrate(&db, &migrations())
         .await
         .context("migrating storage")?;
-    let (log, writer_task) = crate::core::log::writer(db.clone(), config.ingest.max_batch)
-        .await
+    let (log, writer_task) =
+        crate::core::log::writer_with(db.clone(), config.ingest.max_batch, config.log.compression)
+            .await
         .context("starting the log writer")?;
     let writer = tokio::spawn(writer_task.run());
 
@@ -123,6 +124,7 @@ pub async fn run(
     if let Some(retention) = ctx.config.log.retention {
         let pruner = crate::core::log::Pruner {
             db: db.clone(),
+            log: ctx.log.clone(),
             retention,
         };
         ctx.runtimes.spawn(pruner.run(shutdown.clone()));

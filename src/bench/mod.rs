@@ -4,6 +4,8 @@
 //! scratch data directory and measures it against a ceiling taken in the
 //! same run.
 
+pub mod floor;
 pub mod ingest;
 pub mod loyalty;
 pub mod relay;
+pub mod rss;

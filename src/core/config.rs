@@ -198,6 +198,8 @@ pub struct LogFileConfig {
     /// Events older than this many days may be pruned once every consumer
     /// has passed them. 0 keeps everything.
     pub retention_days: Option<u64>,
+    /// How event bodies are stored: "lz4" (the default) or "none".
+    pub compression: Option<String>,
 }
 
 /// Overrides from the command line and environment (already merged by clap).
@@ -240,6 +242,8 @@ pub struct IngestConfig {
 #[derive(Debug, Clone)]
 pub struct LogConfig {
     pub retention: Option<Duration>,
+    /// How the log stores bodies (see `log::Codec`).
+    pub compression: super::log::Codec,
 }
 
 impl Config {
@@ -388,6 +392,15 @@ impl Config {
             }
             Some(d) => Some(Duration::from_secs(d * 86_400)),
         };
+        let compression = match file.log.compression.as_deref() {
+            None => super::log::Codec::default(),
+            Some(name) => super::log::Codec::parse(name).ok_or_else(|| {
+                ConfigError::invalid(
+                    "log.compression",
+                    format!("must be \"lz4\" or \"none\", not {name:?}"),
+                )
+            })?,
+        };
         Ok(Config {
             listen,
             data_dir,
@@ -399,7 +412,10 @@ impl Config {
                 reject_bad_input: file.ingest.reject_bad_input.unwrap_or(false),
                 max_batch,
             },
-            log: LogConfig { retention },
+            log: LogConfig {
+                retention,
+                compression,
+            },
             sections,
         })
     }
@@ -596,6 +612,11 @@ mod tests {
         assert!(e.to_string().contains("t.toml"), "{e}");
         let e = load_str("api_token = \"short\"").unwrap_err();
         assert!(e.to_string().contains("at least 16"), "{e}");
+        let e = load_str("[log]\ncompression = \"zstd\"").unwrap_err();
+        assert!(e.to_string().contains("log.compression"), "{e}");
+        assert!(e.to_string().contains("\"lz4\" or \"none\""), "{e}");
+        let c = load_str("[log]\ncompression = \"none\"").unwrap();
+        assert_eq!(c.log.compression, crate::core::log::Codec::None);
     }
 
     #[test]

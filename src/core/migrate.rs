@@ -133,6 +133,9 @@ pub struct Report {
     pub applied: Vec<u32>,
     /// Numbers recorded from a pre-`migrations/` database without running.
     pub adopted: Vec<u32>,
+    /// Events moved from the state database into the log's own file (an
+    /// upgraded SQLite directory; see `log::move_into_own_file`).
+    pub log_moved: u64,
 }
 
 /// Applies every migration not applied yet, in number order, each in a
@@ -209,6 +212,10 @@ pub async fn migrate(db: &Db, migrations: &[Migration]) -> Result<Report, Migrat
         tracing::info!(version = m.version, name = m.name, "migration applied");
         report.applied.push(m.version);
     }
+    // After the files, so an upgraded directory gets every column first.
+    report.log_moved = super::log::move_into_own_file(db)
+        .await
+        .map_err(MigrateError::Store)?;
     Ok(report)
 }
 

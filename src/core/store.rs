@@ -56,6 +56,10 @@ pub struct Db {
     /// The newest committed log entries (see [`log::Tail`]); filled by the
     /// log writer, read by `log::read_after`.
     pub tail: std::sync::Arc<log::Tail>,
+    /// On SQLite, the event log's own database file (see [`log_file_for`]),
+    /// attached to every connection of the pools as schema `log`; `None` on
+    /// PostgreSQL, where the log's tables live in the one database.
+    pub log_file: Option<std::path::PathBuf>,
     /// Alive while any clone of this handle is: the WAL checkpointer thread
     /// stops when it can no longer upgrade its weak copy.
     _alive: std::sync::Arc<()>,
@@ -74,6 +78,9 @@ impl Db {
                 }
                 let url = format!("sqlite://{}?mode=rwc", path.display());
                 let opts = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+                let log_file = log_file_for(path);
+                prepare_log_file(&log_file)?;
+                let attach: std::sync::Arc<str> = attach_sql(&log_file).into();
                 // WAL lets consumers and the API read while the log writer
                 // commits; synchronous=FULL makes a commit survive power loss,
                 // which is what "answered 2xx only after commit" promises.
@@ -83,22 +90,33 @@ impl Db {
                     .max_connections(1)
                     .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(30))
-                    .after_connect(|c, _| Box::pin(async move { sqlite_pragmas(c).await }))
+                    .after_connect({
+                        let attach = attach.clone();
+                        move |c, _| {
+                            let attach = attach.clone();
+                            Box::pin(async move { sqlite_pragmas(c, &attach).await })
+                        }
+                    })
                     .connect_with(opts.clone())
                     .await?;
                 let read = AnyPoolOptions::new()
                     .max_connections(4)
                     .acquire_timeout(Duration::from_secs(30))
-                    .after_connect(|c, _| Box::pin(async move { sqlite_pragmas(c).await }))
+                    .after_connect(move |c, _| {
+                        let attach = attach.clone();
+                        Box::pin(async move { sqlite_pragmas(c, &attach).await })
+                    })
                     .connect_with(opts)
                     .await?;
                 let alive = std::sync::Arc::new(());
                 spawn_checkpointer(path, std::sync::Arc::downgrade(&alive));
+                spawn_checkpointer(&log_file, std::sync::Arc::downgrade(&alive));
                 Ok(Db {
                     backend: Backend::Sqlite,
                     read,
                     write,
                     tail: Default::default(),
+                    log_file: Some(log_file),
                     _alive: alive,
                 })
             }
@@ -120,6 +138,7 @@ impl Db {
                     read,
                     write,
                     tail: Default::default(),
+                    log_file: None,
                     _alive: std::sync::Arc::new(()),
                 })
             }
@@ -136,12 +155,50 @@ impl Db {
 /// database file itself (that stalled the commit which crossed the
 /// threshold for ~15 ms, a latency spike for every cash server waiting on
 /// it); the checkpointer thread does it alongside.
-async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection, attach: &str) -> Result<(), sqlx::Error> {
     conn.execute(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;",
     )
     .await?;
+    conn.execute(sqlx::AssertSqlSafe(attach)).await?;
     Ok(())
+}
+
+/// Where the event log lives beside the state database `state`:
+/// `tillgate.db` → `tillgate-log.db`.
+///
+/// Why a file of its own: SQLite has one write lock per file. With the log
+/// and the consumers' state in one file, every consumer's commit waited for
+/// the log writer's and the other way round; apart, the log writer (one
+/// thread, see `log::writer`) never waits for a consumer, and consumers
+/// read the log through WAL snapshots that never block it.
+pub fn log_file_for(state: &std::path::Path) -> std::path::PathBuf {
+    let stem = state
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "tillgate".into());
+    let name = match state.extension() {
+        Some(ext) => format!("{stem}-log.{}", ext.to_string_lossy()),
+        None => format!("{stem}-log"),
+    };
+    state.with_file_name(name)
+}
+
+/// Creates the log file if missing and puts it in WAL mode before any pool
+/// attaches it: a file attached before its journal mode is set would be
+/// read in rollback mode, whose readers block the writer.
+fn prepare_log_file(path: &std::path::Path) -> Result<(), StoreError> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
+    Ok(())
+}
+
+/// `ATTACH` of the log file as schema `log`. Unqualified names find a
+/// table in `main` first, then in attached files, so queries name `events`
+/// wherever it lives (before the move on an upgraded directory: `main`).
+fn attach_sql(path: &std::path::Path) -> String {
+    let quoted = path.display().to_string().replace('\'', "''");
+    format!("ATTACH DATABASE '{quoted}' AS log")
 }
 
 /// Copies the WAL back into the database file every 100 ms on a connection

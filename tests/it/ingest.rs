@@ -262,8 +262,11 @@ async fn retention_prunes_only_what_every_consumer_has_passed() {
             .await
             .unwrap();
         tx.commit().await.unwrap();
+        let (log, writer) = tillgate::core::log::writer(db.clone(), 16).await.unwrap();
+        let writer = tokio::spawn(writer.run());
         let pruner = tillgate::core::log::Pruner {
             db: db.clone(),
+            log,
             retention: std::time::Duration::from_secs(3600),
         };
         // Nothing is old enough yet.
@@ -276,6 +279,8 @@ async fn retention_prunes_only_what_every_consumer_has_passed() {
             .unwrap();
         assert_eq!(left.first().map(|e| e.offset), Some(5));
         assert_eq!(left.len(), 6);
+        drop(pruner);
+        writer.await.unwrap();
         db.close().await;
     }
 }

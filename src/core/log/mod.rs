@@ -23,9 +23,11 @@
 //! Nothing outside this module touches the log's tables (`events`,
 //! `streams`, `gaps`, `quarantine`, `consumer_cursors`).
 
+mod codec;
 mod cursor;
 mod prune;
 mod read;
+mod split;
 mod tail;
 mod writer;
 
@@ -36,13 +38,15 @@ use bytes::Bytes;
 use super::migrate::Migration;
 
 pub use cursor::{cursor, cursors, delete_cursor, set_cursor, start_cursor_at_head};
-pub use prune::{Pruner, prune};
+pub use prune::{PruneError, Pruner, prune};
 pub use read::{
     gaps, get, head, offset_at_time, quarantine_body, quarantine_list, read_after, shift_events,
     streams_of,
 };
+pub use codec::Codec;
+pub use split::into_own_file as move_into_own_file;
 pub use tail::Tail;
-pub use writer::{LogWriter, LogWriterTask, writer};
+pub use writer::{LogWriter, LogWriterTask, writer, writer_with};
 
 /// The log's own tables: events, streams, gaps, quarantine, cursors.
 pub fn migrations() -> Vec<Migration> {
@@ -51,6 +55,8 @@ pub fn migrations() -> Vec<Migration> {
         // The shift report reads one restaurant's shift out of the whole
         // log; without this index it scanned every event ever kept.
         crate::migration!("0002_events_rest_shift"),
+        // Bodies stored compressed; the column says how (see `Codec`).
+        crate::migration!("0009_events_codec"),
     ]
 }
 
@@ -146,13 +152,10 @@ pub enum AppendError {
     Commit(String),
 }
 
-/// One event as stored in the log.
-///
-/// Read from `events` by column name; a read without bodies leaves `body`
-/// empty.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// One event as stored in the log (its body as received, whatever the
+/// stored encoding). A read without bodies leaves `body` empty.
+#[derive(Debug, Clone)]
 pub struct LogEntry {
-    #[sqlx(rename = "log_offset")]
     pub offset: i64,
     pub received_at: i64,
     pub stream_guid: String,
@@ -162,10 +165,8 @@ pub struct LogEntry {
     pub event_time: Option<String>,
     pub shift_num: Option<i64>,
     pub order_guid: Option<String>,
-    #[sqlx(default, try_from = "Vec<u8>")]
     pub body: Bytes,
     /// The body already read, when the entry came from the [`Tail`].
-    #[sqlx(skip)]
     pub parsed: Option<Arc<rk7::Event>>,
 }
 

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::backoff::Backoff;
 use crate::core::clock::{SharedClock, now_ms};
 use crate::core::outbox::{self, LoopOptions, OutboxWorker, Step, Wake};
+use super::{AppendError, LogWriter};
 use crate::core::store::{Db, StoreError};
 
 /// Rows deleted per step at most: the log writer shares the write lock and
@@ -26,10 +27,19 @@ const REST: Duration = Duration::from_secs(60);
 /// destination that is down, an alert outbox waiting for Telegram) keeps
 /// its events however old they are. Pruned events cannot be replayed: the
 /// default retention (0) keeps everything.
-pub async fn prune(db: &Db, cutoff_ms: i64, max_rows: i64) -> Result<u64, StoreError> {
+///
+/// The bound is found by reading; the delete itself is the log writer's
+/// (on SQLite nothing else writes the log's file).
+pub async fn prune(
+    db: &Db,
+    log: &LogWriter,
+    cutoff_ms: i64,
+    max_rows: i64,
+) -> Result<u64, PruneError> {
     let lowest: Option<i64> = sqlx::query_scalar("SELECT MIN(position) FROM consumer_cursors")
-        .fetch_one(&db.write)
-        .await?;
+        .fetch_one(&db.read)
+        .await
+        .map_err(StoreError::from)?;
     let Some(lowest) = lowest else {
         return Ok(0);
     };
@@ -39,31 +49,37 @@ pub async fn prune(db: &Db, cutoff_ms: i64, max_rows: i64) -> Result<u64, StoreE
     .bind(lowest)
     .bind(cutoff_ms)
     .bind(max_rows)
-    .fetch_one(&db.write)
-    .await?;
+    .fetch_one(&db.read)
+    .await
+    .map_err(StoreError::from)?;
     let Some(upto) = upto else {
         return Ok(0);
     };
-    let done = sqlx::query("DELETE FROM events WHERE log_offset <= $1 AND received_at < $2")
-        .bind(upto)
-        .bind(cutoff_ms)
-        .execute(&db.write)
-        .await?;
-    Ok(done.rows_affected())
+    Ok(log.prune(upto, cutoff_ms).await?)
+}
+
+/// Why a retention step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Writer(#[from] AppendError),
 }
 
 /// The retention worker: prunes in small steps so the log writer never
 /// waits long behind it.
 pub struct Pruner {
     pub db: Db,
+    pub log: LogWriter,
     pub retention: std::time::Duration,
 }
 
 impl Pruner {
     /// One step; `now_ms` is injectable for tests.
-    pub async fn run_once(&self, now_ms: i64) -> Result<u64, StoreError> {
+    pub async fn run_once(&self, now_ms: i64) -> Result<u64, PruneError> {
         let cutoff = now_ms - self.retention.as_millis() as i64;
-        prune(&self.db, cutoff, STEP_ROWS).await
+        prune(&self.db, &self.log, cutoff, STEP_ROWS).await
     }
 
     /// Prunes step after step while there is something to prune, then
@@ -91,9 +107,9 @@ impl Pruner {
 struct Steps(Pruner);
 
 impl OutboxWorker for Steps {
-    type Error = StoreError;
+    type Error = PruneError;
 
-    async fn run_once(&mut self) -> Result<Step, StoreError> {
+    async fn run_once(&mut self) -> Result<Step, PruneError> {
         let n = self.0.run_once(now_ms()).await?;
         if n == 0 {
             return Ok(Step::Wait(REST));

@@ -2,11 +2,59 @@
 //! them), one entry, the head, gaps, the quarantine, streams, and a shift's
 //! events.
 
-use super::{Gap, LogEntry, QuarantineItem, StreamInfo};
+use bytes::Bytes;
+
+use super::{Gap, LogEntry, QuarantineItem, StreamInfo, codec};
 use crate::core::clock::ms_to_rfc3339;
 use crate::core::store::{Db, StoreError};
 
 const ENTRY_COLS: &str = "log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid";
+
+/// A row of `events` as stored (body still encoded).
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    log_offset: i64,
+    received_at: i64,
+    stream_guid: String,
+    seqnumber: i64,
+    situation: i64,
+    rest_code: Option<String>,
+    event_time: Option<String>,
+    shift_num: Option<i64>,
+    order_guid: Option<String>,
+    #[sqlx(default)]
+    body: Option<Vec<u8>>,
+    #[sqlx(default)]
+    codec: Option<i64>,
+}
+
+impl TryFrom<EntryRow> for LogEntry {
+    type Error = StoreError;
+
+    fn try_from(r: EntryRow) -> Result<LogEntry, StoreError> {
+        let body = match r.body {
+            Some(stored) => codec::decode(r.codec.unwrap_or(0), stored)?,
+            None => Bytes::new(),
+        };
+        Ok(LogEntry {
+            offset: r.log_offset,
+            received_at: r.received_at,
+            stream_guid: r.stream_guid,
+            seqnumber: r.seqnumber,
+            situation: r.situation,
+            rest_code: r.rest_code,
+            event_time: r.event_time,
+            shift_num: r.shift_num,
+            order_guid: r.order_guid,
+            body,
+            parsed: None,
+        })
+    }
+}
+
+fn entries(rows: Vec<EntryRow>) -> Result<Vec<LogEntry>, StoreError> {
+    rows.into_iter().map(LogEntry::try_from).collect()
+}
 
 /// Reads up to `limit` entries after `after`, in offset order.
 pub async fn read_after(
@@ -22,26 +70,29 @@ pub async fn read_after(
     metrics::counter!("tillgate_log_reads_total", "from" => "database").increment(1);
     let sql = if with_body {
         format!(
-            "SELECT {ENTRY_COLS}, body FROM events WHERE log_offset > $1 ORDER BY log_offset LIMIT $2"
+            "SELECT {ENTRY_COLS}, body, codec FROM events WHERE log_offset > $1 ORDER BY log_offset LIMIT $2"
         )
     } else {
         format!(
             "SELECT {ENTRY_COLS} FROM events WHERE log_offset > $1 ORDER BY log_offset LIMIT $2"
         )
     };
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&db.read)
-        .await?)
+    entries(
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&db.read)
+            .await?,
+    )
 }
 
 pub async fn get(db: &Db, offset: i64) -> Result<Option<LogEntry>, StoreError> {
-    let sql = format!("SELECT {ENTRY_COLS}, body FROM events WHERE log_offset = $1");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let sql = format!("SELECT {ENTRY_COLS}, body, codec FROM events WHERE log_offset = $1");
+    let row: Option<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(offset)
         .fetch_optional(&db.read)
-        .await?)
+        .await?;
+    row.map(LogEntry::try_from).transpose()
 }
 
 pub async fn head(db: &Db) -> Result<i64, StoreError> {
@@ -193,12 +244,14 @@ pub async fn shift_events(
     upto: i64,
 ) -> Result<Vec<LogEntry>, StoreError> {
     let sql = format!(
-        "SELECT {ENTRY_COLS}, body FROM events WHERE rest_code = $1 AND shift_num = $2 AND log_offset <= $3 ORDER BY log_offset"
+        "SELECT {ENTRY_COLS}, body, codec FROM events WHERE rest_code = $1 AND shift_num = $2 AND log_offset <= $3 ORDER BY log_offset"
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(rest_code)
-        .bind(shift_num)
-        .bind(upto)
-        .fetch_all(conn)
-        .await?)
+    entries(
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(rest_code)
+            .bind(shift_num)
+            .bind(upto)
+            .fetch_all(conn)
+            .await?,
+    )
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use sqlx::{Any, Transaction};
 use tokio::sync::watch;
 
-use super::{AppendError, AppendOutcome, Committed, LogEntry, NewEvent, NewQuarantine};
+use super::{AppendError, AppendOutcome, Codec, Committed, LogEntry, NewEvent, NewQuarantine};
 use crate::core::clock::now_ms;
 use crate::core::group_commit::{self, Group, Groups, Submitter};
 use crate::core::store::{self, Db, StoreError};
@@ -16,11 +16,22 @@ use crate::core::store::{self, Db, StoreError};
 enum WriteOp {
     Event(NewEvent),
     Quarantine(NewQuarantine),
+    /// Retention: delete events up to `upto` received before `cutoff_ms`.
+    /// Through the writer because on SQLite nothing else writes the log's
+    /// file, so the writer never waits for its lock.
+    Prune { upto: i64, cutoff_ms: i64 },
+}
+
+/// What one request became.
+#[derive(Debug, Clone, Copy)]
+enum Done {
+    Append(AppendOutcome),
+    Pruned(u64),
 }
 
 /// The writer's answer: the outcome, or why the group's commit failed
 /// (a `String`, because every caller of the group gets a copy).
-type Reply = Result<AppendOutcome, String>;
+type Reply = Result<Done, String>;
 
 /// Cloneable handle to the single log writer.
 #[derive(Clone)]
@@ -31,14 +42,30 @@ pub struct LogWriter {
 
 impl LogWriter {
     pub async fn append(&self, e: NewEvent) -> Result<AppendOutcome, AppendError> {
-        self.send(WriteOp::Event(e)).await
+        self.appended(WriteOp::Event(e)).await
     }
 
     pub async fn quarantine(&self, q: NewQuarantine) -> Result<AppendOutcome, AppendError> {
-        self.send(WriteOp::Quarantine(q)).await
+        self.appended(WriteOp::Quarantine(q)).await
     }
 
-    async fn send(&self, op: WriteOp) -> Result<AppendOutcome, AppendError> {
+    /// Deletes events at or below `upto` received before `cutoff_ms`;
+    /// returns how many went. See `log::prune` for how `upto` is chosen.
+    pub async fn prune(&self, upto: i64, cutoff_ms: i64) -> Result<u64, AppendError> {
+        match self.send(WriteOp::Prune { upto, cutoff_ms }).await? {
+            Done::Pruned(n) => Ok(n),
+            Done::Append(_) => Err(AppendError::Commit("a prune was answered as an append".into())),
+        }
+    }
+
+    async fn appended(&self, op: WriteOp) -> Result<AppendOutcome, AppendError> {
+        match self.send(op).await? {
+            Done::Append(o) => Ok(o),
+            Done::Pruned(_) => Err(AppendError::Commit("an append was answered as a prune".into())),
+        }
+    }
+
+    async fn send(&self, op: WriteOp) -> Result<Done, AppendError> {
         self.submit
             .submit(op)
             .await
@@ -62,6 +89,13 @@ struct StreamLast {
 /// The writer task's state.
 pub struct LogWriterTask {
     db: Db,
+    /// On SQLite, the writer's own synchronous connection to the log's
+    /// file: each statement is a function call on the writer's thread
+    /// rather than a round trip to sqlx's worker thread. `None` on
+    /// PostgreSQL, which the writer reaches through `db.write`.
+    sqlite: Option<rusqlite::Connection>,
+    /// How bodies are stored.
+    codec: Codec,
     groups: Groups<WriteOp, Reply>,
     committed: watch::Sender<Committed>,
     next_offset: i64,
@@ -71,8 +105,31 @@ pub struct LogWriterTask {
     streams: HashMap<String, i64>,
 }
 
-/// Creates the writer handle and the task that must be spawned to serve it.
+/// Creates the writer handle and the task that must be spawned to serve it,
+/// storing bodies with the default codec.
 pub async fn writer(db: Db, max_batch: usize) -> Result<(LogWriter, LogWriterTask), StoreError> {
+    writer_with(db, max_batch, Codec::default()).await
+}
+
+/// The synchronous connection the writer uses on SQLite.
+fn open_log_file(path: &std::path::Path) -> Result<rusqlite::Connection, StoreError> {
+    let conn = rusqlite::Connection::open(path)?;
+    // As the pools' pragmas: durable commits, no checkpoint inside a
+    // commit (the checkpointer thread copies the WAL back), a lock wait
+    // rather than an error if an operator's tool holds the file.
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0; PRAGMA busy_timeout=10000; PRAGMA cache_size=-16384;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// [`writer`] with the body codec chosen (`[log] compression`).
+pub async fn writer_with(
+    db: Db,
+    max_batch: usize,
+    codec: Codec,
+) -> Result<(LogWriter, LogWriterTask), StoreError> {
     let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_offset), 0) FROM events")
         .fetch_one(&db.write)
         .await?;
@@ -102,6 +159,11 @@ pub async fn writer(db: Db, max_batch: usize) -> Result<(LogWriter, LogWriterTas
             committed: crx,
         },
         LogWriterTask {
+            sqlite: match &db.log_file {
+                Some(path) => Some(open_log_file(path)?),
+                None => None,
+            },
+            codec,
             db,
             groups,
             committed: ctx,
@@ -115,13 +177,15 @@ pub async fn writer(db: Db, max_batch: usize) -> Result<(LogWriter, LogWriterTas
 
 /// A committed batch: each op's outcome, each touched stream's new last
 /// seqnumber, the number of gaps found.
-type Written = (Vec<AppendOutcome>, Vec<(String, i64)>, u64);
+type Written = (Vec<Done>, Vec<(String, i64)>, u64);
 
 /// What one batch writes, decided in memory before any SQL runs: the rules
 /// (duplicates, gaps, new streams) stay apart from the statements, which
 /// then need only a handful of round trips whatever the batch size.
 struct Plan<'a> {
-    outcomes: Vec<AppendOutcome>,
+    outcomes: Vec<Done>,
+    /// Retention requests: their place in `outcomes`, `upto`, `cutoff_ms`.
+    prunes: Vec<(usize, i64, i64)>,
     rows: Vec<(i64, &'a NewEvent)>,
     gaps: Vec<NewGap<'a>>,
     streams: Vec<StreamUpdate<'a>>,
@@ -209,11 +273,14 @@ impl LogWriterTask {
                 let (ops, replies) = group.into_parts();
                 for (op, outcome) in ops.into_iter().zip(&outcomes) {
                     match outcome {
-                        AppendOutcome::Stored { .. } => accepted += 1,
-                        AppendOutcome::Duplicate { .. } => dups += 1,
-                        AppendOutcome::Quarantined { .. } => quarantined += 1,
+                        Done::Append(AppendOutcome::Stored { .. }) => accepted += 1,
+                        Done::Append(AppendOutcome::Duplicate { .. }) => dups += 1,
+                        Done::Append(AppendOutcome::Quarantined { .. }) => quarantined += 1,
+                        Done::Pruned(_) => {}
                     }
-                    if let (WriteOp::Event(e), AppendOutcome::Stored { offset }) = (op, outcome) {
+                    if let (WriteOp::Event(e), Done::Append(AppendOutcome::Stored { offset })) =
+                        (op, outcome)
+                    {
                         entries.push(LogEntry::stored(*offset, e));
                     }
                 }
@@ -257,7 +324,7 @@ impl LogWriterTask {
                     last.is_some_and(|l| e.seqnumber <= l)
                         .then_some((e.stream_guid.as_str(), e.seqnumber))
                 }
-                WriteOp::Quarantine(_) => None,
+                WriteOp::Quarantine(_) | WriteOp::Prune { .. } => None,
             })
             .collect()
     }
@@ -276,12 +343,13 @@ impl LogWriterTask {
         let mut new_streams: HashSet<&str> = HashSet::new();
         let mut gaps = Vec::new();
         let mut quarantine = Vec::new();
+        let mut prunes = Vec::new();
         for op in batch {
             match op {
                 WriteOp::Event(e) => {
                     let key = (e.stream_guid.as_str(), e.seqnumber);
                     if let Some(off) = existing.get(&key).or_else(|| in_batch.get(&key)) {
-                        outcomes.push(AppendOutcome::Duplicate { offset: *off });
+                        outcomes.push(Done::Append(AppendOutcome::Duplicate { offset: *off }));
                         continue;
                     }
                     let offset = self.next_offset;
@@ -311,13 +379,17 @@ impl LogWriterTask {
                         last_seq.insert(e.stream_guid.as_str(), e.seqnumber);
                     }
                     rows.push((offset, e));
-                    outcomes.push(AppendOutcome::Stored { offset });
+                    outcomes.push(Done::Append(AppendOutcome::Stored { offset }));
                 }
                 WriteOp::Quarantine(q) => {
                     let id = self.next_quarantine_id;
                     self.next_quarantine_id += 1;
                     quarantine.push((id, q));
-                    outcomes.push(AppendOutcome::Quarantined { id });
+                    outcomes.push(Done::Append(AppendOutcome::Quarantined { id }));
+                }
+                WriteOp::Prune { upto, cutoff_ms } => {
+                    prunes.push((outcomes.len(), *upto, *cutoff_ms));
+                    outcomes.push(Done::Pruned(0));
                 }
             }
         }
@@ -349,6 +421,7 @@ impl LogWriterTask {
         }
         Plan {
             outcomes,
+            prunes,
             rows,
             gaps,
             streams,
@@ -357,10 +430,121 @@ impl LogWriterTask {
         }
     }
 
-    /// One transaction for the batch, in a handful of statements whatever
-    /// its size: the suspects, one multi-row insert, one statement for the
-    /// touched streams.
+    /// One transaction for the batch.
     async fn write_batch(&mut self, batch: &[WriteOp]) -> Result<Written, StoreError> {
+        match self.sqlite.take() {
+            Some(mut conn) => {
+                let written = self.write_sqlite(&mut conn, batch);
+                self.sqlite = Some(conn);
+                written
+            }
+            None => self.write_sqlx(batch).await,
+        }
+    }
+
+    /// SQLite: the batch on the writer's own connection, row by row through
+    /// cached statements (a call each, no round trip), one durable commit.
+    fn write_sqlite(
+        &mut self,
+        conn: &mut rusqlite::Connection,
+        batch: &[WriteOp],
+    ) -> Result<Written, StoreError> {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut existing = HashMap::new();
+        {
+            let mut find = tx.prepare_cached(
+                "SELECT log_offset FROM events WHERE stream_guid = ?1 AND seqnumber = ?2",
+            )?;
+            for (guid, seq) in self.suspects(batch) {
+                let mut rows = find.query(rusqlite::params![guid, seq])?;
+                if let Some(row) = rows.next()? {
+                    existing.insert((guid, seq), row.get::<_, i64>(0)?);
+                }
+            }
+        }
+        let mut plan = self.plan(batch, &existing);
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO events (log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid, body, codec) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for (offset, e) in &plan.rows {
+                insert.execute(rusqlite::params![
+                    offset,
+                    e.received_at,
+                    e.stream_guid,
+                    e.seqnumber,
+                    e.situation,
+                    e.rest_code,
+                    e.event_time,
+                    e.shift_num,
+                    e.order_guid,
+                    self.codec.encode(&e.body),
+                    self.codec.id(),
+                ])?;
+            }
+        }
+        for g in &plan.gaps {
+            tx.prepare_cached(
+                "INSERT INTO gaps (id, stream_guid, rest_code, from_seq, to_seq, detected_at, before_offset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(rusqlite::params![
+                g.id,
+                g.event.stream_guid,
+                g.event.rest_code,
+                g.from,
+                g.to,
+                now_ms(),
+                g.before_offset
+            ])?;
+        }
+        for st in &plan.streams {
+            if st.new {
+                tx.prepare_cached(
+                    "INSERT INTO streams (stream_guid, rest_code, first_seq, last_seq, first_seen, last_seen, events) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(rusqlite::params![
+                    st.guid,
+                    st.first.rest_code,
+                    st.first.seqnumber,
+                    st.last_seq,
+                    st.first.received_at,
+                    st.last_seen,
+                    st.events
+                ])?;
+            } else {
+                tx.prepare_cached(
+                    "UPDATE streams SET last_seq = MAX(last_seq, ?2), last_seen = ?3, events = events + ?4 WHERE stream_guid = ?1",
+                )?
+                .execute(rusqlite::params![st.guid, st.last_seq, st.last_seen, st.events])?;
+            }
+        }
+        for (id, q) in &plan.quarantine {
+            tx.prepare_cached(
+                "INSERT INTO quarantine (id, received_at, path, reason, remote, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(rusqlite::params![
+                id,
+                q.received_at,
+                q.path,
+                q.reason,
+                q.remote,
+                &q.body[..]
+            ])?;
+        }
+        for (at, upto, cutoff) in &plan.prunes {
+            let n = tx
+                .prepare_cached("DELETE FROM events WHERE log_offset <= ?1 AND received_at < ?2")?
+                .execute(rusqlite::params![upto, cutoff])?;
+            plan.outcomes[*at] = Done::Pruned(n as u64);
+        }
+        tx.commit()?;
+        Ok(plan.into_result())
+    }
+
+    /// PostgreSQL: one transaction in a handful of statements whatever its
+    /// size: the suspects, one multi-row insert, one statement for the
+    /// touched streams.
+    async fn write_sqlx(&mut self, batch: &[WriteOp]) -> Result<Written, StoreError> {
         let mut tx = self.db.write.begin().await?;
         let mut existing = HashMap::new();
         for (guid, seq) in self.suspects(batch) {
@@ -375,8 +559,8 @@ impl LogWriterTask {
                 existing.insert((guid, seq), off);
             }
         }
-        let plan = self.plan(batch, &existing);
-        insert_events(&mut tx, self.db.backend, &plan.rows).await?;
+        let mut plan = self.plan(batch, &existing);
+        insert_events(&mut tx, self.db.backend, self.codec, &plan.rows).await?;
         for g in &plan.gaps {
             sqlx::query(
                 "INSERT INTO gaps (id, stream_guid, rest_code, from_seq, to_seq, detected_at, before_offset) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -404,6 +588,14 @@ impl LogWriterTask {
             .bind(q.body.to_vec())
             .execute(&mut *tx)
             .await?;
+        }
+        for (at, upto, cutoff) in &plan.prunes {
+            let done = sqlx::query("DELETE FROM events WHERE log_offset <= $1 AND received_at < $2")
+                .bind(*upto)
+                .bind(*cutoff)
+                .execute(&mut *tx)
+                .await?;
+            plan.outcomes[*at] = Done::Pruned(done.rows_affected());
         }
         tx.commit().await?;
         Ok(plan.into_result())
@@ -482,14 +674,15 @@ async fn upsert_streams(
 async fn insert_events(
     tx: &mut Transaction<'static, Any>,
     backend: store::Backend,
+    codec: Codec,
     rows: &[(i64, &NewEvent)],
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(200) {
         let sql = store::multi_row(
             backend,
-            "INSERT INTO events (log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid, body) VALUES ",
+            "INSERT INTO events (log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid, body, codec) VALUES ",
             chunk.len(),
-            10,
+            11,
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (offset, e) in chunk {
@@ -503,7 +696,8 @@ async fn insert_events(
                 .bind(e.event_time.as_deref())
                 .bind(e.shift_num)
                 .bind(e.order_guid.as_deref())
-                .bind(e.body.to_vec());
+                .bind(codec.encode(&e.body))
+                .bind(codec.id());
         }
         q.execute(&mut **tx).await?;
     }
