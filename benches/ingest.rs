@@ -95,7 +95,9 @@ fn bench(c: &mut Criterion) {
             .expect("migrate");
         db.close().await;
     });
-    let mut conn = rusqlite::Connection::open(&path).expect("rusqlite open");
+    // The log's own file, where `events` lives.
+    let mut conn = rusqlite::Connection::open(tillgate::core::store::log_file_for(&path))
+        .expect("rusqlite open");
     conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
         .expect("pragmas");
     let mut fresh = Fresh {
@@ -105,8 +107,8 @@ fn bench(c: &mut Criterion) {
     };
     let mut offset = 0i64;
     let sql = format!(
-        "INSERT INTO events (log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid, body) VALUES {}",
-        vec!["(?,?,?,?,?,?,?,?,?,?)"; BATCH].join(",")
+        "INSERT INTO events (log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid, body, codec) VALUES {}",
+        vec!["(?,?,?,?,?,?,?,?,?,?,?)"; BATCH].join(",")
     );
     for codec in ["raw", "lz4", "zstd1", "zstd3"] {
         let name = if codec == "raw" {
@@ -120,8 +122,7 @@ fn bench(c: &mut Criterion) {
                 let tx = conn.transaction().expect("begin");
                 {
                     let mut st = tx.prepare_cached(&sql).expect("prepare");
-                    let mut params: Vec<Box<dyn rusqlite::ToSql>> =
-                        Vec::with_capacity(BATCH * 10);
+                    let mut params: Vec<Box<dyn rusqlite::ToSql>> = Vec::with_capacity(BATCH * 10);
                     for e in batch {
                         offset += 1;
                         let body = match codec {
@@ -140,6 +141,11 @@ fn bench(c: &mut Criterion) {
                         params.push(Box::new(e.shift_num));
                         params.push(Box::new(e.order_guid));
                         params.push(Box::new(body));
+                        params.push(Box::new(match codec {
+                            "raw" => 0i64,
+                            "lz4" => 1,
+                            _ => 2,
+                        }));
                     }
                     st.execute(rusqlite::params_from_iter(params.iter()))
                         .expect("insert");

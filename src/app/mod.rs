@@ -108,7 +108,7 @@ pub async fn run(
     let (log, writer_task) =
         crate::core::log::writer_with(db.clone(), config.ingest.max_batch, config.log.compression)
             .await
-        .context("starting the log writer")?;
+            .context("starting the log writer")?;
     let writer = tokio::spawn(writer_task.run());
 
     let api_token = config.api_token.clone();

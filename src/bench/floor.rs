@@ -34,14 +34,21 @@ pub async fn run(
     // it does under tillgate.
     let db = Db::open(&Storage::Sqlite { path: path.clone() }).await?;
     tillgate::core::migrate::migrate(&db, &tillgate::app::migrations()).await?;
-    let log_file = db.log_file.clone().context("a SQLite handle has a log file")?;
+    let log_file = db
+        .log_file
+        .clone()
+        .context("a SQLite handle has a log file")?;
     let mut conn = rusqlite::Connection::open(&log_file)?;
     conn.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;",
     )?;
     let longest = streams.iter().map(Vec::len).max().unwrap_or(0);
     let order: Vec<&[u8]> = (warmup..longest)
-        .flat_map(|i| streams.iter().filter_map(move |s| s.get(i).map(Vec::as_slice)))
+        .flat_map(|i| {
+            streams
+                .iter()
+                .filter_map(move |s| s.get(i).map(Vec::as_slice))
+        })
         .collect();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut offset = 0i64;

@@ -115,7 +115,8 @@ pub async fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
     if !args.skip_sqlite {
         let mut floor_lz4 = None;
         for codec in [Codec::None, Codec::Lz4] {
-            let f = super::floor::run(&streams, args.warmup as usize, args.senders as usize, codec).await?;
+            let f = super::floor::run(&streams, args.warmup as usize, args.senders as usize, codec)
+                .await?;
             print_row(&f, Some(&ceiling));
             if codec == Codec::Lz4 {
                 floor_lz4 = Some(f);
@@ -138,7 +139,11 @@ pub async fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
         println!(
             "target (SQLite, durable): >= max(12000, 90% of the LZ4 floor = {:.0}) events/s and p99 <= 20 ms -> {}",
             0.9 * floor,
-            if meets_target(&f, floor) { "met" } else { "NOT met" }
+            if meets_target(&f, floor) {
+                "met"
+            } else {
+                "NOT met"
+            }
         );
     }
     match &args.database_url {
@@ -434,9 +439,15 @@ mod tests {
     #[test]
     fn the_target_needs_rate_latency_and_no_errors() {
         assert!(meets_target(&figures(12_000, 1.0, 20, 0), 10_000.0));
-        assert!(!meets_target(&figures(11_999, 1.0, 19, 0), 10_000.0), "12,000 at least");
+        assert!(
+            !meets_target(&figures(11_999, 1.0, 19, 0), 10_000.0),
+            "12,000 at least"
+        );
         assert!(meets_target(&figures(18_000, 1.0, 19, 0), 20_000.0));
-        assert!(!meets_target(&figures(17_999, 1.0, 19, 0), 20_000.0), "90 % of the floor");
+        assert!(
+            !meets_target(&figures(17_999, 1.0, 19, 0), 20_000.0),
+            "90 % of the floor"
+        );
         assert!(!meets_target(&figures(40_000, 1.0, 21, 0), 0.0), "p99");
         assert!(!meets_target(&figures(40_000, 1.0, 5, 1), 0.0), "errors");
     }

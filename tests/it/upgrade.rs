@@ -265,7 +265,10 @@ async fn the_log_moves_into_a_file_of_its_own_and_an_interrupted_move_is_done_ag
 
     let state_tables = tables(&state);
     for t in ["events", "streams", "gaps", "quarantine"] {
-        assert!(!state_tables.contains(&t.to_string()), "{t} left in {state_tables:?}");
+        assert!(
+            !state_tables.contains(&t.to_string()),
+            "{t} left in {state_tables:?}"
+        );
     }
     assert!(state_tables.contains(&"consumer_cursors".to_string()));
     let log_tables = tables(&log_file);
@@ -286,6 +289,11 @@ async fn the_log_moves_into_a_file_of_its_own_and_an_interrupted_move_is_done_ag
             |r| r.get(0),
         )
         .unwrap();
-    assert!(stored.len() * 2 < new_body.len(), "{} of {}", stored.len(), new_body.len());
+    assert!(
+        stored.len() * 2 < new_body.len(),
+        "{} of {}",
+        stored.len(),
+        new_body.len()
+    );
     drop(dir);
 }

@@ -76,9 +76,19 @@ mod tests {
             assert_eq!(decode(codec.id(), stored).unwrap(), body.as_bytes());
         }
         assert!(Codec::Lz4.encode(body.as_bytes()).len() < body.len() / 3);
-        assert!(decode(1, Vec::new()).unwrap_err().to_string().contains("LZ4"));
+        assert!(
+            decode(1, Vec::new())
+                .unwrap_err()
+                .to_string()
+                .contains("LZ4")
+        );
         assert!(decode(1, vec![200, 0, 0, 0, 1, 2]).is_err());
-        assert!(decode(7, vec![1]).unwrap_err().to_string().contains("codec 7"));
+        assert!(
+            decode(7, vec![1])
+                .unwrap_err()
+                .to_string()
+                .contains("codec 7")
+        );
     }
 
     #[test]

@@ -37,13 +37,13 @@ use bytes::Bytes;
 
 use super::migrate::Migration;
 
+pub use codec::Codec;
 pub use cursor::{cursor, cursors, delete_cursor, set_cursor, start_cursor_at_head};
 pub use prune::{PruneError, Pruner, prune};
 pub use read::{
     gaps, get, head, offset_at_time, quarantine_body, quarantine_list, read_after, shift_events,
     streams_of,
 };
-pub use codec::Codec;
 pub use split::into_own_file as move_into_own_file;
 pub use tail::Tail;
 pub use writer::{LogWriter, LogWriterTask, writer, writer_with};

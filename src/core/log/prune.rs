@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::{AppendError, LogWriter};
 use crate::core::backoff::Backoff;
 use crate::core::clock::{SharedClock, now_ms};
 use crate::core::outbox::{self, LoopOptions, OutboxWorker, Step, Wake};
-use super::{AppendError, LogWriter};
 use crate::core::store::{Db, StoreError};
 
 /// Rows deleted per step at most: the log writer shares the write lock and

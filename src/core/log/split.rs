@@ -42,9 +42,11 @@ pub async fn into_own_file(db: &Db) -> Result<u64, StoreError> {
         .bind(table)
         .fetch_all(&mut *tx)
         .await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS log.{table}")))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP TABLE IF EXISTS log.{table}"
+        )))
+        .execute(&mut *tx)
+        .await?;
         for row in &ddl {
             let kind: String = row.try_get("type")?;
             let name: String = row.try_get("name")?;
@@ -74,10 +76,7 @@ pub async fn into_own_file(db: &Db) -> Result<u64, StoreError> {
     }
     tx.commit().await?;
     if moved > 0 {
-        tracing::info!(
-            events = moved,
-            "moved the event log into its own file"
-        );
+        tracing::info!(events = moved, "moved the event log into its own file");
     }
     Ok(moved)
 }

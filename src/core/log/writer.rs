@@ -19,7 +19,10 @@ enum WriteOp {
     /// Retention: delete events up to `upto` received before `cutoff_ms`.
     /// Through the writer because on SQLite nothing else writes the log's
     /// file, so the writer never waits for its lock.
-    Prune { upto: i64, cutoff_ms: i64 },
+    Prune {
+        upto: i64,
+        cutoff_ms: i64,
+    },
 }
 
 /// What one request became.
@@ -54,14 +57,18 @@ impl LogWriter {
     pub async fn prune(&self, upto: i64, cutoff_ms: i64) -> Result<u64, AppendError> {
         match self.send(WriteOp::Prune { upto, cutoff_ms }).await? {
             Done::Pruned(n) => Ok(n),
-            Done::Append(_) => Err(AppendError::Commit("a prune was answered as an append".into())),
+            Done::Append(_) => Err(AppendError::Commit(
+                "a prune was answered as an append".into(),
+            )),
         }
     }
 
     async fn appended(&self, op: WriteOp) -> Result<AppendOutcome, AppendError> {
         match self.send(op).await? {
             Done::Append(o) => Ok(o),
-            Done::Pruned(_) => Err(AppendError::Commit("an append was answered as a prune".into())),
+            Done::Pruned(_) => Err(AppendError::Commit(
+                "an append was answered as a prune".into(),
+            )),
         }
     }
 
@@ -590,11 +597,12 @@ impl LogWriterTask {
             .await?;
         }
         for (at, upto, cutoff) in &plan.prunes {
-            let done = sqlx::query("DELETE FROM events WHERE log_offset <= $1 AND received_at < $2")
-                .bind(*upto)
-                .bind(*cutoff)
-                .execute(&mut *tx)
-                .await?;
+            let done =
+                sqlx::query("DELETE FROM events WHERE log_offset <= $1 AND received_at < $2")
+                    .bind(*upto)
+                    .bind(*cutoff)
+                    .execute(&mut *tx)
+                    .await?;
             plan.outcomes[*at] = Done::Pruned(done.rows_affected());
         }
         tx.commit().await?;
