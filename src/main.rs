@@ -6,6 +6,15 @@
 
 mod bench;
 
+/// mimalloc rather than glibc's allocator: under load the server frees
+/// many small allocations on other threads than made them (a parsed event
+/// is made by an HTTP handler and freed when the log's tail lets go of it),
+/// and glibc's malloc then spent a sixth of the server's CPU in its own
+/// bookkeeping (`malloc_consolidate`, `unlink_chunk`; perf, docs/benchmarks.md).
+#[cfg(unix)]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Args, FromArgMatches};
