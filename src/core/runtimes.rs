@@ -29,11 +29,21 @@ pub struct Runtimes {
 /// hand each request's wake-ups to one another).
 const DELIVERY_RUNTIMES: usize = 2;
 
+/// The background workers' thread runs at a lower priority (Linux `nice`
+/// of the thread) than the HTTP handlers and the log writer. When the cores
+/// are saturated, a cash server waiting for its acknowledgement matters
+/// more than order state being current to the millisecond: consumers then
+/// fall behind (their lag is a metric) and catch up when the burst passes,
+/// instead of taking CPU from the path every acknowledgement waits on.
+/// Below saturation the priority changes nothing. Measured with
+/// `tillgate bench` (docs/benchmarks.md).
+const WORKERS_NICE: i32 = 5;
+
 impl Runtimes {
     pub fn start() -> std::io::Result<Runtimes> {
         Ok(Runtimes {
             set: JoinSet::new(),
-            runtime: Background::start("tillgate-workers")?,
+            runtime: Background::start_niced("tillgate-workers", WORKERS_NICE)?,
             delivery: (0..DELIVERY_RUNTIMES)
                 .map(|i| Background::start(&format!("tillgate-delivery-{i}")))
                 .collect::<std::io::Result<_>>()?,
@@ -79,11 +89,20 @@ pub(crate) struct Background {
 
 impl Background {
     pub(crate) fn start(name: &str) -> std::io::Result<Background> {
+        Background::start_niced(name, 0)
+    }
+
+    /// [`Background::start`] with the thread's `nice` raised by `nice`
+    /// (Linux; elsewhere the priority is left as it is).
+    pub(crate) fn start_niced(name: &str, nice: i32) -> std::io::Result<Background> {
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
+                if nice != 0 {
+                    lower_this_thread(nice);
+                }
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -108,6 +127,24 @@ impl Background {
         })
     }
 }
+
+/// Raises the calling thread's nice value (lower priority). Best effort:
+/// a failure leaves the default priority, which is merely slower under load.
+#[cfg(target_os = "linux")]
+fn lower_this_thread(nice: i32) {
+    // SAFETY: gettid and setpriority only read their arguments; on Linux
+    // PRIO_PROCESS with a thread id sets that one thread's nice value.
+    let failed = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) != 0
+    };
+    if failed {
+        tracing::debug!("could not lower the background workers' priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_this_thread(_nice: i32) {}
 
 impl Drop for Background {
     fn drop(&mut self) {
