@@ -26,6 +26,7 @@ use super::model::{
     Cash, Employee, OrderList, QueryResult, RefItem, Reference, Restaurant, SystemInfo,
 };
 use super::request::{OrderKey, OrderListQuery, RefDataQuery, Request};
+use super::tls::{Trust, chain, http_client, pin_mismatch};
 use super::{CASHES, CONTENT_TYPE as XML, EMPLOYEES, PATH, RESTAURANTS};
 
 /// A client of one cash server's XML interface.
@@ -35,6 +36,8 @@ use super::{CASHES, CONTENT_TYPE as XML, EMPLOYEES, PATH, RESTAURANTS};
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
+    /// The cash server's address as given (for the subscription endpoint).
+    base: Url,
     url: Url,
     user: String,
     password: SecretString,
@@ -72,9 +75,14 @@ impl Client {
         user: impl Into<String>,
         password: SecretString,
     ) -> Result<Self, Error> {
+        let url = endpoint(base_url)?;
+        let mut base = url.clone();
+        let path = base.path().trim_end_matches(PATH).to_string();
+        base.set_path(&path);
         Ok(Self {
             http,
-            url: endpoint(base_url)?,
+            base,
+            url,
             user: user.into(),
             password,
             timeout: Self::DEFAULT_TIMEOUT,
@@ -91,6 +99,43 @@ impl Client {
     /// The URL requests are posted to.
     pub fn url(&self) -> &Url {
         &self.url
+    }
+
+    /// The cash server's base address (without the interface's path).
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// A client that trusts the server's certificate as `trust` says
+    /// ([`Trust::Pinned`] for the usual self-signed one).
+    pub fn with_trust(
+        base_url: &str,
+        user: impl Into<String>,
+        password: SecretString,
+        trust: Trust,
+    ) -> Result<Self, Error> {
+        let http = http_client(trust, Self::DEFAULT_TIMEOUT)?;
+        Self::with_http(http, base_url, user, password)
+    }
+
+    /// The request builder with this client's credentials and timeout.
+    pub(super) fn request(&self, method: reqwest::Method, url: Url) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url)
+            .basic_auth(&self.user, Some(self.password.expose_secret()))
+            .timeout(self.timeout)
+    }
+
+    /// A transport failure as the caller should see it: a timeout, a
+    /// certificate that is not the pinned one, or the whole error chain.
+    pub(super) fn transport(&self, e: reqwest::Error) -> Error {
+        if e.is_timeout() {
+            return Error::Timeout(self.timeout);
+        }
+        if let Some(pin) = pin_mismatch(&e) {
+            return Error::Certificate(pin);
+        }
+        Error::Transport(chain(&e).into())
     }
 
     /// `GetSystemInfo`: version, restaurant, the common shift's date.
@@ -171,19 +216,10 @@ impl Client {
 
     /// The HTTP exchange: the status and the whole body.
     async fn post(&self, request: &Request) -> Result<(u16, Vec<u8>), Error> {
-        let transport = |e: reqwest::Error| {
-            if e.is_timeout() {
-                Error::Timeout(self.timeout)
-            } else {
-                Error::Transport(Box::new(e))
-            }
-        };
+        let transport = |e: reqwest::Error| self.transport(e);
         let response = self
-            .http
-            .post(self.url.clone())
-            .basic_auth(&self.user, Some(self.password.expose_secret()))
+            .request(reqwest::Method::POST, self.url.clone())
             .header(CONTENT_TYPE, XML)
-            .timeout(self.timeout)
             .body(request.to_xml())
             .send()
             .await
