@@ -30,7 +30,13 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "admin", requires = "serve")]
     pub user: String,
     /// Their password, with --serve.
-    #[arg(long, env = "TILLGATE_SIMULATE_PASSWORD", default_value = "admin", hide_env_values = true, requires = "serve")]
+    #[arg(
+        long,
+        env = "TILLGATE_SIMULATE_PASSWORD",
+        default_value = "admin",
+        hide_env_values = true,
+        requires = "serve"
+    )]
     pub password: String,
     /// ServerVersion the cash server reports, with --serve (below 7.6.5.440
     /// it has no subscription endpoint).
@@ -122,13 +128,15 @@ fn parse_ranges(s: &str) -> Result<Ranges, String> {
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
         let num = |t: &str| {
-            t.trim()
-                .parse::<u64>()
-                .map_err(|_| format!("{t:?} in {part:?} is not a seqnumber; write ranges as 50-89,120"))
+            t.trim().parse::<u64>().map_err(|_| {
+                format!("{t:?} in {part:?} is not a seqnumber; write ranges as 50-89,120")
+            })
         };
         let (a, b) = (num(a)?, num(b)?);
         if a > b || a == 0 {
-            return Err(format!("{part:?}: a range runs from a seqnumber >= 1 up to a larger one"));
+            return Err(format!(
+                "{part:?}: a range runs from a seqnumber >= 1 up to a larger one"
+            ));
         }
         out.push(a..=b);
     }
@@ -230,7 +238,11 @@ pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
 
 /// `--serve`: the whole cash server until the day is played (or Ctrl-C
 /// with `--stay`).
-async fn serve(args: &SimulateArgs, listen: std::net::SocketAddr, generated: super::Generated) -> anyhow::Result<()> {
+async fn serve(
+    args: &SimulateArgs,
+    listen: std::net::SocketAddr,
+    generated: super::Generated,
+) -> anyhow::Result<()> {
     if generated.servers.len() != 1 {
         anyhow::bail!("--serve plays one cash server: use --restaurants 1 --cash-servers 1");
     }
@@ -251,11 +263,17 @@ async fn serve(args: &SimulateArgs, listen: std::net::SocketAddr, generated: sup
         retry_pause: Duration::from_millis(args.retry_pause_ms),
     };
     let server = super::CashServer::start(stream, opts).await?;
-    println!("cash server at {} (XML interface and subscriptions)", server.url());
+    println!(
+        "cash server at {} (XML interface and subscriptions)",
+        server.url()
+    );
     println!("certificate SHA-256 fingerprint: {}", server.fingerprint());
     server.play().await;
     let (sent, dropped) = server.counts();
-    println!("day played: {} events, {sent} delivered, {dropped} lost", server.event_count());
+    println!(
+        "day played: {} events, {sent} delivered, {dropped} lost",
+        server.event_count()
+    );
     if args.stay {
         println!("serving until Ctrl-C");
         let _ = tokio::signal::ctrl_c().await;
@@ -283,7 +301,10 @@ mod tests {
         );
         assert!(parse_url("").unwrap_err().contains("not a URL"));
         assert!(parse_url("file:///tmp/x").unwrap_err().contains("scheme"));
-        assert_eq!(parse_ranges("50-89, 120").unwrap().0, vec![50..=89, 120..=120]);
+        assert_eq!(
+            parse_ranges("50-89, 120").unwrap().0,
+            vec![50..=89, 120..=120]
+        );
         for bad in ["", "x", "9-3", "0-4", "5-"] {
             assert!(parse_ranges(bad).is_err(), "{bad}");
         }

@@ -23,6 +23,7 @@
 //! Nothing outside this module touches the log's tables (`events`,
 //! `streams`, `gaps`, `quarantine`, `consumer_cursors`).
 
+mod backfill;
 mod cursor;
 mod prune;
 mod read;
@@ -35,6 +36,10 @@ use bytes::Bytes;
 
 use super::migrate::Migration;
 
+pub use backfill::{
+    BACKFILL_GUID_PREFIX, BackfillError, BackfillMark, GapRepair, append_backfilled, backfill_mark,
+    backfill_stream_guid, gap_repairs, is_backfilled, mark_gap_filled,
+};
 pub use cursor::{cursor, cursors, delete_cursor, set_cursor, start_cursor_at_head};
 pub use prune::{Pruner, prune};
 pub use read::{

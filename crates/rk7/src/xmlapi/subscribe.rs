@@ -90,9 +90,7 @@ impl Client {
 
     /// DELETE: removes `destination`.
     pub async fn unsubscribe(&self, destination: &str) -> Result<(), Error> {
-        let (status, body) = self
-            .subscription(Method::DELETE, Some(destination))
-            .await?;
+        let (status, body) = self.subscription(Method::DELETE, Some(destination)).await?;
         check(status, &body)
     }
 
@@ -125,8 +123,8 @@ impl Client {
 /// A refusal in the answer (an `<RK7QueryResult>` with a failing Status),
 /// or an HTTP error status, is an error; anything else 2xx is success.
 fn check(status: u16, body: &[u8]) -> Result<(), Error> {
-    let looks_like_result = String::from_utf8_lossy(&body[..body.len().min(512)])
-        .contains("RK7QueryResult");
+    let looks_like_result =
+        String::from_utf8_lossy(&body[..body.len().min(512)]).contains("RK7QueryResult");
     if looks_like_result {
         match read_query_result(body) {
             Err(e @ Error::Status(_)) => return Err(e),

@@ -45,7 +45,11 @@ fn authorised(s: &Cash, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 fn xml(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "application/xml; charset=utf-8")], body).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 fn esc(s: &str) -> String {
@@ -61,7 +65,9 @@ fn result(s: &Cash, status: &str, cmd: &str, error: &str, attrs: &str, inner: &s
         esc(&s.opts.server_version),
         esc(&s.server_name),
         esc(error),
-        chrono::Local::now().naive_local().format("%Y-%m-%dT%H:%M:%S"),
+        chrono::Local::now()
+            .naive_local()
+            .format("%Y-%m-%dT%H:%M:%S"),
     )
 }
 
@@ -90,7 +96,9 @@ async fn xml_interface(
     }
     let s = shared.lock();
     if faults.garble {
-        return xml("<?xml version=\"1.0\"?><RK7QueryResult Status=\"Ok\"><SystemInfo RestCode=\"".into());
+        return xml(
+            "<?xml version=\"1.0\"?><RK7QueryResult Status=\"Ok\"><SystemInfo RestCode=\"".into(),
+        );
     }
     let form = headers
         .get(header::CONTENT_TYPE)
@@ -117,14 +125,7 @@ async fn xml_interface(
         "GetOrderList" => order_list(&s, &text),
         "GetOrder" => order(&s, &text),
         "GetRefData" => ref_data(&s, &text),
-        other => result(
-            &s,
-            "Bad Query Parameters",
-            other,
-            "Unknown command",
-            "",
-            "",
-        ),
+        other => result(&s, "Bad Query Parameters", other, "Unknown command", "", ""),
     };
     xml(answer)
 }
@@ -177,7 +178,10 @@ fn order_list(s: &Cash, text: &str) -> String {
             oo.order_sum.map_or(0, |k| k.0),
             oo.unpaid_sum.map_or(0, |k| k.0),
             u8::from(finished),
-            oo.open_time.as_ref().map(|t| t.to_string()).unwrap_or_default(),
+            oo.open_time
+                .as_ref()
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
         );
     }
     result(s, "Ok", "GetOrderList", "", &version, &inner)
