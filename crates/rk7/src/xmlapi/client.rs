@@ -26,7 +26,7 @@ use super::model::{
     Cash, Employee, OrderList, QueryResult, RefItem, Reference, Restaurant, SystemInfo,
 };
 use super::request::{OrderKey, OrderListQuery, RefDataQuery, Request};
-use super::tls::{Trust, chain, http_client, pin_mismatch};
+use super::tls::{PinSlot, Trust, chain, pinned_client};
 use super::{CASHES, CONTENT_TYPE as XML, EMPLOYEES, PATH, RESTAURANTS};
 
 /// A client of one cash server's XML interface.
@@ -42,6 +42,9 @@ pub struct Client {
     user: String,
     password: SecretString,
     timeout: Duration,
+    /// Where a pinning verifier reports a mismatch (clients made by
+    /// [`Client::with_trust`]).
+    pin_slot: Option<PinSlot>,
 }
 
 impl Client {
@@ -86,6 +89,7 @@ impl Client {
             user: user.into(),
             password,
             timeout: Self::DEFAULT_TIMEOUT,
+            pin_slot: None,
         })
     }
 
@@ -114,8 +118,10 @@ impl Client {
         password: SecretString,
         trust: Trust,
     ) -> Result<Self, Error> {
-        let http = http_client(trust, Self::DEFAULT_TIMEOUT)?;
-        Self::with_http(http, base_url, user, password)
+        let (http, slot) = pinned_client(trust, Self::DEFAULT_TIMEOUT)?;
+        let mut c = Self::with_http(http, base_url, user, password)?;
+        c.pin_slot = Some(slot);
+        Ok(c)
     }
 
     /// The request builder with this client's credentials and timeout.
@@ -132,8 +138,12 @@ impl Client {
         if e.is_timeout() {
             return Error::Timeout(self.timeout);
         }
-        if let Some(pin) = pin_mismatch(&e) {
-            return Error::Certificate(pin);
+        if let Some(m) = self
+            .pin_slot
+            .as_ref()
+            .and_then(|s| s.lock().ok().and_then(|mut s| s.take()))
+        {
+            return Error::Certificate(m);
         }
         Error::Transport(chain(&e).into())
     }

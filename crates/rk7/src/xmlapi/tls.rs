@@ -110,10 +110,16 @@ impl fmt::Display for PinMismatch {
 
 impl std::error::Error for PinMismatch {}
 
+/// The last pin mismatch a client's verifier saw: the TLS stack buries
+/// the verifier's error under layers that do not all expose their source,
+/// so the verifier also leaves it here for the client to report.
+pub(super) type PinSlot = Arc<std::sync::Mutex<Option<String>>>;
+
 #[derive(Debug)]
 struct Verifier {
     pin: Option<Fingerprint>,
     provider: Arc<CryptoProvider>,
+    slot: PinSlot,
 }
 
 impl ServerCertVerifier for Verifier {
@@ -132,6 +138,10 @@ impl ServerCertVerifier for Verifier {
                 if presented == pinned {
                     Ok(ServerCertVerified::assertion())
                 } else {
+                    let m = PinMismatch { presented, pinned }.to_string();
+                    if let Ok(mut s) = self.slot.lock() {
+                        *s = Some(m);
+                    }
                     Err(rustls::Error::InvalidCertificate(
                         rustls::CertificateError::Other(rustls::OtherError(Arc::new(
                             PinMismatch { presented, pinned },
@@ -181,20 +191,31 @@ impl ServerCertVerifier for Verifier {
 /// for the TCP and TLS set-up (a server that is down answers at once; one
 /// that drops packets would otherwise hold a caller for minutes).
 pub fn http_client(trust: Trust, connect_timeout: Duration) -> Result<reqwest::Client, Error> {
+    Ok(pinned_client(trust, connect_timeout)?.0)
+}
+
+/// [`http_client`] with the slot its verifier reports a pin mismatch in.
+pub(super) fn pinned_client(
+    trust: Trust,
+    connect_timeout: Duration,
+) -> Result<(reqwest::Client, PinSlot), Error> {
+    let slot = PinSlot::default();
     let builder = reqwest::Client::builder().connect_timeout(connect_timeout);
     let builder = match trust {
         Trust::PublicRoots => builder,
-        Trust::Pinned(pin) => builder.tls_backend_preconfigured(config(Some(pin))?),
-        Trust::Insecure => builder.tls_backend_preconfigured(config(None)?),
+        Trust::Pinned(pin) => builder.tls_backend_preconfigured(config(Some(pin), &slot)?),
+        Trust::Insecure => builder.tls_backend_preconfigured(config(None, &slot)?),
     };
-    builder.build().map_err(|e| Error::Transport(Box::new(e)))
+    let client = builder.build().map_err(|e| Error::Transport(Box::new(e)))?;
+    Ok((client, slot))
 }
 
-fn config(pin: Option<Fingerprint>) -> Result<rustls::ClientConfig, Error> {
+fn config(pin: Option<Fingerprint>, slot: &PinSlot) -> Result<rustls::ClientConfig, Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let verifier = Arc::new(Verifier {
         pin,
         provider: provider.clone(),
+        slot: slot.clone(),
     });
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -202,24 +223,6 @@ fn config(pin: Option<Fingerprint>) -> Result<rustls::ClientConfig, Error> {
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth())
-}
-
-/// The pin mismatch in an error's source chain, if that is what failed.
-pub(super) fn pin_mismatch(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(p) = err.downcast_ref::<PinMismatch>() {
-            return Some(p.to_string());
-        }
-        if let Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o))) =
-            err.downcast_ref::<rustls::Error>()
-            && let Some(p) = o.0.downcast_ref::<PinMismatch>()
-        {
-            return Some(p.to_string());
-        }
-        cur = err.source();
-    }
-    None
 }
 
 /// The whole chain of an error as one line (`reqwest` shows only the top,

@@ -262,10 +262,25 @@ async fn subscribe(
     headers: HeaderMap,
     Query(q): Query<SubscribeQuery>,
 ) -> Response {
-    {
+    let faults = {
         let s = shared.lock();
         if let Err(r) = authorised(&s, &headers) {
             return r;
+        }
+        s.faults.clone()
+    };
+    if let Some(h) = faults.hang {
+        tokio::time::sleep(h).await;
+    }
+    {
+        let s = shared.lock();
+        if faults.garble {
+            return xml(
+                "<?xml version=\"1.0\"?><RK7QueryResult Status=\"Ok\"><Subscriptions url=\"".into(),
+            );
+        }
+        if let Some((status, error)) = &faults.status {
+            return xml(result(&s, status, "subscribe", error, "", ""));
         }
         if !rk7::xmlapi::supports_subscriptions(&s.opts.server_version) {
             return (StatusCode::NOT_FOUND, "Not found").into_response();
