@@ -45,10 +45,15 @@ pub struct Subscriptions {
 /// Every `http(s)://` address in a listing answer.
 pub fn read_subscriptions(body: &[u8]) -> Subscriptions {
     let raw = String::from_utf8_lossy(body).into_owned();
+    // Entities first, so `&amp;` inside a query is not cut at its `;`.
+    let text = raw
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&");
     let mut urls: Vec<String> = Vec::new();
-    let lower = raw.to_ascii_lowercase();
+    let lower = text.to_ascii_lowercase();
     let mut i = 0;
-    while i < raw.len() {
+    while i < text.len() {
         let rest = &lower[i..];
         let Some(at) = ["http://", "https://"]
             .iter()
@@ -58,14 +63,10 @@ pub fn read_subscriptions(body: &[u8]) -> Subscriptions {
             break;
         };
         let start = i + at;
-        let end = raw[start..]
+        let end = text[start..]
             .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | ';' | ','))
-            .map_or(raw.len(), |e| start + e);
-        let url = raw[start..end]
-            .replace("&amp;", "&")
-            .replace("&quot;", "")
-            .trim_end_matches(['.', ')'])
-            .to_string();
+            .map_or(text.len(), |e| start + e);
+        let url = text[start..end].trim_end_matches(['.', ')']).to_string();
         if !urls.contains(&url) {
             urls.push(url);
         }

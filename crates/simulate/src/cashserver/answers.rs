@@ -24,7 +24,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// HTTP Basic with the configured employee, or the 401 r_keeper gives.
-fn authorised(s: &Cash, headers: &HeaderMap) -> Result<(), Response> {
+fn authorised(s: &Cash, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let ok = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -35,12 +35,14 @@ fn authorised(s: &Cash, headers: &HeaderMap) -> Result<(), Response> {
     if ok {
         Ok(())
     } else {
-        Err((
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"RK7\"")],
-            "Unauthorized",
-        )
-            .into_response())
+        Err(Box::new(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Basic realm=\"RK7\"")],
+                "Unauthorized",
+            )
+                .into_response(),
+        ))
     }
 }
 
@@ -87,7 +89,7 @@ async fn xml_interface(
     let faults = {
         let s = shared.lock();
         if let Err(r) = authorised(&s, &headers) {
-            return r;
+            return *r;
         }
         s.faults.clone()
     };
@@ -265,7 +267,7 @@ async fn subscribe(
     let faults = {
         let s = shared.lock();
         if let Err(r) = authorised(&s, &headers) {
-            return r;
+            return *r;
         }
         s.faults.clone()
     };
