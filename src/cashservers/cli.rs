@@ -178,16 +178,7 @@ pub async fn run(args: CliArgs, ctx: &CliCtx) -> anyhow::Result<Value> {
         ),
     };
     let config = ctx.load(&args.opts)?;
-    let base = match &args.server {
-        Some(s) => s.trim_end_matches('/').to_string(),
-        None => {
-            let mut addr = config.listen;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
-            }
-            format!("http://{addr}")
-        }
-    };
+    let base = crate::core::operator_url::operator_base(&config, args.server.as_deref());
     // Repoint waits for an event; give it room beyond its own wait.
     let mut req = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(400))

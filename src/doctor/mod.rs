@@ -50,37 +50,35 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn ok(name: impl Into<String>, message: impl Into<String>) -> Self {
+    fn new(
+        name: impl Into<String>,
+        level: Level,
+        message: impl Into<String>,
+        fix: Option<String>,
+    ) -> Self {
         Self {
             name: name.into(),
-            level: Level::Ok,
+            level,
             message: message.into(),
-            fix: None,
+            fix,
         }
+    }
+    pub fn ok(name: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(name, Level::Ok, message, None)
     }
     pub fn warn(
         name: impl Into<String>,
         message: impl Into<String>,
         fix: impl Into<String>,
     ) -> Self {
-        Self {
-            name: name.into(),
-            level: Level::Warn,
-            message: message.into(),
-            fix: Some(fix.into()),
-        }
+        Self::new(name, Level::Warn, message, Some(fix.into()))
     }
     pub fn fail(
         name: impl Into<String>,
         message: impl Into<String>,
         fix: impl Into<String>,
     ) -> Self {
-        Self {
-            name: name.into(),
-            level: Level::Fail,
-            message: message.into(),
-            fix: Some(fix.into()),
-        }
+        Self::new(name, Level::Fail, message, Some(fix.into()))
     }
 }
 

@@ -149,7 +149,8 @@ async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-async fn spawn(b: Backend, file: FileSection) -> TestApp {
+/// A tillgate with this `[rk7]` section.
+pub async fn spawn(b: Backend, file: FileSection) -> TestApp {
     spawn_app_with(b, |c| set_rk7(c, file)).await
 }
 

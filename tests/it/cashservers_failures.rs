@@ -10,8 +10,8 @@ use serde_json::json;
 use tillgate::cashservers::settings::{CashServerFile, FileSection};
 use tillgate_simulate::{CashServerOptions, Faults};
 
-use crate::cashservers::{PASSWORD, day, emulator, entry, post, set_rk7};
-use crate::harness::{backends, spawn_app_with};
+use crate::cashservers::{PASSWORD, day, emulator, entry, post, spawn};
+use crate::harness::backends;
 
 /// The message of a failed subscriptions list against `entry`, with the
 /// emulator showing `faults`.
@@ -27,16 +27,14 @@ async fn list_error(
     let mut e = entry("hall", &cs);
     mutate(&mut e, &cs.url());
     let b = backends()[0];
-    let app = spawn_app_with(b, |c| {
-        set_rk7(
-            c,
-            FileSection {
-                cash_servers: vec![e],
-                timeout_secs: timeout,
-                ..Default::default()
-            },
-        )
-    })
+    let app = spawn(
+        b,
+        FileSection {
+            cash_servers: vec![e],
+            timeout_secs: timeout,
+            ..Default::default()
+        },
+    )
     .await;
     let (s, r) = post(
         &app,
@@ -107,15 +105,13 @@ async fn a_status_error_is_reported_with_its_text() {
         ..Faults::default()
     });
     for b in backends() {
-        let app = spawn_app_with(b, |c| {
-            set_rk7(
-                c,
-                FileSection {
-                    cash_servers: vec![entry("hall", &cs)],
-                    ..Default::default()
-                },
-            )
-        })
+        let app = spawn(
+            b,
+            FileSection {
+                cash_servers: vec![entry("hall", &cs)],
+                ..Default::default()
+            },
+        )
         .await;
         let (s, r) = post(&app, "/api/cash-servers/hall/backfill", json!({})).await;
         assert_eq!(s, 502, "{r}");
@@ -155,15 +151,13 @@ async fn insecure_tls_works_only_when_written_out() {
     let mut e = entry("hall", &cs);
     e.tls_fingerprint = None;
     e.insecure_tls = Some(true);
-    let app = spawn_app_with(backends()[0], |c| {
-        set_rk7(
-            c,
-            FileSection {
-                cash_servers: vec![e],
-                ..Default::default()
-            },
-        )
-    })
+    let app = spawn(
+        backends()[0],
+        FileSection {
+            cash_servers: vec![e],
+            ..Default::default()
+        },
+    )
     .await;
     let (s, r) = post(
         &app,
@@ -225,15 +219,13 @@ async fn a_repoint_failing_halfway_says_what_state_it_left() {
             },
         )
         .await;
-        let app = spawn_app_with(b, |c| {
-            set_rk7(
-                c,
-                FileSection {
-                    cash_servers: vec![entry("hall", &cs)],
-                    ..Default::default()
-                },
-            )
-        })
+        let app = spawn(
+            b,
+            FileSection {
+                cash_servers: vec![entry("hall", &cs)],
+                ..Default::default()
+            },
+        )
         .await;
         let ingest = app.url("/rkevent");
         let (s, r) = post(
@@ -309,15 +301,13 @@ async fn a_repoint_failing_halfway_says_what_state_it_left() {
 async fn broken_requests_are_refused_clearly() {
     let g = day();
     let cs = emulator(&g, CashServerOptions::default()).await;
-    let app = spawn_app_with(backends()[0], |c| {
-        set_rk7(
-            c,
-            FileSection {
-                cash_servers: vec![entry("hall", &cs)],
-                ..Default::default()
-            },
-        )
-    })
+    let app = spawn(
+        backends()[0],
+        FileSection {
+            cash_servers: vec![entry("hall", &cs)],
+            ..Default::default()
+        },
+    )
     .await;
     let p = "/api/cash-servers/hall/subscriptions";
     for (body, status, words) in [
@@ -396,15 +386,13 @@ async fn the_command_line_goes_through_the_server_and_refuses_bad_arguments() {
         },
     )
     .await;
-    let app = spawn_app_with(backends()[0], |c| {
-        set_rk7(
-            c,
-            FileSection {
-                cash_servers: vec![entry("hall", &cs)],
-                ..Default::default()
-            },
-        )
-    })
+    let app = spawn(
+        backends()[0],
+        FileSection {
+            cash_servers: vec![entry("hall", &cs)],
+            ..Default::default()
+        },
+    )
     .await;
     let ctx = tillgate::app::cli::ctx();
     let parse = |args: &[&str]| {

@@ -14,9 +14,9 @@ use tillgate::core::config::Config;
 use tillgate::doctor::{Level, Report};
 use tillgate_simulate::{CashServer, CashServerOptions};
 
-use crate::cashservers::{day, emulator, entry, post, set_rk7};
+use crate::cashservers::{day, emulator, entry, post, set_rk7, spawn};
 use crate::fake_smsru::FakeSmsRu;
-use crate::harness::{TestApp, backends, spawn_app_with};
+use crate::harness::{TestApp, backends};
 
 const GOOD_TOKEN: &str = "123456:good-token";
 
@@ -91,7 +91,7 @@ async fn doctor_is_green_on_a_healthy_setup() {
             cash_servers: vec![entry("hall", &cs)],
             ..Default::default()
         };
-        let app = spawn_app_with(b, |c| set_rk7(c, rk7())).await;
+        let app = spawn(b, rk7()).await;
         flowing(&app, &cs).await;
         app.wait_consumer("orders").await;
         let tg = fake_get_me().await;
@@ -163,7 +163,7 @@ async fn doctor_names_each_injected_fault_with_its_fix() {
             backfill_on_gap: Some(false),
             ..Default::default()
         };
-        let app = spawn_app_with(b, |c| set_rk7(c, rk7())).await;
+        let app = spawn(b, rk7()).await;
         flowing(&app, &cs).await;
         // Fault: an unreadable body in the quarantine.
         assert_eq!(

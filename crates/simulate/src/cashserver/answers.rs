@@ -46,6 +46,40 @@ fn authorised(s: &Cash, headers: &HeaderMap) -> Result<(), Box<Response>> {
     }
 }
 
+/// The checks every request meets first: the password, then the faults
+/// the operator switched on (a hang, then garbage or a refusing Status).
+async fn gate(shared: &Shared, headers: &HeaderMap, cmd: &str) -> Result<(), Box<Response>> {
+    let faults = {
+        let s = shared.lock();
+        authorised(&s, headers)?;
+        s.faults.clone()
+    };
+    if let Some(h) = faults.hang {
+        tokio::time::sleep(h).await;
+    }
+    if faults.garble {
+        return Err(Box::new(xml(
+            "<?xml version=\"1.0\"?><RK7QueryResult Status=\"Ok\"><SystemInfo RestCode=\"".into(),
+        )));
+    }
+    if let Some((status, error)) = &faults.status {
+        let n = if error.contains("2172") {
+            " RK7ErrorN=\"2172\""
+        } else {
+            ""
+        };
+        return Err(Box::new(xml(result(
+            &shared.lock(),
+            status,
+            cmd,
+            error,
+            n,
+            "",
+        ))));
+    }
+    Ok(())
+}
+
 fn xml(body: String) -> Response {
     (
         [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
@@ -86,22 +120,7 @@ async fn xml_interface(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let faults = {
-        let s = shared.lock();
-        if let Err(r) = authorised(&s, &headers) {
-            return *r;
-        }
-        s.faults.clone()
-    };
-    if let Some(h) = faults.hang {
-        tokio::time::sleep(h).await;
-    }
-    let s = shared.lock();
-    if faults.garble {
-        return xml(
-            "<?xml version=\"1.0\"?><RK7QueryResult Status=\"Ok\"><SystemInfo RestCode=\"".into(),
-        );
-    }
+    // A body sent as a form is read as empty, as r_keeper does.
     let form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -111,17 +130,14 @@ async fn xml_interface(
     } else {
         String::from_utf8_lossy(&body).into_owned()
     };
-    let Some(cmd) = attr(&text, "CMD") else {
+    let cmd = attr(&text, "CMD");
+    if let Err(r) = gate(&shared, &headers, cmd.as_deref().unwrap_or("")).await {
+        return *r;
+    }
+    let s = shared.lock();
+    let Some(cmd) = cmd else {
         return xml(result(&s, "Query Parse Error", "", "Empty query", "", ""));
     };
-    if let Some((status, error)) = &faults.status {
-        let n = if error.contains("2172") {
-            " RK7ErrorN=\"2172\""
-        } else {
-            ""
-        };
-        return xml(result(&s, status, &cmd, error, n, ""));
-    }
     let answer = match cmd.as_str() {
         "GetSystemInfo" | "GetSystemInfo2" => system_info(&s, &cmd),
         "GetOrderList" => order_list(&s, &text),
@@ -264,26 +280,11 @@ async fn subscribe(
     headers: HeaderMap,
     Query(q): Query<SubscribeQuery>,
 ) -> Response {
-    let faults = {
-        let s = shared.lock();
-        if let Err(r) = authorised(&s, &headers) {
-            return *r;
-        }
-        s.faults.clone()
-    };
-    if let Some(h) = faults.hang {
-        tokio::time::sleep(h).await;
+    if let Err(r) = gate(&shared, &headers, "subscribe").await {
+        return *r;
     }
     {
         let s = shared.lock();
-        if faults.garble {
-            return xml(
-                "<?xml version=\"1.0\"?><RK7QueryResult Status=\"Ok\"><Subscriptions url=\"".into(),
-            );
-        }
-        if let Some((status, error)) = &faults.status {
-            return xml(result(&s, status, "subscribe", error, "", ""));
-        }
         if !rk7::xmlapi::supports_subscriptions(&s.opts.server_version) {
             return (StatusCode::NOT_FOUND, "Not found").into_response();
         }
