@@ -71,6 +71,28 @@ pub async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     )
 }
 
+/// `POST /api/cash-servers/{name}/subscriptions`.
+pub async fn subs(app: &TestApp, name: &str, body: Value) -> (u16, Value) {
+    post(
+        app,
+        &format!("/api/cash-servers/{name}/subscriptions"),
+        body,
+    )
+    .await
+}
+
+/// A tillgate knowing one cash server, `hall`: the emulator `cs`.
+pub async fn hall_only(b: Backend, cs: &CashServer) -> TestApp {
+    spawn(
+        b,
+        FileSection {
+            cash_servers: vec![entry("hall", cs)],
+            ..Default::default()
+        },
+    )
+    .await
+}
+
 /// Every order tillgate holds, by guid.
 pub async fn orders(app: &TestApp) -> BTreeMap<String, Value> {
     app.wait_consumer("orders").await;
@@ -167,24 +189,12 @@ async fn a_stale_subscription_is_repointed_and_events_flow() {
             },
         )
         .await;
-        let app = spawn(
-            b,
-            FileSection {
-                cash_servers: vec![entry("hall", &cs)],
-                ..Default::default()
-            },
-        )
-        .await;
+        let app = hall_only(b, &cs).await;
         let player = {
             let cs = cs.clone();
             tokio::spawn(async move { cs.play().await })
         };
-        let (s, listed) = post(
-            &app,
-            "/api/cash-servers/hall/subscriptions",
-            json!({"action": "list"}),
-        )
-        .await;
+        let (s, listed) = subs(&app, "hall", json!({"action": "list"})).await;
         assert_eq!(s, 200, "{listed}");
         assert_eq!(listed["urls"], json!(["http://127.0.0.1:9/rkevent"]));
         assert!(listed["raw"].as_str().unwrap().contains("RK7QueryResult"));
@@ -197,9 +207,9 @@ async fn a_stale_subscription_is_repointed_and_events_flow() {
         );
 
         let ingest = app.url("/rkevent");
-        let (s, r) = post(
+        let (s, r) = subs(
             &app,
-            "/api/cash-servers/hall/subscriptions",
+            "hall",
             json!({"action": "repoint", "ingest_url": ingest, "wait_secs": 20}),
         )
         .await;
@@ -222,9 +232,9 @@ async fn a_stale_subscription_is_repointed_and_events_flow() {
         assert!(head > 10, "events flow after the repoint: {head}");
         // Running it again changes nothing and still sees events arrive? The
         // day is over, so it says the cash server may be idle.
-        let (s, r) = post(
+        let (s, r) = subs(
             &app,
-            "/api/cash-servers/hall/subscriptions",
+            "hall",
             json!({"action": "repoint", "ingest_url": ingest, "wait_secs": 1}),
         )
         .await;
@@ -257,9 +267,9 @@ async fn forty_lost(b: Backend, auto: bool) -> (TestApp, CashServer, Generated) 
         },
     )
     .await;
-    let (s, r) = post(
+    let (s, r) = subs(
         &app,
-        "/api/cash-servers/hall/subscriptions",
+        "hall",
         json!({"action": "add", "url": app.url("/rkevent")}),
     )
     .await;
@@ -383,12 +393,7 @@ async fn cash_servers_are_added_and_listed_without_their_password() {
         assert!(!list.to_string().contains(PASSWORD), "{list}");
         assert!(!r.to_string().contains(PASSWORD), "{r}");
         // It is usable at once.
-        let (s, r) = post(
-            &app,
-            "/api/cash-servers/bar/subscriptions",
-            json!({"action": "list"}),
-        )
-        .await;
+        let (s, r) = subs(&app, "bar", json!({"action": "list"})).await;
         assert_eq!(s, 200, "{r}");
         // The orders feature's own list is still there.
         assert_eq!(app.get("/api/cash-servers").await.status(), 200);
@@ -416,6 +421,73 @@ async fn cash_servers_are_added_and_listed_without_their_password() {
         assert_eq!(s, 422);
         let list = app.get_json("/api/cash-servers/configured").await;
         assert_eq!(list["items"].as_array().unwrap().len(), 1);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn relay_destinations_choose_whether_they_get_backfilled_events() {
+    use crate::relay_receiver::Receiver;
+    for b in backends() {
+        let g = day();
+        let cs = emulator(
+            &g,
+            CashServerOptions {
+                drop: vec![60..=99],
+                ..Default::default()
+            },
+        )
+        .await;
+        let all = Receiver::start(vec![]).await;
+        let sent_only = Receiver::start(vec![]).await;
+        let relay: tillgate::relay::FileSection = toml::from_str(&format!(
+            "allow_private_destinations = true\n[[destinations]]\nid = \"all\"\nurl = \"{}\"\n[[destinations]]\nid = \"sent-only\"\nurl = \"{}\"\nbackfilled = false\n",
+            all.url, sent_only.url
+        ))
+        .unwrap();
+        let relay = tillgate::relay::validate(relay).unwrap();
+        let app = spawn_app_with(b, |c| {
+            c.set_section(relay);
+            set_rk7(
+                c,
+                FileSection {
+                    cash_servers: vec![entry("hall", &cs)],
+                    backfill_on_gap: Some(false),
+                    ..Default::default()
+                },
+            );
+        })
+        .await;
+        let (s, r) = subs(
+            &app,
+            "hall",
+            json!({"action": "add", "url": app.url("/rkevent")}),
+        )
+        .await;
+        assert_eq!(s, 200, "{r}");
+        cs.play().await;
+        let sent = cs.counts().0 as usize;
+        let (s, r) = post(&app, "/api/cash-servers/hall/backfill", json!({})).await;
+        assert_eq!(s, 200, "{r}");
+        let repaired = r["report"]["repaired"].as_u64().unwrap() as usize;
+        assert!(repaired > 0);
+        let got = all.wait_ok(sent + repaired).await;
+        let backfilled = got
+            .iter()
+            .filter(|g| String::from_utf8_lossy(&g.body).contains("Backfilled by tillgate"))
+            .count();
+        assert_eq!(backfilled, repaired);
+        let got = sent_only.wait_ok(sent).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            sent_only.ok().len(),
+            sent,
+            "no backfilled event for a destination that said no"
+        );
+        assert!(
+            got.iter()
+                .all(|g| !String::from_utf8_lossy(&g.body).contains("Backfilled by tillgate"))
+        );
         app.stop().await;
     }
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use tillgate::cashservers::settings::{CashServerFile, FileSection};
 use tillgate_simulate::{CashServerOptions, Faults};
 
-use crate::cashservers::{PASSWORD, day, emulator, entry, post, spawn};
+use crate::cashservers::{PASSWORD, day, emulator, entry, hall_only, post, spawn, subs};
 use crate::harness::backends;
 
 /// The message of a failed subscriptions list against `entry`, with the
@@ -36,12 +36,7 @@ async fn list_error(
         },
     )
     .await;
-    let (s, r) = post(
-        &app,
-        "/api/cash-servers/hall/subscriptions",
-        json!({"action": "list"}),
-    )
-    .await;
+    let (s, r) = subs(&app, "hall", json!({"action": "list"})).await;
     let (s2, r2) = post(&app, "/api/cash-servers/hall/backfill", json!({})).await;
     app.stop().await;
     // The listing is read tolerantly (its format is not documented), so
@@ -105,14 +100,7 @@ async fn a_status_error_is_reported_with_its_text() {
         ..Faults::default()
     });
     for b in backends() {
-        let app = spawn(
-            b,
-            FileSection {
-                cash_servers: vec![entry("hall", &cs)],
-                ..Default::default()
-            },
-        )
-        .await;
+        let app = hall_only(b, &cs).await;
         let (s, r) = post(&app, "/api/cash-servers/hall/backfill", json!({})).await;
         assert_eq!(s, 502, "{r}");
         let m = r["error"]["message"].as_str().unwrap();
@@ -159,12 +147,7 @@ async fn insecure_tls_works_only_when_written_out() {
         },
     )
     .await;
-    let (s, r) = post(
-        &app,
-        "/api/cash-servers/hall/subscriptions",
-        json!({"action": "list"}),
-    )
-    .await;
+    let (s, r) = subs(&app, "hall", json!({"action": "list"})).await;
     assert_eq!(s, 200, "{r}");
     let list = app.get_json("/api/cash-servers/configured").await;
     assert!(
@@ -219,19 +202,9 @@ async fn a_repoint_failing_halfway_says_what_state_it_left() {
             },
         )
         .await;
-        let app = spawn(
-            b,
-            FileSection {
-                cash_servers: vec![entry("hall", &cs)],
-                ..Default::default()
-            },
-        )
-        .await;
+        let app = hall_only(b, &cs).await;
         let ingest = app.url("/rkevent");
-        let (s, r) = post(
-            &app,
-            "/api/cash-servers/hall/subscriptions",
-            json!({"action": "repoint", "ingest_url": ingest, "remove": ["http://10.9.9.9:11130/rkevent", "http://not-subscribed:1/x"], "wait_secs": 0}),
+        let (s, r) = subs(&app, "hall", json!({"action": "repoint", "ingest_url": ingest, "remove": ["http://10.9.9.9:11130/rkevent", "http://not-subscribed:1/x"], "wait_secs": 0}),
         )
         .await;
         assert_eq!(s, 200, "{r}");
@@ -275,9 +248,9 @@ async fn a_repoint_failing_halfway_says_what_state_it_left() {
         })
         .await;
         assert_eq!(s, 201, "{r}");
-        let (s, r) = post(
+        let (s, r) = subs(
             &app,
-            "/api/cash-servers/old/subscriptions",
+            "old",
             json!({"action": "repoint", "ingest_url": ingest}),
         )
         .await;
@@ -301,14 +274,7 @@ async fn a_repoint_failing_halfway_says_what_state_it_left() {
 async fn broken_requests_are_refused_clearly() {
     let g = day();
     let cs = emulator(&g, CashServerOptions::default()).await;
-    let app = spawn(
-        backends()[0],
-        FileSection {
-            cash_servers: vec![entry("hall", &cs)],
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = hall_only(backends()[0], &cs).await;
     let p = "/api/cash-servers/hall/subscriptions";
     for (body, status, words) in [
         (
@@ -332,12 +298,7 @@ async fn broken_requests_are_refused_clearly() {
             "{body}: {r}"
         );
     }
-    let (s, r) = post(
-        &app,
-        "/api/cash-servers/nobody/subscriptions",
-        json!({"action": "list"}),
-    )
-    .await;
+    let (s, r) = subs(&app, "nobody", json!({"action": "list"})).await;
     assert_eq!(s, 404, "{r}");
     let (s, r) = post(
         &app,
@@ -386,14 +347,7 @@ async fn the_command_line_goes_through_the_server_and_refuses_bad_arguments() {
         },
     )
     .await;
-    let app = spawn(
-        backends()[0],
-        FileSection {
-            cash_servers: vec![entry("hall", &cs)],
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = hall_only(backends()[0], &cs).await;
     let ctx = tillgate::app::cli::ctx();
     let parse = |args: &[&str]| {
         let mut all = vec!["rk7", "--server", app.base.as_str()];

@@ -14,7 +14,7 @@ use tillgate::core::config::Config;
 use tillgate::doctor::{Level, Report};
 use tillgate_simulate::{CashServer, CashServerOptions};
 
-use crate::cashservers::{day, emulator, entry, post, set_rk7, spawn};
+use crate::cashservers::{day, emulator, entry, post, set_rk7, spawn, subs};
 use crate::fake_smsru::FakeSmsRu;
 use crate::harness::{TestApp, backends};
 
@@ -65,9 +65,9 @@ fn doctor_config(
 
 /// A cash server pointing at `app`, its whole day delivered.
 async fn flowing(app: &TestApp, cs: &CashServer) {
-    let (s, r) = post(
+    let (s, r) = subs(
         app,
-        "/api/cash-servers/hall/subscriptions",
+        "hall",
         json!({"action": "add", "url": app.url("/rkevent")}),
     )
     .await;
