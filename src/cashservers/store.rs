@@ -114,8 +114,14 @@ pub struct Job {
     pub last_error: Option<String>,
 }
 
-/// Queues a job unless one exists for the same cash server and gap.
-pub async fn queue_job(db: &Db, cash_server: &str, gap_id: Option<i64>) -> Result<(), StoreError> {
+/// Queues a job, due at `now` (the worker's clock), unless one exists for
+/// the same cash server and gap.
+pub async fn queue_job(
+    db: &Db,
+    cash_server: &str,
+    gap_id: Option<i64>,
+    now: i64,
+) -> Result<(), StoreError> {
     let mut tx = db.write.begin().await?;
     let exists: Option<i64> = match gap_id {
         Some(g) => sqlx::query_scalar(
@@ -136,7 +142,6 @@ pub async fn queue_job(db: &Db, cash_server: &str, gap_id: Option<i64>) -> Resul
         let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM rk7_backfill_jobs")
             .fetch_one(&mut *tx)
             .await?;
-        let now = now_ms();
         sqlx::query(
             "INSERT INTO rk7_backfill_jobs (id, cash_server, gap_id, state, attempts, next_attempt_at, repaired, created_at) VALUES ($1, $2, $3, 'pending', 0, $4, 0, $4)",
         )

@@ -59,7 +59,7 @@ impl Backfiller {
                 // job too; the backfill learns the code and appends only
                 // orders tillgate does not hold.
                 if rest.is_none() || rest.as_deref() == g.rest_code.as_deref() {
-                    store::queue_job(&self.db, &s.name, Some(g.id)).await?;
+                    store::queue_job(&self.db, &s.name, Some(g.id), self.clock.now_ms()).await?;
                 }
             }
         }
@@ -79,7 +79,7 @@ impl Backfiller {
             .unwrap_or(0);
         if now - last >= every {
             for s in connect::all(&self.db, &self.settings).await? {
-                store::queue_job(&self.db, &s.name, None).await?;
+                store::queue_job(&self.db, &s.name, None, now).await?;
             }
             store::set_state(&self.db, "reconciled_at", &now.to_string()).await?;
             return Ok(Some(now + every));

@@ -491,3 +491,90 @@ async fn relay_destinations_choose_whether_they_get_backfilled_events() {
         app.stop().await;
     }
 }
+
+/// The reconciliation, driven step by step on a manual clock: the backfill
+/// worker on the real storage and log writer, a cash server whose events
+/// partly never arrived, no gap job (backfill_on_gap = false).
+#[tokio::test]
+async fn reconciliation_repairs_drift_every_period_and_only_then() {
+    use std::sync::Arc;
+    use tillgate::core::clock::{Clock, ManualClock, SharedClock};
+    use tillgate::core::consumer::Runner;
+    use tillgate::core::outbox::{OutboxWorker, Step};
+    struct C(Arc<ManualClock>);
+    impl Clock for C {
+        fn now_ms(&self) -> i64 {
+            self.0.now_ms()
+        }
+    }
+    for b in backends() {
+        let g = day();
+        let cs = emulator(&g, CashServerOptions::default()).await;
+        // The day happens on the cash server, with no one subscribed.
+        cs.play().await;
+        let app = spawn_app_with(b, |_| {}).await;
+        let (config, _dir) = app.stop().await;
+        let db = tillgate::core::store::Db::open(&config.storage)
+            .await
+            .unwrap();
+        tillgate::core::migrate::migrate(&db, &tillgate::app::migrations())
+            .await
+            .unwrap();
+        let (log, task) = tillgate::core::log::writer(db.clone(), 64).await.unwrap();
+        let writer = tokio::spawn(task.run());
+        // Only the first 100 events reached tillgate.
+        for e in g.servers[0].events.iter().take(100) {
+            let ev = rk7::read(&e.xml).unwrap();
+            let guid = ev.guid.as_ref().unwrap().canonical();
+            let seq = ev.seqnumber.unwrap() as i64;
+            let new = tillgate::core::log::NewEvent::from_read(
+                1,
+                guid,
+                seq,
+                ev,
+                bytes::Bytes::from(e.xml.clone()),
+            );
+            log.append(new).await.unwrap();
+        }
+        let mut versions = Runner::new(tillgate::cashservers::versions::Versions, db.clone(), 1000)
+            .await
+            .unwrap();
+        versions.run_once().await.unwrap();
+        let clock = Arc::new(ManualClock::new(10 * 60_000));
+        let settings = tillgate::cashservers::validate(FileSection {
+            cash_servers: vec![entry("hall", &cs)],
+            reconcile_every_mins: Some(5),
+            backfill_on_gap: Some(false),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut w = tillgate::cashservers::worker::Backfiller::new(
+            db.clone(),
+            log.clone(),
+            settings,
+            SharedClock::new(C(clock.clone())),
+        );
+        // First step: the period has passed (never reconciled): a job runs.
+        assert_eq!(w.run_once().await.unwrap(), Step::Busy);
+        let jobs = tillgate::cashservers::store::jobs(&db, 10).await.unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].state, "sent");
+        assert!(jobs[0].repaired > 0, "{jobs:?}");
+        versions.run_once().await.unwrap();
+        // Within the period nothing is queued: it waits until the next one.
+        assert_eq!(w.run_once().await.unwrap(), Step::WaitUntil(15 * 60_000));
+        // The next period: compared again, nothing drifted any more.
+        clock.advance(Duration::from_secs(5 * 60));
+        assert_eq!(w.run_once().await.unwrap(), Step::Busy);
+        let jobs = tillgate::cashservers::store::jobs(&db, 10).await.unwrap();
+        assert_eq!(jobs.len(), 2, "{jobs:?}");
+        assert_eq!(
+            (jobs[0].state.as_str(), jobs[0].repaired),
+            ("sent", 0),
+            "{jobs:?}"
+        );
+        drop((w, log));
+        writer.await.unwrap();
+        db.close().await;
+    }
+}
