@@ -358,6 +358,7 @@ async fn a_recorded_gap_is_backfilled_by_itself() {
         wait_for("the gap to be filled", async || {
             bf = app.get_json("/api/cash-servers/backfills").await;
             bf["gaps_filled"].as_array().is_some_and(|a| !a.is_empty())
+                && bf["jobs"][0]["state"] == "sent"
         })
         .await;
         assert!(
