@@ -71,6 +71,31 @@ pub async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     )
 }
 
+/// An emulator of `g` that loses seqnumbers 60..=99 as a full queue does.
+pub async fn lossy(g: &Generated) -> CashServer {
+    emulator(
+        g,
+        CashServerOptions {
+            drop: vec![60..=99],
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Subscribes `app` on the cash server `hall` (the emulator `cs`) and plays
+/// the whole day into it.
+pub async fn deliver(app: &TestApp, cs: &CashServer) {
+    let (s, r) = subs(
+        app,
+        "hall",
+        json!({"action": "add", "url": app.url("/rkevent")}),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    cs.play().await;
+}
+
 /// `POST /api/cash-servers/{name}/subscriptions`.
 pub async fn subs(app: &TestApp, name: &str, body: Value) -> (u16, Value) {
     post(
@@ -250,14 +275,7 @@ async fn a_stale_subscription_is_repointed_and_events_flow() {
 /// backfill by itself; returns the app and the emulator.
 async fn forty_lost(b: Backend, auto: bool) -> (TestApp, CashServer, Generated) {
     let g = day();
-    let cs = emulator(
-        &g,
-        CashServerOptions {
-            drop: vec![60..=99],
-            ..Default::default()
-        },
-    )
-    .await;
+    let cs = lossy(&g).await;
     let app = spawn(
         b,
         FileSection {
@@ -267,14 +285,7 @@ async fn forty_lost(b: Backend, auto: bool) -> (TestApp, CashServer, Generated) 
         },
     )
     .await;
-    let (s, r) = subs(
-        &app,
-        "hall",
-        json!({"action": "add", "url": app.url("/rkevent")}),
-    )
-    .await;
-    assert_eq!(s, 200, "{r}");
-    cs.play().await;
+    deliver(&app, &cs).await;
     let (sent, lost) = cs.counts();
     assert_eq!(lost, 40, "the emulator lost 40 events");
     assert_eq!(sent as usize + 40, cs.event_count());
@@ -431,14 +442,7 @@ async fn relay_destinations_choose_whether_they_get_backfilled_events() {
     use crate::relay_receiver::Receiver;
     for b in backends() {
         let g = day();
-        let cs = emulator(
-            &g,
-            CashServerOptions {
-                drop: vec![60..=99],
-                ..Default::default()
-            },
-        )
-        .await;
+        let cs = lossy(&g).await;
         let all = Receiver::start(vec![]).await;
         let sent_only = Receiver::start(vec![]).await;
         let relay: tillgate::relay::FileSection = toml::from_str(&format!(
@@ -459,14 +463,7 @@ async fn relay_destinations_choose_whether_they_get_backfilled_events() {
             );
         })
         .await;
-        let (s, r) = subs(
-            &app,
-            "hall",
-            json!({"action": "add", "url": app.url("/rkevent")}),
-        )
-        .await;
-        assert_eq!(s, 200, "{r}");
-        cs.play().await;
+        deliver(&app, &cs).await;
         let sent = cs.counts().0 as usize;
         let (s, r) = post(&app, "/api/cash-servers/hall/backfill", json!({})).await;
         assert_eq!(s, 200, "{r}");

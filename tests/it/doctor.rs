@@ -12,9 +12,9 @@ use serde_json::json;
 use tillgate::cashservers::settings::{CashServerFile, FileSection};
 use tillgate::core::config::Config;
 use tillgate::doctor::{Level, Report};
-use tillgate_simulate::{CashServer, CashServerOptions};
+use tillgate_simulate::CashServerOptions;
 
-use crate::cashservers::{day, emulator, entry, post, set_rk7, spawn, subs};
+use crate::cashservers::{day, deliver, emulator, entry, lossy, post, set_rk7, spawn};
 use crate::fake_smsru::FakeSmsRu;
 use crate::harness::{TestApp, backends};
 
@@ -63,18 +63,6 @@ fn doctor_config(
     c
 }
 
-/// A cash server pointing at `app`, its whole day delivered.
-async fn flowing(app: &TestApp, cs: &CashServer) {
-    let (s, r) = subs(
-        app,
-        "hall",
-        json!({"action": "add", "url": app.url("/rkevent")}),
-    )
-    .await;
-    assert_eq!(s, 200, "{r}");
-    cs.play().await;
-}
-
 fn find<'a>(r: &'a Report, name: &str) -> &'a tillgate::doctor::Check {
     r.checks
         .iter()
@@ -92,7 +80,7 @@ async fn doctor_is_green_on_a_healthy_setup() {
             ..Default::default()
         };
         let app = spawn(b, rk7()).await;
-        flowing(&app, &cs).await;
+        deliver(&app, &cs).await;
         app.wait_consumer("orders").await;
         let tg = fake_get_me().await;
         let sms = FakeSmsRu::start("key-1").await;
@@ -140,14 +128,7 @@ async fn doctor_names_each_injected_fault_with_its_fix() {
     for b in backends() {
         let g = day();
         // Fault: 40 events lost and no backfill yet (a gap not filled).
-        let cs = emulator(
-            &g,
-            CashServerOptions {
-                drop: vec![60..=99],
-                ..Default::default()
-            },
-        )
-        .await;
+        let cs = lossy(&g).await;
         // Fault: a cash server sending to a stale address.
         let stale = emulator(
             &g,
@@ -164,7 +145,7 @@ async fn doctor_names_each_injected_fault_with_its_fix() {
             ..Default::default()
         };
         let app = spawn(b, rk7()).await;
-        flowing(&app, &cs).await;
+        deliver(&app, &cs).await;
         // Fault: an unreadable body in the quarantine.
         assert_eq!(
             app.post_event("/rkevent", "<not an event").await.status(),
