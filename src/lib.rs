@@ -12,11 +12,14 @@
 pub mod core;
 
 pub mod alerts;
+pub mod cashservers;
 pub mod ingest;
 pub mod loyalty;
 pub mod orders;
 pub mod relay;
 pub mod sms;
+
+pub mod doctor;
 
 pub mod app;
 

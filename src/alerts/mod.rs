@@ -17,6 +17,7 @@
 //! they are delivered once a token is configured.
 
 pub mod bot;
+pub mod doctor;
 pub mod kind;
 pub mod limiter;
 pub mod payload;

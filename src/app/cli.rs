@@ -35,7 +35,7 @@ pub fn command() -> clap::Command {
             cmd = cmd.subcommand(c);
         }
     }
-    cmd
+    cmd.subcommand(crate::doctor::command())
 }
 
 /// Runs `serve` or a feature's subcommand; `None` when the subcommand is
@@ -44,6 +44,9 @@ pub async fn dispatch(matches: &ArgMatches) -> Option<anyhow::Result<()>> {
     let (name, sub) = matches.subcommand()?;
     if name == "serve" {
         return Some(serve(sub).await);
+    }
+    if name == "doctor" {
+        return Some(crate::doctor::run(sub).await);
     }
     let ctx = ctx();
     for f in super::features() {

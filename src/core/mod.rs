@@ -16,6 +16,7 @@
 //! * [`phone`], [`money`]: types and formats parsed or shown at the edge;
 //! * [`bus`]: notices between features;
 //! * [`config`], [`feature`]: the settings and the shape of a feature;
+//! * [`operator_url`]: where subcommands reach the running server;
 //! * [`api_error`], [`telemetry`], [`runtimes`]: the HTTP error body,
 //!   logs and metrics, the background runtimes.
 
@@ -31,6 +32,7 @@ pub mod group_commit;
 pub mod log;
 pub mod migrate;
 pub mod money;
+pub mod operator_url;
 pub mod outbox;
 pub mod phone;
 pub mod runtimes;

@@ -56,16 +56,7 @@ pub async fn replay_via_api(
     use anyhow::Context;
     use secrecy::ExposeSecret;
     let config = ctx.load(&a.opts)?;
-    let base = match &a.server {
-        Some(s) => s.trim_end_matches('/').to_string(),
-        None => {
-            let mut addr = config.listen;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
-            }
-            format!("http://{addr}")
-        }
-    };
+    let base = crate::core::operator_url::operator_base(&config, a.server.as_deref());
     let body = match (&a.from_offset, &a.from_time) {
         (Some(o), _) => serde_json::json!({ "from_offset": o }),
         (None, Some(t)) => serde_json::json!({ "from_time": t }),

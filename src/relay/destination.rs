@@ -115,6 +115,10 @@ pub struct DestinationInput {
     /// A disabled destination keeps its cursor but sends nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Whether it also gets the events tillgate backfilled from a cash
+    /// server's XML interface after they were lost (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfilled: Option<bool>,
 }
 
 impl std::fmt::Debug for DestinationInput {
@@ -139,15 +143,28 @@ impl std::fmt::Debug for DestinationInput {
             .field("on_client_error", &self.on_client_error)
             .field("timeout_ms", &self.timeout_ms)
             .field("enabled", &self.enabled)
+            .field("backfilled", &self.backfilled)
             .finish()
     }
 }
 
 /// Which events a destination wants.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Filter {
     pub situations: BTreeSet<i64>,
     pub restaurants: BTreeSet<String>,
+    /// Backfilled events too (`core::log::is_backfilled`).
+    pub backfilled: bool,
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Self {
+            situations: BTreeSet::new(),
+            restaurants: BTreeSet::new(),
+            backfilled: true,
+        }
+    }
 }
 
 impl Filter {
@@ -345,6 +362,7 @@ pub fn validate_one(
         filter: Filter {
             situations: input.situations.iter().copied().collect(),
             restaurants: input.restaurants.iter().cloned().collect(),
+            backfilled: input.backfilled.unwrap_or(true),
         },
         format: input.format.unwrap_or_default(),
         headers,
@@ -480,6 +498,7 @@ mod tests {
         let f = Filter {
             situations: [11, 3].into(),
             restaurants: ["199990093".to_string()].into(),
+            backfilled: true,
         };
         assert!(f.matches(11, Some("199990093")));
         assert!(!f.matches(21, Some("199990093")));

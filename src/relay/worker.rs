@@ -229,6 +229,7 @@ impl Worker {
         self.dest
             .filter
             .matches(e.situation, e.rest_code.as_deref())
+            && (self.dest.filter.backfilled || !crate::core::log::is_backfilled(&e.stream_guid))
     }
 
     fn note_delivered(&mut self, offset: i64, pending: &mut Flush) {

@@ -72,9 +72,12 @@ fn only_the_core_log_touches_the_log_tables() {
     rust_files(&src, &mut files);
     let log_dir = src.join("core").join("log");
     let log_file = src.join("core").join("log.rs");
+    // The ingest benchmark's durable floor appends to the table itself, on
+    // a scratch file of its own: measuring the bare table is its job.
+    let floor = src.join("bench").join("floor.rs");
     let mut bad = Vec::new();
     for f in &files {
-        if f.starts_with(&log_dir) || *f == log_file {
+        if f.starts_with(&log_dir) || *f == log_file || *f == floor {
             continue;
         }
         let c = code(f);

@@ -2,8 +2,11 @@
 
 mod alerts;
 mod architecture;
+mod cashservers;
+mod cashservers_failures;
 mod crash;
 mod docs;
+mod doctor;
 mod fake_smsru;
 mod fake_telegram;
 mod harness;

@@ -15,11 +15,40 @@ use super::{Scenario, SendOptions, generate, send, write_out};
 /// Play r_keeper cash servers: generate a deterministic day (or several) and
 /// send it like the HTTP Order Notify driver, or write it as files.
 #[derive(clap::Args, Debug, Clone)]
-#[command(group(ArgGroup::new("destination").required(true).args(["to", "out"])))]
+#[command(group(ArgGroup::new("destination").required(true).args(["to", "out", "serve"])))]
 pub struct SimulateArgs {
     /// Destination URL, e.g. http://127.0.0.1:11130/rkevent.
     #[arg(long, value_name = "URL", value_parser = parse_url)]
     pub to: Option<String>,
+    /// Play the whole cash server: serve its XML interface and subscription
+    /// endpoint over HTTPS on ADDR (self-signed certificate made at start,
+    /// fingerprint printed); events go to its subscriptions (`--to` is the
+    /// first one). Needs one restaurant with one cash server.
+    #[arg(long, value_name = "ADDR", conflicts_with = "out")]
+    pub serve: Option<std::net::SocketAddr>,
+    /// The employee of the XML interface (HTTP Basic), with --serve.
+    #[arg(long, default_value = "admin", requires = "serve")]
+    pub user: String,
+    /// Their password, with --serve.
+    #[arg(
+        long,
+        env = "TILLGATE_SIMULATE_PASSWORD",
+        default_value = "admin",
+        hide_env_values = true,
+        requires = "serve"
+    )]
+    pub password: String,
+    /// ServerVersion the cash server reports, with --serve (below 7.6.5.440
+    /// it has no subscription endpoint).
+    #[arg(long, default_value = "7.6.5.450", requires = "serve")]
+    pub server_version: String,
+    /// Lose the events with these seqnumbers, as a full queue does, e.g.
+    /// `50-89,120-121`, with --serve.
+    #[arg(long, value_name = "RANGES", value_parser = parse_ranges, requires = "serve")]
+    pub drop: Option<Ranges>,
+    /// Keep serving after the day was played, until Ctrl-C (--serve).
+    #[arg(long, requires = "serve")]
+    pub stay: bool,
     /// Write the events as files under DIR (and truth.json) instead of sending.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -90,6 +119,33 @@ fn parse_url(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// Seqnumber ranges (`50-89,120`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranges(pub Vec<std::ops::RangeInclusive<u64>>);
+
+fn parse_ranges(s: &str) -> Result<Ranges, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let num = |t: &str| {
+            t.trim().parse::<u64>().map_err(|_| {
+                format!("{t:?} in {part:?} is not a seqnumber; write ranges as 50-89,120")
+            })
+        };
+        let (a, b) = (num(a)?, num(b)?);
+        if a > b || a == 0 {
+            return Err(format!(
+                "{part:?}: a range runs from a seqnumber >= 1 up to a larger one"
+            ));
+        }
+        out.push(a..=b);
+    }
+    if out.is_empty() {
+        return Err("no range given; write ranges as 50-89,120".into());
+    }
+    Ok(Ranges(out))
+}
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     let r: f64 = s
         .parse()
@@ -149,6 +205,9 @@ pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if let Some(listen) = args.serve {
+        return serve(&args, listen, generated).await;
+    }
     let Some(url) = args.to.clone() else {
         anyhow::bail!("give --to URL or --out DIR");
     };
@@ -177,6 +236,51 @@ pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--serve`: the whole cash server until the day is played (or Ctrl-C
+/// with `--stay`).
+async fn serve(
+    args: &SimulateArgs,
+    listen: std::net::SocketAddr,
+    generated: super::Generated,
+) -> anyhow::Result<()> {
+    if generated.servers.len() != 1 {
+        anyhow::bail!("--serve plays one cash server: use --restaurants 1 --cash-servers 1");
+    }
+    let Some(stream) = generated.servers.into_iter().next() else {
+        anyhow::bail!("nothing generated");
+    };
+    let opts = super::CashServerOptions {
+        listen,
+        user: args.user.clone(),
+        password: args.password.clone(),
+        server_version: args.server_version.clone(),
+        subscriptions: args.to.clone().into_iter().collect(),
+        drop: args.drop.clone().map(|r| r.0).unwrap_or_default(),
+        rate: args.rate,
+        queue_max: args.queue_max as usize,
+        timeout: Duration::from_millis(args.timeout_ms),
+        retries: args.retries,
+        retry_pause: Duration::from_millis(args.retry_pause_ms),
+    };
+    let server = super::CashServer::start(stream, opts).await?;
+    println!(
+        "cash server at {} (XML interface and subscriptions)",
+        server.url()
+    );
+    println!("certificate SHA-256 fingerprint: {}", server.fingerprint());
+    server.play().await;
+    let (sent, dropped) = server.counts();
+    println!(
+        "day played: {} events, {sent} delivered, {dropped} lost",
+        server.event_count()
+    );
+    if args.stay {
+        println!("serving until Ctrl-C");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +301,13 @@ mod tests {
         );
         assert!(parse_url("").unwrap_err().contains("not a URL"));
         assert!(parse_url("file:///tmp/x").unwrap_err().contains("scheme"));
+        assert_eq!(
+            parse_ranges("50-89, 120").unwrap().0,
+            vec![50..=89, 120..=120]
+        );
+        for bad in ["", "x", "9-3", "0-4", "5-"] {
+            assert!(parse_ranges(bad).is_err(), "{bad}");
+        }
         assert_eq!(parse_rate("250"), Ok(250.0));
         assert_eq!(parse_rate("0.5"), Ok(0.5));
         for bad in ["0", "-3", "NaN", "inf", "x"] {

@@ -18,12 +18,14 @@
 //!
 //! `run_cli` glues both to the command line.
 
+mod cashserver;
 mod cli;
 mod day;
 mod out;
 mod send;
 mod truth;
 
+pub use cashserver::{CashServer, CashServerOptions, Faults};
 pub use cli::{SimulateArgs, run_cli};
 pub use day::generate;
 pub use out::write_out;

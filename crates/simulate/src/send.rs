@@ -356,7 +356,7 @@ async fn post_loop(
 }
 
 /// One POST; the error is the reason text the driver would log.
-async fn post(client: &reqwest::Client, url: &str, body: Bytes) -> Result<(), String> {
+pub(crate) async fn post(client: &reqwest::Client, url: &str, body: Bytes) -> Result<(), String> {
     let resp = client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")

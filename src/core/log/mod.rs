@@ -23,6 +23,7 @@
 //! Nothing outside this module touches the log's tables (`events`,
 //! `streams`, `gaps`, `quarantine`, `consumer_cursors`).
 
+mod backfill;
 mod codec;
 mod cursor;
 mod prune;
@@ -37,6 +38,10 @@ use bytes::Bytes;
 
 use super::migrate::Migration;
 
+pub use backfill::{
+    BACKFILL_GUID_PREFIX, BackfillError, BackfillMark, GapRepair, append_backfilled, backfill_mark,
+    backfill_stream_guid, gap_repairs, is_backfilled, mark_gap_filled,
+};
 pub use codec::Codec;
 pub use cursor::{cursor, cursors, delete_cursor, set_cursor, start_cursor_at_head};
 pub use prune::{PruneError, Pruner, prune};

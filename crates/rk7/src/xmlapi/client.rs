@@ -26,6 +26,7 @@ use super::model::{
     Cash, Employee, OrderList, QueryResult, RefItem, Reference, Restaurant, SystemInfo,
 };
 use super::request::{OrderKey, OrderListQuery, RefDataQuery, Request};
+use super::tls::{PinSlot, Trust, chain, pinned_client};
 use super::{CASHES, CONTENT_TYPE as XML, EMPLOYEES, PATH, RESTAURANTS};
 
 /// A client of one cash server's XML interface.
@@ -35,10 +36,15 @@ use super::{CASHES, CONTENT_TYPE as XML, EMPLOYEES, PATH, RESTAURANTS};
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
+    /// The cash server's address as given (for the subscription endpoint).
+    base: Url,
     url: Url,
     user: String,
     password: SecretString,
     timeout: Duration,
+    /// Where a pinning verifier reports a mismatch (clients made by
+    /// [`Client::with_trust`]).
+    pin_slot: Option<PinSlot>,
 }
 
 impl Client {
@@ -72,12 +78,18 @@ impl Client {
         user: impl Into<String>,
         password: SecretString,
     ) -> Result<Self, Error> {
+        let url = endpoint(base_url)?;
+        let mut base = url.clone();
+        let path = base.path().trim_end_matches(PATH).to_string();
+        base.set_path(&path);
         Ok(Self {
             http,
-            url: endpoint(base_url)?,
+            base,
+            url,
             user: user.into(),
             password,
             timeout: Self::DEFAULT_TIMEOUT,
+            pin_slot: None,
         })
     }
 
@@ -91,6 +103,49 @@ impl Client {
     /// The URL requests are posted to.
     pub fn url(&self) -> &Url {
         &self.url
+    }
+
+    /// The cash server's base address (without the interface's path).
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// A client that trusts the server's certificate as `trust` says
+    /// ([`Trust::Pinned`] for the usual self-signed one).
+    pub fn with_trust(
+        base_url: &str,
+        user: impl Into<String>,
+        password: SecretString,
+        trust: Trust,
+    ) -> Result<Self, Error> {
+        let (http, slot) = pinned_client(trust, Self::DEFAULT_TIMEOUT)?;
+        let mut c = Self::with_http(http, base_url, user, password)?;
+        c.pin_slot = Some(slot);
+        Ok(c)
+    }
+
+    /// The request builder with this client's credentials and timeout.
+    pub(super) fn request(&self, method: reqwest::Method, url: Url) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url)
+            .basic_auth(&self.user, Some(self.password.expose_secret()))
+            .timeout(self.timeout)
+    }
+
+    /// A transport failure as the caller should see it: a timeout, a
+    /// certificate that is not the pinned one, or the whole error chain.
+    pub(super) fn transport(&self, e: reqwest::Error) -> Error {
+        if e.is_timeout() {
+            return Error::Timeout(self.timeout);
+        }
+        if let Some(m) = self
+            .pin_slot
+            .as_ref()
+            .and_then(|s| s.lock().ok().and_then(|mut s| s.take()))
+        {
+            return Error::Certificate(m);
+        }
+        Error::Transport(chain(&e).into())
     }
 
     /// `GetSystemInfo`: version, restaurant, the common shift's date.
@@ -171,19 +226,10 @@ impl Client {
 
     /// The HTTP exchange: the status and the whole body.
     async fn post(&self, request: &Request) -> Result<(u16, Vec<u8>), Error> {
-        let transport = |e: reqwest::Error| {
-            if e.is_timeout() {
-                Error::Timeout(self.timeout)
-            } else {
-                Error::Transport(Box::new(e))
-            }
-        };
+        let transport = |e: reqwest::Error| self.transport(e);
         let response = self
-            .http
-            .post(self.url.clone())
-            .basic_auth(&self.user, Some(self.password.expose_secret()))
+            .request(reqwest::Method::POST, self.url.clone())
             .header(CONTENT_TYPE, XML)
-            .timeout(self.timeout)
             .body(request.to_xml())
             .send()
             .await

@@ -30,6 +30,10 @@ pub enum Error {
     /// DNS, or the body broke off.
     #[error("cannot talk to the cash server: {0}")]
     Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The cash server's certificate is not the pinned one (or TLS refused
+    /// it otherwise); says which fingerprint it presented.
+    #[error("TLS: {0}")]
+    Certificate(String),
     /// The base URL given to the client is not usable.
     #[error("bad cash server URL {url:?}: {reason}")]
     Url {

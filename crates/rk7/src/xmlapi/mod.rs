@@ -43,6 +43,10 @@ mod client;
 mod error;
 mod model;
 mod request;
+#[cfg(feature = "client")]
+mod subscribe;
+#[cfg(feature = "client")]
+mod tls;
 
 pub use answer::{
     read_http_answer, read_order, read_order_list, read_query_result, read_reference,
@@ -56,6 +60,12 @@ pub use model::{
     Reference, Restaurant, Status, SystemInfo,
 };
 pub use request::{Element, OrderKey, OrderListQuery, RefDataQuery, Request};
+#[cfg(feature = "client")]
+pub use subscribe::{
+    SUBSCRIBE_PATH, SUBSCRIPTIONS_SINCE, Subscriptions, read_subscriptions, supports_subscriptions,
+};
+#[cfg(feature = "client")]
+pub use tls::{Fingerprint, Trust, http_client};
 
 /// The path of the XML interface on the cash server.
 pub const PATH: &str = "/rk7api/v0/xmlinterface.xml";
