@@ -87,6 +87,20 @@ pub struct Meta<'a> {
     pub now: i64,
 }
 
+/// A unique id that sorts by time: milliseconds, then a process-wide
+/// counter (order within one millisecond), then 8 random hex digits (two
+/// processes on one PostgreSQL). New rows keyed by it land at the end of
+/// their B-tree instead of on a random page, so a group commit dirties (and
+/// syncs) a few pages rather than one per row.
+pub(crate) fn ordered_id(now: i64) -> String {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "{now:015}-{n:012}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
 /// One stored ledger entry (a row of `loyalty_ledger`).
 #[derive(Debug, Clone)]
 pub(crate) struct LedgerRow {
@@ -110,19 +124,12 @@ pub(crate) fn posting(
     meta: Meta<'_>,
 ) -> Result<Vec<LedgerRow>, LedgerError> {
     check_balanced(entries, meta.kind)?;
-    // Within one millisecond the process-wide counter keeps order.
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let posting = format!(
-        "{:015}-{n:012}-{}",
-        meta.now,
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let posting = ordered_id(meta.now);
     Ok(entries
         .iter()
         .enumerate()
         .map(|(seq, (account, amount, lot))| LedgerRow {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: format!("{posting}-{seq}"),
             posting_id: posting.clone(),
             account: account.to_string(),
             amount: *amount,
@@ -177,7 +184,7 @@ pub async fn credit(
     if amount <= 0 {
         return Ok(());
     }
-    let lot = uuid::Uuid::new_v4().to_string();
+    let lot = ordered_id(meta.now);
     sqlx::query(
         "INSERT INTO loyalty_lots (id, card_number, amount, remaining, expires_at, created_at) VALUES ($1, $2, $3, $3, $4, $5)",
     )

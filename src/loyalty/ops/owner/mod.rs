@@ -594,3 +594,229 @@ pub(crate) async fn catalog(
     }
     Ok(c)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::Storage;
+    use crate::loyalty::ops::{Kind, Request as Req, parse};
+
+    async fn db(dir: &std::path::Path) -> Db {
+        let db = Db::open(&Storage::Sqlite {
+            path: dir.join("t.sqlite"),
+        })
+        .await
+        .unwrap();
+        crate::core::migrate::migrate(&db, &[crate::migration!("0007_loyalty")])
+            .await
+            .unwrap();
+        db
+    }
+
+    fn cancel(op: &str, purchase: &str) -> Request {
+        let (common, op) = parse(
+            Kind::Cancel,
+            Req {
+                operation_id: op.into(),
+                register: "r1".into(),
+                cashier: "c".into(),
+                local_time: "2026-10-03T12:00:00".into(),
+                identifier: None,
+                lines: None,
+                bonus_spend: None,
+                offline: None,
+                purchase_operation_id: Some(purchase.into()),
+                amount: None,
+            },
+        )
+        .unwrap();
+        let change = match op {
+            crate::loyalty::ops::Op::Cancel(p) => Change::Cancel(p),
+            _ => unreachable!("a cancel"),
+        };
+        Request::Register {
+            settings: Settings::default(),
+            common,
+            change,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_operation_leaves_the_rest_of_its_group_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(dir.path()).await;
+        let (changes, groups) = channel();
+        let task = tokio::spawn(run(db.clone(), Arc::default(), groups));
+        // No such purchase: each is refused, in its own savepoint.
+        let (a, b) = tokio::join!(
+            changes.submit(cancel("x1", "nope")),
+            changes.submit(cancel("x2", "nope")),
+        );
+        assert!(matches!(a.unwrap(), Err(OpError::PurchaseNotFound(_))));
+        assert!(matches!(b.unwrap(), Err(OpError::PurchaseNotFound(_))));
+        drop(changes);
+        task.await.unwrap();
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM loyalty_operations")
+            .fetch_one(&db.read)
+            .await
+            .unwrap();
+        assert_eq!(stored, 0);
+        db.close().await;
+    }
+
+    /// A group whose transaction fails answers every caller "not stored"
+    /// (503 at the API), so registers send the same operations again.
+    #[tokio::test]
+    async fn a_failed_group_commit_answers_not_stored_to_everyone_and_forgets_its_decisions() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(dir.path()).await;
+        db.write.close().await;
+        let (changes, groups) = channel();
+        let task = tokio::spawn(run(db.clone(), Arc::default(), groups));
+        let (a, b) = tokio::join!(
+            changes.submit(cancel("x1", "p")),
+            changes.submit(cancel("x2", "p")),
+        );
+        for r in [a, b] {
+            assert!(matches!(r.unwrap(), Err(OpError::NotStored(_))));
+        }
+        drop(changes);
+        task.await.unwrap();
+    }
+
+    fn request(kind: Kind, op: &str, fill: impl FnOnce(&mut Req)) -> Request {
+        let mut r = Req {
+            operation_id: op.into(),
+            register: "r1".into(),
+            cashier: "c".into(),
+            local_time: "2026-10-03T12:00:00".into(),
+            identifier: None,
+            lines: None,
+            bonus_spend: None,
+            offline: None,
+            purchase_operation_id: None,
+            amount: None,
+        };
+        fill(&mut r);
+        let (common, op) = parse(kind, r).unwrap();
+        let change = match op {
+            crate::loyalty::ops::Op::Purchase {
+                lines,
+                spend,
+                offline,
+                ..
+            } => Change::Purchase {
+                card: Some("1000".into()),
+                shown: "1000".into(),
+                lines,
+                flags: HashMap::new(),
+                spend,
+                offline,
+            },
+            crate::loyalty::ops::Op::Confirm(p) => Change::Confirm(p),
+            _ => unreachable!("purchase or confirm"),
+        };
+        Request::Register {
+            settings: Settings::default(),
+            common,
+            change,
+        }
+    }
+
+    /// Decided in memory, written as projections: after a refused spend and
+    /// a purchase with its confirm, the card row, its lots and its ledger
+    /// in the tables agree with what the registers were told.
+    #[tokio::test]
+    async fn projections_agree_with_the_answers() {
+        use crate::loyalty::operator::{self, Adjustment, NewCard};
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(dir.path()).await;
+        let card = NewCard {
+            number: "1000".into(),
+            holder_name: "Anna".into(),
+            phone: None,
+            barcode: None,
+            track: None,
+            state: None,
+        };
+        operator::issue_card(&db, &card).await.unwrap();
+        let a = Adjustment {
+            amount: 10_000,
+            reason: "welcome".into(),
+            by: "test".into(),
+        };
+        operator::adjust(&db, &Settings::default(), "1000", &a)
+            .await
+            .unwrap();
+        let (owner, groups) = channel();
+        let task = tokio::spawn(run(db.clone(), Arc::default(), groups));
+        let lines: Vec<crate::loyalty::rules::Line> = serde_json::from_value(serde_json::json!(
+            [{"goods_id": "1", "price": 100_000, "quantity": 1000, "amount": 100_000}]
+        ))
+        .unwrap();
+        let buy = |op: &str, spend: i64| {
+            let lines = lines.clone();
+            request(Kind::Purchase, op, move |r| {
+                r.identifier = Some(
+                    serde_json::from_value(serde_json::json!({"kind": "card", "value": "1000"}))
+                        .unwrap(),
+                );
+                r.lines = Some(lines);
+                r.bonus_spend = Some(spend);
+            })
+        };
+        let refused = owner.submit(buy("p0", 20_000)).await.unwrap();
+        assert!(
+            matches!(
+                refused,
+                Err(OpError::NotEnough {
+                    available: 10_000,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        let held = owner.submit(buy("p1", 4_000)).await.unwrap().unwrap();
+        assert_eq!(held["balance"]["held"], 4_000);
+        let confirm = request(Kind::Confirm, "c1", |r| {
+            r.purchase_operation_id = Some("p1".into())
+        });
+        let done = owner.submit(confirm).await.unwrap().unwrap();
+        let balance = done["balance"]["bonus"].as_i64().unwrap();
+        assert_eq!(
+            balance,
+            10_000 - 4_000 + held["bonus_earn"].as_i64().unwrap()
+        );
+        drop(owner);
+        task.await.unwrap();
+        let row: i64 =
+            sqlx::query_scalar("SELECT balance FROM loyalty_cards WHERE number = '1000'")
+                .fetch_one(&db.read)
+                .await
+                .unwrap();
+        let lots: i64 = sqlx::query_scalar(
+            "SELECT CAST(SUM(remaining) AS BIGINT) FROM loyalty_lots WHERE card_number = '1000'",
+        )
+        .fetch_one(&db.read)
+        .await
+        .unwrap();
+        assert_eq!((row, lots), (balance, balance));
+        assert_eq!(
+            ledger::ledger_balance(&db.read, "1000").await.unwrap(),
+            balance
+        );
+        let status: String =
+            sqlx::query_scalar("SELECT status FROM loyalty_operations WHERE operation_id = 'p1'")
+                .fetch_one(&db.read)
+                .await
+                .unwrap();
+        assert_eq!(status, "confirmed");
+        let refused_stored: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM loyalty_operations WHERE operation_id = 'p0'")
+                .fetch_one(&db.read)
+                .await
+                .unwrap();
+        assert_eq!(refused_stored, 0);
+        db.close().await;
+    }
+}

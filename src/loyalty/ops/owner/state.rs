@@ -124,7 +124,7 @@ impl CardW {
             return Ok(());
         }
         let lot = LotRow {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: ledger::ordered_id(meta.now),
             card_number: self.row.number.clone(),
             amount,
             remaining: amount,
