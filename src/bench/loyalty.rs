@@ -164,6 +164,7 @@ fn profile_line(
 }
 
 /// One phase of purchase flows from `registers` concurrent registers.
+#[allow(clippy::too_many_arguments)]
 async fn flows(
     client: &reqwest::Client,
     base: &str,

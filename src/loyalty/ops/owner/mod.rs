@@ -58,7 +58,9 @@ pub(crate) enum Change {
     },
 }
 
-/// What the owner is asked to do.
+/// What the owner is asked to do. Nearly every request is a `Register`
+/// one, moved once into the queue: boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Request {
     Register {
         settings: Settings,
