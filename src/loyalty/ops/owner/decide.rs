@@ -9,8 +9,10 @@ use super::state::CardW;
 use super::{Change, Ctx};
 use crate::loyalty::cards;
 use crate::loyalty::ledger::{self, Meta};
-use crate::loyalty::operations::{CANCELLED, CONFIRMED, EXPIRED, HELD, OperationRow, Purchase};
-use crate::loyalty::ops::{OpError, Outcome, card_json, lot_expiry, malformed, merge};
+use crate::loyalty::operations::{CONFIRMED, EXPIRED, HELD, OperationRow, Purchase};
+use crate::loyalty::ops::{
+    OpError, Outcome, card_json, lot_expiry, merge, purchase, refund, settle,
+};
 use crate::loyalty::rules;
 
 impl Ctx<'_> {
@@ -73,34 +75,16 @@ impl Ctx<'_> {
             return Err(OpError::CardBlocked(cards::mask_number(number)).into());
         }
         card.expire_lots(now, w)?;
-        if spend > 0 && card.row.state != "active" {
-            return Err(OpError::NotActivated(cards::mask_number(number)).into());
-        }
-        let tier = settings.rules.tier_for(card.row.accumulated);
-        let p = rules::price(
-            &settings.rules,
-            tier,
-            c.local_time,
+        let (p, earn) = purchase::priced(
+            settings,
+            c,
+            &card.row.card(),
+            held,
             lines,
-            &|g| flags.get(g).copied().unwrap_or_default(),
-            !offline,
-        );
-        if spend > p.max_spend_by_receipt {
-            return Err(OpError::OverReceiptShare {
-                max: p.max_spend_by_receipt,
-                requested: spend,
-            }
-            .into());
-        }
-        let available = card.row.balance - held;
-        if spend > available {
-            return Err(OpError::NotEnough {
-                available: available.max(0),
-                requested: spend,
-            }
-            .into());
-        }
-        let earn = rules::earn_after_spend(&p, spend);
+            flags,
+            spend,
+            offline,
+        )?;
         let (status, expires, held_after) = if offline {
             let meta = Meta {
                 kind: "earn",
@@ -119,24 +103,18 @@ impl Ctx<'_> {
                 held + spend,
             )
         };
-        let mut answer = merge(
-            json!({
-                "operation_id": c.operation_id,
-                "status": status,
-                "offline": offline,
-                "lines": p.lines,
-                "total": p.total,
-                "discount": p.discount,
-                "net": p.net,
-                "bonus_spend": spend,
-                "bonus_earn": earn,
-                "to_pay": p.net - spend,
-            }),
-            card_json(settings, &card.row.card(), held_after),
+        let answer = purchase::answer(
+            settings,
+            c,
+            &p,
+            status,
+            offline,
+            spend,
+            earn,
+            &card.row.card(),
+            held_after,
+            expires.map(|e| e - now),
         );
-        if let Some(exp) = expires {
-            answer["hold_expires_in_secs"] = json!((exp - now) / 1000);
-        }
         w.cards.insert(number.to_string());
         if status == HELD {
             card.holds.insert(c.operation_id.clone());
@@ -204,23 +182,11 @@ impl Ctx<'_> {
     async fn confirm(&mut self, pid: &str) -> Result<Value, Outcome> {
         let p = self.purchase_of(pid).await?;
         let (now, settings, c) = (self.now, self.settings, self.c);
-        let status = p.status.as_deref().unwrap_or_default();
-        if status == HELD && p.hold_expires_at.is_some_and(|e| e <= now) {
-            self.set_status(pid, EXPIRED);
-            return Err(Outcome::CommitThenRefuse(OpError::HoldExpired(
-                pid.to_string(),
-            )));
-        }
-        if status == EXPIRED {
-            return Err(OpError::HoldExpired(pid.to_string()).into());
-        }
-        if status != HELD {
-            return Err(OpError::PurchaseState {
-                id: pid.to_string(),
-                status: status.to_string(),
-                action: "confirm",
+        if let Err(refused) = settle::confirmable(pid, &p, now) {
+            if matches!(refused, Outcome::CommitThenRefuse(_)) {
+                self.set_status(pid, EXPIRED);
             }
-            .into());
+            return Err(refused);
         }
         self.save(&p.card);
         let w = &mut *self.w;
@@ -253,21 +219,7 @@ impl Ctx<'_> {
 
     async fn cancel(&mut self, pid: &str) -> Result<Value, Outcome> {
         let p = self.purchase_of(pid).await?;
-        let status = match p.status.as_deref().unwrap_or_default() {
-            HELD if p.hold_expires_at.is_some_and(|e| e <= self.now) => EXPIRED,
-            HELD => CANCELLED,
-            // Nothing is held any more; cancelling is then a no-op.
-            EXPIRED => EXPIRED,
-            CANCELLED => CANCELLED,
-            other => {
-                return Err(OpError::PurchaseState {
-                    id: pid.to_string(),
-                    status: other.to_string(),
-                    action: "cancel (refund it instead)",
-                }
-                .into());
-            }
-        };
+        let status = settle::cancelled(pid, &p, self.now)?;
         self.set_status(pid, status);
         let extra = json!({"operation_id": self.c.operation_id, "purchase_operation_id": pid, "status": status});
         Ok(self.settled("cancel", &p.card, pid, 0, extra))
@@ -276,35 +228,12 @@ impl Ctx<'_> {
     async fn refund(&mut self, pid: &str, amount: Option<i64>) -> Result<Value, Outcome> {
         let p = self.purchase_of(pid).await?;
         let (now, settings) = (self.now, self.settings);
-        let status = p.status.clone().unwrap_or_default();
-        if status != CONFIRMED {
-            return Err(OpError::PurchaseState {
-                id: pid.to_string(),
-                status,
-                action: "refund",
-            }
-            .into());
-        }
-        let left = p.net - p.refunded_net;
-        let amount = amount.unwrap_or(left);
-        if amount <= 0 || amount > left {
-            return Err(malformed(
-                "amount",
-                format!("{left} kopecks of this purchase are left to refund, {amount} asked"),
-            )
-            .into());
-        }
-        let refunded_net = p.refunded_net + amount;
-        // Proportions of the cumulative refund (see the row-locking path).
-        let prop = |total: i64| -> i64 {
-            if p.net == 0 {
-                total
-            } else {
-                ((total as i128 * refunded_net as i128) / p.net as i128) as i64
-            }
-        };
-        let give_back = prop(p.spend) - p.refunded_spend;
-        let take_back = prop(p.earn) - p.refunded_earn;
+        let refund::Plan {
+            amount,
+            refunded_net,
+            give_back,
+            take_back,
+        } = refund::plan(pid, &p, amount)?;
         let held = self.held(&p.card);
         let c = self.c;
         let meta = |kind| Meta {
