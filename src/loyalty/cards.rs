@@ -245,6 +245,76 @@ pub async fn insert_identifier<'c>(
     Ok(())
 }
 
+/// A whole card row, as the in-memory owner ([`super::ops::owner`]) keeps it
+/// and writes it back.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct CardRow {
+    pub number: String,
+    pub holder_id: String,
+    pub state: String,
+    pub balance: i64,
+    pub accumulated: i64,
+    pub created_at: i64,
+    pub holder_name: String,
+}
+
+impl CardRow {
+    pub fn card(&self) -> Card {
+        Card {
+            number: self.number.clone(),
+            state: self.state.clone(),
+            balance: self.balance,
+            accumulated: self.accumulated,
+            holder_name: self.holder_name.clone(),
+        }
+    }
+}
+
+pub(crate) async fn load_row(
+    conn: &mut AnyConnection,
+    number: &str,
+) -> Result<Option<CardRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.number, c.holder_id, c.state, c.balance, c.accumulated, c.created_at, h.name AS holder_name \
+         FROM loyalty_cards c JOIN loyalty_holders h ON h.id = c.holder_id WHERE c.number = $1",
+    )
+    .bind(number)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// Writes cards' state, balance and accumulated total as they are now, 200
+/// cards per statement (an upsert of rows that exist).
+pub(crate) async fn write_rows(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    rows: &[CardRow],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(200) {
+        let mut sql = crate::core::store::multi_row(
+            backend,
+            "INSERT INTO loyalty_cards (number, holder_id, state, balance, accumulated, created_at) VALUES ",
+            chunk.len(),
+            6,
+        );
+        sql.push_str(
+            " ON CONFLICT (number) DO UPDATE SET state = excluded.state, balance = excluded.balance, accumulated = excluded.accumulated",
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for c in chunk {
+            q = q
+                .bind(c.number.clone())
+                .bind(c.holder_id.clone())
+                .bind(c.state.clone())
+                .bind(c.balance)
+                .bind(c.accumulated)
+                .bind(c.created_at);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -167,6 +167,26 @@ pub async fn flags_for(
     Ok(out)
 }
 
+/// The whole catalogue's flags, for the in-memory owner's cache.
+pub(crate) async fn all_flags(db: &Db) -> Result<HashMap<String, ProductFlags>, sqlx::Error> {
+    let rows: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT goods_id, no_discount, no_bonus FROM loyalty_products")
+            .fetch_all(&db.read)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(g, d, b)| {
+            (
+                g,
+                ProductFlags {
+                    no_discount: d != 0,
+                    no_bonus: b != 0,
+                },
+            )
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -296,16 +296,17 @@ pub struct Handle {
 }
 
 struct Inner {
-    /// Where operations run (see [`crate::workers`]): an operation is a
-    /// dozen database round trips, and on the HTTP runtime each return trip
-    /// waited behind the other requests.
+    /// Where row-locking operations run (see [`crate::workers`]): an
+    /// operation is a dozen database round trips, and on the HTTP runtime
+    /// each return trip waited behind the other requests.
     runtime: tokio::runtime::Handle,
-    /// On SQLite, the group committer of changing operations (see
-    /// [`ops::committer`]). PostgreSQL runs them side by side on its write
-    /// connections instead: measured on a durable cluster with 32
-    /// registers, 268 flows/s that way against 207 through one committer
-    /// (several committers deadlocked between groups).
-    changes: Option<ops::committer::Changes>,
+    /// On SQLite, the in-memory owner of the cards' working state, which
+    /// decides every changing operation (see [`ops::owner`]). PostgreSQL,
+    /// where several tillgate processes may share the tables, runs
+    /// operations side by side on row locks instead (measured on a durable
+    /// cluster with 32 registers: 268 flows/s that way against 207 through
+    /// one committer; several committers deadlocked between groups).
+    owner: Option<(ops::owner::Owner, Arc<ops::owner::Shared>)>,
     /// One FIFO lock per register: tokio's mutex wakes waiters in arrival
     /// order, which is the "one request at a time, in order" registers are
     /// required to keep, enforced here instead of trusted.
@@ -322,7 +323,9 @@ impl Handle {
             .unwrap_or_else(|e| e.into_inner());
         m.entry(register.to_string()).or_default().clone()
     }
-    /// Runs `op` on the operations' runtime and waits for its answer.
+
+    /// Runs `op`: through the in-memory owner on SQLite, on the
+    /// operations' runtime with row locks on PostgreSQL.
     pub(crate) async fn execute(
         &self,
         db: &Db,
@@ -330,18 +333,8 @@ impl Handle {
         common: ops::Common,
         op: ops::Op,
     ) -> Result<serde_json::Value, ops::OpError> {
-        if let Some(changes) = &self.inner.changes
-            && !matches!(op, ops::Op::Balance(_) | ops::Op::Calculate(..))
-        {
-            let queued = ops::committer::Queued {
-                settings: settings.clone(),
-                common,
-                op,
-            };
-            return changes
-                .submit(queued)
-                .await
-                .map_err(|_| ops::OpError::Task("the loyalty committer has stopped".into()))?;
+        if let Some((owner, shared)) = &self.inner.owner {
+            return ops::owner::reads::execute(owner, shared, db, settings, common, op).await;
         }
         let (db, settings) = (db.clone(), settings.clone());
         self.inner
@@ -349,6 +342,84 @@ impl Handle {
             .spawn(async move { ops::execute(&db, &settings, &common, op).await })
             .await
             .map_err(|e| ops::OpError::Task(e.to_string()))?
+    }
+
+    /// An operator's balance correction, decided where balances are.
+    pub(crate) async fn adjust(
+        &self,
+        db: &Db,
+        settings: &Settings,
+        number: &str,
+        a: &operator::Adjustment,
+    ) -> Result<i64, operator::OperatorError> {
+        let Some((owner, _)) = &self.inner.owner else {
+            return operator::adjust(db, settings, number, a).await;
+        };
+        operator::check_adjustment(a)?;
+        let v = self
+            .ask(
+                owner,
+                ops::owner::Request::Adjust {
+                    now: settings.clock.now_ms(),
+                    number: number.to_string(),
+                    amount: a.amount,
+                    reason: a.reason.trim().to_string(),
+                    by: a.by.trim().to_string(),
+                },
+                number,
+            )
+            .await?;
+        Ok(v["balance"].as_i64().unwrap_or_default())
+    }
+
+    /// An operator's change of a card's state.
+    pub(crate) async fn set_state(
+        &self,
+        db: &Db,
+        number: &str,
+        state: &str,
+    ) -> Result<(), operator::OperatorError> {
+        let Some((owner, _)) = &self.inner.owner else {
+            return operator::set_state(db, number, state).await;
+        };
+        let state = operator::parse_state(state)?.to_string();
+        let number_owned = number.to_string();
+        self.ask(
+            owner,
+            ops::owner::Request::SetState {
+                number: number_owned,
+                state,
+            },
+            number,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn ask(
+        &self,
+        owner: &ops::owner::Owner,
+        r: ops::owner::Request,
+        number: &str,
+    ) -> Result<serde_json::Value, operator::OperatorError> {
+        use operator::OperatorError as E;
+        let answer = owner
+            .submit(r)
+            .await
+            .map_err(|_| E::Other("the loyalty owner has stopped".into()))?;
+        answer.map_err(|e| match e {
+            ops::OpError::UnknownCard(_) => E::NoCard(number.to_string()),
+            ops::OpError::NotEnough { .. } => E::NotEnough(e.to_string()),
+            ops::OpError::Db(e) => E::Db(e),
+            e => E::Other(e.to_string()),
+        })
+    }
+
+    /// The catalogue was imported: cached flags are stale.
+    pub(crate) fn catalog_changed(&self) {
+        if let Some((_, shared)) = &self.inner.owner {
+            shared.forget_catalog();
+        }
     }
 
     pub(crate) fn creds(&self) -> &auth::CredCache {
@@ -362,42 +433,61 @@ pub fn describe_metrics() {
     describe(
         Kind::Histogram,
         "tillgate_loyalty_group_size",
-        "Changing loyalty operations (purchase, confirm, cancel, refund) per group commit on SQLite.",
+        "Changing loyalty operations (purchase, confirm, cancel, refund, corrections, hold sweeps) per group commit of the in-memory owner on SQLite.",
         false,
     );
 }
 
-/// Starts the hold-expiry sweeper and, on SQLite, the group committer.
+/// Starts the in-memory owner and its hold sweeper (SQLite), or the
+/// row-locking hold sweeper (PostgreSQL).
 pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
     describe_metrics();
     let settings = ctx.config.section::<Settings>();
-    let sweeper = ops::HoldSweeper {
-        db: ctx.db.clone(),
-        settings: settings.clone(),
-    };
-    ctx.runtimes.spawn(outbox::run(
-        sweeper,
-        "loyalty-hold-sweeper",
-        Wake::new(),
-        settings.clock,
-        LoopOptions::default(),
-        ctx.shutdown.clone(),
-    ));
-    // Ends when the last Handle (held by the router) is gone, after the
-    // server stopped taking requests; each queued operation is answered.
-    let changes = match ctx.db.backend {
+    // The owner ends when the last Handle (held by the router) and the
+    // sweeper are gone, after the server stopped taking requests; each
+    // queued operation is answered.
+    let owner = match ctx.db.backend {
         crate::core::store::Backend::Sqlite => {
-            let (changes, groups) = ops::committer::channel();
-            ctx.runtimes
-                .storage_handle()
-                .spawn(ops::committer::committer(ctx.db.clone(), groups));
-            Some(changes)
+            let (owner, groups) = ops::owner::channel();
+            let shared = Arc::new(ops::owner::Shared::default());
+            ctx.runtimes.storage_handle().spawn(ops::owner::run(
+                ctx.db.clone(),
+                shared.clone(),
+                groups,
+            ));
+            let sweeper = ops::owner::OwnerSweeper {
+                owner: owner.clone(),
+                settings: settings.clone(),
+            };
+            ctx.runtimes.spawn(outbox::run(
+                sweeper,
+                "loyalty-hold-sweeper",
+                Wake::new(),
+                settings.clock.clone(),
+                LoopOptions::default(),
+                ctx.shutdown.clone(),
+            ));
+            Some((owner, shared))
         }
-        crate::core::store::Backend::Postgres => None,
+        crate::core::store::Backend::Postgres => {
+            let sweeper = ops::HoldSweeper {
+                db: ctx.db.clone(),
+                settings: settings.clone(),
+            };
+            ctx.runtimes.spawn(outbox::run(
+                sweeper,
+                "loyalty-hold-sweeper",
+                Wake::new(),
+                settings.clock.clone(),
+                LoopOptions::default(),
+                ctx.shutdown.clone(),
+            ));
+            None
+        }
     };
     Ok(Handle {
         inner: Arc::new(Inner {
-            changes,
+            owner,
             runtime: ctx.runtimes.storage_handle(),
             registers: Mutex::default(),
             creds: auth::CredCache::default(),

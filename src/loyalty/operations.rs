@@ -5,6 +5,8 @@
 
 use sqlx::{AnyConnection, AnyExecutor};
 
+use crate::core::store::{Backend, multi_row};
+
 /// Hold and purchase states, stored as these words.
 pub const HELD: &str = "held";
 pub const CONFIRMED: &str = "confirmed";
@@ -21,6 +23,8 @@ pub struct Stored {
 /// A purchase as confirm, cancel and refund see it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Purchase {
+    #[sqlx(default)]
+    pub operation_id: String,
     #[sqlx(rename = "card_number")]
     pub card: String,
     pub status: Option<String>,
@@ -140,7 +144,7 @@ pub async fn purchase_card<'c>(
 /// [`super::ops`]), so it cannot change under the caller.
 pub async fn purchase(conn: &mut AnyConnection, id: &str) -> Result<Purchase, sqlx::Error> {
     sqlx::query_as(
-        "SELECT card_number, status, hold_expires_at, net, bonus_spend, bonus_earn, refunded_net, refunded_spend, refunded_earn \
+        "SELECT operation_id, card_number, status, hold_expires_at, net, bonus_spend, bonus_earn, refunded_net, refunded_spend, refunded_earn \
          FROM loyalty_operations WHERE operation_id = $1",
     )
     .bind(id)
@@ -202,4 +206,122 @@ pub async fn of_card<'c>(
     .bind(card)
     .fetch_all(db)
     .await
+}
+
+/// An operation row as the in-memory owner ([`super::ops::owner`]) writes it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OperationRow {
+    pub operation_id: String,
+    pub register: String,
+    pub cashier: String,
+    pub kind: String,
+    pub request: String,
+    pub response: String,
+    pub card: Option<String>,
+    pub local_time: String,
+    pub now: i64,
+    pub offline: bool,
+    pub status: Option<String>,
+    pub hold_expires_at: Option<i64>,
+    pub purchase_id: Option<String>,
+    pub net: i64,
+    pub spend: i64,
+    pub earn: i64,
+    pub refunded_net: i64,
+    pub refunded_spend: i64,
+    pub refunded_earn: i64,
+}
+
+/// Inserts operation rows, 300 per statement.
+pub(crate) async fn insert_rows(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    rows: &[OperationRow],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(300) {
+        let sql = multi_row(
+            backend,
+            "INSERT INTO loyalty_operations (operation_id, register_id, cashier, kind, request, response, card_number, local_time, created_at, offline, status, hold_expires_at, purchase_id, net, bonus_spend, bonus_earn, refunded_net, refunded_spend, refunded_earn) VALUES ",
+            chunk.len(),
+            19,
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for o in chunk {
+            q = q
+                .bind(o.operation_id.clone())
+                .bind(o.register.clone())
+                .bind(o.cashier.clone())
+                .bind(o.kind.clone())
+                .bind(o.request.clone())
+                .bind(o.response.clone())
+                .bind(o.card.clone())
+                .bind(o.local_time.clone())
+                .bind(o.now)
+                .bind(i64::from(o.offline))
+                .bind(o.status.clone())
+                .bind(o.hold_expires_at)
+                .bind(o.purchase_id.clone())
+                .bind(o.net)
+                .bind(o.spend)
+                .bind(o.earn)
+                .bind(o.refunded_net)
+                .bind(o.refunded_spend)
+                .bind(o.refunded_earn);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Gives stored purchases their status and refund totals as they are now:
+/// one statement per 200 purchases (a `VALUES` list joined by id).
+pub(crate) async fn write_purchases(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    rows: &[Purchase],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(200) {
+        let values = multi_row(backend, "", chunk.len(), 5);
+        let sql = format!(
+            "WITH v (id, st, rn, rs, re) AS (VALUES {values}) \
+             UPDATE loyalty_operations SET \
+             status = (SELECT st FROM v WHERE v.id = loyalty_operations.operation_id), \
+             refunded_net = (SELECT rn FROM v WHERE v.id = loyalty_operations.operation_id), \
+             refunded_spend = (SELECT rs FROM v WHERE v.id = loyalty_operations.operation_id), \
+             refunded_earn = (SELECT re FROM v WHERE v.id = loyalty_operations.operation_id) \
+             WHERE operation_id IN (SELECT id FROM v)"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for p in chunk {
+            q = q
+                .bind(p.operation_id.clone())
+                .bind(p.status.clone())
+                .bind(p.refunded_net)
+                .bind(p.refunded_spend)
+                .bind(p.refunded_earn);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// A card's purchases still holding bonus (status `held`, due or not).
+pub(crate) async fn held_purchases(
+    conn: &mut AnyConnection,
+    card: &str,
+) -> Result<Vec<Purchase>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT operation_id, card_number, status, hold_expires_at, net, bonus_spend, bonus_earn, refunded_net, refunded_spend, refunded_earn \
+         FROM loyalty_operations WHERE card_number = $1 AND status = 'held'",
+    )
+    .bind(card)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// Every stored operation id, for the owner's "seen" filter.
+pub(crate) async fn all_ids(conn: &mut AnyConnection) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT operation_id FROM loyalty_operations")
+        .fetch_all(&mut *conn)
+        .await
 }

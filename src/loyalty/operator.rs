@@ -136,7 +136,7 @@ pub struct NewCard {
     pub state: Option<String>,
 }
 
-fn parse_state(s: &str) -> Result<&'static str, OperatorError> {
+pub(crate) fn parse_state(s: &str) -> Result<&'static str, OperatorError> {
     match s {
         "active" => Ok("active"),
         "inactive" | "not_activated" => Ok("inactive"),
@@ -229,18 +229,7 @@ pub async fn adjust(
     number: &str,
     a: &Adjustment,
 ) -> Result<i64, OperatorError> {
-    if a.amount == 0 || a.amount.abs() > 10_000_000_000 {
-        return Err(invalid(
-            "amount",
-            "must be non-zero kopecks, at most 100 000 000 roubles",
-        ));
-    }
-    if a.reason.trim().is_empty() {
-        return Err(invalid("reason", "say why the balance changes"));
-    }
-    if a.by.trim().is_empty() {
-        return Err(invalid("by", "say who changes the balance"));
-    }
+    check_adjustment(a)?;
     let now = settings.clock.now_ms();
     let mut tx = db.write.begin().await?;
     cards::lock(&mut tx, db.backend, number).await?;
@@ -264,6 +253,23 @@ pub async fn adjust(
         .ok_or_else(|| OperatorError::NoCard(number.to_string()))?;
     tx.commit().await?;
     Ok(b)
+}
+
+/// Refuses a correction that is not one, whichever path applies it.
+pub(crate) fn check_adjustment(a: &Adjustment) -> Result<(), OperatorError> {
+    if a.amount == 0 || a.amount.abs() > 10_000_000_000 {
+        return Err(invalid(
+            "amount",
+            "must be non-zero kopecks, at most 100 000 000 roubles",
+        ));
+    }
+    if a.reason.trim().is_empty() {
+        return Err(invalid("reason", "say why the balance changes"));
+    }
+    if a.by.trim().is_empty() {
+        return Err(invalid("by", "say who changes the balance"));
+    }
+    Ok(())
 }
 
 /// A card with its holder, identifiers, ledger entries and operations.
@@ -394,7 +400,7 @@ async fn api_set_state(
     b: Result<Json<StateBody>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let Path(n) = p?;
-    set_state(&s.db, &n, &body(b)?.state).await?;
+    s.handle.set_state(&s.db, &n, &body(b)?.state).await?;
     Ok(Json(card_history(&s.db, &s.settings, &n).await?))
 }
 
@@ -404,7 +410,7 @@ async fn api_adjust(
     b: Result<Json<Adjustment>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let Path(n) = p?;
-    let balance = adjust(&s.db, &s.settings, &n, &body(b)?).await?;
+    let balance = s.handle.adjust(&s.db, &s.settings, &n, &body(b)?).await?;
     Ok(Json(json!({"number": n, "balance": balance})))
 }
 
@@ -416,5 +422,6 @@ async fn api_catalog(
     let products = super::catalog::from_json_value(v)
         .map_err(|e| ApiError::bad_request("malformed_request", e.to_string()))?;
     let n = super::catalog::store(&s.db, &products).await?;
+    s.handle.catalog_changed();
     Ok(Json(json!({"imported": n})))
 }

@@ -26,12 +26,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
-fn start_binary(data: &std::path::Path, pg_url: Option<&str>) -> Server {
+pub(crate) fn start_binary(data: &std::path::Path, pg_url: Option<&str>) -> Server {
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tillgate"));
     cmd.arg("serve")
@@ -56,7 +56,7 @@ fn start_binary(data: &std::path::Path, pg_url: Option<&str>) -> Server {
     }
 }
 
-async fn wait_healthy(client: &reqwest::Client, base: &str) {
+pub(crate) async fn wait_healthy(client: &reqwest::Client, base: &str) {
     for _ in 0..400 {
         if let Ok(r) = client.get(format!("{base}/healthz")).send().await
             && r.status().is_success()

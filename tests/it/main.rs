@@ -14,6 +14,7 @@ mod ingest;
 mod loyalty;
 mod loyalty_cli;
 mod loyalty_concurrency;
+mod loyalty_crash;
 mod loyalty_offline;
 mod metrics;
 mod orders;

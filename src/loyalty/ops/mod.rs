@@ -9,8 +9,8 @@
 //! (`SELECT ... FOR UPDATE`) for the transaction; SQLite has one writer.
 //! The conditional UPDATE in [`super::ledger::debit`] is the last guard.
 
-pub(crate) mod committer;
 mod identify;
+pub(crate) mod owner;
 mod purchase;
 mod refund;
 pub mod request;
@@ -216,37 +216,14 @@ pub async fn execute(db: &Db, settings: &Settings, c: &Common, op: Op) -> Result
             let mut conn = db.read.acquire().await?;
             let card = identify(&mut conn, &id).await?;
             let h = operations::held(&mut *conn, &card.number, now).await?;
-            Ok(merge(
-                json!({"operation_id": c.operation_id}),
-                card_json(settings, &card, h),
-            ))
+            Ok(balance_answer(settings, c, &card, h))
         }
         Op::Calculate(id, lines) => {
             let mut conn = db.read.acquire().await?;
             let card = identify(&mut conn, &id).await?;
             let h = operations::held(&mut *conn, &card.number, now).await?;
             let flags = super::catalog::flags_for(&mut conn, &lines).await?;
-            let tier = settings.rules.tier_for(card.accumulated);
-            let p = rules::price(
-                &settings.rules,
-                tier,
-                c.local_time,
-                &lines,
-                &|g| flags.get(g).copied().unwrap_or_default(),
-                true,
-            );
-            Ok(merge(
-                json!({
-                    "operation_id": c.operation_id,
-                    "lines": p.lines,
-                    "total": p.total,
-                    "discount": p.discount,
-                    "net": p.net,
-                    "bonus_earn": p.earn,
-                    "bonus_max_spend": p.max_spend_by_receipt.min(spendable(&card, h)),
-                }),
-                card_json(settings, &card, h),
-            ))
+            Ok(calculate_answer(settings, c, &card, h, &lines, &flags))
         }
         changing => match changing_alone(db, settings, c, now, &changing).await {
             // Another connection stored the same operation_id between our
@@ -259,6 +236,46 @@ pub async fn execute(db: &Db, settings: &Settings, c: &Common, op: Op) -> Result
             r => r,
         },
     }
+}
+
+/// The answer to `balance` for `card` with `h` held.
+fn balance_answer(settings: &Settings, c: &Common, card: &Card, h: i64) -> Value {
+    merge(
+        json!({"operation_id": c.operation_id}),
+        card_json(settings, card, h),
+    )
+}
+
+/// The answer to `calculate`: the receipt priced for `card`, nothing kept.
+fn calculate_answer(
+    settings: &Settings,
+    c: &Common,
+    card: &Card,
+    h: i64,
+    lines: &[rules::Line],
+    flags: &std::collections::HashMap<String, rules::ProductFlags>,
+) -> Value {
+    let tier = settings.rules.tier_for(card.accumulated);
+    let p = rules::price(
+        &settings.rules,
+        tier,
+        c.local_time,
+        lines,
+        &|g| flags.get(g).copied().unwrap_or_default(),
+        true,
+    );
+    merge(
+        json!({
+            "operation_id": c.operation_id,
+            "lines": p.lines,
+            "total": p.total,
+            "discount": p.discount,
+            "net": p.net,
+            "bonus_earn": p.earn,
+            "bonus_max_spend": p.max_spend_by_receipt.min(spendable(card, h)),
+        }),
+        card_json(settings, card, h),
+    )
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {

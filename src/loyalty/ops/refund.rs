@@ -7,7 +7,7 @@ use super::settle::load_purchase;
 use super::{At, OpError, Outcome, lot_expiry, malformed, settled};
 use crate::loyalty::cards;
 use crate::loyalty::ledger::{self, Meta};
-use crate::loyalty::operations::{self, CONFIRMED};
+use crate::loyalty::operations::{self, CONFIRMED, Purchase};
 
 pub(super) async fn refund(
     mut at: At<'_>,
@@ -16,36 +16,12 @@ pub(super) async fn refund(
 ) -> Result<Value, Outcome> {
     let p = load_purchase(&mut at, pid).await?;
     let now = at.now;
-    let status = p.status.clone().unwrap_or_default();
-    if status != CONFIRMED {
-        return Err(OpError::PurchaseState {
-            id: pid.to_string(),
-            status,
-            action: "refund",
-        }
-        .into());
-    }
-    let left = p.net - p.refunded_net;
-    let amount = amount.unwrap_or(left);
-    if amount <= 0 || amount > left {
-        return Err(malformed(
-            "amount",
-            format!("{left} kopecks of this purchase are left to refund, {amount} asked"),
-        )
-        .into());
-    }
-    let refunded_net = p.refunded_net + amount;
-    // Proportions of the cumulative refund, so several partial refunds add
-    // up to exactly the whole spend and earn (no rounding drift).
-    let prop = |total: i64| -> i64 {
-        if p.net == 0 {
-            total
-        } else {
-            ((total as i128 * refunded_net as i128) / p.net as i128) as i64
-        }
-    };
-    let give_back = prop(p.spend) - p.refunded_spend;
-    let take_back = prop(p.earn) - p.refunded_earn;
+    let Plan {
+        amount,
+        refunded_net,
+        give_back,
+        take_back,
+    } = plan(pid, &p, amount)?;
     ledger::expire_lots(at.conn, &p.card, now).await?;
     let c = at.c;
     let meta = |kind| Meta {
@@ -93,4 +69,51 @@ pub(super) async fn refund(
         "left_to_refund": p.net - refunded_net,
     });
     Ok(settled(&mut at, "refund", &p.card, pid, -amount, extra).await?)
+}
+
+/// What a refund of `amount` (all that is left if `None`) of purchase `p`
+/// does.
+pub(super) struct Plan {
+    pub amount: i64,
+    /// Net refunded so far, this refund included.
+    pub refunded_net: i64,
+    /// Spent bonus that comes back.
+    pub give_back: i64,
+    /// Earned bonus to take back (if the card still has it).
+    pub take_back: i64,
+}
+
+pub(super) fn plan(pid: &str, p: &Purchase, amount: Option<i64>) -> Result<Plan, OpError> {
+    let status = p.status.clone().unwrap_or_default();
+    if status != CONFIRMED {
+        return Err(OpError::PurchaseState {
+            id: pid.to_string(),
+            status,
+            action: "refund",
+        });
+    }
+    let left = p.net - p.refunded_net;
+    let amount = amount.unwrap_or(left);
+    if amount <= 0 || amount > left {
+        return Err(malformed(
+            "amount",
+            format!("{left} kopecks of this purchase are left to refund, {amount} asked"),
+        ));
+    }
+    let refunded_net = p.refunded_net + amount;
+    // Proportions of the cumulative refund, so several partial refunds add
+    // up to exactly the whole spend and earn (no rounding drift).
+    let prop = |total: i64| -> i64 {
+        if p.net == 0 {
+            total
+        } else {
+            ((total as i128 * refunded_net as i128) / p.net as i128) as i64
+        }
+    };
+    Ok(Plan {
+        amount,
+        refunded_net,
+        give_back: prop(p.spend) - p.refunded_spend,
+        take_back: prop(p.earn) - p.refunded_earn,
+    })
 }

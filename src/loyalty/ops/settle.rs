@@ -22,23 +22,11 @@ pub(super) async fn load_purchase(at: &mut At<'_>, id: &str) -> Result<Purchase,
 pub(super) async fn confirm(mut at: At<'_>, pid: &str) -> Result<Value, Outcome> {
     let p = load_purchase(&mut at, pid).await?;
     let now = at.now;
-    let status = p.status.as_deref().unwrap_or_default();
-    if status == HELD && p.hold_expires_at.is_some_and(|e| e <= now) {
-        operations::set_status(&mut *at.conn, pid, EXPIRED).await?;
-        return Err(Outcome::CommitThenRefuse(OpError::HoldExpired(
-            pid.to_string(),
-        )));
-    }
-    if status == EXPIRED {
-        return Err(OpError::HoldExpired(pid.to_string()).into());
-    }
-    if status != HELD {
-        return Err(OpError::PurchaseState {
-            id: pid.to_string(),
-            status: status.to_string(),
-            action: "confirm",
+    if let Err(refused) = confirmable(pid, &p, now) {
+        if matches!(refused, Outcome::CommitThenRefuse(_)) {
+            operations::set_status(&mut *at.conn, pid, EXPIRED).await?;
         }
-        .into());
+        return Err(refused);
     }
     ledger::expire_lots(at.conn, &p.card, now).await?;
     // Release the hold first so it does not count against its own spend.
@@ -69,8 +57,41 @@ pub(super) async fn confirm(mut at: At<'_>, pid: &str) -> Result<Value, Outcome>
 
 pub(super) async fn cancel(mut at: At<'_>, pid: &str) -> Result<Value, Outcome> {
     let p = load_purchase(&mut at, pid).await?;
-    let status = match p.status.as_deref().unwrap_or_default() {
-        HELD if p.hold_expires_at.is_some_and(|e| e <= at.now) => EXPIRED,
+    let status = cancelled(pid, &p, at.now)?;
+    operations::set_status(&mut *at.conn, pid, status).await?;
+    let extra =
+        json!({"operation_id": at.c.operation_id, "purchase_operation_id": pid, "status": status});
+    Ok(settled(&mut at, "cancel", &p.card, pid, 0, extra).await?)
+}
+
+/// Whether purchase `p` may be confirmed at `now`. A hold found past its
+/// time is refused with [`Outcome::CommitThenRefuse`]: the caller marks it
+/// expired first.
+pub(super) fn confirmable(pid: &str, p: &Purchase, now: i64) -> Result<(), Outcome> {
+    let status = p.status.as_deref().unwrap_or_default();
+    if status == HELD && p.hold_expires_at.is_some_and(|e| e <= now) {
+        return Err(Outcome::CommitThenRefuse(OpError::HoldExpired(
+            pid.to_string(),
+        )));
+    }
+    if status == EXPIRED {
+        return Err(OpError::HoldExpired(pid.to_string()).into());
+    }
+    if status != HELD {
+        return Err(OpError::PurchaseState {
+            id: pid.to_string(),
+            status: status.to_string(),
+            action: "confirm",
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// The status cancelling purchase `p` at `now` leaves it in.
+pub(super) fn cancelled(pid: &str, p: &Purchase, now: i64) -> Result<&'static str, OpError> {
+    Ok(match p.status.as_deref().unwrap_or_default() {
+        HELD if p.hold_expires_at.is_some_and(|e| e <= now) => EXPIRED,
         HELD => CANCELLED,
         // Nothing is held any more; cancelling is then a no-op.
         EXPIRED => EXPIRED,
@@ -80,12 +101,7 @@ pub(super) async fn cancel(mut at: At<'_>, pid: &str) -> Result<Value, Outcome> 
                 id: pid.to_string(),
                 status: other.to_string(),
                 action: "cancel (refund it instead)",
-            }
-            .into());
+            });
         }
-    };
-    operations::set_status(&mut *at.conn, pid, status).await?;
-    let extra =
-        json!({"operation_id": at.c.operation_id, "purchase_operation_id": pid, "status": status});
-    Ok(settled(&mut at, "cancel", &p.card, pid, 0, extra).await?)
+    })
 }
