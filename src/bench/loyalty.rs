@@ -29,12 +29,9 @@ pub struct BenchArgs {
     pub seconds: u64,
 }
 
-/// Resident memory of this process (server and bench clients), from
-/// `/proc/self/status`; `None` off Linux.
+/// Resident memory of this process (server and bench clients) in KiB.
 fn vm_rss_kib() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    super::rss::current().map(|b| b / 1024)
 }
 
 struct Stats {
