@@ -19,5 +19,6 @@ pub mod relay;
 pub mod sms;
 
 pub mod app;
+pub mod console;
 
 pub use app::run;

@@ -2,6 +2,8 @@
 
 mod alerts;
 mod architecture;
+mod console;
+mod console_browser;
 mod crash;
 mod docs;
 mod fake_smsru;
