@@ -103,12 +103,29 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let storage = match std::env::var("TILLGATE_BENCH_DATABASE_URL") {
-            Ok(url) if !url.is_empty() => Storage::Postgres { url: url.into() },
-            _ => Storage::Sqlite {
-                path: dir.path().join("bench.db"),
-            },
+        // PostgreSQL in a scratch database when TILLGATE_BENCH_DATABASE_URL
+        // names a server, SQLite otherwise.
+        let pg = std::env::var("TILLGATE_BENCH_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty());
+        let (storage, scratch) = match &pg {
+            Some(admin) => {
+                let (url, name) = tillgate::core::store::create_scratch_database(admin, "tg_bench")
+                    .await
+                    .unwrap();
+                (Storage::Postgres { url: url.into() }, Some(name))
+            }
+            None => (
+                Storage::Sqlite {
+                    path: dir.path().join("bench.db"),
+                },
+                None,
+            ),
         };
+        println!(
+            "storage: {}",
+            if pg.is_some() { "PostgreSQL" } else { "SQLite" }
+        );
         let db = Db::open(&storage).await.unwrap();
         tillgate::core::migrate::migrate(&db, &tillgate::app::migrations())
             .await
@@ -138,7 +155,7 @@ fn main() {
             user: User {
                 name: "m".into(),
                 role: Role::Manager,
-                restaurants: vec!["107".into()],
+                restaurants: vec!["106".into()],
             },
             csrf: "x".into(),
         };
@@ -194,6 +211,9 @@ fn main() {
             worst = worst.max(p(0.95));
         }
         db.close().await;
+        if let (Some(admin), Some(name)) = (&pg, &scratch) {
+            tillgate::core::store::drop_scratch_database(admin, name).await;
+        }
         println!("worst p95 {worst:.2} ms (bar {BAR_MS} ms)");
         if worst > BAR_MS {
             eprintln!("FAIL: p95 over {BAR_MS} ms");

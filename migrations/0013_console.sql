@@ -13,3 +13,7 @@ CREATE TABLE console_sessions (
     expires_at BIGINT NOT NULL
 );
 CREATE INDEX console_sessions_user ON console_sessions (user_name);
+-- The Orders page lists by (opened_at, order_guid) across restaurants (the
+-- orders API's keyset order); without this index every page sorted the
+-- whole table.
+CREATE INDEX orders_opened_guid ON orders ((COALESCE(opened_at, '')), order_guid);

@@ -198,6 +198,10 @@ const WORDS: &[(&str, &str, &str)] = &[
     ),
     ("language", "English", "Русский"),
     ("yes", "да", "yes"),
+    ("by_hour", "Выручка по часам", "Sales by hour"),
+    ("average_check", "Средний чек", "Average check"),
+    ("top_dishes", "Лучшие блюда", "Top dishes"),
+    ("deleted_receipts", "Удалённые чеки", "Deleted receipts"),
     ("no", "нет", "no"),
 ];
 

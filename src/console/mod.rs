@@ -86,6 +86,8 @@ pub fn router(db: Db, operator: Router) -> Router {
         .route("/orders/live", get(orders::live))
         .route("/orders/{guid}", get(orders::detail))
         .route("/shifts", get(shifts::page))
+        .route("/shifts/{rest}/{num}", get(shifts::detail))
+        .route("/shifts/{rest}/{num}/chart.png", get(shifts::chart))
         .route("/alerts", get(alerts::page))
         .route("/sms", get(sms::page))
         .route("/sms/{rest}", post(sms::save))

@@ -194,20 +194,8 @@ pub async fn edit(
     let mut body = body_of(&f);
     body["id"] = json!(id);
     let uri = format!("/api/destinations/{}", enc(&id));
-    match c.api.call(Method::PATCH, &uri, Some(body)).await {
-        Ok(_) => Redirect::to(&format!("/relay/{}", enc(&id))).into_response(),
-        Err(e) => {
-            detail_page(
-                &c,
-                &s,
-                lang,
-                &id,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(e.message),
-            )
-            .await
-        }
-    }
+    let done = c.api.call(Method::PATCH, &uri, Some(body)).await;
+    after_change(&c, &s, lang, &id, done).await
 }
 
 #[derive(Deserialize)]
@@ -268,18 +256,7 @@ pub async fn act(
     tracing::info!(user = %s.user.name, destination = %id, action = %action, ok = done.is_ok(), "console: relay action");
     match done {
         Ok(_) if action == "delete" => Redirect::to("/relay").into_response(),
-        Ok(_) => Redirect::to(&format!("/relay/{}", enc(&id))).into_response(),
-        Err(e) => {
-            detail_page(
-                &c,
-                &s,
-                lang,
-                &id,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(e.message),
-            )
-            .await
-        }
+        done => after_change(&c, &s, lang, &id, done).await,
     }
 }
 
@@ -303,14 +280,27 @@ pub async fn resend(
         "/api/destinations/{}/dead-letters/{offset}/resend",
         enc(&id)
     );
-    match c.api.call(Method::POST, &uri, None).await {
-        Ok(_) => Redirect::to(&format!("/relay/{}", enc(&id))).into_response(),
+    let done = c.api.call(Method::POST, &uri, None).await;
+    after_change(&c, &s, lang, &id, done).await
+}
+
+/// After a change to destination `id`: back to its page, or its page with
+/// the API's refusal.
+async fn after_change(
+    c: &Console,
+    s: &Session,
+    lang: Lang,
+    id: &str,
+    done: Result<Value, super::api::Refused>,
+) -> Response {
+    match done {
+        Ok(_) => Redirect::to(&format!("/relay/{}", enc(id))).into_response(),
         Err(e) => {
             detail_page(
-                &c,
-                &s,
+                c,
+                s,
                 lang,
-                &id,
+                id,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(e.message),
             )

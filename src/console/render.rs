@@ -18,6 +18,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("orders.html", include_str!("templates/orders.html")),
     ("order.html", include_str!("templates/order.html")),
     ("shifts.html", include_str!("templates/shifts.html")),
+    ("shift.html", include_str!("templates/shift.html")),
     ("alerts.html", include_str!("templates/alerts.html")),
     ("sms.html", include_str!("templates/sms.html")),
     ("relay.html", include_str!("templates/relay.html")),
@@ -178,6 +179,7 @@ mod tests {
                     o => crate::core::book::OrderSnapshot::default(),
                     card => context!{ number => "1", holder => context!{} },
                     notice => context!{},
+                    r => crate::alerts::report::ShiftReport::default(),
                 };
                 let r = env.get_template(name).and_then(|t| t.render(ctx));
                 assert!(r.is_ok(), "{name} as {role:?}: {:#}", r.unwrap_err());

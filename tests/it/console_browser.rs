@@ -217,6 +217,17 @@ async fn the_console_in_headless_chromium() {
     c.goto(&format!("{base}/shifts")).await.unwrap();
     assert!(text(&c, "#shifts").await.contains("101"));
     shot(&c, "shifts").await;
+    click(&c, "#shifts a").await;
+    assert!(text(&c, "#shift-revenue").await.contains('₽'));
+    let chart_loaded = c
+        .execute(
+            "const i = document.getElementById('shift-chart'); return i.complete && i.naturalWidth > 0;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(chart_loaded, json!(true), "the hourly chart is shown");
+    shot(&c, "shift").await;
     c.goto(&format!("{base}/alerts")).await.unwrap();
     text(&c, "#alerts").await;
 
