@@ -1,8 +1,8 @@
 //! The dependency direction ARCHITECTURE.md draws, checked on the sources:
 //! `core` names no feature and not `app`; a feature names `core` but no
 //! other feature and not `app`. The console is app level, like `app`:
-//! it may name features, and neither the core nor a feature names it. (Test modules, after `#[cfg(test)]`, may
-//! use anything.)
+//! it may name features, and neither the core nor a feature names it.
+//! (Test modules, after `#[cfg(test)]`, may use anything.)
 
 use std::path::{Path, PathBuf};
 
