@@ -22,5 +22,6 @@ pub mod sms;
 pub mod doctor;
 
 pub mod app;
+pub mod console;
 
 pub use app::run;

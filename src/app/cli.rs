@@ -30,6 +30,7 @@ pub fn command() -> clap::Command {
             ServeArgs::augment_args(clap::Command::new("serve"))
                 .about("Run the server: ingest, event log, consumers and the operator API"),
         );
+    cmd = cmd.subcommand(crate::console::cli::command());
     for f in super::features() {
         if let Some(c) = f.command() {
             cmd = cmd.subcommand(c);
@@ -49,6 +50,10 @@ pub async fn dispatch(matches: &ArgMatches) -> Option<anyhow::Result<()>> {
         return Some(crate::doctor::run(sub).await);
     }
     let ctx = ctx();
+    if name == "users" {
+        let out = crate::console::cli::run(sub, &ctx, std::io::stdin().lock()).await;
+        return Some(out.map(|o| println!("{o}")));
+    }
     for f in super::features() {
         if f.name() == name && f.command().is_some() {
             return Some(f.run_command(sub, &ctx).await);

@@ -25,6 +25,7 @@ pub fn router(db: Db, api_token: Option<SecretString>, features: Vec<Routes>) ->
         operator = operator.merge(r.operator);
         public = public.merge(r.public);
     }
+    let console = crate::console::router(db.clone(), operator.clone());
     let operator = operator.layer(axum::middleware::from_fn_with_state(
         api_token,
         require_token,
@@ -32,6 +33,7 @@ pub fn router(db: Db, api_token: Option<SecretString>, features: Vec<Routes>) ->
     Router::new()
         .merge(public)
         .merge(operator)
+        .merge(console)
         .merge(
             Router::new()
                 .route("/healthz", get(healthz))

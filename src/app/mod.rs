@@ -72,6 +72,7 @@ pub fn config_from_str(text: &str) -> Result<Config, ConfigError> {
 /// Every migration file: the core's and each feature's, in number order.
 pub fn migrations() -> Vec<Migration> {
     let mut all = crate::core::log::migrations();
+    all.extend(crate::console::migrations());
     for f in features() {
         all.extend(f.migrations());
     }

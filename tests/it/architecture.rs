@@ -1,7 +1,8 @@
 //! The dependency direction ARCHITECTURE.md draws, checked on the sources:
 //! `core` names no feature and not `app`; a feature names `core` but no
-//! other feature and not `app`. (Test modules, after `#[cfg(test)]`, may
-//! use anything.)
+//! other feature and not `app`. The console is app level, like `app`:
+//! it may name features, and neither the core nor a feature names it.
+//! (Test modules, after `#[cfg(test)]`, may use anything.)
 
 use std::path::{Path, PathBuf};
 
@@ -39,7 +40,7 @@ fn core_names_no_feature_and_features_name_only_the_core() {
     rust_files(&src.join("core"), &mut files);
     for f in &files {
         let c = code(f);
-        for m in FEATURES.iter().chain(&["app"]) {
+        for m in FEATURES.iter().chain(&["app", "console"]) {
             if uses(&c, m) {
                 bad.push(format!("{} uses crate::{m}", f.display()));
             }
@@ -51,7 +52,11 @@ fn core_names_no_feature_and_features_name_only_the_core() {
         assert!(!files.is_empty(), "src/{feature} has no sources");
         for f in &files {
             let c = code(f);
-            for m in FEATURES.iter().filter(|m| *m != feature).chain(&["app"]) {
+            for m in FEATURES
+                .iter()
+                .filter(|m| *m != feature)
+                .chain(&["app", "console"])
+            {
                 if uses(&c, m) {
                     bad.push(format!("{} uses crate::{m}", f.display()));
                 }

@@ -4,6 +4,8 @@ mod alerts;
 mod architecture;
 mod cashservers;
 mod cashservers_failures;
+mod console;
+mod console_browser;
 mod crash;
 mod docs;
 mod doctor;

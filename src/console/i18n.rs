@@ -1,0 +1,262 @@
+//! The console's words in Russian (the default: owners and managers read
+//! Russian) and English, chosen by the `tg_lang` cookie; and money as a
+//! Russian reads it, `1 234,50 ₽`.
+
+use std::collections::BTreeMap;
+
+use axum::http::HeaderMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Ru,
+    En,
+}
+
+impl Lang {
+    pub fn of(headers: &HeaderMap) -> Lang {
+        match super::auth::cookie(headers, "tg_lang") {
+            Some("en") => Lang::En,
+            _ => Lang::Ru,
+        }
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ru => "ru",
+            Lang::En => "en",
+        }
+    }
+}
+
+/// Key, Russian, English.
+const WORDS: &[(&str, &str, &str)] = &[
+    ("title", "tillgate — консоль", "tillgate console"),
+    ("overview", "Обзор", "Overview"),
+    ("orders", "Заказы", "Orders"),
+    ("shifts", "Смены", "Shifts"),
+    ("alerts", "Оповещения", "Alerts"),
+    ("sms", "SMS гостям", "Guest SMS"),
+    ("relay", "Ретрансляция", "Relay"),
+    ("loyalty", "Лояльность", "Loyalty"),
+    ("users", "Пользователи", "Users"),
+    ("sign_in", "Войти", "Sign in"),
+    ("sign_out", "Выйти", "Sign out"),
+    ("user_name", "Имя пользователя", "User name"),
+    ("password", "Пароль", "Password"),
+    (
+        "bad_login",
+        "Неверное имя или пароль",
+        "Wrong user name or password",
+    ),
+    (
+        "too_many",
+        "Слишком много неудачных попыток; попробуйте через 15 минут",
+        "Too many failed attempts; try again in 15 minutes",
+    ),
+    ("restaurant", "Ресторан", "Restaurant"),
+    ("all", "все", "all"),
+    ("status", "Статус", "Status"),
+    ("from", "С", "From"),
+    ("to", "По", "To"),
+    ("filter", "Показать", "Show"),
+    ("next_page", "Дальше →", "Next →"),
+    ("opened", "Открыт", "Opened"),
+    ("waiter", "Официант", "Waiter"),
+    ("table", "Стол", "Table"),
+    ("sum", "Сумма", "Sum"),
+    ("paid", "Оплачено", "Paid"),
+    ("live", "Обновляется без перезагрузки", "Updates live"),
+    ("order", "Заказ", "Order"),
+    ("dishes", "Блюда", "Dishes"),
+    ("quantity", "Кол-во", "Qty"),
+    ("price", "Цена", "Price"),
+    ("voids", "Удаления", "Voids"),
+    ("discounts", "Скидки", "Discounts"),
+    ("payments", "Оплаты", "Payments"),
+    ("receipts", "Чеки", "Receipts"),
+    ("kitchen", "Кухня", "Kitchen"),
+    ("events", "События", "Events"),
+    ("raw_xml", "XML события", "Event XML"),
+    ("cash_servers", "Кассовые серверы", "Cash servers"),
+    ("stations", "Станции", "Stations"),
+    ("online", "в сети", "online"),
+    ("offline", "не в сети", "offline"),
+    ("logged_in", "На смене", "Logged in"),
+    ("last_event", "Последнее событие", "Last event"),
+    ("log_head", "Событий в журнале", "Events in the log"),
+    ("gaps", "Пропуски", "Gaps"),
+    ("quarantine", "Карантин", "Quarantine"),
+    ("consumers", "Обработчики и отставание", "Consumers and lag"),
+    ("lag", "Отставание", "Lag"),
+    ("destinations", "Получатели", "Destinations"),
+    ("shift", "Смена", "Shift"),
+    ("closed", "закрыта", "closed"),
+    ("open", "открыта", "open"),
+    ("revenue", "Выручка", "Revenue"),
+    ("open_orders", "Открытых заказов", "Open orders"),
+    ("deleted_orders", "Удалённых заказов", "Deleted orders"),
+    ("kind", "Вид", "Kind"),
+    ("state", "Состояние", "State"),
+    ("chat", "Чат", "Chat"),
+    ("created", "Создано", "Created"),
+    ("error", "Ошибка", "Error"),
+    ("enabled", "Включено", "Enabled"),
+    (
+        "sms_enabled_global",
+        "SMS включены в файле настроек",
+        "SMS switched on in the config file",
+    ),
+    ("provider", "Провайдер", "Provider"),
+    ("token", "Токен провайдера", "Provider token"),
+    (
+        "token_hidden",
+        "задан в файле настроек; не показывается",
+        "set in the config file; never shown",
+    ),
+    ("sender", "Имя отправителя", "Sender name"),
+    (
+        "rest_name",
+        "Название ресторана в SMS",
+        "Restaurant name in the SMS",
+    ),
+    (
+        "step",
+        "Когда отправлять (шаг кухни)",
+        "When to send (kitchen step)",
+    ),
+    ("template", "Шаблон сообщения", "Message template"),
+    ("preview", "Предпросмотр", "Preview"),
+    ("encoding", "Кодировка", "Encoding"),
+    ("characters", "Символов", "Characters"),
+    ("parts", "Частей SMS", "SMS parts"),
+    (
+        "consent",
+        "Касса сама спрашивает согласие гостя",
+        "The register asks the guest's consent itself",
+    ),
+    ("save", "Сохранить", "Save"),
+    ("saved", "Сохранено", "Saved"),
+    ("check_balance", "Проверить баланс", "Check balance"),
+    ("balance", "Баланс", "Balance"),
+    ("outbox", "Очередь сообщений", "Outbox"),
+    ("phone", "Телефон", "Phone"),
+    ("source", "Откуда значение", "Where the value comes from"),
+    ("from_file", "из файла настроек", "from the config file"),
+    (
+        "from_console",
+        "сохранено в консоли",
+        "saved in the console",
+    ),
+    ("defaults", "по умолчанию", "defaults"),
+    ("add", "Добавить", "Add"),
+    ("pause", "Приостановить", "Pause"),
+    ("resume", "Возобновить", "Resume"),
+    ("replay", "Повторить с", "Replay from"),
+    ("delete", "Удалить", "Delete"),
+    ("delivery_log", "Журнал доставки", "Delivery log"),
+    ("dead_letters", "Недоставленные", "Dead letters"),
+    ("resend", "Отправить снова", "Re-send"),
+    ("paused", "приостановлен", "paused"),
+    ("active", "активен", "active"),
+    (
+        "find_card",
+        "Номер карты или телефон",
+        "Card number or phone",
+    ),
+    ("find", "Найти", "Find"),
+    ("holder", "Владелец", "Holder"),
+    ("tier", "Уровень", "Tier"),
+    ("ledger", "Движения бонусов", "Ledger"),
+    ("operations", "Операции", "Operations"),
+    ("block", "Заблокировать", "Block"),
+    ("activate", "Активировать", "Activate"),
+    ("adjust", "Скорректировать", "Adjust"),
+    ("amount_kop", "Сумма, коп.", "Amount, kopecks"),
+    ("reason", "Причина", "Reason"),
+    ("registers", "Кассы", "Registers"),
+    ("no_card", "Карта не найдена", "No such card"),
+    ("role", "Роль", "Role"),
+    ("restaurants", "Рестораны", "Restaurants"),
+    (
+        "forbidden",
+        "Нет доступа: это не ваш ресторан или не ваша роль",
+        "Not allowed: not your restaurant or not your role",
+    ),
+    ("not_found", "Не найдено", "Not found"),
+    ("nothing", "Пока пусто", "Nothing yet"),
+    ("url", "Адрес (URL)", "URL"),
+    ("id", "Идентификатор", "Id"),
+    ("format", "Формат", "Format"),
+    (
+        "situations",
+        "Ситуации (через запятую)",
+        "Situations (comma-separated)",
+    ),
+    (
+        "restaurants_csv",
+        "Рестораны (через запятую)",
+        "Restaurants (comma-separated)",
+    ),
+    ("language", "English", "Русский"),
+    ("yes", "да", "yes"),
+    ("by_hour", "Выручка по часам", "Sales by hour"),
+    ("average_check", "Средний чек", "Average check"),
+    ("top_dishes", "Лучшие блюда", "Top dishes"),
+    ("deleted_receipts", "Удалённые чеки", "Deleted receipts"),
+    ("no", "нет", "no"),
+];
+
+/// Every word in `lang`, for the templates (`{{ t.orders }}`).
+pub fn words(lang: Lang) -> BTreeMap<&'static str, &'static str> {
+    WORDS
+        .iter()
+        .map(|(k, ru, en)| (*k, if lang == Lang::Ru { *ru } else { *en }))
+        .collect()
+}
+
+/// Kopecks as a Russian reads money: `1 234,50 ₽` (groups of three from
+/// four digits, no-break spaces). [`crate::core::money::rub`] keeps
+/// four-digit sums whole for messages; a table column of sums reads
+/// better grouped throughout, so the one case is split here.
+pub fn money(kopecks: i64, lang: Lang) -> String {
+    let text = crate::core::money::rub(kopecks);
+    let digits = text.trim_start_matches('-');
+    let whole = digits.split(',').next().unwrap_or("");
+    let mut grouped = if whole.len() == 4 && !whole.contains('\u{a0}') {
+        let sign = &text[..text.len() - digits.len()];
+        format!("{sign}{}\u{a0}{}", &digits[..1], &digits[1..])
+    } else {
+        text
+    };
+    if lang == Lang::En {
+        grouped = grouped.replace(',', ".").replace('\u{a0}', ",");
+    }
+    grouped.push_str("\u{a0}₽");
+    grouped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_reads_as_russian_money() {
+        assert_eq!(money(123_450, Lang::Ru), "1\u{a0}234,50\u{a0}₽");
+        assert_eq!(money(45_000, Lang::Ru), "450,00\u{a0}₽");
+        assert_eq!(money(1_234_550, Lang::Ru), "12\u{a0}345,50\u{a0}₽");
+        assert_eq!(money(-123_450, Lang::Ru), "-1\u{a0}234,50\u{a0}₽");
+        assert_eq!(money(0, Lang::Ru), "0,00\u{a0}₽");
+        assert_eq!(money(123_450, Lang::En), "1,234.50\u{a0}₽");
+    }
+
+    #[test]
+    fn both_languages_have_every_word() {
+        for (k, ru, en) in WORDS {
+            assert!(!ru.is_empty() && !en.is_empty(), "{k}");
+        }
+        let mut keys: Vec<&str> = WORDS.iter().map(|w| w.0).collect();
+        keys.sort();
+        let n = keys.len();
+        keys.dedup();
+        assert_eq!(n, keys.len(), "a word is listed twice");
+    }
+}

@@ -1,0 +1,241 @@
+//! The Guest SMS page: a restaurant's settings (enable, provider, sender,
+//! kitchen step, template with a live preview and SMS-part counter,
+//! consent), where each comes from, "check balance", and the outbox with
+//! masked phones.
+//!
+//! Saving goes through `PUT /api/sms/settings/{restcode}`, which checks
+//! the settings with the same `validate_restaurant` the config file is
+//! checked with (same messages), stores them, and the SMS consumer uses
+//! them from its next event on: no restart.
+
+use std::collections::BTreeSet;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use minijinja::context;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Console;
+use super::api::enc;
+use super::auth::{self, Signed};
+use super::i18n::Lang;
+use super::users::Session;
+
+#[derive(Deserialize)]
+pub struct SmsQuery {
+    restaurant: Option<String>,
+}
+
+/// The restaurants the page offers: an admin's every configured one,
+/// anyone else's own.
+async fn offered(c: &Console, s: &Session, all: &Value) -> Vec<String> {
+    let mut set = BTreeSet::new();
+    if s.user.is_admin() {
+        for i in all["items"].as_array().into_iter().flatten() {
+            if let Some(r) = i["restcode"].as_str() {
+                set.insert(r.to_string());
+            }
+        }
+        if let Ok(orders) = crate::orders::store::servers(&c.db).await {
+            set.extend(orders.into_iter().filter_map(|x| x.rest_code));
+        }
+    }
+    set.extend(s.user.restaurants.iter().cloned());
+    set.into_iter().collect()
+}
+
+/// Where each restaurant's settings come from.
+async fn source(c: &Console, rest: &str, all: &Value) -> &'static str {
+    let saved = crate::sms::store::saved_settings(&c.db)
+        .await
+        .map(|v| v.iter().any(|x| x.rest_code == rest))
+        .unwrap_or(false);
+    let listed = all["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|i| i["restcode"].as_str() == Some(rest));
+    match (saved, listed) {
+        (true, _) => "from_console",
+        (false, true) => "from_file",
+        _ => "defaults",
+    }
+}
+
+/// The page for `rest` with `notice` (a save's outcome) and the form as
+/// sent when it was refused.
+async fn render(
+    c: &Console,
+    s: &Session,
+    lang: Lang,
+    rest: Option<String>,
+    notice: Value,
+    form: Option<Value>,
+) -> Response {
+    let all = c.api.get("/api/sms/settings").await.unwrap_or(json!({}));
+    let restaurants = offered(c, s, &all).await;
+    let rest = rest.or_else(|| restaurants.first().cloned());
+    let (settings, src, outbox, providers) = match &rest {
+        Some(r) => {
+            let current = c
+                .api
+                .get(&format!("/api/sms/settings/{}", enc(r)))
+                .await
+                .ok();
+            let outbox = c
+                .api
+                .get(&format!("/api/sms?restaurant={}&limit=50", enc(r)))
+                .await
+                .map(|v| v["items"].clone())
+                .unwrap_or(json!({}));
+            let providers: BTreeSet<String> = all["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["provider"].as_str().map(str::to_string))
+                .collect();
+            (
+                form.or(current).unwrap_or(json!({})),
+                source(c, r, &all).await,
+                outbox,
+                providers,
+            )
+        }
+        None => (json!({}), "defaults", json!({}), BTreeSet::new()),
+    };
+    let may_change = rest.as_deref().is_some_and(|r| s.user.may_change(r));
+    c.pages.page(
+        StatusCode::OK,
+        "sms.html",
+        lang,
+        Some(s),
+        "sms",
+        context! {
+            restaurant => rest,
+            restaurants => restaurants,
+            settings => settings,
+            source => src,
+            outbox => outbox,
+            providers => providers,
+            global_enabled => all["enabled"],
+            may_change => may_change,
+            notice => notice,
+            steps => ["started", "ready", "taken", "collect", "collected"],
+            default_template => crate::sms::DEFAULT_TEMPLATE,
+        },
+    )
+}
+
+pub async fn page(
+    State(c): State<Console>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    Query(q): Query<SmsQuery>,
+) -> Response {
+    let lang = Lang::of(&headers);
+    let rest = q.restaurant.filter(|r| !r.is_empty());
+    if let Some(r) = &rest
+        && !s.user.may_see(Some(r))
+    {
+        return c.pages.forbidden(lang, &s);
+    }
+    render(&c, &s, lang, rest, json!({}), None).await
+}
+
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    csrf: String,
+    enabled: Option<String>,
+    step: String,
+    template: String,
+    provider: Option<String>,
+    sender: Option<String>,
+    name: Option<String>,
+    register_collects_consent: Option<String>,
+}
+
+fn some(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+pub async fn save(
+    State(c): State<Console>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    Path(rest): Path<String>,
+    Form(f): Form<SettingsForm>,
+) -> Response {
+    let lang = Lang::of(&headers);
+    if !auth::csrf_ok(&s, &f.csrf) || !s.user.may_change(&rest) {
+        return c.pages.forbidden(lang, &s);
+    }
+    let body = json!({
+        "enabled": f.enabled.is_some(),
+        "step": f.step.trim(),
+        "template": f.template,
+        "provider": some(&f.provider),
+        "sender": some(&f.sender),
+        "name": some(&f.name),
+        "register_collects_consent": f.register_collects_consent.is_some(),
+    });
+    let uri = format!("/api/sms/settings/{}", enc(&rest));
+    match c.api.call(Method::PUT, &uri, Some(body.clone())).await {
+        Ok(v) => {
+            tracing::info!(user = %s.user.name, restaurant = %rest, "console: sms settings saved");
+            let notice = json!({"ok": true, "length": v["length"], "warnings": v["warnings"]});
+            render(&c, &s, lang, Some(rest), notice, None).await
+        }
+        Err(e) => {
+            let mut form = body;
+            form["restcode"] = json!(rest);
+            let mut page = render(
+                &c,
+                &s,
+                lang,
+                Some(rest),
+                json!({"ok": false, "error": e.message}),
+                Some(form),
+            )
+            .await;
+            // A refused save answers 422, like the API, with the page.
+            *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            page
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn balance(
+    State(c): State<Console>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    Path(rest): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let lang = Lang::of(&headers);
+    if !auth::csrf_ok(&s, &f.csrf) || !s.user.may_change(&rest) {
+        return c.pages.forbidden(lang, &s);
+    }
+    let provider = c
+        .api
+        .get(&format!("/api/sms/settings/{}", enc(&rest)))
+        .await
+        .ok()
+        .and_then(|v| v["provider"].as_str().map(str::to_string));
+    let uri = match &provider {
+        Some(p) => format!("/api/sms/balance?provider={}", enc(p)),
+        None => "/api/sms/balance".to_string(),
+    };
+    let notice = match c.api.get(&uri).await {
+        Ok(v) => json!({"ok": true, "balance": v}),
+        Err(e) => json!({"ok": false, "error": e.message}),
+    };
+    render(&c, &s, lang, Some(rest), notice, None).await
+}
