@@ -5,6 +5,7 @@
 //! bench`).
 
 mod bench;
+mod service;
 
 use std::process::ExitCode;
 
@@ -12,6 +13,7 @@ use clap::{Args, FromArgMatches};
 
 fn command() -> clap::Command {
     tillgate::app::cli::command()
+        .subcommand(service::command())
         .subcommand(
             tillgate_simulate::SimulateArgs::augment_args(clap::Command::new("simulate"))
                 .about("Play one or more r_keeper cash servers sending notify events"),
@@ -60,6 +62,9 @@ async fn dispatch(m: clap::ArgMatches) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let matches = command().get_matches();
+    if let Some(("service", s)) = matches.subcommand() {
+        return service::main(s);
+    }
     tillgate::core::telemetry::init_tracing();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

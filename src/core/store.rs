@@ -72,7 +72,14 @@ impl Db {
                         source,
                     })?;
                 }
-                let url = format!("sqlite://{}?mode=rwc", path.display());
+                // Every byte but letters and digits percent-encoded: a
+                // Windows path (`C:\ProgramData\...`), spaces or `?` would
+                // otherwise be read as URL syntax and open the wrong file.
+                let name = percent_encoding::percent_encode(
+                    path.as_os_str().as_encoded_bytes(),
+                    percent_encoding::NON_ALPHANUMERIC,
+                );
+                let url = format!("sqlite:{name}?mode=rwc");
                 let opts = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
                 // WAL lets consumers and the API read while the log writer
                 // commits; synchronous=FULL makes a commit survive power loss,

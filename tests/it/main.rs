@@ -19,3 +19,4 @@ mod relay_receiver;
 mod simulate;
 mod sms;
 mod upgrade;
+mod windows;
