@@ -50,9 +50,10 @@ fn service_main(_start_args: Vec<OsString>) {
     let Some((name, config)) = ARGS.get().cloned() else {
         return;
     };
+    // Errors after the control handler is registered are reported inside;
+    // one before it has no log file yet: the event log only.
     if let Err(e) = serve(&name, config) {
-        tracing::error!("service {name} stopped: {e:#}");
-        logging::report_error(&name, &format!("service {name} stopped: {e:#}"));
+        logging::report_error(&name, &format!("service {name} could not start: {e:#}"));
     }
 }
 
@@ -117,13 +118,21 @@ fn serve(name: &str, config: Option<PathBuf>) -> anyhow::Result<()> {
             }
         })
     })();
+    // Logged before "stopped" is reported: the manager may end the process
+    // right after.
+    match &result {
+        Ok(()) => tracing::info!(service = name, "service stopped"),
+        // Once logging is set up an error reaches the event log through it;
+        // before (a broken config file) only directly.
+        Err(e) if tracing::dispatcher::has_been_set() => {
+            tracing::error!("service {name} stopped: {e:#}")
+        }
+        Err(e) => logging::report_error(name, &format!("service {name} stopped: {e:#}")),
+    }
     status(
         ServiceState::Stopped,
         if result.is_ok() { 0 } else { FAILED },
         Duration::ZERO,
     );
-    if result.is_ok() {
-        tracing::info!(service = name, "service stopped");
-    }
-    result
+    Ok(())
 }

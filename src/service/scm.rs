@@ -69,17 +69,27 @@ pub fn install(name: &str, config: Option<&Path>) -> anyhow::Result<()> {
         action_type: ServiceActionType::Restart,
         delay: Duration::from_secs(secs),
     };
-    service
+    let recovery = service
         .update_failure_actions(ServiceFailureActions {
             reset_period: ServiceFailureResetPeriod::After(Duration::from_secs(24 * 3600)),
             reboot_msg: None,
             command: None,
             actions: Some(vec![restart(5), restart(30), restart(60)]),
         })
-        .context("setting the recovery actions")?;
-    service
-        .set_failure_actions_on_non_crash_failures(true)
-        .context("setting the recovery actions")?;
+        .and_then(|()| service.set_failure_actions_on_non_crash_failures(true));
+    match recovery {
+        Ok(()) => {}
+        // ERROR_INVALID_LEVEL: a service manager without recovery settings.
+        // Every Windows has them; Wine's does not. The service works
+        // without them, only not restarted after a failure: say so.
+        Err(windows_service::Error::Winapi(e)) if e.raw_os_error() == Some(124) => {
+            eprintln!(
+                "warning: this service control manager has no recovery settings (Wine?): \
+                 the service is installed but will not be restarted after a failure"
+            )
+        }
+        Err(e) => return Err(e).context("setting the recovery actions (restart on failure)"),
+    }
     println!("installed service {name:?}; start it with `tillgate service start --name {name}`");
     Ok(())
 }
@@ -111,9 +121,13 @@ pub fn uninstall(name: &str) -> anyhow::Result<()> {
 
 pub fn start(name: &str) -> anyhow::Result<()> {
     let service = open(name, ServiceAccess::QUERY_STATUS | ServiceAccess::START)?;
-    service
-        .start::<&OsStr>(&[])
-        .with_context(|| format!("cannot start service {name:?}"))?;
+    match service.start::<&OsStr>(&[]) {
+        Ok(()) => {}
+        // ERROR_SERVICE_ALREADY_RUNNING: the goal is reached (an automatic
+        // start may have come first).
+        Err(windows_service::Error::Winapi(e)) if e.raw_os_error() == Some(1056) => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot start service {name:?}")),
+    }
     let st = wait_for(&service, |s| s != ServiceState::StartPending)?;
     if st.current_state != ServiceState::Running {
         bail!(

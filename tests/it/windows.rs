@@ -248,7 +248,7 @@ async fn windows_build_under_wine_serves_stops_and_restarts_losing_nothing() {
 
     // The Linux emulator sends the day like the driver, retrying through
     // the restart below.
-    let mut emulator = Command::new(env!("CARGO_BIN_EXE_tillgate"))
+    let emulator = Command::new(env!("CARGO_BIN_EXE_tillgate"))
         .args([
             "simulate",
             "--to",
