@@ -14,6 +14,7 @@ mod loyalty_concurrency;
 mod loyalty_offline;
 mod metrics;
 mod orders;
+mod packaging;
 mod relay;
 mod relay_receiver;
 mod simulate;

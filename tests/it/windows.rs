@@ -231,6 +231,13 @@ async fn windows_build_under_wine_serves_stops_and_restarts_losing_nothing() {
         );
         return;
     };
+    // Cyrillic in arguments and in what is printed: a broken path's error
+    // comes back whole, in UTF-8.
+    let (ok, text) = wine
+        .run(&["serve", "--config", "Z:\\нет\\настройки.toml"])
+        .await;
+    assert!(!ok && text.contains("нет\\настройки.toml"), "{text}");
+
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let log = dir.path().join("serve.log");
@@ -327,6 +334,25 @@ async fn windows_build_under_wine_serves_stops_and_restarts_losing_nothing() {
         data.join("tillgate.db").is_file(),
         "the SQLite file in the data directory"
     );
+
+    // Without --data: %ProgramData%\tillgate, in the Wine prefix's C: drive.
+    let prefix = std::env::var_os("WINEPREFIX")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".wine"));
+    let default_db = prefix.join("drive_c/ProgramData/tillgate/tillgate.db");
+    let _ = std::fs::remove_dir_all(default_db.parent().unwrap());
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = wine
+        .cmd(&["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_healthy(&client, &base, &mut Some(&mut server)).await;
+    ctrl_c_and_wait(&mut server).await;
+    assert!(default_db.is_file(), "no {}", default_db.display());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -427,6 +453,22 @@ async fn windows_service_under_wine_installs_starts_stops_and_uninstalls() {
     assert!(ok, "start again: {text}");
     wait_healthy(&client, &base, &mut None).await;
     assert_state_is_truth(&client, &base, "after a service restart").await;
+
+    // A failure (here a broken config) ends the service with tillgate's
+    // exit code, which Windows' recovery settings answer with a restart.
+    let (ok, text) = wine.run(&["service", "stop", "--name", &name]).await;
+    assert!(ok, "stop: {text}");
+    std::fs::write(&config, "listen = \"nowhere\"\n").unwrap();
+    let (ok, text) = wine.run(&["service", "start", "--name", &name]).await;
+    assert!(
+        !ok && text.contains("did not start"),
+        "start, broken config: {text}"
+    );
+    let (ok, text) = wine.run(&["service", "status", "--name", &name]).await;
+    assert!(
+        ok && text.contains("stopped (tillgate exit code 1)"),
+        "status: {text}"
+    );
 
     let (ok, text) = wine.run(&["service", "uninstall", "--name", &name]).await;
     assert!(ok && text.contains("uninstalled"), "uninstall: {text}");
