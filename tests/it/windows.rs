@@ -9,7 +9,9 @@
 //! emulator retries, and ends with the event count and every order's state
 //! equal to the emulator's truth; a second stop and start changes nothing.
 //! Then the service path: install, start, status, serve, stop, start again,
-//! uninstall, through Wine's service control manager.
+//! uninstall, through Wine's service control manager. Wine's service
+//! manager lives as long as its wineserver, and a new wineserver "boots"
+//! (auto-starting installed services): `.ci/windows` keeps one running.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use tillgate_simulate::{Scenario, generate};
 use tokio::process::{Child, Command};
+
+use crate::crash::free_port;
 
 /// The emulator's day: every kind of order and Situation (docs/simulate.md).
 const SEED: u64 = 18;
@@ -48,6 +52,16 @@ impl Wine {
         c
     }
 
+    /// The set-up `.ci/windows` gives, or `None` after saying the test is
+    /// skipped.
+    fn or_skip(test: &str) -> Option<Wine> {
+        let wine = Wine::from_env();
+        if wine.is_none() {
+            eprintln!("note: TILLGATE_WINE_EXE is not set: {test} SKIPPED (.ci/windows runs it)");
+        }
+        wine
+    }
+
     /// Runs a `tillgate.exe` command to its end; its stdout and stderr.
     async fn run(&self, args: &[&str]) -> (bool, String) {
         let out = self
@@ -68,14 +82,6 @@ impl Wine {
 /// A Linux path as the Windows program sees it (Wine's drive Z: is `/`).
 fn win_path(p: &Path) -> String {
     format!("Z:{}", p.display()).replace('/', "\\")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn healthy(client: &reqwest::Client, base: &str) -> bool {
@@ -144,6 +150,20 @@ async fn orders(client: &reqwest::Client, base: &str) -> BTreeMap<String, serde_
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The Linux emulator, `tillgate simulate`, sending the day to `base`.
+fn emulator(base: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tillgate"));
+    c.args([
+        "simulate",
+        "--to",
+        &format!("{base}/rkevent"),
+        "--no-progress",
+    ])
+    .args(["--seed", &SEED.to_string()])
+    .env("RUST_LOG", "off");
+    c
 }
 
 /// The event count and every order equal the emulator's truth.
@@ -225,10 +245,7 @@ fn serve(wine: &Wine, port: u16, data: &Path, log: &Path) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn windows_build_under_wine_serves_stops_and_restarts_losing_nothing() {
-    let Some(wine) = Wine::from_env() else {
-        eprintln!(
-            "note: TILLGATE_WINE_EXE is not set: the Windows smoke test SKIPPED (.ci/windows runs it)"
-        );
+    let Some(wine) = Wine::or_skip("the Windows smoke test") else {
         return;
     };
     // Cyrillic in arguments and in what is printed: a broken path's error
@@ -255,14 +272,7 @@ async fn windows_build_under_wine_serves_stops_and_restarts_losing_nothing() {
 
     // The Linux emulator sends the day like the driver, retrying through
     // the restart below.
-    let emulator = Command::new(env!("CARGO_BIN_EXE_tillgate"))
-        .args([
-            "simulate",
-            "--to",
-            &format!("{base}/rkevent"),
-            "--no-progress",
-        ])
-        .args(["--seed", &SEED.to_string()])
+    let emulator = emulator(&base)
         .args([
             "--retries",
             "100000",
@@ -271,7 +281,6 @@ async fn windows_build_under_wine_serves_stops_and_restarts_losing_nothing() {
             "--give-up-after",
             "0",
         ])
-        .env("RUST_LOG", "off")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -357,10 +366,7 @@ async fn windows_build_under_wine_serves_stops_and_restarts_losing_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn windows_service_under_wine_installs_starts_stops_and_uninstalls() {
-    let Some(wine) = Wine::from_env() else {
-        eprintln!(
-            "note: TILLGATE_WINE_EXE is not set: the Windows service test SKIPPED (.ci/windows runs it)"
-        );
+    let Some(wine) = Wine::or_skip("the Windows service test") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -379,28 +385,18 @@ async fn windows_service_under_wine_installs_starts_stops_and_uninstalls() {
     let name = format!("tillgate-ci-{}", std::process::id());
     let client = reqwest::Client::new();
 
-    let (ok, text) = wine
-        .run(&[
-            "service",
-            "install",
-            "--config",
-            &win_path(&config),
-            "--name",
-            &name,
-        ])
-        .await;
+    let install = [
+        "service",
+        "install",
+        "--config",
+        &win_path(&config),
+        "--name",
+        &name,
+    ];
+    let (ok, text) = wine.run(&install).await;
     assert!(ok, "install: {text}");
     // A second install of the same name is refused with a reason.
-    let (ok, again) = wine
-        .run(&[
-            "service",
-            "install",
-            "--config",
-            &win_path(&config),
-            "--name",
-            &name,
-        ])
-        .await;
+    let (ok, again) = wine.run(&install).await;
     assert!(!ok && again.contains("cannot create service"), "{again}");
 
     let (ok, text) = wine.run(&["service", "start", "--name", &name]).await;
@@ -409,18 +405,7 @@ async fn windows_service_under_wine_installs_starts_stops_and_uninstalls() {
     let (ok, text) = wine.run(&["service", "status", "--name", &name]).await;
     assert!(ok && text.contains(": running"), "status: {text}");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_tillgate"))
-        .args([
-            "simulate",
-            "--to",
-            &format!("{base}/rkevent"),
-            "--no-progress",
-        ])
-        .args(["--seed", &SEED.to_string()])
-        .env("RUST_LOG", "off")
-        .output()
-        .await
-        .unwrap();
+    let out = emulator(&base).output().await.unwrap();
     assert!(
         out.status.success(),
         "{}",
