@@ -63,19 +63,23 @@ impl Wine {
     }
 
     /// Runs a `tillgate.exe` command to its end; its stdout and stderr.
+    /// The output goes through files, not pipes: Wine's own processes
+    /// (services.exe and the rest, started with the first program of a new
+    /// wineserver) inherit the handles and would hold a pipe open for ever.
     async fn run(&self, args: &[&str]) -> (bool, String) {
-        let out = self
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let status = self
             .cmd(args)
             .stdin(Stdio::null())
-            .output()
+            .stdout(out.reopen().unwrap())
+            .stderr(out.reopen().unwrap())
+            .status();
+        let status = tokio::time::timeout(Duration::from_secs(120), status)
             .await
+            .unwrap_or_else(|_| panic!("tillgate.exe {args:?} did not end"))
             .expect("run wine");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        let text = std::fs::read_to_string(out.path()).unwrap_or_default();
+        (status.success(), text)
     }
 }
 
@@ -373,7 +377,8 @@ async fn windows_service_under_wine_installs_starts_stops_and_uninstalls() {
     let data = dir.path().join("svc data");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let config = dir.path().join("tillgate.toml");
+    // Spaces in both paths: the service command line must quote them.
+    let config = dir.path().join("tillgate config.toml");
     std::fs::write(
         &config,
         format!(
