@@ -45,7 +45,7 @@ pub fn install(name: &str, config: Option<&Path>) -> anyhow::Result<()> {
             ..Default::default()
         };
         tillgate::app::load_config(&opts)?;
-        args.extend([OsString::from("--config"), plain_path(&abs).into()]);
+        args.extend([OsString::from("--config"), plain_path(&abs)]);
     }
     let info = ServiceInfo {
         name: name.into(),
