@@ -5,6 +5,7 @@
 //! bench`).
 
 mod bench;
+mod service;
 
 /// mimalloc rather than glibc's allocator: under load the server frees
 /// many small allocations on other threads than made them (a parsed event
@@ -21,6 +22,7 @@ use clap::{Args, FromArgMatches};
 
 fn command() -> clap::Command {
     tillgate::app::cli::command()
+        .subcommand(service::command())
         .subcommand(
             tillgate_simulate::SimulateArgs::augment_args(clap::Command::new("simulate"))
                 .about("Play one or more r_keeper cash servers sending notify events"),
@@ -69,6 +71,9 @@ async fn dispatch(m: clap::ArgMatches) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let matches = command().get_matches();
+    if let Some(("service", s)) = matches.subcommand() {
+        return service::main(s);
+    }
     tillgate::core::telemetry::init_tracing();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -9,7 +9,7 @@
 use clap::{ArgMatches, Args, FromArgMatches};
 use tokio_util::sync::CancellationToken;
 
-use crate::core::config::ServerOpts;
+use crate::core::config::{Config, ServerOpts};
 use crate::core::feature::CliCtx;
 
 /// `tillgate serve`.
@@ -19,10 +19,21 @@ pub struct ServeArgs {
     pub opts: ServerOpts,
 }
 
+/// `tillgate --version`: what an integrator quotes in a support request.
+/// The commit comes from `build.rs`; both storage backends are always built
+/// in (sqlx's `sqlite` with the bundled SQLite, and `postgres`).
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("TILLGATE_GIT_COMMIT"),
+    "\nstorage: sqlite (bundled), postgres"
+);
+
 /// `tillgate` with `serve` and every feature's subcommand.
 pub fn command() -> clap::Command {
     let mut cmd = clap::Command::new("tillgate")
         .version(env!("CARGO_PKG_VERSION"))
+        .long_version(LONG_VERSION)
         .about("A hub between r_keeper cash servers and everything around them")
         .subcommand_required(true)
         .arg_required_else_help(true)
@@ -74,16 +85,30 @@ pub fn ctx() -> CliCtx {
 async fn serve(m: &ArgMatches) -> anyhow::Result<()> {
     let args = ServeArgs::from_arg_matches(m)?;
     let config = super::load_config(&args.opts)?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    serve_config(config, shutdown, || ()).await
+}
+
+/// Serves `config` until `shutdown` is cancelled: by a signal for
+/// `tillgate serve`, by a stop request for the Windows service. Both then
+/// take [`begin_shutdown`]'s one path. `listening` runs once the port is
+/// bound (the service then reports "running").
+pub async fn serve_config(
+    config: Config,
+    shutdown: CancellationToken,
+    listening: impl FnOnce(),
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(signal_shutdown(shutdown.clone()));
     tracing::info!(listen = %config.listen, "tillgate serving");
+    listening();
     super::run(config, listener, shutdown).await
 }
 
-/// Cancels `token` on SIGINT or SIGTERM.
+/// Cancels `token` on SIGINT or SIGTERM; on Windows on Ctrl+C, Ctrl+Break,
+/// the console window closing or the machine shutting down.
 pub async fn signal_shutdown(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -102,8 +127,29 @@ pub async fn signal_shutdown(token: CancellationToken) {
             _ = term.recv() => {},
         }
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        use tokio::signal::windows::{ctrl_break, ctrl_close, ctrl_shutdown};
+        match (ctrl_break(), ctrl_close(), ctrl_shutdown()) {
+            (Ok(mut brk), Ok(mut close), Ok(mut off)) => tokio::select! {
+                _ = ctrl_c => {},
+                _ = brk.recv() => {},
+                _ = close.recv() => {},
+                _ = off.recv() => {},
+            },
+            _ => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
     let _ = ctrl_c.await;
+    begin_shutdown(&token);
+}
+
+/// The one way a server is asked to stop (signal, console, service stop):
+/// stop accepting, commit what was received, stop consumers cleanly.
+pub fn begin_shutdown(token: &CancellationToken) {
     tracing::info!("shutting down: no new requests; committing what was received");
     token.cancel();
 }
@@ -126,6 +172,25 @@ mod tests {
             );
         }
         cmd.debug_assert();
+    }
+
+    #[test]
+    fn version_names_the_commit_and_the_storage_backends() {
+        let e = command()
+            .try_get_matches_from(["tillgate", "--version"])
+            .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::DisplayVersion);
+        let text = e.to_string();
+        assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+        let commit = text
+            .lines()
+            .find_map(|l| l.strip_prefix("commit: "))
+            .unwrap_or_else(|| panic!("no commit line: {text}"));
+        assert!(!commit.trim().is_empty(), "{text}");
+        assert!(
+            text.contains("storage: sqlite (bundled), postgres"),
+            "{text}"
+        );
     }
 
     #[test]

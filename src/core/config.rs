@@ -29,6 +29,17 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:11130";
 pub const DEFAULT_DATA_DIR: &str = "./tillgate-data";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
+/// `./tillgate-data`, except on Windows: a service starts in
+/// `C:\Windows\System32`, so there the default is `%ProgramData%\tillgate`,
+/// where Windows programs keep machine-wide data.
+fn default_data_dir() -> PathBuf {
+    #[cfg(windows)]
+    if let Some(p) = std::env::var_os("ProgramData") {
+        return PathBuf::from(p).join("tillgate");
+    }
+    PathBuf::from(DEFAULT_DATA_DIR)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -313,7 +324,7 @@ impl Config {
         let data_dir = o
             .data_dir
             .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+            .unwrap_or_else(default_data_dir);
         if data_dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid("data_dir", "must not be empty"));
         }

@@ -76,7 +76,14 @@ impl Db {
                         source,
                     })?;
                 }
-                let url = format!("sqlite://{}?mode=rwc", path.display());
+                // Every byte but letters and digits percent-encoded: a
+                // Windows path (`C:\ProgramData\...`), spaces or `?` would
+                // otherwise be read as URL syntax and open the wrong file.
+                let name = percent_encoding::percent_encode(
+                    path.as_os_str().as_encoded_bytes(),
+                    percent_encoding::NON_ALPHANUMERIC,
+                );
+                let url = format!("sqlite:{name}?mode=rwc");
                 let opts = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
                 let log_file = log_file_for(path);
                 prepare_log_file(&log_file)?;

@@ -147,7 +147,8 @@ pub fn describe_metrics() {
 /// Sets up `tracing` output for the binary. `RUST_LOG` overrides the level;
 /// `TILLGATE_LOG_FORMAT=json` writes one JSON object per line (for log
 /// collectors). Colours only when standard error is a terminal: a log file
-/// or a pipe full of escape codes is unreadable.
+/// or a pipe full of escape codes is unreadable; and not on Windows, whose
+/// classic console prints the escape codes instead of colours.
 pub fn init_tracing() {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
@@ -161,7 +162,7 @@ pub fn init_tracing() {
         builder.json().with_current_span(true).try_init()
     } else {
         builder
-            .with_ansi(std::io::stderr().is_terminal())
+            .with_ansi(cfg!(unix) && std::io::stderr().is_terminal())
             .try_init()
     };
 }

@@ -18,7 +18,7 @@ use tillgate_simulate::{Scenario, generate};
 
 use crate::harness::{Backend, backends, fresh_pg_database};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
