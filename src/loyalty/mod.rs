@@ -440,6 +440,21 @@ pub fn describe_metrics() {
 
 /// Starts the in-memory owner and its hold sweeper (SQLite), or the
 /// row-locking hold sweeper (PostgreSQL).
+/// The hold sweeper (either decision path's) on the core's worker loop.
+fn spawn_sweeper<W>(ctx: &mut StartCtx, sweeper: W, settings: &Settings)
+where
+    W: outbox::OutboxWorker + Send + 'static,
+{
+    ctx.runtimes.spawn(outbox::run(
+        sweeper,
+        "loyalty-hold-sweeper",
+        Wake::new(),
+        settings.clock.clone(),
+        LoopOptions::default(),
+        ctx.shutdown.clone(),
+    ));
+}
+
 pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
     describe_metrics();
     let settings = ctx.config.section::<Settings>();
@@ -459,14 +474,7 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
                 owner: owner.clone(),
                 settings: settings.clone(),
             };
-            ctx.runtimes.spawn(outbox::run(
-                sweeper,
-                "loyalty-hold-sweeper",
-                Wake::new(),
-                settings.clock.clone(),
-                LoopOptions::default(),
-                ctx.shutdown.clone(),
-            ));
+            spawn_sweeper(ctx, sweeper, &settings);
             Some((owner, shared))
         }
         crate::core::store::Backend::Postgres => {
@@ -474,14 +482,7 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
                 db: ctx.db.clone(),
                 settings: settings.clone(),
             };
-            ctx.runtimes.spawn(outbox::run(
-                sweeper,
-                "loyalty-hold-sweeper",
-                Wake::new(),
-                settings.clock.clone(),
-                LoopOptions::default(),
-                ctx.shutdown.clone(),
-            ));
+            spawn_sweeper(ctx, sweeper, &settings);
             None
         }
     };

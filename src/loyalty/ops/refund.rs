@@ -59,15 +59,13 @@ pub(super) async fn refund(
     .await?;
     cards::add_accumulated(&mut *at.conn, &p.card, -amount).await?;
     operations::add_refund(&mut *at.conn, pid, refunded_net, give_back, take_back).await?;
-    let extra = json!({
-        "operation_id": c.operation_id,
-        "purchase_operation_id": pid,
-        "refunded": amount,
-        "bonus_returned": give_back,
-        "bonus_taken_back": can_take,
-        "bonus_not_recovered": take_back - can_take,
-        "left_to_refund": p.net - refunded_net,
-    });
+    let plan = Plan {
+        amount,
+        refunded_net,
+        give_back,
+        take_back,
+    };
+    let extra = plan.answer(&c.operation_id, pid, &p, can_take);
     Ok(settled(&mut at, "refund", &p.card, pid, -amount, extra).await?)
 }
 
@@ -81,6 +79,28 @@ pub(super) struct Plan {
     pub give_back: i64,
     /// Earned bonus to take back (if the card still has it).
     pub take_back: i64,
+}
+
+impl Plan {
+    /// The fields a refund's answer adds, once `can_take` of `take_back`
+    /// was taken back (both decision paths answer alike).
+    pub(super) fn answer(
+        &self,
+        operation_id: &str,
+        pid: &str,
+        p: &Purchase,
+        can_take: i64,
+    ) -> serde_json::Value {
+        json!({
+            "operation_id": operation_id,
+            "purchase_operation_id": pid,
+            "refunded": self.amount,
+            "bonus_returned": self.give_back,
+            "bonus_taken_back": can_take,
+            "bonus_not_recovered": self.take_back - can_take,
+            "left_to_refund": p.net - self.refunded_net,
+        })
+    }
 }
 
 pub(super) fn plan(pid: &str, p: &Purchase, amount: Option<i64>) -> Result<Plan, OpError> {

@@ -264,15 +264,13 @@ impl Ctx<'_> {
             stored.refunded_earn += take_back;
             self.w.purchases.insert(pid.to_string());
         }
-        let extra = json!({
-            "operation_id": c.operation_id,
-            "purchase_operation_id": pid,
-            "refunded": amount,
-            "bonus_returned": give_back,
-            "bonus_taken_back": can_take,
-            "bonus_not_recovered": take_back - can_take,
-            "left_to_refund": p.net - refunded_net,
-        });
+        let plan = refund::Plan {
+            amount,
+            refunded_net,
+            give_back,
+            take_back,
+        };
+        let extra = plan.answer(&c.operation_id, pid, &p, can_take);
         Ok(self.settled("refund", &p.card, pid, -amount, extra))
     }
 }
