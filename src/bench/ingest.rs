@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use tillgate::core::config::{Config, Storage};
 use tillgate::core::log::Codec;
-use tillgate_simulate::workload;
+use tillgate_simulate::workload_in;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -91,11 +91,7 @@ impl Figures {
 pub async fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
     let per_sender = args.warmup + args.events;
     let restaurants = args.restaurants.unwrap_or(args.senders);
-    let streams = if restaurants == args.senders {
-        workload(args.senders, per_sender, args.seed)
-    } else {
-        workload_of(args.senders, restaurants, per_sender, args.seed)
-    };
+    let streams = workload_in(args.senders, restaurants, per_sender, args.seed);
     let total_bytes: usize = streams.iter().flatten().map(|b| b.len()).sum();
     let n_events: usize = streams.iter().map(|s| s.len()).sum();
     println!(
@@ -176,49 +172,6 @@ fn meets_target(f: &Figures, floor_per_second: f64) -> bool {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
-}
-
-/// `senders` streams over `restaurants` restaurants: the emulator's cash
-/// servers dealt round-robin to the senders, each sender interleaving its
-/// servers' events (every stream stays in its own order).
-fn workload_of(senders: u32, restaurants: u32, per_sender: u64, seed: u64) -> Vec<Vec<Vec<u8>>> {
-    let cash_servers = senders.div_ceil(restaurants).max(1);
-    let servers = restaurants * cash_servers;
-    let mut days = 1;
-    loop {
-        let day = tillgate_simulate::generate(&tillgate_simulate::Scenario {
-            restaurants,
-            cash_servers,
-            days,
-            seed,
-            ..tillgate_simulate::Scenario::default()
-        });
-        let mut queues: Vec<Vec<std::collections::VecDeque<Vec<u8>>>> =
-            (0..senders).map(|_| Vec::new()).collect();
-        for (i, s) in day.servers.into_iter().enumerate() {
-            queues[i % senders as usize].push(s.events.into_iter().map(|e| e.xml).collect());
-        }
-        let streams: Vec<Vec<Vec<u8>>> = queues
-            .into_iter()
-            .map(|mut qs| {
-                let mut out = Vec::new();
-                while out.len() < per_sender as usize && qs.iter().any(|q| !q.is_empty()) {
-                    for q in qs.iter_mut() {
-                        if let Some(b) = q.pop_front() {
-                            out.push(b);
-                        }
-                    }
-                }
-                out.truncate(per_sender as usize);
-                out
-            })
-            .collect();
-        let shortest = streams.iter().map(Vec::len).min().unwrap_or(0) as u64;
-        if shortest >= per_sender || days >= 64 || servers == 0 {
-            return streams;
-        }
-        days = (days * 2).min(64);
-    }
 }
 
 fn print_row(f: &Figures, ceiling: Option<&Figures>) {
@@ -483,28 +436,5 @@ mod tests {
         );
         assert!(!meets_target(&figures(40_000, 1.0, 21, 0), 0.0), "p99");
         assert!(!meets_target(&figures(40_000, 1.0, 5, 1), 0.0), "errors");
-    }
-
-    #[test]
-    fn restaurants_spread_over_senders_keep_every_stream_in_order() {
-        for (senders, restaurants) in [(4, 1), (4, 10)] {
-            let streams = workload_of(senders, restaurants, 120, 3);
-            assert_eq!(streams.len(), senders as usize);
-            let mut codes = std::collections::HashSet::new();
-            let mut last: std::collections::HashMap<String, u64> = Default::default();
-            for s in &streams {
-                assert_eq!(s.len(), 120);
-                for b in s {
-                    let ev = rk7::read(b).unwrap();
-                    let guid = ev.guid.unwrap().canonical();
-                    let seq = ev.seqnumber.unwrap();
-                    if let Some(prev) = last.insert(guid, seq) {
-                        assert!(seq > prev, "a stream went backwards");
-                    }
-                    codes.insert(ev.rest_code.unwrap().0);
-                }
-            }
-            assert_eq!(codes.len(), restaurants as usize);
-        }
     }
 }

@@ -120,36 +120,86 @@ pub struct SimEvent {
 /// its own restaurant, so no two senders share a (guid, seqnumber) and
 /// nothing is a duplicate.
 pub fn workload(senders: u32, per_sender: u64, seed: u64) -> Vec<Vec<Vec<u8>>> {
-    let mut streams: Vec<Vec<Vec<u8>>> = Vec::with_capacity(senders as usize);
+    workload_in(senders, senders, per_sender, seed)
+}
+
+/// [`workload`] over `restaurants` restaurants: the emulator's cash servers
+/// (as many per restaurant as it takes to give every sender one) dealt
+/// round-robin to the senders, each sender interleaving its servers'
+/// events, so every stream stays in its own order. One restaurant makes
+/// every sender a cash server of it; more restaurants than senders give a
+/// sender several.
+pub fn workload_in(
+    senders: u32,
+    restaurants: u32,
+    per_sender: u64,
+    seed: u64,
+) -> Vec<Vec<Vec<u8>>> {
+    let cash_servers = senders.div_ceil(restaurants.max(1)).max(1);
+    let per_sender = per_sender as usize;
     let mut days = 1;
     // A default day of one cash server has a few hundred events; grow the
     // number of days until every stream is long enough.
     loop {
         let generated = generate(&Scenario {
-            restaurants: senders,
-            cash_servers: 1,
+            restaurants,
+            cash_servers,
             days,
             seed,
             ..Scenario::default()
         });
-        let shortest = generated
-            .servers
-            .iter()
-            .map(|s| s.events.len() as u64)
-            .min()
-            .unwrap_or(0);
+        let mut queues: Vec<Vec<std::collections::VecDeque<Vec<u8>>>> =
+            (0..senders).map(|_| Vec::new()).collect();
+        for (i, s) in generated.servers.into_iter().enumerate() {
+            queues[i % senders as usize].push(s.events.into_iter().map(|e| e.xml).collect());
+        }
+        let streams: Vec<Vec<Vec<u8>>> = queues
+            .into_iter()
+            .map(|mut qs| {
+                let mut out = Vec::with_capacity(per_sender);
+                while out.len() < per_sender && qs.iter().any(|q| !q.is_empty()) {
+                    for q in qs.iter_mut() {
+                        if let Some(b) = q.pop_front() {
+                            out.push(b);
+                        }
+                    }
+                }
+                out.truncate(per_sender);
+                out
+            })
+            .collect();
+        let shortest = streams.iter().map(Vec::len).min().unwrap_or(0);
         if shortest >= per_sender || days >= 64 {
-            for s in generated.servers {
-                streams.push(
-                    s.events
-                        .into_iter()
-                        .take(per_sender as usize)
-                        .map(|e| e.xml)
-                        .collect(),
-                );
-            }
             return streams;
         }
         days = (days * 2).min(64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restaurants_spread_over_senders_keep_every_stream_in_order() {
+        for (senders, restaurants) in [(4, 1), (4, 10)] {
+            let streams = workload_in(senders, restaurants, 120, 3);
+            assert_eq!(streams.len(), senders as usize);
+            let mut codes = std::collections::HashSet::new();
+            let mut last: std::collections::HashMap<String, u64> = Default::default();
+            for s in &streams {
+                assert_eq!(s.len(), 120);
+                for b in s {
+                    let ev = rk7::read(b).unwrap();
+                    let guid = ev.guid.unwrap().canonical();
+                    let seq = ev.seqnumber.unwrap();
+                    if let Some(prev) = last.insert(guid, seq) {
+                        assert!(seq > prev, "a stream went backwards");
+                    }
+                    codes.insert(ev.rest_code.unwrap().0);
+                }
+            }
+            assert_eq!(codes.len(), restaurants as usize);
+        }
     }
 }
