@@ -4,6 +4,7 @@ mod alerts;
 mod architecture;
 mod cashservers;
 mod cashservers_failures;
+mod cluster_log;
 mod console;
 mod console_browser;
 mod crash;
