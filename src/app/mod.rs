@@ -147,6 +147,20 @@ pub async fn run(
         };
         ctx.runtimes.spawn(pruner.run(shutdown.clone()));
     }
+    // Features write what the config file says at start (relay
+    // destinations, settings): instances starting at once on one
+    // PostgreSQL database take turns, so none races another's inserts.
+    let start_lock = match db.backend {
+        Backend::Postgres => {
+            let mut c = db.read.acquire().await.context("starting")?;
+            sqlx::query("SELECT pg_advisory_lock(7411020)")
+                .execute(&mut *c)
+                .await
+                .context("waiting for other instances to start")?;
+            Some(c)
+        }
+        Backend::Sqlite => None,
+    };
     let mut routes = Vec::with_capacity(features.len());
     for f in &features {
         routes.push(
@@ -154,6 +168,15 @@ pub async fn run(
                 .await
                 .with_context(|| format!("starting {}", f.name()))?,
         );
+    }
+    if let Some(mut c) = start_lock
+        && sqlx::query("SELECT pg_advisory_unlock(7411020)")
+            .execute(&mut *c)
+            .await
+            .is_err()
+    {
+        // The lock dies with its connection.
+        c.detach();
     }
     // The writer ends when the last LogWriter handle is gone: the context's
     // copy must not outlive the routers'.
@@ -173,7 +196,11 @@ pub async fn run(
         tracing::error!(error = %e, "log writer task failed");
     }
     runtimes.join_all().await;
-    // Renewed until every consumer stopped and released its lease.
+    // Renewed until every consumer stopped and stored its cursor; then
+    // given up so the other instances take over at once.
+    if let Some(l) = &leases {
+        l.release_all().await;
+    }
     renewals.cancel();
     db.close().await;
     served.context("HTTP server failed")

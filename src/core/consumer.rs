@@ -203,9 +203,6 @@ impl<C: Consumer> Runner<C> {
                 }
             }
         }
-        if let Some(l) = &leases {
-            l.release(&name).await;
-        }
         tracing::debug!(consumer = %name, cursor = self.cursor, "consumer stopped");
     }
 }

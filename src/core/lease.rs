@@ -247,6 +247,20 @@ impl Leases {
         }
     }
 
+    /// Gives every held lease up: the server calls it after its consumers
+    /// and workers stopped (and stored their cursors), so the other
+    /// instances take over at their next try.
+    pub async fn release_all(&self) {
+        let held: Vec<String> = self
+            .names()
+            .iter()
+            .filter_map(|(n, h)| h.map(|_| n.clone()))
+            .collect();
+        for name in held {
+            self.release(&name).await;
+        }
+    }
+
     /// Whether this instance has ever asked to lead `name`.
     pub fn manages(&self, name: &str) -> bool {
         self.names().contains_key(name)

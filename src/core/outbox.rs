@@ -250,9 +250,6 @@ pub async fn run<W: OutboxWorker>(
             _ = tokio::time::sleep(rest) => {}
         }
     }
-    if let Some(l) = &leases {
-        l.release(name).await;
-    }
     tracing::debug!(worker = name, "worker stopped");
 }
 

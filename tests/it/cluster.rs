@@ -72,7 +72,7 @@ base_url = "{sms}"
     );
     for r in rests {
         t.push_str(&format!(
-            "[sms.restaurants.{r}]\nstep = \"ready\"\nname = \"Cafe {r}\"\ntemplate = \"Order {{order_number}}: {{status}}\"\n"
+            "[sms.restaurants.{r}]\nstep = \"ready\"\nregister_collects_consent = true\nname = \"Cafe {r}\"\ntemplate = \"Order {{order_number}}: {{status}}\"\n"
         ));
     }
     t
@@ -94,7 +94,11 @@ impl Instance {
     }
 
     fn start(&mut self, config: &std::path::Path, pg_url: &str) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tillgate"));
+        // TILLGATE_CLUSTER_BIN: a copy of the binary, for a build directory
+        // that other trees' builds overwrite.
+        let bin = std::env::var("TILLGATE_CLUSTER_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tillgate").to_string());
+        let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .arg("--config")
             .arg(config)
@@ -350,6 +354,7 @@ async fn run(n: usize, faults: bool) -> Run {
 
     let summary = sending.await.unwrap();
     let send_time = started.elapsed();
+    eprintln!("cluster: {n} instance(s), faults {faults}: sent in {send_time:?}");
     assert_eq!(
         (summary.sent, summary.failed, summary.dropped),
         (total as u64, 0, 0),
@@ -365,7 +370,7 @@ async fn run(n: usize, faults: bool) -> Run {
     let h = head(&db).await;
     assert_eq!(h, total as i64, "each event in the log once, densely");
     let mut settled = None;
-    for _ in 0..6000 {
+    for round in 0..6000 {
         let c: serde_json::Value = client
             .get(format!("{live}/api/consumers"))
             .send()
@@ -391,9 +396,16 @@ async fn run(n: usize, faults: bool) -> Run {
             settled = Some(started.elapsed());
             break;
         }
+        if round % 250 == 249 {
+            eprintln!(
+                "cluster: waiting: consumers {}, unsent {unsent}, relayed {} of {total}",
+                c["items"], relayed.len()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let settled = settled.expect("consumers, outboxes and the relay settle");
+    eprintln!("cluster: settled after {settled:?}");
 
     // Order state: equal to a replay of the log and to the emulator's truth.
     let stored = tillgate::orders::load_all(&db).await.unwrap();
