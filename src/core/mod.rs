@@ -29,6 +29,7 @@ pub mod config;
 pub mod consumer;
 pub mod feature;
 pub mod group_commit;
+pub mod lease;
 pub mod log;
 pub mod migrate;
 pub mod money;
