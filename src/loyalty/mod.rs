@@ -20,6 +20,7 @@ pub mod operator;
 pub mod ops;
 pub mod registers;
 pub mod rules;
+pub mod switches;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -61,7 +62,10 @@ impl Feature for Loyalty {
     }
 
     fn migrations(&self) -> Vec<Migration> {
-        vec![crate::migration!("0007_loyalty")]
+        vec![
+            crate::migration!("0007_loyalty"),
+            crate::migration!("0013_loyalty_backoffice"),
+        ]
     }
 
     fn start<'a>(&'a self, ctx: &'a mut StartCtx) -> BoxFuture<'a, anyhow::Result<Routes>> {
