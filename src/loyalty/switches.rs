@@ -186,6 +186,66 @@ pub async fn queue_of<'c>(
         .await
 }
 
+/// The header the loyalty client reports its offline queue depth in, on
+/// every request it makes.
+pub const QUEUE_HEADER: &str = "x-tillgate-queue-depth";
+
+/// Reads [`QUEUE_HEADER`]: absent is `None`; anything but a whole number
+/// from 0 to 10^9 is refused, naming the header.
+pub fn parse_queue_header(v: Option<&axum::http::HeaderValue>) -> Result<Option<i64>, String> {
+    let Some(v) = v else { return Ok(None) };
+    v.to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .filter(|d| (0..=1_000_000_000).contains(d))
+        .map(Some)
+        .ok_or_else(|| {
+            format!("{QUEUE_HEADER}: must be the number of queued operations, 0 or more")
+        })
+}
+
+/// The depth each register last reported to this instance, so a depth
+/// is written when it changes or every [`QueueSeen::REFRESH`], not on
+/// every request (the register API's hot path stays read-only).
+#[derive(Default)]
+pub struct QueueSeen {
+    last: std::sync::Mutex<std::collections::HashMap<String, (i64, i64)>>,
+}
+
+impl QueueSeen {
+    /// How stale a stored `seen_at` may get while the depth stays the same.
+    pub const REFRESH_MS: i64 = 30_000;
+
+    /// Notes that `register` reported `depth` at `now`; writes it unless
+    /// this instance wrote the same depth less than [`Self::REFRESH_MS`]
+    /// ago (`force`: always, as `ping` does).
+    pub async fn note(
+        &self,
+        db: &Db,
+        register: &str,
+        depth: i64,
+        now: i64,
+        force: bool,
+    ) -> Result<(), sqlx::Error> {
+        {
+            let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            if !force
+                && last
+                    .get(register)
+                    .is_some_and(|(d, at)| *d == depth && now - at < Self::REFRESH_MS)
+            {
+                return Ok(());
+            }
+        }
+        note_queue(&db.write, register, depth, now).await?;
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(register.to_string(), (depth, now));
+        Ok(())
+    }
+}
+
 #[derive(Debug, sqlx::FromRow)]
 struct RegisterSwitches {
     id: String,
