@@ -48,6 +48,42 @@ impl FailureLimiter {
             .max()
     }
 
+    /// Counts an attempt as a failure before it is checked, atomically
+    /// with the check: concurrent attempts cannot all slip in under the
+    /// limit while the first are still being verified. Refused (nothing
+    /// counted) with the wait when a key is blocked. A right password then
+    /// calls [`Self::forgive`] (or [`Self::succeeded`]).
+    pub fn attempt(&self, keys: &[String]) -> Result<(), Duration> {
+        if self.max == 0 {
+            return Ok(());
+        }
+        let mut map = self.fails.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (_, since)| since.elapsed() < self.window);
+        let wait = keys
+            .iter()
+            .filter_map(|k| map.get(k))
+            .filter(|(n, _)| *n >= self.max)
+            .map(|(_, since)| self.window.saturating_sub(since.elapsed()))
+            .max();
+        if let Some(wait) = wait {
+            return Err(wait);
+        }
+        for k in keys {
+            map.entry(k.clone()).or_insert((0, Instant::now())).0 += 1;
+        }
+        Ok(())
+    }
+
+    /// Takes back one attempt counted by [`Self::attempt`].
+    pub fn forgive(&self, keys: &[String]) {
+        let mut map = self.fails.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            if let Some((n, _)) = map.get_mut(k) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
     pub fn failed(&self, keys: &[String]) {
         if self.max == 0 {
             return;
@@ -90,6 +126,19 @@ mod tests {
             off.failed(&keys);
         }
         assert!(!off.blocked(&keys));
+    }
+
+    #[test]
+    fn attempts_count_before_the_check_and_can_be_forgiven() {
+        let l = FailureLimiter::new(2, Duration::from_secs(60));
+        let k = vec!["r:a".to_string()];
+        assert!(l.attempt(&k).is_ok());
+        assert!(l.attempt(&k).is_ok());
+        // Two attempts in flight use the limit up, before either failed.
+        assert!(l.attempt(&k).is_err());
+        l.forgive(&k);
+        assert!(l.attempt(&k).is_ok());
+        assert!(l.attempt(&k).is_err());
     }
 
     #[test]

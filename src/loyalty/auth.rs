@@ -171,14 +171,15 @@ impl CredCache {
         }
         let reg_key = vec![format!("r:{register}")];
         let addr_key: Vec<String> = from.map(|a| format!("ip:{a}")).into_iter().collect();
-        let wait = [
-            self.by_register.retry_after(&reg_key),
-            self.by_address.retry_after(&addr_key),
-        ]
-        .into_iter()
-        .flatten()
-        .max();
-        if let Some(wait) = wait {
+        // Counted before hashing, atomically with the check, so a burst
+        // of concurrent guesses cannot all pass while the first are still
+        // being hashed; taken back when the password is right.
+        let limited = self.by_register.attempt(&reg_key).and_then(|()| {
+            self.by_address.attempt(&addr_key).inspect_err(|_| {
+                self.by_register.forgive(&reg_key);
+            })
+        });
+        if let Err(wait) = limited {
             metrics::counter!("tillgate_loyalty_auth_limited_total").increment(1);
             return Err(AuthError::TooMany(wait.as_secs().max(1)));
         }
@@ -198,12 +199,11 @@ impl CredCache {
         .await
         .unwrap_or(false);
         if !good {
-            self.by_register.failed(&reg_key);
-            self.by_address.failed(&addr_key);
             tracing::warn!(register, remote = ?from, "register sign-in failed");
             return Err(AuthError::BadCredentials(register.to_string()));
         }
         self.by_register.succeeded(&reg_key);
+        self.by_address.forgive(&addr_key);
         self.ok
             .lock()
             .unwrap_or_else(|e| e.into_inner())
