@@ -250,6 +250,7 @@ pub async fn run(opts: tillgate::core::config::ServerOpts, args: BenchArgs) -> a
                 id: format!("bench-{run_id}-{r}"),
                 password: password.to_string().into(),
                 description: "bench".into(),
+                store: None,
             },
         )
         .await?;

@@ -8,9 +8,7 @@
 //! that changes something also carries the session's CSRF token, compared
 //! in constant time.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
@@ -30,35 +28,23 @@ pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
 pub const MAX_FAILURES: u32 = 5;
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 
-/// Failed sign-ins per key (a user name, an address), forgotten after
-/// [`WINDOW`]. In memory: a restart forgets them, which only gives a
-/// guesser five more tries per restart.
-#[derive(Default)]
-pub struct Limiter {
-    fails: Mutex<HashMap<String, (u32, Instant)>>,
+/// Failed sign-ins per key (a user name, an address): the core's limiter
+/// with [`MAX_FAILURES`] in [`WINDOW`].
+pub struct Limiter(crate::core::limiter::FailureLimiter);
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Limiter(crate::core::limiter::FailureLimiter::new(
+            MAX_FAILURES,
+            WINDOW,
+        ))
+    }
 }
 
-impl Limiter {
-    /// Whether any of `keys` has used up its failures.
-    pub fn blocked(&self, keys: &[String]) -> bool {
-        let mut map = self.fails.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (_, since)| since.elapsed() < WINDOW);
-        keys.iter()
-            .any(|k| map.get(k).is_some_and(|(n, _)| *n >= MAX_FAILURES))
-    }
-
-    pub fn failed(&self, keys: &[String]) {
-        let mut map = self.fails.lock().unwrap_or_else(|e| e.into_inner());
-        for k in keys {
-            map.entry(k.clone()).or_insert((0, Instant::now())).0 += 1;
-        }
-    }
-
-    pub fn succeeded(&self, keys: &[String]) {
-        let mut map = self.fails.lock().unwrap_or_else(|e| e.into_inner());
-        for k in keys {
-            map.remove(k);
-        }
+impl std::ops::Deref for Limiter {
+    type Target = crate::core::limiter::FailureLimiter;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 

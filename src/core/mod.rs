@@ -12,7 +12,8 @@
 //!   stations and shifts that several features need;
 //! * [`consumer`]: a feature reading the log with a durable cursor;
 //! * [`outbox`]: the worker loop every delivery runs on, outbox states;
-//! * [`backoff`], [`clock`], [`group_commit`]: the shared primitives;
+//! * [`backoff`], [`clock`], [`group_commit`], [`limiter`]: the shared
+//!   primitives;
 //! * [`phone`], [`money`]: types and formats parsed or shown at the edge;
 //! * [`bus`]: notices between features;
 //! * [`config`], [`feature`]: the settings and the shape of a feature;
@@ -30,6 +31,7 @@ pub mod consumer;
 pub mod feature;
 pub mod group_commit;
 pub mod lease;
+pub mod limiter;
 pub mod log;
 pub mod migrate;
 pub mod money;

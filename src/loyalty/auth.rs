@@ -4,19 +4,35 @@
 //! milliseconds of CPU by design, which would cap a 2-core server at a few
 //! dozen requests a second; so a successful verification is cached in
 //! memory (the password kept as a `SecretString`, compared in constant
-//! time) together with the stored hash it was checked against. A password
-//! change or a disabled register changes the stored row and so invalidates
-//! the cache entry on the next request, even when made by the CLI from
-//! another process.
+//! time) together with the stored hash it was checked against.
+//!
+//! The cache cannot go stale, also across several tillgate instances on
+//! one PostgreSQL: every request reads the register's row (one indexed
+//! look-up, the same query that brings its store and switches), and the
+//! cached entry counts only while the stored hash is the one it was
+//! checked against. A password changed on any instance, or by the CLI in
+//! another process, changes the row, so the old password stops working on
+//! the next request everywhere; a disabled register likewise.
+//!
+//! Failed verifications are limited per register and per source address
+//! ([`crate::core::limiter`]): past the limit a request is answered 429
+//! before any hashing, so a burst of wrong passwords cannot make tillgate
+//! spend its CPU on Argon2. A register whose password was verified before
+//! still gets in during such a burst (its password matches the cache, no
+//! hashing), so a guesser cannot lock the real till out.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::switches::Effective;
+use crate::core::limiter::FailureLimiter;
 use crate::core::store::Db;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +43,9 @@ pub enum AuthError {
     NotRegistered(String),
     #[error("wrong password for register {0:?}")]
     BadCredentials(String),
+    /// Too many failed attempts for this register or from this address.
+    #[error("too many failed sign-ins for this register or from this address; try again in {0} s")]
+    TooMany(u64),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -53,29 +72,93 @@ pub fn parse_basic(header: Option<&str>) -> Result<(String, SecretString), AuthE
     Ok((user.to_string(), SecretString::from(pass.to_string())))
 }
 
-#[derive(Default)]
+/// Failed sign-ins allowed per register and per source address within a
+/// window; 0 turns a limit off.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub per_register: u32,
+    pub per_address: u32,
+    pub window: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            per_register: 10,
+            per_address: 30,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Who is calling, once authenticated: the register, its store and the
+/// switches in force for it, all from the one look-up.
+#[derive(Debug, Clone)]
+pub struct RegisterCtx {
+    pub register: String,
+    pub store: String,
+    pub switches: Effective,
+}
+
 pub struct CredCache {
     /// register id -> (stored hash it was verified against, password)
     ok: Mutex<HashMap<String, (String, SecretString)>>,
+    by_register: FailureLimiter,
+    by_address: FailureLimiter,
+}
+
+impl Default for CredCache {
+    fn default() -> Self {
+        CredCache::new(Limits::default())
+    }
 }
 
 impl CredCache {
+    pub fn new(limits: Limits) -> Self {
+        CredCache {
+            ok: Mutex::default(),
+            by_register: FailureLimiter::new(limits.per_register, limits.window),
+            by_address: FailureLimiter::new(limits.per_address, limits.window),
+        }
+    }
+
+    /// Checks `register`'s password (no address known: only the per
+    /// register limit applies).
     pub async fn verify(
         &self,
         db: &Db,
         register: &str,
         password: &SecretString,
     ) -> Result<(), AuthError> {
-        let Some(super::registers::Credentials {
-            password_hash: hash,
-            enabled,
-        }) = super::registers::credentials(&db.read, register).await?
-        else {
+        self.authenticate(db, register, password, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// Checks `register`'s password as sent from `from`; the register's
+    /// store and switches when right.
+    pub async fn authenticate(
+        &self,
+        db: &Db,
+        register: &str,
+        password: &SecretString,
+        from: Option<IpAddr>,
+    ) -> Result<RegisterCtx, AuthError> {
+        let Some(row) = super::registers::credentials(&db.read, register).await? else {
             return Err(AuthError::NotRegistered(register.to_string()));
         };
-        if enabled == 0 {
+        if row.enabled == 0 {
             return Err(AuthError::NotRegistered(register.to_string()));
         }
+        let ctx = RegisterCtx {
+            register: register.to_string(),
+            store: row.store.clone(),
+            switches: Effective::resolve(
+                (row.reg_discount, row.reg_payment),
+                (row.store_discount, row.store_payment),
+            ),
+        };
+        let hash = row.password_hash;
         if let Some((h, p)) = self
             .ok
             .lock()
@@ -84,10 +167,25 @@ impl CredCache {
             && *h == hash
             && crate::core::api_error::secret_eq(password.expose_secret(), p)
         {
-            return Ok(());
+            return Ok(ctx);
+        }
+        let reg_key = vec![format!("r:{register}")];
+        let addr_key: Vec<String> = from.map(|a| format!("ip:{a}")).into_iter().collect();
+        // Counted before hashing, atomically with the check, so a burst
+        // of concurrent guesses cannot all pass while the first are still
+        // being hashed; taken back when the password is right.
+        let limited = self.by_register.attempt(&reg_key).and_then(|()| {
+            self.by_address.attempt(&addr_key).inspect_err(|_| {
+                self.by_register.forgive(&reg_key);
+            })
+        });
+        if let Err(wait) = limited {
+            metrics::counter!("tillgate_loyalty_auth_limited_total").increment(1);
+            return Err(AuthError::TooMany(wait.as_secs().max(1)));
         }
         let pw = password.expose_secret().to_string();
         let h2 = hash.clone();
+        metrics::counter!("tillgate_loyalty_auth_hashes_total").increment(1);
         // Argon2 is deliberately slow: keep it off the async workers.
         let good = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&h2)
@@ -101,12 +199,15 @@ impl CredCache {
         .await
         .unwrap_or(false);
         if !good {
+            tracing::warn!(register, remote = ?from, "register sign-in failed");
             return Err(AuthError::BadCredentials(register.to_string()));
         }
+        self.by_register.succeeded(&reg_key);
+        self.by_address.forgive(&addr_key);
         self.ok
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(register.to_string(), (hash, password.clone()));
-        Ok(())
+        Ok(ctx)
     }
 }

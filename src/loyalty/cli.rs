@@ -27,6 +27,9 @@ pub enum Cmd {
         id: String,
         #[arg(long, default_value = "")]
         description: String,
+        /// The store it belongs to (new registers: `default`).
+        #[arg(long)]
+        store: Option<String>,
     },
     /// List registers.
     Registers,
@@ -61,6 +64,71 @@ pub enum Cmd {
     },
     /// Show a card, its ledger and operations as JSON.
     History { number: String },
+    /// Move a register to another store.
+    RegisterStore { id: String, store: String },
+    /// Switch discount or payment cards on or off for a store or a
+    /// register (`inherit`: a register follows its store again).
+    Switch {
+        #[arg(
+            long,
+            conflicts_with = "register",
+            required_unless_present = "register"
+        )]
+        store: Option<String>,
+        #[arg(long)]
+        register: Option<String>,
+        #[arg(long, value_enum)]
+        discount_cards: Option<OnOff>,
+        #[arg(long, value_enum)]
+        payment_cards: Option<OnOff>,
+    },
+    /// Show every switch, the stores where cards are on and the registers
+    /// with offline operations queued.
+    Switches,
+    /// Register a cashier (or change one) with its card rights.
+    CashierAdd {
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        store: String,
+        /// May apply a card to an open receipt.
+        #[arg(long)]
+        card_in_open_receipt: bool,
+        /// May type a card number by hand.
+        #[arg(long)]
+        manual_card_entry: bool,
+    },
+    /// Remove a cashier.
+    CashierRemove { id: String },
+    /// List cashiers (of one store).
+    Cashiers {
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Issue a payment (gift) card with its nominal in kopecks.
+    PaymentCardIssue {
+        number: String,
+        #[arg(long)]
+        nominal: i64,
+        /// Issue not activated: it cannot pay until activated.
+        #[arg(long)]
+        inactive: bool,
+    },
+    /// Top a payment card up (kopecks).
+    PaymentCardTopUp {
+        number: String,
+        #[arg(long)]
+        amount: i64,
+        #[arg(long)]
+        by: String,
+    },
+    /// Block a payment card.
+    PaymentCardBlock { number: String },
+    /// Activate a payment card (also unblocks).
+    PaymentCardActivate { number: String },
+    /// Show a payment card, its ledger and operations as JSON.
+    PaymentCard { number: String },
     /// Import the product catalogue from a CSV or JSON file.
     ImportCatalog {
         file: PathBuf,
@@ -68,6 +136,30 @@ pub enum Cmd {
         #[arg(long)]
         format: Option<String>,
     },
+}
+
+/// A switch as the command line says it.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum OnOff {
+    On,
+    Off,
+    /// Not set: a register follows its store, a store is on.
+    Inherit,
+}
+
+impl OnOff {
+    fn value(self) -> Option<bool> {
+        match self {
+            OnOff::On => Some(true),
+            OnOff::Off => Some(false),
+            OnOff::Inherit => None,
+        }
+    }
+}
+
+fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
 }
 
 fn read_password() -> anyhow::Result<SecretString> {
@@ -88,7 +180,11 @@ pub async fn run_cli(args: CliArgs, ctx: &CliCtx) -> anyhow::Result<()> {
     let db = ctx.open(&config).await?;
     let settings = &config.section::<super::Settings>();
     let result = match args.command {
-        Cmd::RegisterAdd { id, description } => {
+        Cmd::RegisterAdd {
+            id,
+            description,
+            store,
+        } => {
             let password = read_password()?;
             operator::put_register(
                 &db,
@@ -96,6 +192,7 @@ pub async fn run_cli(args: CliArgs, ctx: &CliCtx) -> anyhow::Result<()> {
                     id: id.clone(),
                     password,
                     description,
+                    store,
                 },
             )
             .await?;
@@ -157,6 +254,79 @@ pub async fn run_cli(args: CliArgs, ctx: &CliCtx) -> anyhow::Result<()> {
                 )?
             );
             Ok(())
+        }
+        Cmd::RegisterStore { id, store } => {
+            super::shops::set_register_store(&db, &id, &store).await?;
+            println!("register {id} is in store {store}");
+            Ok(())
+        }
+        Cmd::Switch {
+            store,
+            register,
+            discount_cards,
+            payment_cards,
+        } => {
+            let change = super::switches::SwitchChange {
+                discount_cards: discount_cards.map(OnOff::value),
+                payment_cards: payment_cards.map(OnOff::value),
+            };
+            let (scope, id) = match (store, register) {
+                (Some(s), _) => (super::switches::STORE, s),
+                (None, Some(r)) => (super::switches::REGISTER, r),
+                (None, None) => anyhow::bail!("say --store or --register"),
+            };
+            print_json(&super::shops::set_switches(&db, scope, &id, &change).await?)
+        }
+        Cmd::Switches => print_json(&super::shops::list_switches(&db).await?),
+        Cmd::CashierAdd {
+            id,
+            name,
+            store,
+            card_in_open_receipt,
+            manual_card_entry,
+        } => {
+            let c = super::cashiers::NewCashier {
+                id: id.clone(),
+                name,
+                store,
+                card_in_open_receipt,
+                manual_card_entry,
+            };
+            super::shops::put_cashier(&db, &c).await?;
+            println!("cashier {id} saved");
+            Ok(())
+        }
+        Cmd::CashierRemove { id } => {
+            super::shops::remove_cashier(&db, &id).await?;
+            println!("cashier {id} removed");
+            Ok(())
+        }
+        Cmd::Cashiers { store } => {
+            print_json(&super::shops::list_cashiers(&db, store.as_deref()).await?)
+        }
+        Cmd::PaymentCardIssue {
+            number,
+            nominal,
+            inactive,
+        } => {
+            let c = super::payment::decide_new_card(&number, nominal, inactive);
+            super::payment::issue(&db, &c, "cli").await?;
+            println!("payment card {number} issued with {nominal} kopecks");
+            Ok(())
+        }
+        Cmd::PaymentCardTopUp { number, amount, by } => {
+            let b = super::payment::top_up_by_operator(&db, &number, amount, &by).await?;
+            println!("payment card {number}: balance {b}");
+            Ok(())
+        }
+        Cmd::PaymentCardBlock { number } => super::payment::set_state(&db, &number, "blocked")
+            .await
+            .map_err(Into::into),
+        Cmd::PaymentCardActivate { number } => super::payment::set_state(&db, &number, "active")
+            .await
+            .map_err(Into::into),
+        Cmd::PaymentCard { number } => {
+            print_json(&super::payment::api::card_view(&db, settings, &number).await?)
         }
         Cmd::ImportCatalog { file, format } => import_catalog(&db, &file, format.as_deref()).await,
     };

@@ -340,6 +340,34 @@ pub async fn entries_of_card<'c>(
     .await
 }
 
+/// Entries of any account in posting order (a payment card's
+/// `paycard:<number>`, see [`super::payment`]).
+pub async fn entries_of_account<'c>(
+    db: impl AnyExecutor<'c>,
+    account: &str,
+) -> Result<Vec<EntryRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT amount, kind, operation_id, reason, actor, created_at FROM loyalty_ledger WHERE account = $1 ORDER BY posting_id, seq",
+    )
+    .bind(account)
+    .fetch_all(db)
+    .await
+}
+
+/// Sum of any account's entries.
+pub async fn account_balance<'c>(
+    db: impl AnyExecutor<'c>,
+    account: &str,
+) -> Result<i64, sqlx::Error> {
+    let v: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(SUM(amount) AS BIGINT) FROM loyalty_ledger WHERE account = $1",
+    )
+    .bind(account)
+    .fetch_one(db)
+    .await?;
+    Ok(v.unwrap_or(0))
+}
+
 /// A lot as the in-memory owner keeps it ([`super::ops::owner`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct LotRow {

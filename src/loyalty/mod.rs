@@ -12,14 +12,19 @@
 pub mod api;
 pub mod auth;
 pub mod cards;
+pub mod cashiers;
 pub mod catalog;
 pub mod cli;
 pub mod ledger;
 pub mod operations;
 pub mod operator;
 pub mod ops;
+pub mod payment;
+pub mod ping;
 pub mod registers;
 pub mod rules;
+pub mod shops;
+pub mod switches;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -61,7 +66,10 @@ impl Feature for Loyalty {
     }
 
     fn migrations(&self) -> Vec<Migration> {
-        vec![crate::migration!("0007_loyalty")]
+        vec![
+            crate::migration!("0007_loyalty"),
+            crate::migration!("0013_loyalty_backoffice"),
+        ]
     }
 
     fn start<'a>(&'a self, ctx: &'a mut StartCtx) -> BoxFuture<'a, anyhow::Result<Routes>> {
@@ -73,8 +81,14 @@ impl Feature for Loyalty {
                 handle,
             };
             Ok(Routes {
-                operator: operator::routes().with_state(state.clone()),
-                public: api::routes().with_state(state),
+                operator: operator::routes()
+                    .merge(shops::routes())
+                    .merge(payment::api::operator_routes())
+                    .with_state(state.clone()),
+                public: api::routes()
+                    .merge(ping::routes())
+                    .merge(payment::api::routes())
+                    .with_state(state),
             })
         })
     }
@@ -116,6 +130,14 @@ pub struct FileSection {
     pub tiers: Vec<TierFile>,
     #[serde(default)]
     pub promotions: Vec<PromotionFile>,
+    /// Failed register sign-ins allowed per register in
+    /// `auth_failure_window_secs` before it is answered 429 without
+    /// checking the password (default 10; 0 turns the limit off).
+    pub auth_failures_per_register: Option<u32>,
+    /// The same per source address (default 30; 0 turns it off).
+    pub auth_failures_per_address: Option<u32>,
+    /// The window those failures are counted in, seconds (default 60).
+    pub auth_failure_window_secs: Option<u64>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -157,6 +179,8 @@ pub struct Settings {
     pub hold_ttl: Duration,
     pub bonus_lifetime: Option<Duration>,
     pub rules: Rules,
+    /// Failed sign-in limits of the register API ([`auth`]).
+    pub auth_limits: auth::Limits,
     /// tillgate's clock for hold and lot expiry; tests move it forward
     /// (an [`crate::core::clock::OffsetClock`]).
     pub clock: SharedClock,
@@ -274,7 +298,20 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
             days: p.days,
         });
     }
+    let window = file.auth_failure_window_secs.unwrap_or(60);
+    if window == 0 || window > 24 * 3600 {
+        return Err(ConfigError::invalid(
+            "loyalty.auth_failure_window_secs",
+            "must be between 1 second and 1 day",
+        ));
+    }
+    let auth_limits = auth::Limits {
+        per_register: file.auth_failures_per_register.unwrap_or(10),
+        per_address: file.auth_failures_per_address.unwrap_or(30),
+        window: Duration::from_secs(window),
+    };
     Ok(Settings {
+        auth_limits,
         hold_ttl: Duration::from_secs(hold),
         bonus_lifetime: file
             .bonus_lifetime_days
@@ -312,6 +349,8 @@ struct Inner {
     /// required to keep, enforced here instead of trusted.
     registers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     creds: auth::CredCache,
+    /// The offline queue depth each register last reported.
+    queues: switches::QueueSeen,
 }
 
 impl Handle {
@@ -425,6 +464,28 @@ impl Handle {
     pub(crate) fn creds(&self) -> &auth::CredCache {
         &self.inner.creds
     }
+
+    /// Runs a payment-card operation on the operations' runtime (see
+    /// [`payment`] for where it is decided), so a register hanging up
+    /// does not cut its transaction short.
+    pub(crate) async fn pay(
+        &self,
+        db: &Db,
+        settings: &Settings,
+        common: ops::Common,
+        op: payment::PayOp,
+    ) -> Result<serde_json::Value, payment::PayError> {
+        let (db, settings) = (db.clone(), settings.clone());
+        self.inner
+            .runtime
+            .spawn(async move { payment::execute(&db, &settings, &common, op).await })
+            .await
+            .map_err(|e| payment::PayError::Task(e.to_string()))?
+    }
+
+    pub(crate) fn queues(&self) -> &switches::QueueSeen {
+        &self.inner.queues
+    }
 }
 
 /// Loyalty's metrics, registered at start so `/metrics` lists them before
@@ -434,6 +495,18 @@ pub fn describe_metrics() {
         Kind::Histogram,
         "tillgate_loyalty_group_size",
         "Changing loyalty operations (purchase, confirm, cancel, refund, corrections, hold sweeps) per group commit of the in-memory owner on SQLite.",
+        false,
+    );
+    describe(
+        Kind::Counter,
+        "tillgate_loyalty_auth_hashes_total",
+        "Register passwords checked against their Argon2 hash (a cache miss: first sign-in, a changed or a wrong password).",
+        false,
+    );
+    describe(
+        Kind::Counter,
+        "tillgate_loyalty_auth_limited_total",
+        "Register sign-ins refused with 429 before any hashing: too many failures for the register or from the address.",
         false,
     );
 }
@@ -486,12 +559,25 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
             None
         }
     };
+    let payments = payment::PaymentSweeper {
+        db: ctx.db.clone(),
+        settings: settings.clone(),
+    };
+    ctx.runtimes.spawn(outbox::run(
+        payments,
+        "loyalty-payment-hold-sweeper",
+        Wake::new(),
+        settings.clock.clone(),
+        LoopOptions::default(),
+        ctx.shutdown.clone(),
+    ));
     Ok(Handle {
         inner: Arc::new(Inner {
             owner,
             runtime: ctx.runtimes.storage_handle(),
             registers: Mutex::default(),
-            creds: auth::CredCache::default(),
+            creds: auth::CredCache::new(settings.auth_limits),
+            queues: switches::QueueSeen::default(),
         }),
     })
 }

@@ -86,6 +86,10 @@ pub struct NewRegister {
     pub password: secrecy::SecretString,
     #[serde(default)]
     pub description: String,
+    /// The store the register belongs to; a new register without one goes
+    /// to the default store, an existing one keeps its store.
+    #[serde(default)]
+    pub store: Option<String>,
 }
 
 /// Registers a register or sets a new password for it.
@@ -96,12 +100,16 @@ pub async fn put_register(db: &Db, r: &NewRegister) -> Result<(), OperatorError>
     if pw.len() < 8 {
         return Err(invalid("password", "at least 8 characters"));
     }
+    if let Some(store) = &r.store {
+        super::shops::token("store", store)?;
+    }
     let hash = auth::hash_password(pw).map_err(|e| OperatorError::Other(e.to_string()))?;
     registers::upsert(
         &db.write,
         &r.id,
         &hash,
         &r.description,
+        r.store.as_deref(),
         crate::core::clock::now_ms(),
     )
     .await?;
@@ -109,18 +117,18 @@ pub async fn put_register(db: &Db, r: &NewRegister) -> Result<(), OperatorError>
 }
 
 pub async fn list_registers(db: &Db) -> Result<Value, OperatorError> {
-    let items: Vec<Value> = registers::list(&db.read)
-        .await?
-        .into_iter()
-        .map(|r| {
-            json!({
+    let mut items = Vec::new();
+    for r in registers::list(&db.read).await? {
+        let queue = super::switches::queue_of(&db.read, &r.id).await?;
+        items.push(json!({
                 "id": r.id,
                 "description": r.description,
+                "store": r.store,
+                "queue": queue.map(|(depth, seen)| json!({"depth": depth, "seen_at": crate::core::clock::ms_to_rfc3339(seen)})),
                 "enabled": r.enabled != 0,
                 "created_at": crate::core::clock::ms_to_rfc3339(r.created_at),
-            })
-        })
-        .collect();
+        }));
+    }
     Ok(json!({ "items": items }))
 }
 

@@ -12,6 +12,11 @@
 //! Every queued operation keeps its `operation_id`, so sending the same
 //! batch twice (a crash between send and delete, a copied queue file) has
 //! one effect: the server answers a repeat with its first answer.
+//!
+//! Every request carries the queue's depth (header
+//! `X-Tillgate-Queue-Depth`), so the back office knows which registers
+//! still have offline sales to send before it resynchronises
+//! accumulations; [`Client::ping`] is the register's "check connection".
 
 use std::path::Path;
 use std::str::FromStr;
@@ -54,11 +59,27 @@ pub struct Settings {
     pub timeout: Duration,
 }
 
+/// The header every request reports the offline queue depth in.
+pub const QUEUE_HEADER: &str = "x-tillgate-queue-depth";
+
+/// How the cashier entered a card: the server checks the cashier's
+/// "manual card number entry" right for a typed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardEntry {
+    Scanned,
+    Manual,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identifier {
     /// `auto`, `card`, `barcode`, `track` or `phone`.
     pub kind: String,
     pub value: String,
+    /// How it was entered; sent beside the identifier as `card_entry`
+    /// (absent: the server treats it as typed where rights are checked).
+    #[serde(skip)]
+    pub entry: Option<CardEntry>,
 }
 
 impl Identifier {
@@ -66,7 +87,28 @@ impl Identifier {
         Identifier {
             kind: "auto".into(),
             value: value.into(),
+            entry: None,
         }
+    }
+
+    /// Read by a scanner or card reader.
+    pub fn scanned(mut self) -> Self {
+        self.entry = Some(CardEntry::Scanned);
+        self
+    }
+
+    /// Typed by the cashier.
+    pub fn typed(mut self) -> Self {
+        self.entry = Some(CardEntry::Manual);
+        self
+    }
+}
+
+/// Puts `id` and how it was entered into a request body.
+fn put_identifier(body: &mut Value, id: &Identifier) {
+    body["identifier"] = json!(id);
+    if let Some(e) = id.entry {
+        body["card_entry"] = json!(e);
     }
 }
 
@@ -176,6 +218,7 @@ impl Client {
             "{}/api/loyalty/v1/{op}",
             self.settings.base_url.trim_end_matches('/')
         );
+        let depth = self.pending().await?;
         let r = self
             .http
             .post(url)
@@ -183,10 +226,38 @@ impl Client {
                 &self.settings.register,
                 Some(self.settings.password.expose_secret()),
             )
+            .header(QUEUE_HEADER, depth.to_string())
             .json(body)
             .send()
             .await
             .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        Self::answer(r).await
+    }
+
+    /// The register's "check connection": tillgate's time, the register's
+    /// store, its switches and the cashiers' rights. A wrong password is
+    /// `Refused` with status 401.
+    pub async fn ping(&self) -> Result<Value, ClientError> {
+        let url = format!(
+            "{}/api/backoffice/v1/ping",
+            self.settings.base_url.trim_end_matches('/')
+        );
+        let depth = self.pending().await?;
+        let r = self
+            .http
+            .get(url)
+            .basic_auth(
+                &self.settings.register,
+                Some(self.settings.password.expose_secret()),
+            )
+            .header(QUEUE_HEADER, depth.to_string())
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        Self::answer(r).await
+    }
+
+    async fn answer(r: reqwest::Response) -> Result<Value, ClientError> {
         let status = r.status();
         let text = r
             .text()
@@ -215,7 +286,7 @@ impl Client {
         id: &Identifier,
     ) -> Result<Value, ClientError> {
         let mut b = self.common(operation_id, cashier, local_time);
-        b["identifier"] = json!(id);
+        put_identifier(&mut b, id);
         self.call("balance", &b).await
     }
 
@@ -228,7 +299,7 @@ impl Client {
         lines: &[Line],
     ) -> Result<Value, ClientError> {
         let mut b = self.common(operation_id, cashier, local_time);
-        b["identifier"] = json!(id);
+        put_identifier(&mut b, id);
         b["lines"] = json!(lines);
         self.call("calculate", &b).await
     }
@@ -243,7 +314,7 @@ impl Client {
             let _ = self.flush().await;
         }
         let mut body = self.common(&p.operation_id, &p.cashier, &p.local_time);
-        body["identifier"] = json!(p.identifier);
+        put_identifier(&mut body, &p.identifier);
         body["lines"] = json!(p.lines);
         if self.pending().await? == 0 {
             let mut online = body.clone();
@@ -336,6 +407,13 @@ impl Client {
                         .execute(&self.queue)
                         .await?;
                     report.sent += 1;
+                }
+                // Cards switched off (the back office resynchronising) or a
+                // sign-in pause: the sale is fine, send it later.
+                Err(ClientError::Refused { code, .. })
+                    if code == "cards_disabled" || code == "too_many_attempts" =>
+                {
+                    break;
                 }
                 Err(ClientError::Refused {
                     status,

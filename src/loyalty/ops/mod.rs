@@ -29,9 +29,14 @@ use crate::core::store::{Backend, Db};
 
 pub use identify::identify;
 pub use request::{
-    CardRef, Common, IdKind, Identifier, Kind, Op, Request, parse, parse_local_time,
+    CardEntry, CardRef, Common, IdKind, Identifier, Kind, Op, Request, parse, parse_local_time,
 };
 pub use sweeper::HoldSweeper;
+
+/// How often holds (bonus and payment-card ones) are swept.
+pub fn sweeper_period() -> std::time::Duration {
+    sweeper::SWEEP_EVERY
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {

@@ -21,6 +21,15 @@ pub enum IdKind {
     Phone,
 }
 
+/// How the cashier entered the card: read by a scanner or reader, or
+/// typed by hand (which needs the cashier's `manual_card_entry` right).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardEntry {
+    Scanned,
+    Manual,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Identifier {
@@ -40,6 +49,10 @@ pub struct Request {
     pub local_time: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identifier: Option<Identifier>,
+    /// How the card was entered; absent counts as `manual` where cashier
+    /// rights are enforced (see [`crate::loyalty::cashiers`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_entry: Option<CardEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lines: Option<Vec<Line>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,6 +96,8 @@ pub struct Common {
     pub register: String,
     pub cashier: String,
     pub local_time: NaiveDateTime,
+    /// How the card was entered, if the request names a card.
+    pub card_entry: Option<CardEntry>,
     /// The request as stored for idempotency comparison.
     pub canonical: String,
 }
@@ -284,6 +299,7 @@ pub fn parse(kind: Kind, req: Request) -> Result<(Common, Op), OpError> {
         }
         Kind::Confirm | Kind::Cancel | Kind::Refund => {
             refuse_extra("identifier", req.identifier.is_some())?;
+            refuse_extra("card_entry", req.card_entry.is_some())?;
             refuse_extra("lines", req.lines.is_some())?;
             refuse_extra("bonus_spend", req.bonus_spend.is_some())?;
             refuse_extra("offline", req.offline.is_some())?;
@@ -318,6 +334,7 @@ pub fn parse(kind: Kind, req: Request) -> Result<(Common, Op), OpError> {
             register: req.register,
             cashier: req.cashier,
             local_time,
+            card_entry: req.card_entry,
             canonical,
         },
         op,

@@ -1,5 +1,6 @@
-//! A small command line for the register side: check a card, send a sale
-//! (queued offline if tillgate is unreachable), flush the offline queue.
+//! A small command line for the register side: check the connection, check
+//! a card, send a sale (queued offline if tillgate is unreachable), flush
+//! the offline queue.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,8 +39,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Check the connection: tillgate's time, this register's store, its
+    /// switches and the cashiers' rights. Exit status 1 when refused.
+    Ping,
     /// Balance of a card (any identifier).
-    Balance { identifier: String },
+    Balance {
+        identifier: String,
+        /// The number was typed, not scanned.
+        #[arg(long)]
+        typed: bool,
+    },
     /// Sell one line and confirm it at once (queued to earn if offline).
     Sell {
         identifier: String,
@@ -81,14 +90,15 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     let op = || uuid::Uuid::new_v4().to_string();
     match cli.cmd {
-        Cmd::Balance { identifier } => {
+        Cmd::Ping => {
+            let v = client.ping().await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Cmd::Balance { identifier, typed } => {
+            let id = Identifier::auto(identifier);
+            let id = if typed { id.typed() } else { id.scanned() };
             let v = client
-                .balance(
-                    &op(),
-                    &cli.cashier,
-                    &local_now(),
-                    &Identifier::auto(identifier),
-                )
+                .balance(&op(), &cli.cashier, &local_now(), &id)
                 .await?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
@@ -102,7 +112,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 operation_id: op(),
                 cashier: cli.cashier.clone(),
                 local_time: local_now(),
-                identifier: Identifier::auto(identifier),
+                identifier: Identifier::auto(identifier).scanned(),
                 lines: vec![Line {
                     goods_id,
                     price: amount,

@@ -1,0 +1,152 @@
+//! Failed-authentication limiter: failures counted per key (a user or
+//! register name, a source address), a key blocked once it has `max`
+//! failures inside `window`, forgotten after it. Checked before a password
+//! hash is verified, so a burst of wrong passwords costs a map look-up
+//! each instead of tens of milliseconds of Argon2.
+//!
+//! In memory and per process: a restart forgets the counts (it only gives
+//! a guesser `max` more tries), and on several instances each counts what
+//! it sees.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub struct FailureLimiter {
+    max: u32,
+    window: Duration,
+    fails: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl FailureLimiter {
+    /// `max == 0` never blocks.
+    pub fn new(max: u32, window: Duration) -> Self {
+        FailureLimiter {
+            max,
+            window,
+            fails: Mutex::default(),
+        }
+    }
+
+    /// Whether any of `keys` has used up its failures.
+    pub fn blocked(&self, keys: &[String]) -> bool {
+        self.retry_after(keys).is_some()
+    }
+
+    /// How long until every key of `keys` may try again; `None` when none
+    /// is blocked.
+    pub fn retry_after(&self, keys: &[String]) -> Option<Duration> {
+        if self.max == 0 {
+            return None;
+        }
+        let mut map = self.fails.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (_, since)| since.elapsed() < self.window);
+        keys.iter()
+            .filter_map(|k| map.get(k))
+            .filter(|(n, _)| *n >= self.max)
+            .map(|(_, since)| self.window.saturating_sub(since.elapsed()))
+            .max()
+    }
+
+    /// Counts an attempt as a failure before it is checked, atomically
+    /// with the check: concurrent attempts cannot all slip in under the
+    /// limit while the first are still being verified. Refused (nothing
+    /// counted) with the wait when a key is blocked. A right password then
+    /// calls [`Self::forgive`] (or [`Self::succeeded`]).
+    pub fn attempt(&self, keys: &[String]) -> Result<(), Duration> {
+        if self.max == 0 {
+            return Ok(());
+        }
+        let mut map = self.fails.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (_, since)| since.elapsed() < self.window);
+        let wait = keys
+            .iter()
+            .filter_map(|k| map.get(k))
+            .filter(|(n, _)| *n >= self.max)
+            .map(|(_, since)| self.window.saturating_sub(since.elapsed()))
+            .max();
+        if let Some(wait) = wait {
+            return Err(wait);
+        }
+        for k in keys {
+            map.entry(k.clone()).or_insert((0, Instant::now())).0 += 1;
+        }
+        Ok(())
+    }
+
+    /// Takes back one attempt counted by [`Self::attempt`].
+    pub fn forgive(&self, keys: &[String]) {
+        let mut map = self.fails.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            if let Some((n, _)) = map.get_mut(k) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    pub fn failed(&self, keys: &[String]) {
+        if self.max == 0 {
+            return;
+        }
+        let mut map = self.fails.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            map.entry(k.clone()).or_insert((0, Instant::now())).0 += 1;
+        }
+    }
+
+    pub fn succeeded(&self, keys: &[String]) {
+        let mut map = self.fails.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            map.remove(k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_after_max_failures_per_key_and_zero_never_blocks() {
+        let l = FailureLimiter::new(3, Duration::from_secs(60));
+        let keys = vec!["r:a".to_string(), "ip:1".to_string()];
+        for _ in 0..3 {
+            assert!(!l.blocked(&keys));
+            l.failed(&keys);
+        }
+        assert!(l.blocked(&keys));
+        assert!(l.blocked(&["ip:1".to_string()]));
+        assert!(!l.blocked(&["r:b".to_string()]));
+        let after = l.retry_after(&keys).unwrap();
+        assert!(after > Duration::from_secs(58) && after <= Duration::from_secs(60));
+        l.succeeded(&keys);
+        assert!(!l.blocked(&keys));
+        let off = FailureLimiter::new(0, Duration::from_secs(60));
+        for _ in 0..100 {
+            off.failed(&keys);
+        }
+        assert!(!off.blocked(&keys));
+    }
+
+    #[test]
+    fn attempts_count_before_the_check_and_can_be_forgiven() {
+        let l = FailureLimiter::new(2, Duration::from_secs(60));
+        let k = vec!["r:a".to_string()];
+        assert!(l.attempt(&k).is_ok());
+        assert!(l.attempt(&k).is_ok());
+        // Two attempts in flight use the limit up, before either failed.
+        assert!(l.attempt(&k).is_err());
+        l.forgive(&k);
+        assert!(l.attempt(&k).is_ok());
+        assert!(l.attempt(&k).is_err());
+    }
+
+    #[test]
+    fn counts_are_forgotten_after_the_window() {
+        let l = FailureLimiter::new(1, Duration::from_millis(30));
+        l.failed(&["k".to_string()]);
+        assert!(l.blocked(&["k".to_string()]));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!l.blocked(&["k".to_string()]));
+    }
+}
