@@ -9,6 +9,7 @@
 //! ([`ops`]). Each table has one module that holds its SQL: [`cards`],
 //! [`operations`], [`ledger`], [`registers`], [`catalog`].
 
+pub mod accrual;
 pub mod api;
 pub mod auth;
 pub mod cards;
@@ -20,6 +21,7 @@ pub mod operator;
 pub mod ops;
 pub mod registers;
 pub mod rules;
+pub mod switches;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -486,12 +488,16 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
             None
         }
     };
-    Ok(Handle {
+    let handle = Handle {
         inner: Arc::new(Inner {
             owner,
             runtime: ctx.runtimes.storage_handle(),
             registers: Mutex::default(),
             creds: auth::CredCache::default(),
         }),
-    })
+    };
+    // The back office journals receipts with a card through this handle
+    // (see [`accrual`]).
+    ctx.bus.offer(handle.clone());
+    Ok(handle)
 }
