@@ -34,6 +34,7 @@ pub fn operator_routes() -> axum::Router<BackofficeState> {
         .route("/api/backoffice/resyncs", post(run_resync))
         .route("/api/backoffice/resyncs/{id}", get(get_resync))
         .route("/api/backoffice/reports/sales", get(report))
+        .route("/api/backoffice/receipts/{id}", get(get_receipt))
 }
 
 fn invalid(msg: impl Into<String>) -> ApiError {
@@ -268,4 +269,14 @@ async fn report(
             format!("format: {f:?} is not json or csv"),
         )),
     }
+}
+
+async fn get_receipt(
+    State(s): State<BackofficeState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    super::journal::get(&s.db, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no receipt {id:?}")))
 }

@@ -291,3 +291,55 @@ pub fn kind_of(s: &str) -> Kind {
         Kind::Sale
     }
 }
+
+#[derive(sqlx::FromRow, serde::Serialize)]
+struct ReceiptRow {
+    id: String,
+    source: String,
+    store: String,
+    register: String,
+    cashier: String,
+    shift: i64,
+    local_time: String,
+    kind: String,
+    sale_id: Option<String>,
+    total: i64,
+    cash: i64,
+    bank_card: i64,
+    payment_card: i64,
+    bonus: i64,
+    card: Option<String>,
+    loyalty_operation_id: Option<String>,
+    accrued: i64,
+}
+
+#[derive(sqlx::FromRow, serde::Serialize)]
+struct LineRow {
+    goods_id: String,
+    name: String,
+    quantity: i64,
+    price: i64,
+    amount: i64,
+    discount: i64,
+}
+
+/// A journaled receipt with its lines, for the operator.
+pub async fn get(db: &crate::core::store::Db, id: &str) -> Result<Option<Value>, sqlx::Error> {
+    let row: Option<ReceiptRow> = sqlx::query_as(
+        "SELECT id, source, store, register, cashier, shift, local_time, kind, sale_id, total, cash, bank_card, payment_card, bonus, card, loyalty_operation_id, accrued \
+         FROM backoffice_receipts WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&db.read)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let lines: Vec<LineRow> = sqlx::query_as(
+        "SELECT goods_id, name, quantity, price, amount, discount FROM backoffice_receipt_lines WHERE receipt_id = $1 ORDER BY line_no",
+    )
+    .bind(id)
+    .fetch_all(&db.read)
+    .await?;
+    let mut v = serde_json::to_value(row).unwrap_or_default();
+    v["lines"] = serde_json::to_value(lines).unwrap_or_default();
+    Ok(Some(v))
+}

@@ -2,6 +2,7 @@
 
 mod alerts;
 mod architecture;
+mod backoffice;
 mod cashservers;
 mod cashservers_failures;
 mod console;
