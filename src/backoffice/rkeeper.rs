@@ -5,7 +5,7 @@
 //!
 //! r_keeper sends the whole current order with every order event, so one
 //! event is enough to see that an order is paid. The first event that shows
-//! it paid is journaled under `rk:{restaurant}:{order guid}`; a later event
+//! it paid is journaled under `rk:{restaurant}:{order guid}` (the guid without braces); a later event
 //! of the same order is a repeat (or, changed, ignored: a sale is a fact
 //! once its receipt is printed). The cursor moves in the same transaction,
 //! so replays and restarts journal nothing twice.
@@ -88,7 +88,7 @@ pub fn receipt_of(o: &OrderSnapshot, register: &str) -> Option<Receipt> {
         .map(|t| t.format(LOCAL_TIME).to_string())
         .unwrap_or_else(|| "1970-01-01T00:00:00".into());
     Some(Receipt {
-        receipt_id: format!("rk:{rest}:{}", o.guid),
+        receipt_id: format!("rk:{rest}:{}", o.guid.trim_matches(['{', '}'])),
         store: rest,
         register: register.to_string(),
         cashier: o.waiter.clone().unwrap_or_else(|| "-".into()),

@@ -594,3 +594,99 @@ async fn reports_add_up_to_the_journal_in_json_and_csv() {
         assert_eq!(r.status(), 400);
     }
 }
+
+const REST: &str = "199990093";
+
+/// An r_keeper notify event for order `guid` at cash server 15002.
+fn rk_event(seq: u64, guid: &str, attrs: &str, sessions: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<a RestCode="{REST}" DateTime="2026-11-02T12:20:00" Situation="11" seqnumber="{seq}" guid="{{0A6B7C1D-0000-4000-8000-0000000000B0}}" name="x" ShiftNum="4" ShiftDate="2026-11-02T00:00:00">
+<Station id="15003" code="1" name="CASH" NetName="CASH"/>
+<Server id="15002" code="15002" name="MID" NetName="MID"/>
+<Order visit="1" orderIdent="7" guid="{guid}" orderName="T5" {attrs} openTime="2026-11-02T11:00:00"><Waiter id="1" code="7" name="Anna"/></Order>{sessions}<Item/></a>"#
+    )
+}
+
+const DISHES: &str = r#"<Session uni="1" state="1"><Dish id="10" code="100" name="Borscht" uni="1" quantity="2000" price="35000" amount="70000"/><Dish id="11" code="101" name="Tea" uni="2" quantity="1000" price="12000" amount="12000"/></Session>"#;
+const PAID: &str = r#"<Session uni="2"><Pay id="1" code="1" name="Cash" amount="82000"/><PrintCheck CheckNum="17" amount="82000" bill="0" printTime="2026-11-02T12:20:00"/></Session>"#;
+
+#[tokio::test]
+async fn rkeeper_paid_orders_are_journaled_once_across_repeats_restarts_and_replays() {
+    for b in backends() {
+        let app = crate::harness::spawn_app(b).await;
+        let o1 = "{11111111-2222-3333-4444-5555555555B1}";
+        let o2 = "{11111111-2222-3333-4444-5555555555B2}";
+        // Open, then paid, then the same paid order again (a later event).
+        app.ingest(rk_event(
+            1,
+            o1,
+            r#"orderSum="82000" unpaidSum="82000""#,
+            DISHES,
+        ))
+        .await;
+        app.ingest(rk_event(
+            2,
+            o1,
+            r#"orderSum="82000" unpaidSum="0""#,
+            &format!("{DISHES}{PAID}"),
+        ))
+        .await;
+        app.ingest(rk_event(
+            3,
+            o1,
+            r#"orderSum="82000" unpaidSum="0" finished="1""#,
+            &format!("{DISHES}{PAID}"),
+        ))
+        .await;
+        // Unpaid order: not a receipt.
+        app.ingest(rk_event(
+            4,
+            o2,
+            r#"orderSum="82000" unpaidSum="82000""#,
+            DISHES,
+        ))
+        .await;
+        app.wait_consumer("backoffice-journal").await;
+        let check = async |app: &crate::harness::TestApp| {
+            let r = app.get_json("/api/backoffice/reports/sales?by=store").await;
+            assert_eq!(
+                r["rows"],
+                json!([{"key": REST, "receipts": 1, "quantity": 0, "amount": 82000}]),
+                "{r}"
+            );
+            let s = app
+                .get_json(&format!("/api/backoffice/stock?store={REST}&goods=rk:100"))
+                .await;
+            assert_eq!(s["stock"][0]["quantity"], -2000, "{s}");
+            let c = app
+                .get_json("/api/backoffice/reports/sales?by=cashier")
+                .await;
+            assert_eq!(c["rows"][0]["key"], format!("{REST}/Anna"));
+        };
+        check(&app).await;
+        let guid = o1.trim_matches(['{', '}']);
+        let id = ["rk:", REST, ":", guid].concat();
+        let v = app
+            .get_json(&format!("/api/backoffice/receipts/{id}"))
+            .await;
+        assert_eq!(v["register"], format!("{REST}/15002"), "{v}");
+        assert_eq!(v["source"], "rkeeper");
+
+        // Restart; then forget the cursor so the consumer replays the whole
+        // log: still one receipt, stock moved once.
+        let (config, dir) = app.stop().await;
+        let db = tillgate::core::store::Db::open(&config.storage)
+            .await
+            .unwrap();
+        let mut tx = db.write.begin().await.unwrap();
+        tillgate::core::log::delete_cursor(&mut tx, "backoffice-journal")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        db.close().await;
+        let app = crate::harness::start(config, dir).await;
+        app.wait_consumer("backoffice-journal").await;
+        check(&app).await;
+    }
+}
