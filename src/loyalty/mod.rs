@@ -63,7 +63,10 @@ impl Feature for Loyalty {
     }
 
     fn migrations(&self) -> Vec<Migration> {
-        vec![crate::migration!("0007_loyalty")]
+        vec![
+            crate::migration!("0007_loyalty"),
+            crate::migration!("0013_loyalty_backoffice"),
+        ]
     }
 
     fn start<'a>(&'a self, ctx: &'a mut StartCtx) -> BoxFuture<'a, anyhow::Result<Routes>> {
