@@ -482,8 +482,30 @@ async fn a_resync_corrects_the_drifted_cards_and_a_second_run_changes_nothing() 
             .unwrap();
         db.close().await;
 
+        // Card operations are on (the default) in the registers' store:
+        // refused unless forced.
+        let (s, v) = bo.l.operator("/api/backoffice/resyncs", json!({})).await;
+        assert_eq!((s, code(&v)), (409, "cards_enabled"), "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("default"),
+            "{v}"
+        );
+        // Switched off, with one register's offline queue not yet flushed.
+        let db = open_db(&bo).await;
+        sqlx::query("INSERT INTO loyalty_switches (scope, id, discount_cards, payment_cards, updated_at) VALUES ('store', 'default', 0, NULL, 1)")
+            .execute(&db.write)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO loyalty_register_queue (register_id, depth, seen_at) VALUES ('reg2', 3, 1)")
+            .execute(&db.write)
+            .await
+            .unwrap();
+        db.close().await;
         let (s, doc) = bo.l.operator("/api/backoffice/resyncs", json!({})).await;
         assert_eq!(s, 201, "{doc}");
+        assert_eq!(doc["forced"], false);
+        assert_eq!(doc["queued_registers"][0]["register_id"], "reg2", "{doc}");
+        assert_eq!(doc["queued_registers"][0]["depth"], 3, "{doc}");
         let changed: Vec<&str> = doc["changed"]
             .as_array()
             .unwrap()
@@ -510,10 +532,17 @@ async fn a_resync_corrects_the_drifted_cards_and_a_second_run_changes_nothing() 
                 .await;
         assert_eq!(stored, doc);
 
+        // Cards back on: a forced run goes ahead, and changes nothing.
+        let db = open_db(&bo).await;
+        sqlx::query("DELETE FROM loyalty_switches")
+            .execute(&db.write)
+            .await
+            .unwrap();
+        db.close().await;
         let (s, again) =
             bo.l.operator(
                 "/api/backoffice/resyncs",
-                json!({"cards": ["8002", "8003"]}),
+                json!({"cards": ["8002", "8003"], "force": true}),
             )
             .await;
         assert_eq!(s, 201, "{again}");
