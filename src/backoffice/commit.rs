@@ -70,8 +70,24 @@ impl Journal {
         self.loyalty.as_ref()
     }
 
-    /// Journals a checked receipt; answers after its commit.
+    /// Journals a checked receipt; answers after its commit. A transaction
+    /// that stored nothing (on PostgreSQL a deadlock between a group and a
+    /// card's transaction over the same stock rows is one) is tried again,
+    /// twice at most: the receipt id makes a retry safe.
     pub async fn take(&self, r: Receipt) -> Result<Stored, JournalError> {
+        let mut tries = 0;
+        loop {
+            match self.take_once(r.clone()).await {
+                Err(JournalError::NotStored(e)) if tries < 2 => {
+                    tries += 1;
+                    tracing::debug!(error = %e, tries, "receipt not stored; trying again");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn take_once(&self, r: Receipt) -> Result<Stored, JournalError> {
         let stored = match r.card.clone() {
             None => self
                 .plain
@@ -88,7 +104,8 @@ impl Journal {
                 match h.accrue(&self.db, &card, write).await {
                     Ok(a) => Stored::from_json(&a.answer),
                     Err(OpError::UnknownCard(_)) => return Err(JournalError::UnknownCard(card)),
-                    Err(e @ OpError::NotStored(_)) => {
+                    // Its transaction rolled back: nothing is stored.
+                    Err(e @ (OpError::NotStored(_) | OpError::Db(_))) => {
                         return Err(JournalError::NotStored(e.to_string()));
                     }
                     Err(e) => return Err(JournalError::Loyalty(e.to_string())),

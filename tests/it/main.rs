@@ -3,6 +3,8 @@
 mod alerts;
 mod architecture;
 mod backoffice;
+mod backoffice_day;
+mod backoffice_props;
 mod cashservers;
 mod cashservers_failures;
 mod console;
