@@ -33,6 +33,7 @@ pub fn features() -> Vec<Box<dyn Feature>> {
         Box::new(crate::relay::Relay),
         Box::new(crate::sms::Sms),
         Box::new(crate::loyalty::Loyalty),
+        Box::new(crate::backoffice::Backoffice),
         Box::new(crate::cashservers::Rk7),
     ]
 }

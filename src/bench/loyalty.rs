@@ -34,19 +34,19 @@ fn vm_rss_kib() -> Option<u64> {
     super::rss::current().map(|b| b / 1024)
 }
 
-struct Stats {
-    count: u64,
-    elapsed: Duration,
-    hist: hdrhistogram::Histogram<u64>,
-    errors: u64,
+pub(super) struct Stats {
+    pub(super) count: u64,
+    pub(super) elapsed: Duration,
+    pub(super) hist: hdrhistogram::Histogram<u64>,
+    pub(super) errors: u64,
 }
 
 impl Stats {
-    fn rate(&self) -> f64 {
+    pub(super) fn rate(&self) -> f64 {
         self.count as f64 / self.elapsed.as_secs_f64()
     }
 
-    fn line(&self, what: &str) -> String {
+    pub(super) fn line(&self, what: &str) -> String {
         let q = |p: f64| self.hist.value_at_quantile(p) as f64 / 1000.0;
         format!(
             "{what}: {:.0}/s ({} in {:.1}s), p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, errors {}",
@@ -61,7 +61,7 @@ impl Stats {
     }
 }
 
-async fn drive<F, Fut>(workers: usize, secs: u64, f: F) -> anyhow::Result<Stats>
+pub(super) async fn drive<F, Fut>(workers: usize, secs: u64, f: F) -> anyhow::Result<Stats>
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,

@@ -2,6 +2,9 @@
 
 mod alerts;
 mod architecture;
+mod backoffice;
+mod backoffice_day;
+mod backoffice_props;
 mod cashservers;
 mod cashservers_failures;
 mod cluster;
