@@ -44,9 +44,13 @@ use crate::core::clock::SharedClock;
 use crate::core::migrate::Migration;
 use crate::core::store::Db;
 
-/// The console's migration (its accounts and sessions).
+/// The console's migrations: its accounts and sessions, and the settings
+/// table ([`crate::core::settings`]) the console's changes are stored in.
 pub fn migrations() -> Vec<Migration> {
-    vec![crate::migration!("0011_console")]
+    vec![
+        crate::migration!("0011_console"),
+        crate::migration!("0014_settings"),
+    ]
 }
 
 /// What every console handler gets.
