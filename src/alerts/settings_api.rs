@@ -128,6 +128,7 @@ fn restaurant_view(h: &Handle, s: &Settings, code: &str, saved: Option<&Restaura
         "rules": rules_view(rules),
         "source": source,
         "sources": sources,
+        "saved": saved,
         "routes_to": s.route(AlertKind::DishVoided, Some(code)),
     })
 }

@@ -24,12 +24,14 @@ pub mod login;
 pub mod loyalty;
 pub mod orders;
 pub mod overview;
+pub mod providers;
 pub mod relay;
 pub mod render;
 pub mod shifts;
 pub mod sms;
 pub mod users;
 pub mod users_page;
+pub mod zone;
 
 use std::sync::Arc;
 
@@ -63,6 +65,8 @@ pub struct Console {
     pub clock: SharedClock,
     pub limiter: Arc<auth::Limiter>,
     pub pages: Arc<render::Pages>,
+    /// The SMS provider's balance, refreshed in the background.
+    pub providers: Arc<providers::ProviderCache>,
 }
 
 /// The browser may load scripts, styles and images from this server only,
@@ -79,6 +83,7 @@ pub fn router(db: Db, operator: Router) -> Router {
         clock: SharedClock::system(),
         limiter: Arc::default(),
         pages: Arc::new(render::Pages::new()),
+        providers: Arc::default(),
     };
     Router::new()
         .route("/", get(overview::page))
@@ -93,6 +98,9 @@ pub fn router(db: Db, operator: Router) -> Router {
         .route("/shifts/{rest}/{num}", get(shifts::detail))
         .route("/shifts/{rest}/{num}/chart.png", get(shifts::chart))
         .route("/alerts", get(alerts::page))
+        .route("/alerts/telegram", post(alerts::telegram))
+        .route("/alerts/{rest}", post(alerts::save))
+        .route("/alerts/{rest}/test", post(alerts::test))
         .route("/sms", get(sms::page))
         .route("/sms/{rest}", post(sms::save))
         .route("/sms/{rest}/balance", post(sms::balance))
