@@ -136,20 +136,25 @@ pub async fn page(
 }
 
 fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    form.iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.trim())
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim())
 }
 
 /// A number as typed, or the text itself so the API refuses it with its
 /// own words.
 fn number(v: &str) -> Value {
-    v.parse::<i64>().map(Value::from).unwrap_or_else(|_| json!(v))
+    v.parse::<i64>()
+        .map(Value::from)
+        .unwrap_or_else(|_| json!(v))
 }
 
 /// The API body for a restaurant's form: what the console saved before,
 /// with every field that differs from the values in effect.
-pub fn body_from_form(form: &[(String, String)], current: &Value, saved: &Value, kinds: &[String]) -> Value {
+pub fn body_from_form(
+    form: &[(String, String)],
+    current: &Value,
+    saved: &Value,
+    kinds: &[String],
+) -> Value {
     let mut body = saved.as_object().cloned().unwrap_or_default();
     body.remove("rest_code");
     for name in ["name", "closing_time", "opening_hours", "utc_offset"] {
@@ -172,11 +177,12 @@ pub fn body_from_form(form: &[(String, String)], current: &Value, saved: &Value,
         .collect();
     let now: Vec<String> = match current["kinds"].as_array() {
         None => kinds.to_vec(),
-        Some(a) => a.iter().filter_map(|k| k.as_str().map(str::to_string)).collect(),
+        Some(a) => a
+            .iter()
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect(),
     };
-    let same = |a: &[String], b: &[String]| {
-        a.len() == b.len() && a.iter().all(|x| b.contains(x))
-    };
+    let same = |a: &[String], b: &[String]| a.len() == b.len() && a.iter().all(|x| b.contains(x));
     if !same(&checked, &now) {
         let list = if same(&checked, kinds) {
             vec!["*".to_string()]
@@ -236,7 +242,16 @@ pub async fn save(
     match c.api.call(Method::PUT, &uri, Some(body)).await {
         Ok(_) => {
             tracing::info!(user = %s.user.name, restaurant = %rest, "console: alert settings saved");
-            render(&c, &s, lang, Some(rest), None, json!({"ok": true, "saved": true}), StatusCode::OK).await
+            render(
+                &c,
+                &s,
+                lang,
+                Some(rest),
+                None,
+                json!({"ok": true, "saved": true}),
+                StatusCode::OK,
+            )
+            .await
         }
         Err(e) => {
             render(
@@ -272,7 +287,11 @@ pub async fn test(
     }
     let (notice, status) = match c
         .api
-        .call(Method::POST, "/api/alerts/test", Some(json!({"rest_code": rest})))
+        .call(
+            Method::POST,
+            "/api/alerts/test",
+            Some(json!({"rest_code": rest})),
+        )
         .await
     {
         Ok(v) => (json!({"ok": true, "test": v}), StatusCode::OK),
@@ -302,12 +321,18 @@ pub async fn telegram(
     }
     let current = c.api.get("/api/alerts/settings").await.unwrap_or(json!({}));
     let mut body = Map::new();
-    if let Some(t) = f.bot_token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+    if let Some(t) = f
+        .bot_token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         body.insert("bot_token".into(), json!(t));
     }
     match f.owners_chat.as_deref().map(str::trim) {
-        Some("") if !current["telegram"]["owners_chat"].is_null()
-            && current["telegram"]["owners_chat_source"] == "console" =>
+        Some("")
+            if !current["telegram"]["owners_chat"].is_null()
+                && current["telegram"]["owners_chat_source"] == "console" =>
         {
             body.insert("reset".into(), json!(["owners_chat"]));
         }
@@ -318,7 +343,11 @@ pub async fn telegram(
     }
     let (notice, status) = match c
         .api
-        .call(Method::PUT, "/api/alerts/settings", Some(Value::Object(body)))
+        .call(
+            Method::PUT,
+            "/api/alerts/settings",
+            Some(Value::Object(body)),
+        )
         .await
     {
         Ok(_) => {
@@ -335,7 +364,9 @@ mod tests {
     use super::*;
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -348,9 +379,15 @@ mod tests {
         });
         let saved = json!({"rest_code": "", "name": "R1", "rules": {"discount": true}});
         let form = pairs(&[
-            ("csrf", "x"), ("name", "R1"), ("chat", "-100"), ("closing_time", "03:00"),
-            ("utc_offset", "+05:00"), ("kind", "dish_voided"), ("kind", "discount"),
-            ("rules.discount", "on"), ("rules.discount_percent", "25"),
+            ("csrf", "x"),
+            ("name", "R1"),
+            ("chat", "-100"),
+            ("closing_time", "03:00"),
+            ("utc_offset", "+05:00"),
+            ("kind", "dish_voided"),
+            ("kind", "discount"),
+            ("rules.discount", "on"),
+            ("rules.discount_percent", "25"),
         ]);
         let body = body_from_form(&form, &current, &saved, &kinds);
         assert_eq!(
@@ -358,9 +395,16 @@ mod tests {
             json!({"name": "R1", "utc_offset": "+05:00",
                    "rules": {"discount": true, "dish_voided": false, "discount_percent": 25}})
         );
-        let form = pairs(&[("chat", "abc"), ("kind", "discount"), ("rules.discount_percent", "x")]);
+        let form = pairs(&[
+            ("chat", "abc"),
+            ("kind", "discount"),
+            ("rules.discount_percent", "x"),
+        ]);
         let body = body_from_form(&form, &current, &Value::Null, &kinds);
-        assert_eq!(body["chat"], "abc", "left for the API to refuse in its words");
+        assert_eq!(
+            body["chat"], "abc",
+            "left for the API to refuse in its words"
+        );
         assert_eq!(body["kinds"], json!(["discount"]));
         assert_eq!(body["rules"]["discount_percent"], "x");
     }

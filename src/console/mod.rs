@@ -102,6 +102,7 @@ pub fn router(db: Db, operator: Router) -> Router {
         .route("/alerts/{rest}", post(alerts::save))
         .route("/alerts/{rest}/test", post(alerts::test))
         .route("/sms", get(sms::page))
+        .route("/sms-global", post(sms::save_global))
         .route("/sms/{rest}", post(sms::save))
         .route("/sms/{rest}/balance", post(sms::balance))
         .route("/relay", get(relay::page).post(relay::add))

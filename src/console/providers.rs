@@ -24,11 +24,7 @@ impl ProviderCache {
     /// The last answer (any age; `None` before the first), starting a
     /// refresh in the background when it is older than [`TTL`].
     pub fn snapshot(self: &std::sync::Arc<Self>, api: &Api) -> Option<Value> {
-        let last = self
-            .last
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let due = last.as_ref().is_none_or(|(at, _)| at.elapsed() >= TTL);
         if due && !self.refreshing.swap(true, Ordering::AcqRel) {
             let (me, api) = (self.clone(), api.clone());
@@ -51,7 +47,9 @@ async fn fetch(api: &Api) -> Value {
         .map(|v| v["enabled"].clone())
         .unwrap_or(Value::Null);
     let balance = match api.get("/api/sms/balance").await {
-        Ok(v) => json!({"ok": true, "provider": v["provider"], "balance_kopecks": v["balance_kopecks"]}),
+        Ok(v) => {
+            json!({"ok": true, "provider": v["provider"], "balance_kopecks": v["balance_kopecks"]})
+        }
         Err(e) => json!({"ok": false, "error": e.message}),
     };
     json!({"enabled": enabled, "balance": balance, "checked_at": crate::core::clock::ms_to_rfc3339(crate::core::clock::now_ms())})

@@ -121,6 +121,7 @@ async fn render(
             outbox => outbox,
             providers => providers,
             global_enabled => all["enabled"],
+            global => all["global"],
             may_change => may_change,
             notice => notice,
             steps => ["started", "ready", "taken", "collect", "collected"],
@@ -238,4 +239,58 @@ pub async fn balance(
         Err(e) => json!({"ok": false, "error": e.message}),
     };
     render(&c, &s, lang, Some(rest), notice, None).await
+}
+
+/// The switch, default sender and providers' tokens (write-only): an
+/// admin's, through `PUT /api/sms/settings`. A blank token field leaves
+/// the token as it is; the switch and sender are sent only when changed.
+pub async fn save_global(
+    State(c): State<Console>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let lang = Lang::of(&headers);
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim());
+    if !auth::csrf_ok(&s, field("csrf").unwrap_or_default()) || !s.user.is_admin() {
+        return c.pages.forbidden(lang, &s);
+    }
+    let all = c.api.get("/api/sms/settings").await.unwrap_or(json!({}));
+    let g = &all["global"];
+    let mut body = serde_json::Map::new();
+    if g["enabled_source"] != "file" {
+        let on = field("enabled").is_some();
+        if g["enabled"].as_bool() != Some(on) {
+            body.insert("enabled".into(), json!(on));
+        }
+    }
+    if g["sender_source"] != "file"
+        && let Some(v) = field("sender")
+        && g["sender"].as_str().unwrap_or("") != v
+    {
+        body.insert("sender".into(), json!(v));
+    }
+    let tokens: serde_json::Map<String, Value> = form
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("token.")?.to_string(), v.trim())))
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k, json!(v)))
+        .collect();
+    if !tokens.is_empty() {
+        body.insert("tokens".into(), Value::Object(tokens));
+    }
+    let (notice, status) = match c
+        .api
+        .call(Method::PUT, "/api/sms/settings", Some(Value::Object(body)))
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(user = %s.user.name, "console: global sms settings saved");
+            (json!({"ok": true, "global_saved": true}), StatusCode::OK)
+        }
+        Err(e) => (json!({"ok": false, "error": e.message}), e.status),
+    };
+    let mut page = render(&c, &s, lang, None, notice, None).await;
+    *page.status_mut() = status;
+    page
 }

@@ -74,7 +74,11 @@ impl Zones {
             return crate::core::clock::ms_to_rfc3339(ms);
         };
         chrono::DateTime::from_timestamp_millis(ms)
-            .map(|d| d.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %:z").to_string())
+            .map(|d| {
+                d.with_timezone(&zone)
+                    .format("%Y-%m-%d %H:%M:%S %:z")
+                    .to_string()
+            })
             .unwrap_or_default()
     }
 }
@@ -91,7 +95,8 @@ mod tests {
             "items": [{"rest_code": "EKB", "utc_offset_minutes": 300}],
         }));
         assert_eq!(
-            z.show(Some("2026-11-30T12:00:00.000Z"), Some("EKB")).unwrap(),
+            z.show(Some("2026-11-30T12:00:00.000Z"), Some("EKB"))
+                .unwrap(),
             "2026-11-30 17:00:00 +05:00"
         );
         assert_eq!(
