@@ -69,7 +69,7 @@ pub struct Sender {
     pub retry: RetryPolicy,
     /// The live settings the client (token) and texts (restaurant names)
     /// follow, and the settings they were last built from.
-    live: Option<(LiveSettings, Option<Arc<Settings>>)>,
+    pub live: Option<(LiveSettings, Option<Arc<Settings>>)>,
 }
 
 impl Sender {
