@@ -9,8 +9,6 @@
 //! differs from the values in effect, laid over what the console saved
 //! before, so a value the file sets stays "from the file" until changed.
 
-use std::collections::BTreeSet;
-
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -32,22 +30,14 @@ pub struct AlertQuery {
     restaurant: Option<String>,
 }
 
-/// The restaurants the page offers: an admin's every known one, anyone
-/// else's own.
+/// The restaurants the page offers (see [`super::offered_restaurants`]).
 async fn offered(c: &Console, s: &Session, all: &Value) -> Vec<String> {
-    let mut set = BTreeSet::new();
-    if s.user.is_admin() {
-        for i in all["items"].as_array().into_iter().flatten() {
-            if let Some(r) = i["rest_code"].as_str() {
-                set.insert(r.to_string());
-            }
-        }
-        if let Ok(servers) = crate::orders::store::servers(&c.db).await {
-            set.extend(servers.into_iter().filter_map(|x| x.rest_code));
-        }
-    }
-    set.extend(s.user.restaurants.iter().cloned());
-    set.into_iter().collect()
+    let configured = all["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["rest_code"].as_str().map(str::to_string));
+    super::offered_restaurants(c, s, configured.collect::<Vec<_>>()).await
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -142,3 +142,22 @@ async fn security_headers(req: Request, next: Next) -> Response {
     }
     res
 }
+
+/// The restaurants a page offers to pick: for an admin every configured one
+/// (`configured`) and every one a cash server reported; for anyone else
+/// their own.
+pub async fn offered_restaurants(
+    c: &Console,
+    s: &users::Session,
+    configured: impl IntoIterator<Item = String>,
+) -> Vec<String> {
+    let mut set = std::collections::BTreeSet::new();
+    if s.user.is_admin() {
+        set.extend(configured);
+        if let Ok(servers) = crate::orders::store::servers(&c.db).await {
+            set.extend(servers.into_iter().filter_map(|x| x.rest_code));
+        }
+    }
+    set.extend(s.user.restaurants.iter().cloned());
+    set.into_iter().collect()
+}

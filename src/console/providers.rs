@@ -36,6 +36,12 @@ impl ProviderCache {
         }
         last.map(|(_, v)| v)
     }
+
+    /// The settings behind the answer changed (a token saved): the next
+    /// look asks again.
+    pub fn forget(&self) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 /// The SMS switch and the provider's balance through the SMS feature's own

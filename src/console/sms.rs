@@ -29,22 +29,14 @@ pub struct SmsQuery {
     restaurant: Option<String>,
 }
 
-/// The restaurants the page offers: an admin's every configured one,
-/// anyone else's own.
+/// The restaurants the page offers (see [`super::offered_restaurants`]).
 async fn offered(c: &Console, s: &Session, all: &Value) -> Vec<String> {
-    let mut set = BTreeSet::new();
-    if s.user.is_admin() {
-        for i in all["items"].as_array().into_iter().flatten() {
-            if let Some(r) = i["restcode"].as_str() {
-                set.insert(r.to_string());
-            }
-        }
-        if let Ok(orders) = crate::orders::store::servers(&c.db).await {
-            set.extend(orders.into_iter().filter_map(|x| x.rest_code));
-        }
-    }
-    set.extend(s.user.restaurants.iter().cloned());
-    set.into_iter().collect()
+    let configured = all["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["restcode"].as_str().map(str::to_string));
+    super::offered_restaurants(c, s, configured.collect::<Vec<_>>()).await
 }
 
 /// Where each restaurant's settings come from.
@@ -286,6 +278,7 @@ pub async fn save_global(
     {
         Ok(_) => {
             tracing::info!(user = %s.user.name, "console: global sms settings saved");
+            c.providers.forget();
             (json!({"ok": true, "global_saved": true}), StatusCode::OK)
         }
         Err(e) => (json!({"ok": false, "error": e.message}), e.status),
