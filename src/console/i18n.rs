@@ -186,6 +186,11 @@ const WORDS: &[(&str, &str, &str)] = &[
         "Test message sent",
     ),
     ("history", "История оповещений", "Alert history"),
+    (
+        "alert_rest_name",
+        "Название ресторана в сообщениях",
+        "Restaurant name in messages",
+    ),
     ("telegram_state", "Telegram", "Telegram"),
     ("last_sent", "Последняя доставка", "Last delivery"),
     ("last_error", "Последняя ошибка", "Last error"),

@@ -112,8 +112,11 @@ pub struct LiveProvider {
     name: String,
     file: ProviderSettings,
     global: LiveGlobal,
-    built: tokio::sync::Mutex<Option<(Arc<Global>, Arc<dyn Provider>)>>,
+    built: tokio::sync::Mutex<Option<Built>>,
 }
+
+/// The provider client and the settings it was built from.
+type Built = (Arc<Global>, Arc<dyn Provider>);
 
 impl LiveProvider {
     pub fn new(name: &str, file: ProviderSettings, global: LiveGlobal) -> LiveProvider {
