@@ -77,6 +77,8 @@ pub async fn render_list(
         from: empty_none(&q.from),
         to: empty_none(&q.to),
         after,
+        // Owners look for what just happened: newest first.
+        newest_first: true,
     };
     let page = match store::orders_page(&c.db, &filter, PAGE).await {
         Ok(p) => p,

@@ -18,6 +18,8 @@
 //! * [`bus`]: notices between features;
 //! * [`config`], [`feature`]: the settings and the shape of a feature;
 //! * [`operator_url`]: where subcommands reach the running server;
+//! * [`settings`]: small settings changed at run time, versioned so every
+//!   instance on one database sees a change;
 //! * [`api_error`], [`telemetry`], [`runtimes`]: the HTTP error body,
 //!   logs and metrics, the background runtimes.
 
@@ -39,5 +41,6 @@ pub mod operator_url;
 pub mod outbox;
 pub mod phone;
 pub mod runtimes;
+pub mod settings;
 pub mod store;
 pub mod telemetry;

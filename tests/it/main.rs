@@ -1,6 +1,7 @@
 //! tillgate's integration tests: the real server through `spawn_app()`.
 
 mod alerts;
+mod alerts_settings;
 mod architecture;
 mod backoffice;
 mod backoffice_day;
