@@ -62,6 +62,7 @@ pub async fn run(opts: tillgate::core::config::ServerOpts, args: BenchArgs) -> a
                 id: format!("bo-{run_id}-{r}"),
                 password: password.to_string().into(),
                 description: "bench".into(),
+                store: None,
             },
         )
         .await?;
