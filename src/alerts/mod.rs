@@ -14,7 +14,13 @@
 //! ([`crate::core::outbox::run`]). Every alert is recorded; routing decides
 //! only where it goes: one no chat takes is kept as `unrouted`. Without a
 //! bot token, alerts are still computed and listed by `GET /api/alerts`;
-//! they are delivered once a token is configured.
+//! they are delivered once a token is configured (in the file, or in the
+//! console: no restart).
+//!
+//! The settings every part reads are live ([`settings::live`]): the
+//! file's, with restaurants, the token and the owners' chat saved through
+//! [`settings_api`] (the console) laid over them, re-read on every
+//! instance within a second of a change.
 
 pub mod bot;
 pub mod doctor;

@@ -186,6 +186,7 @@ const WORDS: &[(&str, &str, &str)] = &[
         "Test message sent",
     ),
     ("history", "История оповещений", "Alert history"),
+    ("received", "получено", "received"),
     (
         "alert_rest_name",
         "Название ресторана в сообщениях",

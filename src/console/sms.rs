@@ -98,6 +98,15 @@ async fn render(
         }
         None => (json!({}), "defaults", json!({}), BTreeSet::new()),
     };
+    // Queued times in the restaurant's local time.
+    let zones = super::zone::Zones::from_settings(
+        &c.api.get("/api/alerts/settings").await.unwrap_or_default(),
+    );
+    let mut outbox = outbox;
+    for m in outbox.as_array_mut().into_iter().flatten() {
+        let local = zones.show(m["created_at"].as_str(), m["restcode"].as_str());
+        m["created_local"] = json!(local);
+    }
     let may_change = rest.as_deref().is_some_and(|r| s.user.may_change(r));
     c.pages.page(
         StatusCode::OK,

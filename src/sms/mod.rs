@@ -17,8 +17,10 @@
 //!   retention period. All three are outbox workers on the core loop.
 //! * [`api`] is the operator API: messages, balance, settings, contacts;
 //!   [`cli`] the `tillgate sms` command.
-//! * [`settings`] reads and checks `[sms]`; [`store`] holds every SQL
-//!   statement of the feature.
+//! * [`settings`] reads and checks `[sms]`; [`global`] lays the switch,
+//!   default sender and provider tokens set in the console over it (the
+//!   file wins where it sets one); [`store`] holds every SQL statement of
+//!   the feature.
 //!
 //! Phones are parsed once into [`PhoneE164`](crate::core::phone::PhoneE164),
 //! which prints masked; text from outside goes through [`redact`].
