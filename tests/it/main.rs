@@ -3,6 +3,7 @@
 mod alerts;
 mod architecture;
 mod backoffice;
+mod backoffice_cli;
 mod backoffice_day;
 mod backoffice_props;
 mod cashservers;
