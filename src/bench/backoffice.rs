@@ -5,13 +5,10 @@
 //! (the same clients hammering `/healthz`: what the machine gives before
 //! any journal work). The load driver is the loyalty bench's.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
-use super::loyalty::drive;
+use super::loyalty::{Served, drive, serve};
 use tillgate::loyalty::operator::{self, NewCard, NewRegister};
 
 #[derive(clap::Args, Debug)]
@@ -86,36 +83,13 @@ pub async fn run(opts: tillgate::core::config::ServerOpts, args: BenchArgs) -> a
     }
     db.close().await;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(tillgate::run(config, listener, shutdown.clone()));
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.registers * 2)
-        .build()?;
-    let base = format!("http://{addr}");
-    for _ in 0..200 {
-        if client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-
-    let (c, b) = (client.clone(), base.clone());
-    let ceiling = drive(args.registers, args.seconds, move |_, _| {
-        let (c, b) = (c.clone(), b.clone());
-        async move {
-            let r = c.get(format!("{b}/healthz")).send().await?;
-            anyhow::ensure!(r.status().is_success(), "healthz {}", r.status());
-            Ok(())
-        }
-    })
-    .await?;
+    let Served {
+        client,
+        base,
+        shutdown,
+        server,
+        ceiling,
+    } = serve(config, args.registers, args.seconds).await?;
 
     // Sign every register in once, unmeasured (the password hash is slow
     // by design and cached after the first request).

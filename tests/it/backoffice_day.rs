@@ -79,7 +79,7 @@ fn day_of(reg: usize) -> Vec<Value> {
             r["card"] = json!(card((reg * 7 + k) % 20));
             // Offline, the register let guests pay part with bonus on its
             // own; loyalty never saw the spend.
-            if register == OFFLINE && k % 2 == 0 && k >= 20 && k < 40 {
+            if register == OFFLINE && k % 2 == 0 && (20..40).contains(&k) {
                 let bonus = 500.min(total);
                 r["payments"] = json!({"cash": total - bonus, "bonus": bonus});
             }

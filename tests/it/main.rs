@@ -4,6 +4,7 @@ mod alerts;
 mod alerts_settings;
 mod architecture;
 mod backoffice;
+mod backoffice_cli;
 mod backoffice_day;
 mod backoffice_props;
 mod cashservers;
