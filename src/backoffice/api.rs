@@ -56,6 +56,7 @@ impl From<JournalError> for ApiError {
 
 async fn receipt(
     State(s): State<BackofficeState>,
+    ext: axum::http::Extensions,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
@@ -67,7 +68,10 @@ async fn receipt(
         .journal
         .loyalty()
         .ok_or_else(|| ApiError::unavailable("register credentials need loyalty"))?;
-    h.verify_register(&s.db, &register, &password).await?;
+    let from = ext
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let ctx = h.verify_register(&s.db, &register, &password, from).await?;
     // serde names the missing or mistyped field (`lines[2].quantity`).
     let r: Receipt = serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))?;
     let r = r.check().map_err(|e| invalid(e.to_string()))?;
@@ -78,6 +82,18 @@ async fn receipt(
             format!(
                 "register: the body says {:?} but the credentials are for {register:?}",
                 r.register
+            ),
+        ));
+    }
+    // A register sells in its own store only: a receipt naming another
+    // would move another store's stock and figures.
+    if r.store != ctx.store {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "store_mismatch",
+            format!(
+                "store: the body says {:?} but register {register:?} belongs to store {:?}",
+                r.store, ctx.store
             ),
         ));
     }

@@ -59,7 +59,8 @@ pub async fn run(opts: tillgate::core::config::ServerOpts, args: BenchArgs) -> a
                 id: format!("bo-{run_id}-{r}"),
                 password: password.to_string().into(),
                 description: "bench".into(),
-                store: None,
+                // Four stores; the load below sells in the register's own.
+                store: Some(format!("store-{}", r % 4)),
             },
         )
         .await?;

@@ -77,14 +77,18 @@ impl Handle {
     }
 
     /// Verifies a register's HTTP Basic credentials the way the loyalty
-    /// API does (same cache, same errors).
+    /// API does (same cache, same failure limits per register and per
+    /// source address, same errors); the register's store and switches.
     pub async fn verify_register(
         &self,
         db: &Db,
         register: &str,
         password: &secrecy::SecretString,
-    ) -> Result<(), super::auth::AuthError> {
-        self.creds().verify(db, register, password).await
+        from: Option<std::net::IpAddr>,
+    ) -> Result<super::auth::RegisterCtx, super::auth::AuthError> {
+        self.creds()
+            .authenticate(db, register, password, from)
+            .await
     }
 }
 

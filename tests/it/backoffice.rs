@@ -14,7 +14,7 @@ pub struct Bo {
 pub async fn bo(b: Backend) -> Bo {
     let l = spawn(b).await;
     for r in ["reg1", "reg2"] {
-        l.register(r).await;
+        l.register_in(r, "s1").await;
     }
     Bo { l }
 }
@@ -176,6 +176,14 @@ async fn a_receipt_is_journaled_once_and_a_bad_one_is_refused_naming_the_field()
             .receipt_as("reg2", PW, &sale("r-3", "reg1", vec![line("g1", 1000, 1)]))
             .await;
         assert_eq!((s, code(&v)), (403, "register_mismatch"), "{v}");
+        let mut elsewhere = sale("r-3", "reg1", vec![line("g1", 1000, 1)]);
+        elsewhere["store"] = json!("s2");
+        let (s, v) = bo.receipt_as("reg1", PW, &elsewhere).await;
+        assert_eq!((s, code(&v)), (403, "store_mismatch"), "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("\"s1\""),
+            "{v}"
+        );
 
         // Returns: never more than the sale sold, never of an unknown sale.
         let ret = |id: &str, q: i64| {
@@ -487,12 +495,12 @@ async fn a_resync_corrects_the_drifted_cards_and_a_second_run_changes_nothing() 
         let (s, v) = bo.l.operator("/api/backoffice/resyncs", json!({})).await;
         assert_eq!((s, code(&v)), (409, "cards_enabled"), "{v}");
         assert!(
-            v["error"]["message"].as_str().unwrap().contains("default"),
+            v["error"]["message"].as_str().unwrap().contains("s1"),
             "{v}"
         );
         // Switched off, with one register's offline queue not yet flushed.
         let db = open_db(&bo).await;
-        sqlx::query("INSERT INTO loyalty_switches (scope, id, discount_cards, payment_cards, updated_at) VALUES ('store', 'default', 0, NULL, 1)")
+        sqlx::query("INSERT INTO loyalty_switches (scope, id, discount_cards, payment_cards, updated_at) VALUES ('store', 's1', 0, NULL, 1)")
             .execute(&db.write)
             .await
             .unwrap();

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use crate::backoffice::{Bo, bo, line, open_db};
+use crate::backoffice::{Bo, bo, line};
 use crate::harness::backends;
 use crate::loyalty::PW;
 
@@ -100,8 +100,8 @@ async fn send_all(bo: &Bo, receipts: &[Value]) {
 async fn two_shops_three_registers_a_day_with_an_offline_register_and_a_resync() {
     for b in backends() {
         let bo = bo(b).await;
-        for (r, _) in REGISTERS {
-            bo.l.register(r).await;
+        for (r, store) in REGISTERS {
+            bo.l.register_in(r, store).await;
         }
         for n in 0..20 {
             bo.l.issue(&card(n), json!({})).await;
@@ -160,12 +160,15 @@ async fn two_shops_three_registers_a_day_with_an_offline_register_and_a_resync()
         assert!(!bonus_paid.is_empty());
 
         // Card acceptance stopped, every register's report taken: resync.
-        let db = open_db(&bo).await;
-        sqlx::query("INSERT INTO loyalty_switches (scope, id, discount_cards, payment_cards, updated_at) VALUES ('store', 'default', 0, NULL, 1)")
-            .execute(&db.write)
-            .await
-            .unwrap();
-        db.close().await;
+        for store in ["s1", "shop1", "shop2"] {
+            let (s, v) =
+                bo.l.operator(
+                    &format!("/api/loyalty/switches/stores/{store}"),
+                    json!({"discount_cards": false}),
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+        }
         let (s, doc) = bo.l.operator("/api/backoffice/resyncs", json!({})).await;
         assert_eq!(s, 201, "{doc}");
         let changed: BTreeSet<String> = doc["changed"]

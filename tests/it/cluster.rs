@@ -263,7 +263,12 @@ async fn run(n: usize, faults: bool) -> Run {
     let g: Generated = generate(&scenario());
     let total = g.event_count();
     let rests: Vec<String> = {
-        let mut r: Vec<String> = g.truth.orders.values().map(|o| o.rest_code.clone()).collect();
+        let mut r: Vec<String> = g
+            .truth
+            .orders
+            .values()
+            .map(|o| o.rest_code.clone())
+            .collect();
         r.sort();
         r.dedup();
         r
@@ -360,11 +365,7 @@ async fn run(n: usize, faults: bool) -> Run {
         (total as u64, 0, 0),
         "every event acknowledged: {summary}"
     );
-    let live = instances
-        .iter()
-        .find(|i| i.child.is_some())
-        .unwrap()
-        .base();
+    let live = instances.iter().find(|i| i.child.is_some()).unwrap().base();
 
     // Every consumer at the head, every outbox row settled.
     let h = head(&db).await;
@@ -399,7 +400,8 @@ async fn run(n: usize, faults: bool) -> Run {
         if round % 250 == 249 {
             eprintln!(
                 "cluster: waiting: consumers {}, unsent {unsent}, relayed {} of {total}",
-                c["items"], relayed.len()
+                c["items"],
+                relayed.len()
             );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -457,11 +459,10 @@ async fn run(n: usize, faults: bool) -> Run {
             *m.entry((s.chat(), s.text().to_string())).or_default() += 1;
             m
         });
-    let sent_sms: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM sms_outbox WHERE state = 'sent'")
-            .fetch_one(&db.read)
-            .await
-            .unwrap();
+    let sent_sms: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sms_outbox WHERE state = 'sent'")
+        .fetch_one(&db.read)
+        .await
+        .unwrap();
     assert!(sent_sms > 0, "the run queued SMS");
     assert_eq!(sms.received().len() as i64, sent_sms, "every SMS once");
     let distinct: HashSet<(String, String)> = sms
@@ -499,7 +500,10 @@ async fn three_instances_survive_kill_9_and_a_restart() {
     eprintln!("cluster: {one}");
     eprintln!("cluster: {three}");
     eprintln!("cluster (kill -9 and a graceful restart): {faulty}");
-    let (k, s) = (faulty.failover_kill.unwrap(), faulty.failover_graceful.unwrap());
+    let (k, s) = (
+        faulty.failover_kill.unwrap(),
+        faulty.failover_graceful.unwrap(),
+    );
     assert!(
         k < Duration::from_secs(6),
         "a dead leader's consumers are taken over within seconds: {k:?}"

@@ -63,6 +63,17 @@ impl Loyalty {
         assert_eq!(s, 201, "{v}");
     }
 
+    /// A register of `store`.
+    pub async fn register_in(&self, id: &str, store: &str) {
+        let (s, v) = self
+            .operator(
+                "/api/loyalty/registers",
+                json!({"id": id, "password": PW, "store": store}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+
     pub async fn issue(&self, number: &str, extra: Value) {
         let mut body = json!({"number": number, "holder_name": "Anna Petrova"});
         body.as_object_mut()
