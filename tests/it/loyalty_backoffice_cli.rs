@@ -6,15 +6,7 @@ use serde_json::json;
 
 use crate::harness;
 use crate::loyalty::{Loyalty, PW, req, with};
-
-async fn cli(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
-    let mut argv = vec!["tillgate", "loyalty", "--data", dir.to_str().unwrap()];
-    argv.extend_from_slice(args);
-    let m = tillgate::app::cli::command().try_get_matches_from(argv)?;
-    tillgate::app::cli::dispatch(&m)
-        .await
-        .expect("loyalty is a feature subcommand")
-}
+use crate::loyalty_cli::cli;
 
 async fn err(dir: &std::path::Path, args: &[&str]) -> String {
     format!("{:#}", cli(dir, args).await.unwrap_err())
