@@ -142,6 +142,7 @@ fn main() {
             clock: SharedClock::system(),
             limiter: Arc::default(),
             pages: Arc::new(Pages::new()),
+            providers: Arc::default(),
         };
         let admin = Session {
             user: User {

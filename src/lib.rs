@@ -12,6 +12,7 @@
 pub mod core;
 
 pub mod alerts;
+pub mod backoffice;
 pub mod cashservers;
 pub mod ingest;
 pub mod loyalty;

@@ -37,6 +37,12 @@ fn command() -> clap::Command {
                     .about("End-to-end relay benchmark against local receivers"),
             )
         })
+        .mut_subcommand("backoffice", |c| {
+            c.subcommand(
+                bench::backoffice::BenchArgs::augment_args(clap::Command::new("bench"))
+                    .about("Load benchmark: receipts journaled from concurrent registers"),
+            )
+        })
         .mut_subcommand("loyalty", |c| {
             c.subcommand(
                 bench::loyalty::BenchArgs::augment_args(clap::Command::new("bench"))
@@ -61,6 +67,11 @@ async fn dispatch(m: clap::ArgMatches) -> anyhow::Result<()> {
             let (_, s) = l.subcommand().expect("named above");
             let opts = tillgate::core::config::ServerOpts::from_arg_matches(l)?;
             bench::loyalty::run(opts, bench::loyalty::BenchArgs::from_arg_matches(s)?).await
+        }
+        Some(("backoffice", l)) if l.subcommand_name() == Some("bench") => {
+            let (_, s) = l.subcommand().expect("named above");
+            let opts = tillgate::core::config::ServerOpts::from_arg_matches(l)?;
+            bench::backoffice::run(opts, bench::backoffice::BenchArgs::from_arg_matches(s)?).await
         }
         _ => match tillgate::app::cli::dispatch(&m).await {
             Some(r) => r,

@@ -248,6 +248,9 @@ pub struct BotPoller {
     pub shutdown: CancellationToken,
     pub backoff: Backoff,
     failures: u32,
+    /// Where the bot's settings and token are refreshed from before each
+    /// poll: a token set in the console starts the commands.
+    live: Option<crate::alerts::settings::live::LiveSettings>,
 }
 
 impl BotPoller {
@@ -262,7 +265,32 @@ impl BotPoller {
             backoff: Backoff::doubling(Duration::from_secs(1), Duration::from_secs(60))
                 .with_jitter(0.2),
             failures: 0,
+            live: None,
         }
+    }
+
+    /// Follows the live settings (token, chats, restaurants).
+    pub fn with_live(mut self, live: crate::alerts::settings::live::LiveSettings) -> Self {
+        self.live = Some(live);
+        self
+    }
+
+    /// Refreshes the bot from the live settings; false when it has no
+    /// token or its commands are off.
+    async fn refresh(&mut self) -> Result<bool, StoreError> {
+        let Some(live) = &self.live else {
+            return Ok(true);
+        };
+        let s = live.get().await?;
+        let Some(token) = s.bot_token.clone() else {
+            return Ok(false);
+        };
+        if !s.commands {
+            return Ok(false);
+        }
+        self.bot.client = super::telegram::Client::new(&s.api_base, token);
+        self.bot.settings = (*s).clone();
+        Ok(true)
     }
 }
 
@@ -270,6 +298,9 @@ impl OutboxWorker for BotPoller {
     type Error = StoreError;
 
     async fn run_once(&mut self) -> Result<Step, StoreError> {
+        if !self.refresh().await? {
+            return Ok(Step::Wait(Duration::from_secs(5)));
+        }
         match self.bot.poll_once(&self.clock, &self.shutdown).await {
             Ok(n) => {
                 self.failures = 0;

@@ -14,7 +14,13 @@
 //! ([`crate::core::outbox::run`]). Every alert is recorded; routing decides
 //! only where it goes: one no chat takes is kept as `unrouted`. Without a
 //! bot token, alerts are still computed and listed by `GET /api/alerts`;
-//! they are delivered once a token is configured.
+//! they are delivered once a token is configured (in the file, or in the
+//! console: no restart).
+//!
+//! The settings every part reads are live ([`settings::live`]): the
+//! file's, with restaurants, the token and the owners' chat saved through
+//! [`settings_api`] (the console) laid over them, re-read on every
+//! instance within a second of a change.
 
 pub mod bot;
 pub mod doctor;
@@ -25,6 +31,7 @@ pub mod report;
 pub mod rules;
 pub mod sender;
 pub mod settings;
+pub mod settings_api;
 pub mod store;
 pub mod telegram;
 pub mod text;
@@ -52,8 +59,15 @@ pub use settings::{FileSection, Settings, validate};
 use store::AlertState;
 
 /// What request handlers need from this feature at run time.
-#[derive(Clone, Default)]
-pub struct Handle {}
+#[derive(Clone)]
+pub struct Handle {
+    pub db: Db,
+    /// The config file's settings, as validated at start.
+    pub file: Arc<Settings>,
+    /// The settings in effect (the file's with the console's over them).
+    pub live: settings::live::LiveSettings,
+    pub clock: crate::core::clock::SharedClock,
+}
 
 /// Builds the texts from the settings (built-in templates, or overridden).
 pub fn texts(settings: &Settings) -> Result<text::Texts, text::TextError> {
@@ -90,9 +104,11 @@ impl Feature for Alerts {
 
     fn start<'a>(&'a self, ctx: &'a mut StartCtx) -> BoxFuture<'a, anyhow::Result<Routes>> {
         Box::pin(async move {
-            start(ctx).await?;
+            let handle = start(ctx).await?;
             Ok(Routes {
-                operator: api_routes().with_state(ctx.db.clone()),
+                operator: api_routes()
+                    .with_state(ctx.db.clone())
+                    .merge(settings_api::routes().with_state(handle)),
                 ..Routes::default()
             })
         })
@@ -142,13 +158,16 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
     describe_metrics();
     let settings = ctx.config.section::<Settings>();
     let texts = Arc::new(texts(&settings).context("alert templates")?);
+    let live = settings::live::live(ctx.db.clone(), settings.clone());
+    // A stored value that does not hold is logged now, not at the first alert.
+    let settings = (*live.get().await.context("reading stored alert settings")?).clone();
     let clock = ctx.clock.clone();
     // Wakes the sender when rows were queued.
     let wake = Wake::new();
 
     let runner = Runner::new(
         rules::AlertConsumer {
-            settings: settings.clone(),
+            settings: live.clone(),
             wake: wake.clone(),
             clock: clock.clone(),
         },
@@ -171,6 +190,7 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
         },
         clock: clock.clone(),
         sender: wake.clone(),
+        live: Some(live.clone()),
     };
     ctx.runtimes.spawn(outbox::run(
         dog,
@@ -186,7 +206,7 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
     let mut events = ctx.bus.subscribe();
     let (db, s, shutdown, w, c) = (
         ctx.db.clone(),
-        settings.clone(),
+        live.clone(),
         ctx.shutdown.clone(),
         wake.clone(),
         clock.clone(),
@@ -210,7 +230,7 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
                 source: ev.kind.as_str().to_string(),
                 text: ev.text.clone(),
             };
-            let chats = s.route(alert.kind(), alert.rest_code());
+            let chats = s.current().await.route(alert.kind(), alert.rest_code());
             let res = async {
                 let mut tx = db.write.begin().await?;
                 let n = store::enqueue(&mut tx, &alert, &chats, c.now_ms()).await?;
@@ -226,50 +246,61 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
         }
     });
 
-    if let Some(token) = settings.bot_token.clone() {
-        let client = telegram::Client::new(&settings.api_base, token);
-        let sender = sender::Sender::new(
-            ctx.db.clone(),
-            client.clone(),
-            texts.clone(),
-            clock.clone(),
-            &settings.limits,
+    // The sender and the bot always run: without a token they wait, and a
+    // token set in the console starts them without a restart.
+    if settings.bot_token.is_none() {
+        tracing::info!(
+            "alerts: no bot_token configured; alerts are kept in the outbox until one is set"
         );
-        ctx.runtimes.spawn(outbox::run(
-            sender,
-            "alerts-sender",
-            wake.clone(),
-            clock.clone(),
-            LoopOptions::default(),
-            ctx.shutdown.clone(),
-        ));
-        if settings.commands {
-            let bot = bot::Bot {
-                db: ctx.db.clone(),
-                client,
-                settings: settings.clone(),
-                poll_timeout: Duration::from_secs(25),
-            };
-            let poller =
-                bot::BotPoller::new(bot, clock.clone(), wake.clone(), ctx.shutdown.clone());
-            ctx.runtimes.spawn(outbox::run(
-                poller,
-                "alerts-bot",
-                // Nothing else wakes the bot: it waits on Telegram.
-                Wake::new(),
-                clock.clone(),
-                // A 429's retry_after is honoured up to the core's cap.
-                LoopOptions {
-                    max_wait: MAX_RETRY_AFTER,
-                    ..LoopOptions::default()
-                },
-                ctx.shutdown.clone(),
-            ));
-        }
-    } else {
-        tracing::info!("alerts: no bot_token configured; alerts are kept in the outbox, not sent");
     }
-    Ok(Handle {})
+    let token = settings
+        .bot_token
+        .clone()
+        .unwrap_or_else(|| secrecy::SecretString::from(String::new()));
+    let client = telegram::Client::new(&settings.api_base, token);
+    let sender = sender::Sender::new(
+        ctx.db.clone(),
+        client.clone(),
+        texts.clone(),
+        clock.clone(),
+        &settings.limits,
+    )
+    .with_live(live.clone());
+    ctx.runtimes.spawn(outbox::run(
+        sender,
+        "alerts-sender",
+        wake.clone(),
+        clock.clone(),
+        LoopOptions::default(),
+        ctx.shutdown.clone(),
+    ));
+    let bot = bot::Bot {
+        db: ctx.db.clone(),
+        client,
+        settings: settings.clone(),
+        poll_timeout: Duration::from_secs(25),
+    };
+    let poller = bot::BotPoller::new(bot, clock.clone(), wake.clone(), ctx.shutdown.clone())
+        .with_live(live.clone());
+    ctx.runtimes.spawn(outbox::run(
+        poller,
+        "alerts-bot",
+        // Nothing else wakes the bot: it waits on Telegram.
+        Wake::new(),
+        clock.clone(),
+        // A 429's retry_after is honoured up to the core's cap.
+        LoopOptions {
+            max_wait: MAX_RETRY_AFTER,
+            ..LoopOptions::default()
+        },
+        ctx.shutdown.clone(),
+    ));
+    Ok(Handle {
+        db: ctx.db.clone(),
+        file: Arc::new(ctx.config.section::<Settings>()),
+        live,
+        clock,
+    })
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -22,7 +22,8 @@ use super::kind::AlertKind;
 use super::limiter::RateLimiter;
 use super::payload::Alert;
 use super::report;
-use super::settings::Limits;
+use super::settings::live::LiveSettings;
+use super::settings::{Limits, Settings};
 use super::store::{self, PendingRow};
 use super::telegram::{Client, TgError};
 use super::text::{self, Texts};
@@ -66,6 +67,9 @@ pub struct Sender {
     /// When a failed row goes again. Alerts are never given up for an
     /// outage (`max_attempts: None`), only for a refusal.
     pub retry: RetryPolicy,
+    /// The live settings the client (token) and texts (restaurant names)
+    /// follow, and the settings they were last built from.
+    pub live: Option<(LiveSettings, Option<Arc<Settings>>)>,
 }
 
 impl Sender {
@@ -90,7 +94,37 @@ impl Sender {
                 backoff: Backoff::doubling(Duration::from_secs(1), limits.max_backoff),
                 max_attempts: None,
             },
+            live: None,
         }
+    }
+
+    /// Follows the live settings: a token set or changed in the console is
+    /// used from the next message on, without a restart.
+    pub fn with_live(mut self, live: LiveSettings) -> Sender {
+        self.live = Some((live, None));
+        self
+    }
+
+    /// Rebuilds the client and texts when the live settings changed; false
+    /// while there is no token (alerts wait in the outbox).
+    async fn refresh(&mut self) -> Result<bool, StoreError> {
+        let Some((live, seen)) = &mut self.live else {
+            return Ok(true);
+        };
+        let s = live.get().await?;
+        if seen.as_ref().is_some_and(|x| Arc::ptr_eq(x, &s)) {
+            return Ok(s.bot_token.is_some());
+        }
+        *seen = Some(s.clone());
+        let Some(token) = s.bot_token.clone() else {
+            return Ok(false);
+        };
+        self.client = Client::new(&s.api_base, token);
+        match super::texts(&s) {
+            Ok(t) => self.texts = Arc::new(t),
+            Err(e) => tracing::error!(error = %e, "alert texts not rebuilt; keeping the last"),
+        }
+        Ok(true)
     }
 
     fn parts(&self, alert: &Alert) -> Result<Vec<Part>, String> {
@@ -264,6 +298,10 @@ impl OutboxWorker for Sender {
     type Error = StoreError;
 
     async fn run_once(&mut self) -> Result<Step, StoreError> {
+        if !self.refresh().await? {
+            // No token yet: look again when the settings may have changed.
+            return Ok(Step::Wait(crate::core::settings::CHECK_EVERY));
+        }
         Ok(match self.send_one().await? {
             // A failure is recorded with its due time; the next step finds
             // the next row that may go (another chat's), or says when.

@@ -22,8 +22,9 @@ pub struct Watchdog {
     pub settings: Settings,
 }
 
-fn local(settings: &Settings, ms: i64) -> NaiveDateTime {
-    chrono::DateTime::from_timestamp_millis(ms + settings.utc_offset_minutes as i64 * 60_000)
+fn local(settings: &Settings, rest_code: &str, ms: i64) -> NaiveDateTime {
+    let offset = settings.utc_offset_for(Some(rest_code));
+    chrono::DateTime::from_timestamp_millis(ms + offset as i64 * 60_000)
         .unwrap_or_default()
         .naive_utc()
 }
@@ -78,8 +79,8 @@ impl Watchdog {
         }
 
         // Restaurants: silence in opening hours, shift closed by the clock.
-        let now_local = local(&self.settings, now_ms);
         for (code, rest) in &self.settings.restaurants {
+            let now_local = local(&self.settings, code, now_ms);
             let Some(row) = store::rest(&mut tx, code).await? else {
                 continue;
             };
@@ -105,7 +106,7 @@ impl Watchdog {
                 if close_at > now_local {
                     close_at -= ChronoDuration::days(1);
                 }
-                if local(&self.settings, row.last_seen) < close_at {
+                if local(&self.settings, code, row.last_seen) < close_at {
                     let rep = report::compute_in(&mut tx, &self.settings, code, s, row.last_offset)
                         .await?;
                     store::set_reported_shift(&mut tx, code, s).await?;
@@ -127,6 +128,8 @@ impl Watchdog {
 /// sender woken when it queued something.
 pub struct WatchdogWorker {
     pub dog: Watchdog,
+    /// Where `dog.settings` is refreshed from before each round.
+    pub live: Option<crate::alerts::settings::live::LiveSettings>,
     pub clock: SharedClock,
     /// The sender's wake-up.
     pub sender: Wake,
@@ -139,6 +142,9 @@ pub const PERIOD: Duration = Duration::from_secs(20);
 impl OutboxWorker for WatchdogWorker {
     type Error = StoreError;
     async fn run_once(&mut self) -> Result<Step, StoreError> {
+        if let Some(live) = &self.live {
+            self.dog.settings = (*live.get().await?).clone();
+        }
         if self.dog.run_once(self.clock.now_ms()).await? > 0 {
             self.sender.notify();
         }

@@ -1,6 +1,7 @@
 //! HTTP wiring: the features' routes put together, the operator token in
 //! front of the operator API, a tracing span around every request, and the
-//! routes that belong to no feature (`/healthz`, `/metrics`, fallbacks).
+//! routes that belong to no feature (`/healthz`, `/readyz`, `/metrics`,
+//! fallbacks).
 
 use std::time::Instant;
 
@@ -17,8 +18,34 @@ use crate::core::api_error::{ApiError, secret_eq};
 use crate::core::feature::Routes;
 use crate::core::store::Db;
 
+/// What `/readyz` checks: storage, the schema, and whether the server is
+/// stopping.
+#[derive(Clone)]
+struct Readiness {
+    db: Db,
+    shutdown: tokio_util::sync::CancellationToken,
+    /// The highest migration this binary carries.
+    schema: i64,
+}
+
 /// The whole router: each feature's routes, with their own state.
-pub fn router(db: Db, api_token: Option<SecretString>, features: Vec<Routes>) -> Router {
+/// `shutdown` fires when the server begins to stop; `/readyz` then answers
+/// 503 so a load balancer sends new requests elsewhere.
+pub fn router(
+    db: Db,
+    api_token: Option<SecretString>,
+    features: Vec<Routes>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Router {
+    let readiness = Readiness {
+        db: db.clone(),
+        shutdown,
+        schema: super::migrations()
+            .iter()
+            .map(|m| i64::from(m.version))
+            .max()
+            .unwrap_or(0),
+    };
     let mut operator = Router::new();
     let mut public = Router::new();
     for r in features {
@@ -39,6 +66,11 @@ pub fn router(db: Db, api_token: Option<SecretString>, features: Vec<Routes>) ->
                 .route("/healthz", get(healthz))
                 .route("/metrics", get(metrics))
                 .with_state(db),
+        )
+        .merge(
+            Router::new()
+                .route("/readyz", get(readyz))
+                .with_state(readiness),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
@@ -91,6 +123,40 @@ async fn healthz(State(db): State<Db>) -> Response {
             e.to_string().chars().take(200).collect::<String>()
         ))
         .into_response(),
+    }
+}
+
+/// Ready for traffic: not stopping, storage answering within two seconds,
+/// every migration this binary knows applied. A load balancer's health
+/// check (docs/cluster.md) takes an instance out on anything but 200;
+/// `/healthz` only says the process is alive.
+async fn readyz(State(r): State<Readiness>) -> Response {
+    if r.shutdown.is_cancelled() {
+        return ApiError::unavailable("shutting down").into_response();
+    }
+    let schema = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(version), 0) FROM tillgate_schema")
+            .fetch_one(&r.db.read),
+    )
+    .await;
+    match schema {
+        Err(_) => ApiError::unavailable("storage did not answer within 2 s").into_response(),
+        Ok(Err(e)) => ApiError::unavailable(format!(
+            "storage not reachable: {}",
+            e.to_string().chars().take(200).collect::<String>()
+        ))
+        .into_response(),
+        Ok(Ok(applied)) if applied < r.schema => ApiError::unavailable(format!(
+            "migrations not applied: the database is at {applied}, this tillgate needs {}",
+            r.schema
+        ))
+        .into_response(),
+        Ok(Ok(applied)) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ready", "schema": applied})),
+        )
+            .into_response(),
     }
 }
 

@@ -18,9 +18,10 @@ use crate::core::config::{
     AnySection, Config, ConfigError, Overrides, SectionParser, SectionSource, ServerOpts,
 };
 use crate::core::feature::{Feature, StartCtx};
+use crate::core::lease::Leases;
 use crate::core::migrate::Migration;
 use crate::core::runtimes::Runtimes;
-use crate::core::store::Db;
+use crate::core::store::{Backend, Db};
 
 /// Every feature, in start order. Order matters where a feature listens on
 /// the bus for another's notices: alerts subscribes before anyone raises.
@@ -32,6 +33,7 @@ pub fn features() -> Vec<Box<dyn Feature>> {
         Box::new(crate::relay::Relay),
         Box::new(crate::sms::Sms),
         Box::new(crate::loyalty::Loyalty),
+        Box::new(crate::backoffice::Backoffice),
         Box::new(crate::cashservers::Rk7),
     ]
 }
@@ -114,12 +116,27 @@ pub async fn run(
     let writer = tokio::spawn(writer_task.run());
 
     let api_token = config.api_token.clone();
+    let runtimes = Runtimes::start().context("starting the workers' runtime")?;
+    // Several instances may share a PostgreSQL database: every consumer and
+    // worker then runs under a lease (see core::lease and docs/cluster.md).
+    // One process owns a SQLite file: nothing changes there.
+    let leases =
+        (db.backend == Backend::Postgres).then(|| Leases::new(db.clone(), Leases::holder_name()));
+    runtimes.install_leases(leases.clone()).await;
+    let renewals = CancellationToken::new();
+    if let Some(l) = &leases {
+        tracing::info!(
+            holder = l.holder(),
+            "clustered storage: consumers run under leases"
+        );
+        tokio::spawn(l.clone().run_renewals(renewals.clone()));
+    }
     let mut ctx = StartCtx {
         db: db.clone(),
         log,
         config: Arc::new(config),
         shutdown: shutdown.clone(),
-        runtimes: Runtimes::start().context("starting the workers' runtime")?,
+        runtimes,
         bus: Bus::default(),
         clock: SharedClock::system(),
     };
@@ -131,6 +148,20 @@ pub async fn run(
         };
         ctx.runtimes.spawn(pruner.run(shutdown.clone()));
     }
+    // Features write what the config file says at start (relay
+    // destinations, settings): instances starting at once on one
+    // PostgreSQL database take turns, so none races another's inserts.
+    let start_lock = match db.backend {
+        Backend::Postgres => {
+            let mut c = db.read.acquire().await.context("starting")?;
+            sqlx::query("SELECT pg_advisory_lock(7411020)")
+                .execute(&mut *c)
+                .await
+                .context("waiting for other instances to start")?;
+            Some(c)
+        }
+        Backend::Sqlite => None,
+    };
     let mut routes = Vec::with_capacity(features.len());
     for f in &features {
         routes.push(
@@ -139,11 +170,20 @@ pub async fn run(
                 .with_context(|| format!("starting {}", f.name()))?,
         );
     }
+    if let Some(mut c) = start_lock
+        && sqlx::query("SELECT pg_advisory_unlock(7411020)")
+            .execute(&mut *c)
+            .await
+            .is_err()
+    {
+        // The lock dies with its connection.
+        c.detach();
+    }
     // The writer ends when the last LogWriter handle is gone: the context's
     // copy must not outlive the routers'.
     let runtimes = ctx.into_runtimes();
 
-    let app = http::router(db.clone(), api_token, routes);
+    let app = http::router(db.clone(), api_token, routes, shutdown.clone());
     let serve = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -157,6 +197,12 @@ pub async fn run(
         tracing::error!(error = %e, "log writer task failed");
     }
     runtimes.join_all().await;
+    // Renewed until every consumer stopped and stored its cursor; then
+    // given up so the other instances take over at once.
+    if let Some(l) = &leases {
+        l.release_all().await;
+    }
+    renewals.cancel();
     db.close().await;
     served.context("HTTP server failed")
 }

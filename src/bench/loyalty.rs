@@ -34,19 +34,19 @@ fn vm_rss_kib() -> Option<u64> {
     super::rss::current().map(|b| b / 1024)
 }
 
-struct Stats {
-    count: u64,
-    elapsed: Duration,
-    hist: hdrhistogram::Histogram<u64>,
-    errors: u64,
+pub(super) struct Stats {
+    pub(super) count: u64,
+    pub(super) elapsed: Duration,
+    pub(super) hist: hdrhistogram::Histogram<u64>,
+    pub(super) errors: u64,
 }
 
 impl Stats {
-    fn rate(&self) -> f64 {
+    pub(super) fn rate(&self) -> f64 {
         self.count as f64 / self.elapsed.as_secs_f64()
     }
 
-    fn line(&self, what: &str) -> String {
+    pub(super) fn line(&self, what: &str) -> String {
         let q = |p: f64| self.hist.value_at_quantile(p) as f64 / 1000.0;
         format!(
             "{what}: {:.0}/s ({} in {:.1}s), p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, errors {}",
@@ -61,7 +61,7 @@ impl Stats {
     }
 }
 
-async fn drive<F, Fut>(workers: usize, secs: u64, f: F) -> anyhow::Result<Stats>
+pub(super) async fn drive<F, Fut>(workers: usize, secs: u64, f: F) -> anyhow::Result<Stats>
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
@@ -107,6 +107,63 @@ where
     }
     stats.elapsed = start.elapsed();
     Ok(stats)
+}
+
+/// The server started in-process, and the same-run ceiling measured
+/// against it.
+pub(super) struct Served {
+    pub(super) client: reqwest::Client,
+    pub(super) base: String,
+    pub(super) shutdown: CancellationToken,
+    pub(super) server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub(super) ceiling: Stats,
+}
+
+/// Starts the real server on a loopback port, waits until it answers, and
+/// takes the ceiling: `clients` hammering `GET /healthz` for `seconds`.
+pub(super) async fn serve(
+    config: tillgate::core::config::Config,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<Served> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(tillgate::run(config, listener, shutdown.clone()));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients * 2)
+        .build()?;
+    let base = format!("http://{addr}");
+    for _ in 0..200 {
+        if client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    let (c, b) = (client.clone(), base.clone());
+    let ceiling = drive(clients, seconds, move |_, _| {
+        let (c, b) = (c.clone(), b.clone());
+        async move {
+            let r = c.get(format!("{b}/healthz")).send().await?;
+            anyhow::ensure!(r.status().is_success(), "healthz {}", r.status());
+            Ok(())
+        }
+    })
+    .await?;
+
+    Ok(Served {
+        client,
+        base,
+        shutdown,
+        server,
+        ceiling,
+    })
 }
 
 /// CPU ticks (1/100 s) used so far by this process's threads, summed by
@@ -283,36 +340,13 @@ pub async fn run(opts: tillgate::core::config::ServerOpts, args: BenchArgs) -> a
     }
     db.close().await;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(tillgate::run(config, listener, shutdown.clone()));
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.registers * 2)
-        .build()?;
-    let base = format!("http://{addr}");
-    for _ in 0..200 {
-        if client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-
-    let (c, b) = (client.clone(), base.clone());
-    let ceiling = drive(args.registers, args.seconds, move |_, _| {
-        let (c, b) = (c.clone(), b.clone());
-        async move {
-            let r = c.get(format!("{b}/healthz")).send().await?;
-            anyhow::ensure!(r.status().is_success(), "healthz {}", r.status());
-            Ok(())
-        }
-    })
-    .await?;
+    let Served {
+        client,
+        base,
+        shutdown,
+        server,
+        ceiling,
+    } = serve(config, args.registers, args.seconds).await?;
 
     // Sign every register in once, unmeasured: a register in the field
     // keeps working all day, and its first request pays for the deliberately

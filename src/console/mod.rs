@@ -24,12 +24,14 @@ pub mod login;
 pub mod loyalty;
 pub mod orders;
 pub mod overview;
+pub mod providers;
 pub mod relay;
 pub mod render;
 pub mod shifts;
 pub mod sms;
 pub mod users;
 pub mod users_page;
+pub mod zone;
 
 use std::sync::Arc;
 
@@ -44,9 +46,13 @@ use crate::core::clock::SharedClock;
 use crate::core::migrate::Migration;
 use crate::core::store::Db;
 
-/// The console's migration (its accounts and sessions).
+/// The console's migrations: its accounts and sessions, and the settings
+/// table ([`crate::core::settings`]) the console's changes are stored in.
 pub fn migrations() -> Vec<Migration> {
-    vec![crate::migration!("0011_console")]
+    vec![
+        crate::migration!("0011_console"),
+        crate::migration!("0014_settings"),
+    ]
 }
 
 /// What every console handler gets.
@@ -59,6 +65,8 @@ pub struct Console {
     pub clock: SharedClock,
     pub limiter: Arc<auth::Limiter>,
     pub pages: Arc<render::Pages>,
+    /// The SMS provider's balance, refreshed in the background.
+    pub providers: Arc<providers::ProviderCache>,
 }
 
 /// The browser may load scripts, styles and images from this server only,
@@ -75,6 +83,7 @@ pub fn router(db: Db, operator: Router) -> Router {
         clock: SharedClock::system(),
         limiter: Arc::default(),
         pages: Arc::new(render::Pages::new()),
+        providers: Arc::default(),
     };
     Router::new()
         .route("/", get(overview::page))
@@ -89,7 +98,11 @@ pub fn router(db: Db, operator: Router) -> Router {
         .route("/shifts/{rest}/{num}", get(shifts::detail))
         .route("/shifts/{rest}/{num}/chart.png", get(shifts::chart))
         .route("/alerts", get(alerts::page))
+        .route("/alerts/telegram", post(alerts::telegram))
+        .route("/alerts/{rest}", post(alerts::save))
+        .route("/alerts/{rest}/test", post(alerts::test))
         .route("/sms", get(sms::page))
+        .route("/sms-global", post(sms::save_global))
         .route("/sms/{rest}", post(sms::save))
         .route("/sms/{rest}/balance", post(sms::balance))
         .route("/relay", get(relay::page).post(relay::add))
@@ -128,4 +141,23 @@ async fn security_headers(req: Request, next: Next) -> Response {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     res
+}
+
+/// The restaurants a page offers to pick: for an admin every configured one
+/// (`configured`) and every one a cash server reported; for anyone else
+/// their own.
+pub async fn offered_restaurants(
+    c: &Console,
+    s: &users::Session,
+    configured: impl IntoIterator<Item = String>,
+) -> Vec<String> {
+    let mut set = std::collections::BTreeSet::new();
+    if s.user.is_admin() {
+        set.extend(configured);
+        if let Ok(servers) = crate::orders::store::servers(&c.db).await {
+            set.extend(servers.into_iter().filter_map(|x| x.rest_code));
+        }
+    }
+    set.extend(s.user.restaurants.iter().cloned());
+    set.into_iter().collect()
 }

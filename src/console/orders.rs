@@ -77,6 +77,8 @@ pub async fn render_list(
         from: empty_none(&q.from),
         to: empty_none(&q.to),
         after,
+        // Owners look for what just happened: newest first.
+        newest_first: true,
     };
     let page = match store::orders_page(&c.db, &filter, PAGE).await {
         Ok(p) => p,
@@ -145,6 +147,10 @@ pub async fn detail(
         return c.pages.forbidden(lang, &s);
     }
     // The newest events first; an order with hundreds shows its last 200.
+    // When tillgate received each: in the restaurant's local time.
+    let zones = super::zone::Zones::from_settings(
+        &c.api.get("/api/alerts/settings").await.unwrap_or_default(),
+    );
     let mut events = Vec::new();
     for offset in order.events.iter().rev().take(200) {
         match log::get(&c.db, *offset).await {
@@ -152,7 +158,7 @@ pub async fn detail(
                 offset => e.offset,
                 situation => e.situation,
                 event_time => e.event_time,
-                received_at => crate::core::clock::ms_to_rfc3339(e.received_at),
+                received_at => zones.format(e.received_at, order.rest_code.as_deref()),
                 xml => String::from_utf8_lossy(&e.body).into_owned(),
             }),
             Ok(None) => {}

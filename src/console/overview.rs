@@ -1,6 +1,7 @@
 //! The Overview page: cash servers and stations (online, who is logged in,
 //! the last event), the log (events, gaps, quarantine), consumers' lag,
-//! relay destinations and the SMS switch. A manager or viewer sees the
+//! relay destinations, the SMS switch, and (an admin's) Telegram's and
+//! the SMS provider's state and balance. A manager or viewer sees the
 //! servers and stations of their restaurants; the log-wide figures are an
 //! admin's.
 
@@ -23,11 +24,14 @@ pub async fn page(State(c): State<Console>, Signed(s): Signed, headers: HeaderMa
             return crate::core::api_error::ApiError::from(e).into_response();
         }
     };
+    // Read for every role: the zones say how to show tillgate's own times.
+    let alerts = c.api.get("/api/alerts/settings").await.unwrap_or(json!({}));
+    let zones = super::zone::Zones::from_settings(&alerts);
     let servers: Vec<_> = servers
         .into_iter()
         .filter(|x| s.user.may_see(x.rest_code.as_deref()))
         .map(|x| {
-            let last = crate::core::clock::ms_to_rfc3339(x.last_received_at);
+            let last = zones.format(x.last_received_at, x.rest_code.as_deref());
             context! { s => x, last_received => last }
         })
         .collect();
@@ -52,6 +56,21 @@ pub async fn page(State(c): State<Console>, Signed(s): Signed, headers: HeaderMa
     let quarantine = api("/api/quarantine?limit=100").await;
     let destinations = api("/api/destinations").await;
     let sms = c.api.get("/api/sms/settings").await.unwrap_or(json!({}));
+    // Telegram from the database (fast, always fresh); the SMS balance from
+    // the provider, cached and refreshed in the background. Both an admin's.
+    let mut telegram = if admin {
+        alerts["telegram"].clone()
+    } else {
+        json!({})
+    };
+    if let Some(at) = telegram["last_sent_at"].as_str().map(str::to_string) {
+        telegram["last_sent_local"] = json!(zones.show(Some(&at), None));
+    }
+    let sms_provider = if admin {
+        c.providers.snapshot(&c.api)
+    } else {
+        None
+    };
     c.pages.page(
         StatusCode::OK,
         "overview.html",
@@ -67,6 +86,8 @@ pub async fn page(State(c): State<Console>, Signed(s): Signed, headers: HeaderMa
             quarantine => quarantine["items"].as_array().map(Vec::len),
             destinations => destinations["items"],
             sms_enabled => sms["enabled"],
+            telegram => telegram,
+            sms_provider => sms_provider,
         },
     )
 }

@@ -29,22 +29,14 @@ pub struct SmsQuery {
     restaurant: Option<String>,
 }
 
-/// The restaurants the page offers: an admin's every configured one,
-/// anyone else's own.
+/// The restaurants the page offers (see [`super::offered_restaurants`]).
 async fn offered(c: &Console, s: &Session, all: &Value) -> Vec<String> {
-    let mut set = BTreeSet::new();
-    if s.user.is_admin() {
-        for i in all["items"].as_array().into_iter().flatten() {
-            if let Some(r) = i["restcode"].as_str() {
-                set.insert(r.to_string());
-            }
-        }
-        if let Ok(orders) = crate::orders::store::servers(&c.db).await {
-            set.extend(orders.into_iter().filter_map(|x| x.rest_code));
-        }
-    }
-    set.extend(s.user.restaurants.iter().cloned());
-    set.into_iter().collect()
+    let configured = all["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["restcode"].as_str().map(str::to_string));
+    super::offered_restaurants(c, s, configured.collect::<Vec<_>>()).await
 }
 
 /// Where each restaurant's settings come from.
@@ -106,6 +98,15 @@ async fn render(
         }
         None => (json!({}), "defaults", json!({}), BTreeSet::new()),
     };
+    // Queued times in the restaurant's local time.
+    let zones = super::zone::Zones::from_settings(
+        &c.api.get("/api/alerts/settings").await.unwrap_or_default(),
+    );
+    let mut outbox = outbox;
+    for m in outbox.as_array_mut().into_iter().flatten() {
+        let local = zones.show(m["created_at"].as_str(), m["restcode"].as_str());
+        m["created_local"] = json!(local);
+    }
     let may_change = rest.as_deref().is_some_and(|r| s.user.may_change(r));
     c.pages.page(
         StatusCode::OK,
@@ -121,6 +122,7 @@ async fn render(
             outbox => outbox,
             providers => providers,
             global_enabled => all["enabled"],
+            global => all["global"],
             may_change => may_change,
             notice => notice,
             steps => ["started", "ready", "taken", "collect", "collected"],
@@ -238,4 +240,59 @@ pub async fn balance(
         Err(e) => json!({"ok": false, "error": e.message}),
     };
     render(&c, &s, lang, Some(rest), notice, None).await
+}
+
+/// The switch, default sender and providers' tokens (write-only): an
+/// admin's, through `PUT /api/sms/settings`. A blank token field leaves
+/// the token as it is; the switch and sender are sent only when changed.
+pub async fn save_global(
+    State(c): State<Console>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let lang = Lang::of(&headers);
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim());
+    if !auth::csrf_ok(&s, field("csrf").unwrap_or_default()) || !s.user.is_admin() {
+        return c.pages.forbidden(lang, &s);
+    }
+    let all = c.api.get("/api/sms/settings").await.unwrap_or(json!({}));
+    let g = &all["global"];
+    let mut body = serde_json::Map::new();
+    if g["enabled_source"] != "file" {
+        let on = field("enabled").is_some();
+        if g["enabled"].as_bool() != Some(on) {
+            body.insert("enabled".into(), json!(on));
+        }
+    }
+    if g["sender_source"] != "file"
+        && let Some(v) = field("sender")
+        && g["sender"].as_str().unwrap_or("") != v
+    {
+        body.insert("sender".into(), json!(v));
+    }
+    let tokens: serde_json::Map<String, Value> = form
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("token.")?.to_string(), v.trim())))
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k, json!(v)))
+        .collect();
+    if !tokens.is_empty() {
+        body.insert("tokens".into(), Value::Object(tokens));
+    }
+    let (notice, status) = match c
+        .api
+        .call(Method::PUT, "/api/sms/settings", Some(Value::Object(body)))
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(user = %s.user.name, "console: global sms settings saved");
+            c.providers.forget();
+            (json!({"ok": true, "global_saved": true}), StatusCode::OK)
+        }
+        Err(e) => (json!({"ok": false, "error": e.message}), e.status),
+    };
+    let mut page = render(&c, &s, lang, None, notice, None).await;
+    *page.status_mut() = status;
+    page
 }

@@ -43,12 +43,19 @@ pub struct OperatorEvent {
 }
 
 /// The sending side, shared by every feature.
+///
+/// It also carries the handles one feature offers to features started
+/// after it ([`Bus::offer`]): the back office journals a receipt with a
+/// card through loyalty's decision path, which loyalty alone owns.
 #[derive(Debug, Clone)]
-pub struct Bus(broadcast::Sender<OperatorEvent>);
+pub struct Bus(
+    broadcast::Sender<OperatorEvent>,
+    std::sync::Arc<std::sync::Mutex<axum::http::Extensions>>,
+);
 
 impl Default for Bus {
     fn default() -> Self {
-        Bus(broadcast::channel(256).0)
+        Bus(broadcast::channel(256).0, Default::default())
     }
 }
 
@@ -59,5 +66,23 @@ impl Bus {
     }
     pub fn subscribe(&self) -> broadcast::Receiver<OperatorEvent> {
         self.0.subscribe()
+    }
+
+    /// Offers a handle (one per type) to features started later.
+    pub fn offer<T: Clone + Send + Sync + 'static>(&self, handle: T) {
+        self.1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(handle);
+    }
+
+    /// Takes the handle of type `T` an earlier feature offered, if it did.
+    /// Taken, not copied: a handle may keep its feature's workers alive,
+    /// and the bus lives as long as any feature's workers do.
+    pub fn take<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove::<T>()
     }
 }

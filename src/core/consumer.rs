@@ -125,9 +125,38 @@ impl<C: Consumer> Runner<C> {
         let name = self.consumer.name();
         let backoff = Backoff::doubling(Duration::from_millis(100), Duration::from_secs(30));
         let mut failures = 0u32;
+        // Clustered (PostgreSQL), the consumer runs only while this
+        // instance holds its lease; elsewhere it always runs.
+        let leases = crate::core::lease::ambient();
+        // The token this instance last started leading with: a different
+        // one means the lease was lost (and taken again) in between.
+        let mut led: Option<i64> = None;
         loop {
             if shutdown.is_cancelled() {
                 break;
+            }
+            if let Some(l) = &leases {
+                if !crate::core::lease::wait_to_lead(l, &name, &shutdown).await {
+                    break;
+                }
+                if l.token(&name) != led {
+                    // Taken over: the previous leader moved the cursor.
+                    match log::cursor(&self.db, &name).await {
+                        Ok(c) => {
+                            tracing::info!(consumer = %name, cursor = c, "consumer runs on this instance");
+                            self.cursor = c;
+                            led = l.token(&name);
+                        }
+                        Err(e) => {
+                            tracing::error!(consumer = %name, error = %e, "cannot read the cursor after taking the lease");
+                            tokio::select! {
+                                _ = shutdown.cancelled() => break,
+                                _ = tokio::time::sleep(crate::core::lease::RETRY_EVERY) => {}
+                            }
+                            continue;
+                        }
+                    }
+                }
             }
             match self.run_once().await {
                 Ok(Outcome::Applied { events, .. }) => {
@@ -157,6 +186,12 @@ impl<C: Consumer> Runner<C> {
                         },
                         _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                     }
+                }
+                Err(e) if leases.as_ref().is_some_and(|l| l.token(&name).is_none()) => {
+                    // Fenced or lost the lease mid-batch: nothing was
+                    // applied; another instance carries on.
+                    tracing::warn!(consumer = %name, error = %e, "consumer lost its lease");
+                    led = None;
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);

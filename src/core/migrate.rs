@@ -140,7 +140,32 @@ pub struct Report {
 
 /// Applies every migration not applied yet, in number order, each in a
 /// transaction of its own with its record.
+///
+/// On PostgreSQL several instances may start at once on one database: the
+/// first to take an advisory lock migrates, the others wait for it and then
+/// find everything applied.
 pub async fn migrate(db: &Db, migrations: &[Migration]) -> Result<Report, MigrateError> {
+    if db.backend != Backend::Postgres {
+        return migrate_now(db, migrations).await;
+    }
+    // A connection of the read pool holds the lock; the migrations run on
+    // the write pool.
+    let mut lock = db.read.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock(7411019)")
+        .execute(&mut *lock)
+        .await?;
+    let report = migrate_now(db, migrations).await;
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock(7411019)")
+        .execute(&mut *lock)
+        .await;
+    if unlocked.is_err() {
+        // The lock dies with its connection.
+        lock.detach();
+    }
+    report
+}
+
+async fn migrate_now(db: &Db, migrations: &[Migration]) -> Result<Report, MigrateError> {
     let mut all: Vec<Migration> = migrations.to_vec();
     all.sort_by_key(|m| m.version);
     for w in all.windows(2) {

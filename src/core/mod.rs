@@ -18,6 +18,8 @@
 //! * [`bus`]: notices between features;
 //! * [`config`], [`feature`]: the settings and the shape of a feature;
 //! * [`operator_url`]: where subcommands reach the running server;
+//! * [`settings`]: small settings changed at run time, versioned so every
+//!   instance on one database sees a change;
 //! * [`api_error`], [`telemetry`], [`runtimes`]: the HTTP error body,
 //!   logs and metrics, the background runtimes.
 
@@ -30,6 +32,7 @@ pub mod config;
 pub mod consumer;
 pub mod feature;
 pub mod group_commit;
+pub mod lease;
 pub mod limiter;
 pub mod log;
 pub mod migrate;
@@ -38,5 +41,6 @@ pub mod operator_url;
 pub mod outbox;
 pub mod phone;
 pub mod runtimes;
+pub mod settings;
 pub mod store;
 pub mod telemetry;

@@ -133,6 +133,13 @@ pub trait OutboxWorker: Send + 'static {
     /// and say what happened. Finishes and records a send it started even
     /// when shutdown is requested meanwhile.
     fn run_once(&mut self) -> impl Future<Output = Result<Step, Self::Error>> + Send;
+
+    /// Clustered (PostgreSQL), called each time this instance starts
+    /// leading the worker, before its first step: reload whatever another
+    /// instance may have moved meanwhile (a cursor). Nothing by default.
+    fn on_lead(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// Tells a worker that new rows were queued, so it does not sleep through
@@ -187,9 +194,31 @@ pub async fn run<W: OutboxWorker>(
     shutdown: CancellationToken,
 ) {
     let mut failures = 0u32;
+    // Clustered (PostgreSQL), the worker steps only while this instance
+    // holds the lease named `name`: sends go out from one instance.
+    let leases = super::lease::ambient();
+    // The token this instance last started leading with: a different
+    // one means the lease was lost (and taken again) in between.
+    let mut led: Option<i64> = None;
     loop {
         if shutdown.is_cancelled() {
             break;
+        }
+        if let Some(l) = &leases {
+            if !super::lease::wait_to_lead(l, name, &shutdown).await {
+                break;
+            }
+            if l.token(name) != led {
+                if let Err(e) = worker.on_lead().await {
+                    tracing::error!(worker = name, error = %e, "cannot start leading; will retry");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(super::lease::RETRY_EVERY) => {}
+                    }
+                    continue;
+                }
+                led = l.token(name);
+            }
         }
         let rest = match worker.run_once().await {
             Ok(step) => {
@@ -203,6 +232,11 @@ pub async fn run<W: OutboxWorker>(
                         Duration::from_millis(left).min(options.max_wait)
                     }
                 }
+            }
+            Err(e) if leases.as_ref().is_some_and(|l| l.token(name).is_none()) => {
+                tracing::warn!(worker = name, error = %e, "worker lost its lease");
+                led = None;
+                continue;
             }
             Err(e) => {
                 failures = failures.saturating_add(1);

@@ -74,6 +74,23 @@ impl Runtimes {
         self.storage.handle.clone()
     }
 
+    /// Makes `leases` the ambient leases ([`crate::core::lease::ambient`])
+    /// of every background runtime's thread, where the consumers and
+    /// workers run. Each runtime is single-threaded on a thread of its own,
+    /// so a task spawned there sees what was installed.
+    pub async fn install_leases(&self, leases: Option<crate::core::lease::Leases>) {
+        let handles = std::iter::once(&self.runtime)
+            .chain(&self.delivery)
+            .chain(std::iter::once(&self.storage))
+            .map(|b| b.handle.clone());
+        for h in handles {
+            let l = leases.clone();
+            if let Err(e) = h.spawn(async move { crate::core::lease::install(l) }).await {
+                tracing::error!(error = %e, "cannot install the leases on a runtime");
+            }
+        }
+    }
+
     /// Waits until every worker spawned through [`Runtimes::spawn`] ended.
     pub async fn join_all(mut self) {
         while self.set.join_next().await.is_some() {}

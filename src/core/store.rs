@@ -31,6 +31,8 @@ pub enum StoreError {
     },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("consumer {0} is led by another instance now: this write is refused (fencing)")]
+    Fenced(String),
     #[error("{0} needs a database path (postgres://host/DATABASE)")]
     NoDatabasePath(String),
 }

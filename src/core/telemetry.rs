@@ -142,6 +142,18 @@ pub fn describe_metrics() {
         "Events committed to the log that a consumer has not applied yet.",
         true,
     );
+    describe(
+        Counter,
+        "tillgate_lease_takeovers_total",
+        "Leadership leases this instance took (PostgreSQL, several instances): a consumer or worker starting to run here.",
+        false,
+    );
+    describe(
+        Counter,
+        "tillgate_lease_fenced_total",
+        "Consumer writes refused because this instance no longer held the consumer's lease (a stale leader).",
+        false,
+    );
 }
 
 /// Sets up `tracing` output for the binary. `RUST_LOG` overrides the level;

@@ -163,6 +163,13 @@ pub async fn add_accumulated<'c>(
     Ok(())
 }
 
+/// Every card number, in order (the back office's resync of all cards).
+pub async fn all_numbers<'c>(db: impl AnyExecutor<'c>) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT number FROM loyalty_cards ORDER BY number")
+        .fetch_all(db)
+        .await
+}
+
 /// Sets a card's state; `false` if there is no such card.
 pub async fn set_state<'c>(
     db: impl AnyExecutor<'c>,

@@ -327,6 +327,23 @@ pub async fn ledger_balance<'c>(db: impl AnyExecutor<'c>, card: &str) -> Result<
     Ok(v.unwrap_or(0))
 }
 
+/// The sum of the entries on a card's account that `actor` posted (the
+/// back office's resync finds what it corrected before).
+pub async fn card_sum_by_actor<'c>(
+    db: impl AnyExecutor<'c>,
+    card: &str,
+    actor: &str,
+) -> Result<i64, sqlx::Error> {
+    let v: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(SUM(amount) AS BIGINT) FROM loyalty_ledger WHERE account = $1 AND actor = $2",
+    )
+    .bind(card_account(card))
+    .bind(actor)
+    .fetch_one(db)
+    .await?;
+    Ok(v.unwrap_or(0))
+}
+
 /// A card's entries in posting order.
 pub async fn entries_of_card<'c>(
     db: impl AnyExecutor<'c>,

@@ -9,6 +9,7 @@
 //! ([`ops`]). Each table has one module that holds its SQL: [`cards`],
 //! [`operations`], [`ledger`], [`registers`], [`catalog`].
 
+pub mod accrual;
 pub mod api;
 pub mod auth;
 pub mod cards;
@@ -564,7 +565,7 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
         settings: settings.clone(),
     };
     spawn_sweeper(ctx, payments, &settings, "loyalty-payment-hold-sweeper");
-    Ok(Handle {
+    let handle = Handle {
         inner: Arc::new(Inner {
             owner,
             runtime: ctx.runtimes.storage_handle(),
@@ -572,5 +573,9 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
             creds: auth::CredCache::new(settings.auth_limits),
             queues: switches::QueueSeen::default(),
         }),
-    })
+    };
+    // The back office journals receipts with a card through this handle
+    // (see [`accrual`]).
+    ctx.bus.offer(handle.clone());
+    Ok(handle)
 }

@@ -87,6 +87,7 @@ async fn list_orders(
         from: q.from.as_deref(),
         to: q.to.as_deref(),
         after,
+        newest_first: false,
     };
     let page = store::orders_page(&db, &filter, limit).await?;
     // The cursor is the last order's (opened_at, GUID), the page's keyset.

@@ -500,6 +500,18 @@ impl OutboxWorker for Driven {
             Outcome::Paused { .. } => Step::Idle,
         })
     }
+
+    /// Clustered: another instance delivered meanwhile; carry on from the
+    /// cursor it stored (what it sent after that goes again, with the same
+    /// `webhook-id`, as after a crash).
+    async fn on_lead(&mut self) -> Result<(), StoreError> {
+        let w = &mut self.worker;
+        let c = store::cursor(&w.db, &w.dest.id).await?;
+        w.cursor = c;
+        w.stored = c;
+        self.position.store(c, Ordering::Release);
+        Ok(())
+    }
 }
 
 /// Wakes the loop as soon as the log commits past the cursor the worker

@@ -26,14 +26,21 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use std::collections::BTreeMap;
+
+use secrecy::{ExposeSecret, SecretString};
+
 use super::Handle;
+use super::global::{self, Source};
 use super::provider::{Provider, ProviderError};
 use super::redact::hide_phones;
 use super::settings::effective_restaurants;
+use super::settings::{ProviderSettings, check_sender};
 use super::store::{self, ListedRow, MessageState};
 use super::{Restaurant, RestaurantFile, validate_restaurant};
 use crate::core::api_error::{ApiError, ApiResult};
 use crate::core::clock::ms_to_rfc3339;
+use crate::core::config::ConfigError;
 use crate::core::money::rub;
 use crate::core::phone::PhoneE164;
 use crate::core::store::StoreError;
@@ -42,7 +49,7 @@ pub fn api_routes() -> Router<Handle> {
     Router::new()
         .route("/api/sms", get(list))
         .route("/api/sms/balance", get(balance))
-        .route("/api/sms/settings", get(list_settings))
+        .route("/api/sms/settings", get(list_settings).put(put_global))
         .route(
             "/api/sms/settings/{restcode}",
             get(get_settings).put(put_settings),
@@ -254,12 +261,133 @@ fn view(code: &str, r: &Restaurant) -> SettingsView {
     }
 }
 
+/// The global settings in effect and where each comes from; tokens only as
+/// set or not.
+async fn global_view(st: &Handle) -> ApiResult<Value> {
+    let g = st.global.get().await?;
+    let providers: Vec<Value> = st
+        .settings
+        .providers
+        .iter()
+        .map(|(name, p)| {
+            let (kind, token_source) = match p {
+                ProviderSettings::SmsRu {
+                    api_id: Some(_), ..
+                } => ("smsru", Source::File),
+                ProviderSettings::SmsRu { api_id: None, .. } if g.tokens.contains_key(name) => {
+                    ("smsru", Source::Console)
+                }
+                ProviderSettings::SmsRu { .. } => ("smsru", Source::Default),
+                ProviderSettings::Http { .. } => ("http", Source::File),
+            };
+            json!({
+                "name": name,
+                "kind": kind,
+                "token_set": token_source != Source::Default,
+                "token_source": token_source,
+                "token_settable": global::token_settable(&st.settings, name),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "enabled": g.enabled,
+        "enabled_source": g.enabled_source,
+        "sender": g.sender,
+        "sender_source": g.sender_source,
+        "providers": providers,
+    }))
+}
+
 async fn list_settings(State(st): State<Handle>) -> ApiResult<Json<Value>> {
     let all = effective_restaurants(&st.db, &st.settings).await?;
     let items: Vec<SettingsView> = all.iter().map(|(c, r)| view(c, r)).collect();
+    let global = global_view(&st).await?;
     Ok(Json(
-        json!({"enabled": st.settings.enabled, "items": items}),
+        json!({"enabled": global["enabled"], "global": global, "items": items}),
     ))
+}
+
+/// `PUT /api/sms/settings`: the switch, the default sender and providers'
+/// tokens, where the config file sets none. A field left out is unchanged.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GlobalBody {
+    enabled: Option<bool>,
+    sender: Option<String>,
+    #[serde(default)]
+    tokens: BTreeMap<String, SecretString>,
+}
+
+async fn put_global(
+    State(st): State<Handle>,
+    body: Result<Json<GlobalBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(b) = body?;
+    let from_file = |name: &str| {
+        ApiError::conflict(
+            "set_in_file",
+            format!("sms.{name} is set in the config file; change it there"),
+        )
+    };
+    if b.enabled.is_some() && st.settings.enabled_setting.is_some() {
+        return Err(from_file("enabled"));
+    }
+    let sender = match &b.sender {
+        Some(_) if st.settings.sender.is_some() => return Err(from_file("sender")),
+        Some(s) => Some(
+            check_sender(Some(s))
+                .map_err(|e| {
+                    unprocessable(
+                        "invalid_settings",
+                        ConfigError::invalid("sms.sender", e.problem).to_string(),
+                    )
+                })?
+                .unwrap_or_default(),
+        ),
+        None => None,
+    };
+    for (name, token) in &b.tokens {
+        if !st.settings.providers.contains_key(name) {
+            return Err(unprocessable(
+                "invalid_settings",
+                format!("no provider named {name:?} in [sms.providers]"),
+            ));
+        }
+        if !global::token_settable(&st.settings, name) {
+            return Err(from_file(&format!("providers.{name}.api_id")));
+        }
+        global::check_token(name, token)
+            .map_err(|e| unprocessable("invalid_settings", e.to_string()))?;
+    }
+    let now = st.clock.now_ms();
+    if let Some(on) = b.enabled {
+        crate::core::settings::put(
+            &st.db,
+            global::ENABLED_KEY,
+            Some(if on { "1" } else { "0" }),
+            now,
+        )
+        .await?;
+        tracing::info!(enabled = on, "sms switched through the API");
+    }
+    if let Some(s) = &sender {
+        crate::core::settings::put(&st.db, global::SENDER_KEY, Some(s), now).await?;
+    }
+    for (name, token) in &b.tokens {
+        crate::core::settings::put(
+            &st.db,
+            &global::token_key(name),
+            Some(token.expose_secret()),
+            now,
+        )
+        .await?;
+        // A stop for want of a token is over: its held rows go now.
+        store::resume(&st.db, name).await?;
+        tracing::info!(provider = %name, "sms provider token set through the API");
+    }
+    st.global.changed();
+    st.wake.notify();
+    Ok(Json(global_view(&st).await?))
 }
 
 async fn get_settings(

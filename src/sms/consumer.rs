@@ -91,6 +91,8 @@ pub struct SmsConsumer {
     /// The delivery worker's: told when a sendable row was queued, so it
     /// does not sleep through it.
     wake: Wake,
+    /// The console's switch and default sender, when they apply.
+    global: Option<super::global::LiveGlobal>,
 }
 
 impl SmsConsumer {
@@ -99,7 +101,16 @@ impl SmsConsumer {
             settings,
             clock,
             wake,
+            global: None,
         }
+    }
+
+    /// Follows the switch and default sender set in the console: while SMS
+    /// is switched off the consumer moves on without queuing or keeping
+    /// phones.
+    pub fn with_global(mut self, global: super::global::LiveGlobal) -> Self {
+        self.global = Some(global);
+        self
     }
 }
 
@@ -114,7 +125,27 @@ impl Consumer for SmsConsumer {
         entries: &'a [LogEntry],
     ) -> BoxFuture<'a, Result<(), ConsumerError>> {
         Box::pin(async move {
-            let queued = apply_batch(db, &self.settings, self.clock.now_ms(), entries).await?;
+            let mut default_sender = None;
+            if let Some(g) = &self.global {
+                let g = g.get().await?;
+                if !g.enabled {
+                    if let Some(last) = entries.last() {
+                        let mut tx = db.write.begin().await.map_err(StoreError::from)?;
+                        log::set_cursor(&mut tx, CONSUMER_NAME, last.offset).await?;
+                        tx.commit().await.map_err(StoreError::from)?;
+                    }
+                    return Ok(());
+                }
+                default_sender = g.sender.clone();
+            }
+            let queued = apply_batch(
+                db,
+                &self.settings,
+                default_sender.as_deref(),
+                self.clock.now_ms(),
+                entries,
+            )
+            .await?;
             if queued > 0 {
                 self.wake.notify();
             }
@@ -150,6 +181,7 @@ fn vars(order: &rk7::Order, rest: &Restaurant, step: Step) -> Vars {
 async fn apply_batch(
     db: &Db,
     settings: &Settings,
+    default_sender: Option<&str>,
     now: i64,
     entries: &[LogEntry],
 ) -> Result<usize, ConsumerError> {
@@ -233,7 +265,7 @@ async fn apply_batch(
                 contact,
                 body: &body,
                 provider: &rest.provider,
-                sender: rest.sender.as_deref(),
+                sender: rest.sender.as_deref().or(default_sender),
                 state,
                 now,
             },

@@ -17,8 +17,10 @@
 //!   retention period. All three are outbox workers on the core loop.
 //! * [`api`] is the operator API: messages, balance, settings, contacts;
 //!   [`cli`] the `tillgate sms` command.
-//! * [`settings`] reads and checks `[sms]`; [`store`] holds every SQL
-//!   statement of the feature.
+//! * [`settings`] reads and checks `[sms]`; [`global`] lays the switch,
+//!   default sender and provider tokens set in the console over it (the
+//!   file wins where it sets one); [`store`] holds every SQL statement of
+//!   the feature.
 //!
 //! Phones are parsed once into [`PhoneE164`](crate::core::phone::PhoneE164),
 //! which prints masked; text from outside goes through [`redact`].
@@ -27,6 +29,7 @@ pub mod api;
 pub mod cli;
 pub mod consumer;
 pub mod delivery;
+pub mod global;
 pub mod kitchen;
 pub mod provider;
 pub mod redact;
@@ -67,6 +70,8 @@ pub struct Handle {
     pub clock: SharedClock,
     /// The delivery worker's: a lifted stop makes held rows due at once.
     pub wake: Wake,
+    /// The switch, tokens and default sender set in the console.
+    pub global: global::LiveGlobal,
 }
 
 /// The guest-SMS feature: kitchen steps from the log, the SMS outbox and
@@ -120,12 +125,25 @@ pub fn build_providers(settings: &Settings) -> HashMap<String, Arc<dyn Provider>
         .collect()
 }
 
-/// Describes the metrics, then (when SMS is on) starts the consumer and
-/// the delivery, status and retention workers.
+/// Describes the metrics and starts the consumer and the delivery, status
+/// and retention workers once SMS is switched on (in the file, or later in
+/// the console: no restart).
 pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
     let settings = Arc::new(ctx.config.section::<Settings>());
     delivery::describe_metrics(settings.providers.keys());
-    let providers = Arc::new(build_providers(&settings));
+    let global = global::live(ctx.db.clone(), settings.clone());
+    // Providers follow the token set in the console (when the file has none).
+    let providers: Arc<HashMap<String, Arc<dyn Provider>>> = Arc::new(
+        settings
+            .providers
+            .iter()
+            .map(|(n, p)| {
+                let p: Arc<dyn Provider> =
+                    Arc::new(global::LiveProvider::new(n, p.clone(), global.clone()));
+                (n.clone(), p)
+            })
+            .collect(),
+    );
     let wake = Wake::new();
     let handle = Handle {
         db: ctx.db.clone(),
@@ -133,67 +151,126 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
         providers: providers.clone(),
         clock: ctx.clock.clone(),
         wake: wake.clone(),
+        global: global.clone(),
     };
-    if !settings.enabled {
-        return Ok(handle);
-    }
-    let consumer = crate::core::consumer::Runner::new(
-        consumer::SmsConsumer::new(settings.clone(), ctx.clock.clone(), wake.clone()),
-        ctx.db.clone(),
-        crate::core::consumer::BATCH,
-    )
-    .await
-    .context("starting the sms consumer")?
-    .with_coalesce(Duration::from_millis(50));
-    ctx.runtimes
-        .spawn(consumer.run(ctx.log.subscribe(), ctx.shutdown.clone()));
-
-    let delivery = delivery::Delivery::new(
-        ctx.db.clone(),
-        settings.clone(),
-        providers.clone(),
-        ctx.bus.clone(),
-        ctx.clock.clone(),
-    )
-    .with_shutdown(ctx.shutdown.clone());
-    delivery
-        .recover()
-        .await
-        .context("recovering the sms outbox")?;
-    ctx.runtimes.spawn(outbox::run(
-        delivery,
-        "sms-delivery",
-        wake,
-        ctx.clock.clone(),
-        LoopOptions::default(),
-        ctx.shutdown.clone(),
-    ));
-
-    let status = status::StatusPoll::new(
-        ctx.db.clone(),
-        settings.status_poll,
+    let workers = Workers {
+        db: ctx.db.clone(),
+        settings,
         providers,
-        ctx.clock.clone(),
-    )
-    .with_shutdown(ctx.shutdown.clone());
-    ctx.runtimes.spawn(outbox::run(
-        status,
-        "sms-status",
-        Wake::new(),
-        ctx.clock.clone(),
-        LoopOptions::default(),
-        ctx.shutdown.clone(),
-    ));
-
-    let retention =
-        retention::Retention::new(ctx.db.clone(), settings.retention, ctx.clock.clone());
-    ctx.runtimes.spawn(outbox::run(
-        retention,
-        "sms-retention",
-        Wake::new(),
-        ctx.clock.clone(),
-        retention::Retention::loop_options(),
-        ctx.shutdown.clone(),
-    ));
+        global: global.clone(),
+        bus: ctx.bus.clone(),
+        clock: ctx.clock.clone(),
+        wake,
+        commits: ctx.log.subscribe(),
+        shutdown: ctx.shutdown.clone(),
+    };
+    if global
+        .get()
+        .await
+        .context("reading stored sms settings")?
+        .enabled
+    {
+        workers.run().await.map(|run| ctx.runtimes.spawn(run))?;
+    } else {
+        // Nothing runs (no cursor moves, no phone is kept) until SMS is
+        // switched on; then the workers start here.
+        let shutdown = ctx.shutdown.clone();
+        ctx.runtimes.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(crate::core::settings::CHECK_EVERY) => {}
+                }
+                if global.current().await.enabled {
+                    break;
+                }
+            }
+            tracing::info!("sms switched on; starting its workers");
+            match workers.run().await {
+                Ok(run) => run.await,
+                Err(e) => tracing::error!(error = %e, "sms workers did not start"),
+            }
+        });
+    }
     Ok(handle)
+}
+
+/// What the SMS workers need, gathered at start so they can start later.
+struct Workers {
+    db: Db,
+    settings: Arc<Settings>,
+    providers: Arc<HashMap<String, Arc<dyn Provider>>>,
+    global: global::LiveGlobal,
+    bus: crate::core::bus::Bus,
+    clock: SharedClock,
+    wake: Wake,
+    commits: tokio::sync::watch::Receiver<crate::core::log::Committed>,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Workers {
+    /// Prepares the consumer and the workers (recovering the outbox); the
+    /// future that runs them all until shutdown.
+    async fn run(self) -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+        let w = self;
+        let consumer = crate::core::consumer::Runner::new(
+            consumer::SmsConsumer::new(w.settings.clone(), w.clock.clone(), w.wake.clone())
+                .with_global(w.global.clone()),
+            w.db.clone(),
+            crate::core::consumer::BATCH,
+        )
+        .await
+        .context("starting the sms consumer")?
+        .with_coalesce(Duration::from_millis(50));
+        let delivery = delivery::Delivery::new(
+            w.db.clone(),
+            w.settings.clone(),
+            w.providers.clone(),
+            w.bus.clone(),
+            w.clock.clone(),
+        )
+        .with_shutdown(w.shutdown.clone());
+        delivery
+            .recover()
+            .await
+            .context("recovering the sms outbox")?;
+        let status = status::StatusPoll::new(
+            w.db.clone(),
+            w.settings.status_poll,
+            w.providers.clone(),
+            w.clock.clone(),
+        )
+        .with_shutdown(w.shutdown.clone());
+        let retention =
+            retention::Retention::new(w.db.clone(), w.settings.retention, w.clock.clone());
+        Ok(async move {
+            tokio::join!(
+                consumer.run(w.commits, w.shutdown.clone()),
+                outbox::run(
+                    delivery,
+                    "sms-delivery",
+                    w.wake,
+                    w.clock.clone(),
+                    LoopOptions::default(),
+                    w.shutdown.clone(),
+                ),
+                outbox::run(
+                    status,
+                    "sms-status",
+                    Wake::new(),
+                    w.clock.clone(),
+                    LoopOptions::default(),
+                    w.shutdown.clone(),
+                ),
+                outbox::run(
+                    retention,
+                    "sms-retention",
+                    Wake::new(),
+                    w.clock.clone(),
+                    retention::Retention::loop_options(),
+                    w.shutdown.clone(),
+                ),
+            );
+        })
+    }
 }

@@ -53,6 +53,9 @@ pub struct FileSection {
     /// or the consumer catches up after an outage, guests must not be told
     /// about orders they collected hours ago.
     pub stale_after_mins: Option<u64>,
+    /// Default sender name (sms.ru `from`) for restaurants that name none;
+    /// may be set in the console instead.
+    pub sender: Option<String>,
     /// Named providers; restaurants refer to them by name.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderFile>,
@@ -68,8 +71,9 @@ pub enum ProviderFile {
     /// sms.ru's HTTP API.
     #[serde(rename = "smsru")]
     SmsRu {
-        /// The API token (`api_id`) from the sms.ru account.
-        api_id: SecretString,
+        /// The API token (`api_id`) from the sms.ru account. May be left out
+        /// and set (write-only) in the console instead.
+        api_id: Option<SecretString>,
         /// Default https://sms.ru; tests point it at a local fake.
         base_url: Option<String>,
         /// `test=1`: sms.ru checks and answers but sends nothing.
@@ -136,7 +140,8 @@ pub struct RestaurantFile {
 #[derive(Debug, Clone)]
 pub enum ProviderSettings {
     SmsRu {
-        api_id: SecretString,
+        /// `None`: the token is the console's to set ([`super::global`]).
+        api_id: Option<SecretString>,
         base_url: String,
         test: bool,
         max_parts: usize,
@@ -171,7 +176,9 @@ impl ProviderSettings {
                 timeout,
             } => Arc::new(provider::SmsRu {
                 base_url,
-                api_id,
+                // No token anywhere: sms.ru refuses with its credentials
+                // error, which stops the provider with a clear reason.
+                api_id: api_id.unwrap_or_else(|| SecretString::from(String::new())),
                 test,
                 max_parts,
                 client: provider::http_client(timeout),
@@ -213,6 +220,10 @@ pub struct Restaurant {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub enabled: bool,
+    /// `enabled` as written (`None`: the console may switch SMS on).
+    pub enabled_setting: Option<bool>,
+    /// The default sender name the file sets.
+    pub sender: Option<String>,
     pub phone_prop: String,
     pub consent_prop: String,
     pub retention: Duration,
@@ -303,15 +314,7 @@ pub fn validate_restaurant(
     if name.chars().count() > 100 {
         return Err(bad("name", "must be at most 100 characters"));
     }
-    let sender = f.sender.clone().filter(|s| !s.trim().is_empty());
-    if let Some(s) = &sender
-        && (s.chars().count() > 11 || !s.chars().all(|c| c.is_ascii_graphic() || c == ' '))
-    {
-        return Err(bad(
-            "sender",
-            "must be at most 11 Latin letters, digits or signs (an approved sender name)",
-        ));
-    }
+    let sender = check_sender(f.sender.as_deref())?;
     let template = Template::parse(f.template.as_deref().unwrap_or(DEFAULT_TEMPLATE))
         .map_err(|e| bad("template", e.to_string()))?;
     let max = providers[&provider].max_parts();
@@ -337,6 +340,22 @@ pub fn validate_restaurant(
         },
         Checked { length, warnings },
     ))
+}
+
+/// A sender name: at most 11 Latin letters, digits or signs; blank means
+/// the account's default. One check for a restaurant's, the file's and the
+/// console's default.
+pub fn check_sender(sender: Option<&str>) -> Result<Option<String>, SettingError> {
+    let sender = sender.map(str::to_string).filter(|s| !s.trim().is_empty());
+    if let Some(s) = &sender
+        && (s.chars().count() > 11 || !s.chars().all(|c| c.is_ascii_graphic() || c == ' '))
+    {
+        return Err(bad(
+            "sender",
+            "must be at most 11 Latin letters, digits or signs (an approved sender name)",
+        ));
+    }
+    Ok(sender)
 }
 
 fn timeout(secs: Option<u64>, setting: &str) -> Result<Duration, ConfigError> {
@@ -399,9 +418,9 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
                 max_parts,
                 timeout_secs,
             } => {
-                if secrecy::ExposeSecret::expose_secret(&api_id)
-                    .trim()
-                    .is_empty()
+                if api_id
+                    .as_ref()
+                    .is_some_and(|t| secrecy::ExposeSecret::expose_secret(t).trim().is_empty())
                 {
                     return Err(ConfigError::invalid(
                         &setting("api_id"),
@@ -487,8 +506,12 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
         }
         restaurants.insert(code.clone(), rest);
     }
+    let sender = check_sender(file.sender.as_deref())
+        .map_err(|e| ConfigError::invalid("sms.sender", e.problem))?;
     Ok(Settings {
         enabled: file.enabled.unwrap_or(false),
+        enabled_setting: file.enabled,
+        sender,
         phone_prop,
         consent_prop,
         retention: Duration::from_secs(retention_days * 86_400),

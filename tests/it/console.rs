@@ -279,6 +279,8 @@ async fn every_route_answers_each_role_as_its_permissions_say() {
             ("/shifts/202/1", 200, 403, 403),
             ("/shifts/202/1/chart.png", 200, 403, 403),
             ("/alerts", 200, 200, 200),
+            ("/alerts?restaurant=101", 200, 200, 200),
+            ("/alerts?restaurant=202", 200, 403, 403),
             ("/sms", 200, 200, 200),
             ("/sms?restaurant=101", 200, 200, 200),
             ("/sms?restaurant=202", 200, 403, 403),
@@ -316,6 +318,19 @@ async fn every_route_answers_each_role_as_its_permissions_say() {
             ("enabled", "on"),
         ];
         let posts: Vec<(&str, Form, u16, u16, u16)> = vec![
+            ("/alerts/101", &[("chat", "-1001")], 200, 200, 403),
+            ("/alerts/202", &[("chat", "-2002")], 200, 403, 403),
+            // No bot token is configured: the admin reaches the API's 409.
+            ("/alerts/101/test", &[], 409, 409, 403),
+            ("/alerts/202/test", &[], 409, 403, 403),
+            (
+                "/alerts/telegram",
+                &[("owners_chat", "-500")],
+                200,
+                403,
+                403,
+            ),
+            ("/sms-global", &[("sender", "Pizza2")], 200, 403, 403),
             ("/sms/101", sms_form, 200, 200, 403),
             ("/sms/202", sms_form, 200, 403, 403),
             ("/sms/202/balance", &[], 200, 403, 403),
@@ -573,4 +588,74 @@ async fn users_add_reads_the_password_from_stdin_and_refuses_broken_input() {
         "removed vera"
     );
     assert!(run(vec!["remove", "vera"], "").await.is_err());
+}
+
+#[tokio::test]
+async fn alert_settings_saved_in_the_console_show_their_source_and_refusals_read_as_in_the_config_file()
+ {
+    for backend in backends() {
+        let app = app_with_people(backend).await;
+        let manager = sign_in(&app, "manager", PASSWORD).await.unwrap();
+        let r = manager
+            .post(
+                &app,
+                "/alerts/101",
+                &[("chat", "-3003"), ("rules.discount_percent", "0")],
+            )
+            .await;
+        assert_eq!(r.status(), 422);
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains(
+                "setting `alerts.restaurants.101.rules.discount_percent`: must be between 1 and 100"
+            ),
+            "{page}"
+        );
+        let stored = app.get_json("/api/alerts/settings/101").await;
+        assert!(stored["chat"].is_null(), "nothing stored: {stored}");
+        let r = manager
+            .post(
+                &app,
+                "/alerts/101",
+                &[
+                    ("chat", "-3003"),
+                    ("rules.discount_percent", "25"),
+                    ("rules.dish_voided", "on"),
+                    ("kind", "dish_voided"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("сохранено в консоли"), "{page}");
+        let stored = app.get_json("/api/alerts/settings/101").await;
+        assert_eq!(stored["chat"], -3003);
+        assert_eq!(stored["rules"]["discount_percent"], 25);
+        assert_eq!(stored["kinds"], serde_json::json!(["dish_voided"]));
+        assert_eq!(stored["sources"]["chat"], "console");
+        // The manager's history and form never show another restaurant.
+        let r = manager.get(&app, "/alerts?restaurant=202").await;
+        assert_eq!(r.status(), 403);
+        // The admin's Telegram form: a broken token is refused with the
+        // file's words, and a token is never shown back.
+        let admin = sign_in(&app, "admin", PASSWORD).await.unwrap();
+        let r = admin
+            .post(&app, "/alerts/telegram", &[("bot_token", "nonsense")])
+            .await;
+        assert_eq!(r.status(), 422);
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("does not look like a Telegram bot token")
+        );
+        let r = admin
+            .post(&app, "/alerts/telegram", &[("bot_token", "123:secretPART")])
+            .await;
+        assert_eq!(r.status(), 200);
+        let page = admin.get(&app, "/alerts").await.text().await.unwrap();
+        assert!(!page.contains("secretPART"), "write-only");
+        assert!(page.contains("id=\"tg-token\">задан"), "{page}");
+        app.stop().await;
+    }
 }

@@ -347,3 +347,153 @@ async fn the_console_in_headless_chromium() {
     drop(driver);
     app.stop().await;
 }
+
+/// The Alerts page (a rule and a chat changed for a restaurant, a test
+/// message the fake Telegram receives), the global SMS settings (switch and
+/// token), and the Overview showing Telegram's and the SMS provider's
+/// state, in a real browser.
+#[tokio::test]
+async fn alert_rules_test_message_sms_switch_and_provider_state_in_headless_chromium() {
+    let (Some(chromium), Some(driver_path)) = (tool("chromium"), tool("chromedriver")) else {
+        eprintln!(
+            "note: chromium/chromedriver not installed: console browser test SKIPPED (run .ci/install-chromium)"
+        );
+        return;
+    };
+    let tg = crate::fake_telegram::FakeTelegram::start(Duration::ZERO).await;
+    let smsru = crate::fake_smsru::FakeSmsRu::start("SECRET-API-ID-7").await;
+    let toml = format!(
+        "[alerts]\napi_base = \"{}\"\n[[alerts.restaurants]]\nrest_code = \"101\"\nname = \"Пицца\"\nclosing_time = \"03:00\"\n[sms.providers.main]\nkind = \"smsru\"\nbase_url = \"{}\"\n",
+        tg.base, smsru.base
+    );
+    let app = crate::harness::spawn_app_with(Backend::Sqlite, move |c| {
+        c.sections = tillgate::app::config_from_str(&toml).unwrap().sections;
+    })
+    .await;
+    use tillgate::console::users::Role;
+    crate::console::add_user(&app, "admin", Role::Admin, &[]).await;
+    crate::console::add_user(&app, "manager", Role::Manager, &["101"]).await;
+    let driver = start_driver(&driver_path).await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, &chromium, profile.path()).await;
+    let base = app.base.clone();
+    sign_in(&c, &base, "admin").await;
+
+    // The bot token, write-only.
+    c.goto(&format!("{base}/alerts?restaurant=101"))
+        .await
+        .unwrap();
+    assert_eq!(text(&c, "#tg-token").await, "не задан");
+    fill(&c, "#tg-token-input", crate::fake_telegram::TOKEN).await;
+    click(&c, "#tg-save").await;
+    until(&c, "#tg-token", "the token set", |t| t == "задан").await;
+    assert!(
+        text(&c, "#tg-token-source")
+            .await
+            .contains("сохранено в консоли")
+    );
+    let html = c.source().await.unwrap();
+    assert!(
+        !html.contains("AAFakeToken"),
+        "the token is never shown back"
+    );
+
+    // A restaurant's chat and threshold; the file's closing time stays the
+    // file's.
+    c.goto(&format!("{base}/alerts?restaurant=101"))
+        .await
+        .unwrap();
+    fill(&c, "#al-chat", "-1001").await;
+    fill(&c, "#al-rule-discount_percent", "25").await;
+    click(&c, "#al-rule-unsaved_dish_deleted").await;
+    click(&c, "#alerts-save").await;
+    text(&c, "#alerts-notice").await;
+    assert!(
+        text(&c, "#alerts-source")
+            .await
+            .contains("сохранено в консоли")
+    );
+    let saved = app.get_json("/api/alerts/settings/101").await;
+    assert_eq!(saved["chat"], -1001);
+    assert_eq!(saved["rules"]["discount_percent"], 25);
+    assert_eq!(saved["rules"]["unsaved_dish_deleted"], true);
+    assert_eq!(saved["sources"]["closing_time"], "file");
+    assert_eq!(saved["sources"]["rules.discount_percent"], "console");
+    assert!(
+        saved["sources"].get("rules.dish_voided").is_none(),
+        "{saved}"
+    );
+    // A broken threshold is refused with the config file's words.
+    fill(&c, "#al-rule-discount_percent", "150").await;
+    click(&c, "#alerts-save").await;
+    assert!(
+        text(&c, "#alerts-error")
+            .await
+            .contains("alerts.restaurants.101.rules.discount_percent`: must be between 1 and 100")
+    );
+
+    // "Send a test message": the fake Telegram receives it in the chat.
+    c.goto(&format!("{base}/alerts?restaurant=101"))
+        .await
+        .unwrap();
+    click(&c, "#alerts-test").await;
+    assert!(text(&c, "#alerts-test-result").await.contains("-1001"));
+    let sent = tg.wait_sent(1).await;
+    assert_eq!(sent[0].chat(), -1001);
+    assert!(sent[0].text().contains("tillgate"));
+    shot(&c, "alerts").await;
+
+    // Guest SMS for all restaurants: the token (write-only) and the switch.
+    c.goto(&format!("{base}/sms")).await.unwrap();
+    assert_eq!(text(&c, "#sms-global-enabled").await, "нет");
+    assert_eq!(text(&c, "#sms-token-main").await, "не задан");
+    fill(&c, "#sms-token-input-main", "SECRET-API-ID-7").await;
+    click(&c, "#sms-global-switch").await;
+    fill(&c, "#sms-global-sender-input", "Pizza").await;
+    click(&c, "#sms-global-save").await;
+    text(&c, "#sms-global-notice").await;
+    assert_eq!(text(&c, "#sms-global-enabled").await, "да");
+    assert_eq!(text(&c, "#sms-token-main").await, "задан");
+    assert!(!c.source().await.unwrap().contains("SECRET-API-ID-7"));
+    shot(&c, "sms-global").await;
+    let s = app.get_json("/api/sms/settings").await;
+    assert_eq!(s["enabled"], true);
+    assert_eq!(s["global"]["sender"], "Pizza");
+
+    // The Overview: Telegram's state and the provider's balance (asked in
+    // the background: the page may say "checking" first).
+    let mut balance = String::new();
+    for _ in 0..50 {
+        c.goto(&format!("{base}/")).await.unwrap();
+        balance = text(&c, "#sms-balance-state").await;
+        if balance.contains('₽') {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        balance.contains("123,45 ₽") && balance.contains("main"),
+        "{balance}"
+    );
+    assert_eq!(text(&c, "#tg-token-state").await, "задан");
+    assert_eq!(text(&c, "#sms-enabled-state").await, "да");
+    shot(&c, "overview-providers").await;
+
+    // A manager: their restaurant's form, no Telegram settings, no other
+    // restaurant.
+    click(&c, "#sign-out").await;
+    sign_in(&c, &base, "manager").await;
+    c.goto(&format!("{base}/alerts?restaurant=101"))
+        .await
+        .unwrap();
+    text(&c, "#alerts-form").await;
+    assert!(c.find(Locator::Css("#tg-form")).await.is_err());
+    c.goto(&format!("{base}/alerts?restaurant=202"))
+        .await
+        .unwrap();
+    assert!(text(&c, "#message").await.starts_with("Нет доступа"));
+
+    c.close().await.unwrap();
+    drop(driver);
+    app.stop().await;
+}

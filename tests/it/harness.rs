@@ -27,13 +27,50 @@ pub fn backends() -> Vec<Backend> {
     }
 }
 
-/// A fresh, empty PostgreSQL database; its URL.
+/// A fresh, empty PostgreSQL database; its URL. Its name carries this
+/// test process's id, so that the first call of a run can drop what runs
+/// that have ended left behind: a developer's long-lived cluster otherwise
+/// fills up with hundreds of scratch databases.
 pub async fn fresh_pg_database() -> String {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     let base = std::env::var("TILLGATE_TEST_DATABASE_URL").expect("TILLGATE_TEST_DATABASE_URL");
-    tillgate::core::store::create_scratch_database(&base, "tg_test")
+    SWEPT.get_or_init(|| sweep_ended_runs(&base)).await;
+    let prefix = format!("tg_test_p{}", std::process::id());
+    tillgate::core::store::create_scratch_database(&base, &prefix)
         .await
         .expect("create test database")
         .0
+}
+
+/// Drops the scratch databases of test processes that are no longer
+/// running (Linux: `/proc/PID`); elsewhere it keeps everything.
+async fn sweep_ended_runs(admin_url: &str) {
+    use sqlx::Connection;
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    sqlx::any::install_default_drivers();
+    let Ok(mut conn) = sqlx::AnyConnection::connect(admin_url).await else {
+        return;
+    };
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'tg\\_test\\_%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_default();
+    let _ = conn.close().await;
+    for name in names {
+        let pid = name
+            .strip_prefix("tg_test_p")
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        // Unnamed (older) ones and those of ended processes go.
+        let ended = pid.is_none_or(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if ended {
+            tillgate::core::store::drop_scratch_database(admin_url, &name).await;
+        }
+    }
 }
 
 pub struct TestApp {

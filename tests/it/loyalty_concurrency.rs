@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::harness::backends;
-use crate::loyalty::{Loyalty, lines, open_db, req, spawn, with};
+use crate::harness::{Backend, backends};
+use crate::loyalty::{Loyalty, lines, open_db, req, spawn, spawn_tweaked, with};
 
 #[derive(Debug, Clone, Copy)]
 enum Then {
@@ -134,12 +134,22 @@ async fn check(registers: Vec<Vec<Step>>, initial: [i64; 3]) {
                 l.adjust(&format!("C{c}"), *amount).await;
             }
         }
-        let results = join_all(
-            registers
-                .iter()
-                .enumerate()
-                .map(|(r, s)| run_register(&l, r, s)),
-        )
+        // On PostgreSQL a second instance on the same database takes every
+        // other register (issue 19: two registers at two instances).
+        let twin = match b {
+            Backend::Postgres => {
+                let storage = l.app.config.storage.clone();
+                Some(spawn_tweaked(b, move |c| c.storage = storage).await)
+            }
+            Backend::Sqlite => None,
+        };
+        let results = join_all(registers.iter().enumerate().map(|(r, s)| {
+            let at = match &twin {
+                Some(t) if r % 2 == 1 => t,
+                _ => &l,
+            };
+            run_register(at, r, s)
+        }))
         .await;
         let mut expect: HashMap<usize, Seen> = HashMap::new();
         for m in results {

@@ -1,9 +1,17 @@
 //! tillgate's integration tests: the real server through `spawn_app()`.
 
 mod alerts;
+mod alerts_settings;
 mod architecture;
+mod backoffice;
+mod backoffice_cli;
+mod backoffice_day;
+mod backoffice_props;
 mod cashservers;
 mod cashservers_failures;
+mod cluster;
+mod cluster_log;
+mod cluster_proxy;
 mod console;
 mod console_browser;
 mod crash;

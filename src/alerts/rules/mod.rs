@@ -37,7 +37,8 @@ pub const CONSUMER_NAME: &str = "alerts";
 pub const STALE_MS: i64 = 6 * 3600 * 1000;
 
 pub struct AlertConsumer {
-    pub settings: Settings,
+    /// The settings in effect, re-read when the console changes them.
+    pub settings: crate::alerts::settings::live::LiveSettings,
     /// Tells the sender that rows were queued.
     pub wake: Wake,
     /// "Now", for the outbox rows and the staleness cut.
@@ -55,7 +56,8 @@ impl Consumer for AlertConsumer {
         entries: &'a [LogEntry],
     ) -> BoxFuture<'a, Result<(), ConsumerError>> {
         Box::pin(async move {
-            let queued = apply_batch(&self.settings, db, entries, self.clock.now_ms()).await?;
+            let settings = self.settings.get().await?;
+            let queued = apply_batch(&settings, db, entries, self.clock.now_ms()).await?;
             if queued > 0 {
                 self.wake.notify();
             }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The `[alerts]` section of the config file.
 #[derive(Debug, Default, Deserialize)]
@@ -55,7 +55,7 @@ pub struct LimitsFile {
 
 /// Rule switches and thresholds; every field optional so a restaurant
 /// section only names what it changes.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RulesFile {
     pub receipt_deleted: Option<bool>,
@@ -93,10 +93,14 @@ pub struct RoutingFile {
     pub restaurant: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// One restaurant, as written in the config file and as sent to
+/// `PUT /api/alerts/settings/{restcode}` (where `rest_code` may be left
+/// out: the path names it).
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestaurantFile {
     /// `RestCode` the cash servers send.
+    #[serde(default)]
     pub rest_code: String,
     /// Display name in messages (default the code).
     pub name: Option<String>,
@@ -108,6 +112,10 @@ pub struct RestaurantFile {
     pub closing_time: Option<String>,
     /// Local `HH:MM-HH:MM` during which a silent cash server is an alert.
     pub opening_hours: Option<String>,
+    /// This restaurant's wall clock when it differs from `alerts.utc_offset`
+    /// (a chain across time zones): times tillgate stamps itself are shown,
+    /// and closing times read, in it.
+    pub utc_offset: Option<String>,
     #[serde(default)]
     pub rules: RulesFile,
 }

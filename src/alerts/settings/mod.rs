@@ -8,6 +8,7 @@
 //! [`validate()`].
 
 mod file;
+pub mod live;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use secrecy::SecretString;
 use super::kind::AlertKind;
 
 pub use file::{FileSection, LimitsFile, RestaurantFile, RoutingFile, RulesFile};
-pub use validate::validate;
+pub use validate::{check_bot_token, check_owners_chat, validate, validate_restaurant};
 
 /// Validated settings.
 #[derive(Debug, Clone)]
@@ -36,6 +37,15 @@ pub struct Settings {
     pub default_rules: Rules,
     pub owners_kinds: KindSet,
     pub restaurants: BTreeMap<String, Restaurant>,
+    /// `routing.restaurant` as written: the kinds a restaurant's chat gets
+    /// when it names none (restaurants saved in the console use it too).
+    pub restaurant_kinds_default: Option<Vec<String>>,
+    /// `commands` as written: whether a token set later in the console
+    /// turns the bot's commands on.
+    pub commands_setting: Option<bool>,
+    /// The config file's restaurants as written, so the console can show
+    /// which value the file sets and lay its changes over them.
+    pub file_restaurants: BTreeMap<String, RestaurantFile>,
 }
 
 impl Default for Settings {
@@ -107,6 +117,8 @@ pub struct Restaurant {
     pub kinds: KindSet,
     pub closing_time: Option<NaiveTime>,
     pub opening_hours: Option<(NaiveTime, NaiveTime)>,
+    /// Its own offset from UTC in minutes, when not the global one.
+    pub utc_offset_minutes: Option<i32>,
     pub rules: Rules,
 }
 
@@ -137,6 +149,15 @@ impl Settings {
             out.push(owners);
         }
         out
+    }
+
+    /// The restaurant's offset from UTC in minutes (its own, or the
+    /// global `alerts.utc_offset`).
+    pub fn utc_offset_for(&self, rest_code: Option<&str>) -> i32 {
+        rest_code
+            .and_then(|r| self.restaurants.get(r))
+            .and_then(|r| r.utc_offset_minutes)
+            .unwrap_or(self.utc_offset_minutes)
     }
 
     /// Chats allowed to talk to the bot.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::NaiveTime;
 
-use super::file::{FileSection, RulesFile};
+use super::file::{FileSection, RestaurantFile, RulesFile};
 use super::{KindSet, Lang, Limits, Restaurant, Rules, Settings};
 use crate::alerts::kind::AlertKind;
 use crate::core::config::ConfigError;
@@ -128,6 +128,103 @@ fn utc_offset(text: &str) -> Option<i32> {
     Some(sign * (h * 60 + m))
 }
 
+/// The bot token's check, for the file and the console alike.
+pub fn check_bot_token(t: &secrecy::SecretString) -> Result<(), ConfigError> {
+    let t = secrecy::ExposeSecret::expose_secret(t);
+    // The token goes into the URL path: anything else would break the URL.
+    let ok = t.split_once(':').is_some_and(|(id, rest)| {
+        !id.is_empty()
+            && id.bytes().all(|b| b.is_ascii_digit())
+            && !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            "alerts.bot_token",
+            "does not look like a Telegram bot token (digits:letters)",
+        ))
+    }
+}
+
+/// The owners' chat check, for the file and the console alike.
+pub fn check_owners_chat(chat: Option<i64>) -> Result<(), ConfigError> {
+    if chat == Some(0) {
+        return Err(ConfigError::invalid(
+            "alerts.owners_chat",
+            "0 is not a Telegram chat id",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks one restaurant (`setting` names it in errors, e.g.
+/// `alerts.restaurants[0]`) over the default rules and routing. The config
+/// file's restaurants and those saved through the console are checked by
+/// this one function, so both refuse the same things with the same words.
+pub fn validate_restaurant(
+    setting: &str,
+    r: RestaurantFile,
+    default_rules: &Rules,
+    kinds_default: Option<Vec<String>>,
+) -> Result<Restaurant, ConfigError> {
+    let code = r.rest_code.trim().to_string();
+    if code.is_empty() {
+        return Err(ConfigError::invalid(
+            &format!("{setting}.rest_code"),
+            "must not be empty",
+        ));
+    }
+    if r.chat == Some(0) {
+        return Err(ConfigError::invalid(
+            &format!("{setting}.chat"),
+            "0 is not a Telegram chat id",
+        ));
+    }
+    let closing_time = r
+        .closing_time
+        .as_deref()
+        .map(|t| hhmm(&format!("{setting}.closing_time"), t))
+        .transpose()?;
+    let opening_hours = match r.opening_hours.as_deref() {
+        None => None,
+        Some(t) => {
+            let (a, b) = t.split_once('-').ok_or_else(|| {
+                ConfigError::invalid(
+                    &format!("{setting}.opening_hours"),
+                    format!("{t:?} is not like 10:00-23:00"),
+                )
+            })?;
+            let setting = format!("{setting}.opening_hours");
+            Some((hhmm(&setting, a)?, hhmm(&setting, b)?))
+        }
+    };
+    let utc_offset_minutes = match &r.utc_offset {
+        None => None,
+        Some(t) => Some(utc_offset(t).ok_or_else(|| {
+            ConfigError::invalid(
+                &format!("{setting}.utc_offset"),
+                format!("{t:?} is not like +03:00"),
+            )
+        })?),
+    };
+    let kinds = kinds(&format!("{setting}.kinds"), r.kinds.or(kinds_default))?;
+    let rules = rules(&format!("{setting}.rules"), default_rules, &r.rules)?;
+    Ok(Restaurant {
+        name: r.name.unwrap_or_else(|| code.clone()),
+        rest_code: code,
+        chat: r.chat,
+        kinds,
+        closing_time,
+        opening_hours,
+        utc_offset_minutes,
+        rules,
+    })
+}
+
 pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
     let api_base = file
         .api_base
@@ -144,22 +241,7 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
         }
     }
     if let Some(t) = &file.bot_token {
-        let t = secrecy::ExposeSecret::expose_secret(t);
-        // The token goes into the URL path: anything else would break the URL.
-        let ok = t.split_once(':').is_some_and(|(id, rest)| {
-            !id.is_empty()
-                && id.bytes().all(|b| b.is_ascii_digit())
-                && !rest.is_empty()
-                && rest
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        });
-        if !ok {
-            return Err(ConfigError::invalid(
-                "alerts.bot_token",
-                "does not look like a Telegram bot token (digits:letters)",
-            ));
-        }
+        check_bot_token(t)?;
     }
     let language = match file.language.as_deref().unwrap_or("ru") {
         "ru" => Lang::Ru,
@@ -208,69 +290,22 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
     let owners_kinds = kinds("alerts.routing.owners", file.routing.owners)?;
     let rest_kinds_default = file.routing.restaurant;
     let mut restaurants = BTreeMap::new();
+    let mut file_restaurants = BTreeMap::new();
     for (i, r) in file.restaurants.into_iter().enumerate() {
         let setting = format!("alerts.restaurants[{i}]");
         let code = r.rest_code.trim().to_string();
-        if code.is_empty() {
-            return Err(ConfigError::invalid(
-                &format!("{setting}.rest_code"),
-                "must not be empty",
-            ));
-        }
         if restaurants.contains_key(&code) {
             return Err(ConfigError::invalid(
                 &format!("{setting}.rest_code"),
                 format!("{code} is listed twice"),
             ));
         }
-        if r.chat == Some(0) {
-            return Err(ConfigError::invalid(
-                &format!("{setting}.chat"),
-                "0 is not a Telegram chat id",
-            ));
-        }
-        let closing_time = r
-            .closing_time
-            .as_deref()
-            .map(|t| hhmm(&format!("{setting}.closing_time"), t))
-            .transpose()?;
-        let opening_hours = match r.opening_hours.as_deref() {
-            None => None,
-            Some(t) => {
-                let (a, b) = t.split_once('-').ok_or_else(|| {
-                    ConfigError::invalid(
-                        &format!("{setting}.opening_hours"),
-                        format!("{t:?} is not like 10:00-23:00"),
-                    )
-                })?;
-                let setting = format!("{setting}.opening_hours");
-                Some((hhmm(&setting, a)?, hhmm(&setting, b)?))
-            }
-        };
-        let kinds = kinds(
-            &format!("{setting}.kinds"),
-            r.kinds.or_else(|| rest_kinds_default.clone()),
-        )?;
-        let rules = rules(&format!("{setting}.rules"), &default_rules, &r.rules)?;
-        restaurants.insert(
-            code.clone(),
-            Restaurant {
-                name: r.name.unwrap_or_else(|| code.clone()),
-                rest_code: code,
-                chat: r.chat,
-                kinds,
-                closing_time,
-                opening_hours,
-                rules,
-            },
-        );
+        let raw = r.clone();
+        let rest = validate_restaurant(&setting, r, &default_rules, rest_kinds_default.clone())?;
+        file_restaurants.insert(rest.rest_code.clone(), raw);
+        restaurants.insert(rest.rest_code.clone(), rest);
     }
-    if file.owners_chat == Some(0) {
-        return Err(ConfigError::invalid(
-            "alerts.owners_chat",
-            "0 is not a Telegram chat id",
-        ));
-    }
+    check_owners_chat(file.owners_chat)?;
     let commands = file.commands.unwrap_or(true) && file.bot_token.is_some();
     Ok(Settings {
         bot_token: file.bot_token,
@@ -284,5 +319,8 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
         default_rules,
         owners_kinds,
         restaurants,
+        commands_setting: file.commands,
+        restaurant_kinds_default: rest_kinds_default,
+        file_restaurants,
     })
 }

@@ -410,3 +410,39 @@ pub async fn meta_for_update(tx: &mut Tx, key: &str) -> Result<i64, StoreError> 
             .unwrap_or(0),
     )
 }
+
+/// How delivery to Telegram is going, for the console's overview.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DeliveryState {
+    /// When Telegram last accepted an alert (ms).
+    pub last_sent_at: Option<i64>,
+    /// Alerts waiting for delivery.
+    pub pending: i64,
+    /// The newest alert whose last attempt failed: its error and state.
+    pub last_error: Option<String>,
+    pub last_error_state: Option<String>,
+}
+
+/// The figures of [`DeliveryState`]: three index-backed reads.
+pub async fn delivery_state(db: &Db) -> Result<DeliveryState, StoreError> {
+    let last_sent_at: Option<i64> = sqlx::query_scalar("SELECT MAX(sent_at) FROM alerts_outbox")
+        .fetch_one(&db.read)
+        .await?;
+    let failed: Option<(Option<String>, String)> = sqlx::query_as(
+        "SELECT last_error, state FROM alerts_outbox WHERE last_error IS NOT NULL AND state <> $1 \
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(AlertState::SENT.as_str())
+    .fetch_optional(&db.read)
+    .await?;
+    let (last_error, last_error_state) = match failed {
+        Some((e, s)) => (e, Some(s)),
+        None => (None, None),
+    };
+    Ok(DeliveryState {
+        last_sent_at,
+        pending: count_pending(db).await?,
+        last_error,
+        last_error_state,
+    })
+}

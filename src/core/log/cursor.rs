@@ -19,11 +19,21 @@ pub async fn cursor(db: &Db, name: &str) -> Result<i64, StoreError> {
 
 /// Moves a cursor inside the caller's transaction, so that a consumer's
 /// state change and its cursor commit together (exactly-once application).
+///
+/// Clustered (PostgreSQL, several instances), a consumer run under a lease
+/// named like its cursor is fenced here: the write is refused, and with it
+/// the caller's whole transaction, unless this instance still holds the
+/// lease (see [`crate::core::lease`]).
 pub async fn set_cursor(
     tx: &mut Transaction<'static, Any>,
     name: &str,
     position: i64,
 ) -> Result<(), StoreError> {
+    if let Some(leases) = crate::core::lease::ambient()
+        && leases.manages(name)
+    {
+        leases.fence(tx, name).await?;
+    }
     sqlx::query(
         "INSERT INTO consumer_cursors (name, position, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
     )

@@ -10,6 +10,12 @@
 //! start) rather than by a database sequence: with one writer they are then
 //! strictly in commit order, so a consumer reading `offset > cursor` can never
 //! skip a row that commits late (which a PostgreSQL sequence allows).
+//! On PostgreSQL several tillgate instances may write one log: there each
+//! commit first locks the `log_head` row and reads the head, the ids and the
+//! touched streams' last seqnumbers inside its transaction, so commits are
+//! serialised, offsets stay dense and in commit order, and duplicates and
+//! gaps are decided against what every instance committed (see
+//! docs/cluster.md). A follower of the shared head tells an instance of the others' commits.
 //!
 //! This module holds the log's types; the work is split by job:
 //!
@@ -26,6 +32,7 @@
 mod backfill;
 mod codec;
 mod cursor;
+mod follow;
 mod prune;
 mod read;
 mod split;
@@ -44,6 +51,7 @@ pub use backfill::{
 };
 pub use codec::Codec;
 pub use cursor::{cursor, cursors, delete_cursor, set_cursor, start_cursor_at_head};
+pub use follow::FOLLOW_EVERY;
 pub use prune::{PruneError, Pruner, prune};
 pub use read::{
     gaps, get, head, offset_at_time, quarantine_body, quarantine_list, read_after, shift_events,
@@ -62,6 +70,9 @@ pub fn migrations() -> Vec<Migration> {
         crate::migration!("0002_events_rest_shift"),
         // Bodies stored compressed; the column says how (see `Codec`).
         crate::migration!("0009_events_codec"),
+        // Several instances on one PostgreSQL: the log's head row, locked by
+        // each committing writer, and the consumers' leadership leases.
+        crate::migration!("0015_cluster"),
     ]
 }
 

@@ -88,6 +88,20 @@ impl Tail {
         drop(evicted);
     }
 
+    /// The log's head is `head` (another instance committed): if the tail
+    /// ends before it, what follows its last entry is not here, and a
+    /// reader at that entry must not be told it is caught up. Emptied; the
+    /// next local commit starts it again.
+    pub(super) fn behind(&self, head: i64) {
+        let Ok(mut t) = self.inner.lock() else { return };
+        if t.entries.back().is_some_and(|last| last.offset < head) {
+            let old = std::mem::take(&mut t.entries);
+            t.bytes = 0;
+            drop(t);
+            drop(old);
+        }
+    }
+
     /// Up to `limit` entries after `after`, or `None` when the tail does
     /// not hold the entry right after it.
     pub(super) fn after(&self, after: i64, limit: usize) -> Option<Vec<LogEntry>> {
@@ -145,6 +159,12 @@ mod tests {
         t.push(vec![entry(20, 1), entry(21, 1)]);
         assert_eq!(offsets(t.after(9, 10)), None);
         assert_eq!(offsets(t.after(19, 10)), Some(vec![20, 21]));
+        // Another instance committed 22..=25: a reader at 21 is not caught
+        // up, the database has what follows.
+        t.behind(21);
+        assert_eq!(offsets(t.after(21, 10)), Some(vec![]), "nothing newer");
+        t.behind(25);
+        assert_eq!(offsets(t.after(21, 10)), None);
     }
 
     #[test]

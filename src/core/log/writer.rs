@@ -104,7 +104,9 @@ pub struct LogWriterTask {
     /// How bodies are stored.
     codec: Codec,
     groups: Groups<WriteOp, Reply>,
-    committed: watch::Sender<Committed>,
+    /// Shared with the PostgreSQL head follower ([`super::follow`]),
+    /// which holds it weakly and so ends with the writer.
+    committed: std::sync::Arc<watch::Sender<Committed>>,
     next_offset: i64,
     next_gap_id: i64,
     next_quarantine_id: i64,
@@ -137,9 +139,16 @@ pub async fn writer_with(
     max_batch: usize,
     codec: Codec,
 ) -> Result<(LogWriter, LogWriterTask), StoreError> {
-    let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_offset), 0) FROM events")
-        .fetch_one(&db.write)
-        .await?;
+    if db.backend == store::Backend::Postgres {
+        raise_head(&db).await?;
+    }
+    let head: i64 = if db.backend == store::Backend::Postgres {
+        shared_head(&db).await?
+    } else {
+        sqlx::query_scalar("SELECT COALESCE(MAX(log_offset), 0) FROM events")
+            .fetch_one(&db.write)
+            .await?
+    };
     let gap_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM gaps")
         .fetch_one(&db.write)
         .await?;
@@ -173,7 +182,7 @@ pub async fn writer_with(
             codec,
             db,
             groups,
-            committed: ctx,
+            committed: std::sync::Arc::new(ctx),
             next_offset: head + 1,
             next_gap_id: gap_id + 1,
             next_quarantine_id: q_id + 1,
@@ -249,6 +258,12 @@ impl LogWriterTask {
     /// whatever was queued when the previous commit ended (never waiting
     /// for more, so a lone event is not delayed).
     async fn run_here(mut self) {
+        if self.db.backend == store::Backend::Postgres {
+            tokio::spawn(super::follow::follow(
+                self.db.clone(),
+                std::sync::Arc::downgrade(&self.committed),
+            ));
+        }
         while let Some(group) = self.groups.next().await {
             let started = Instant::now();
             let saved = self.ids();
@@ -296,7 +311,7 @@ impl LogWriterTask {
                 self.db.tail.push(entries);
                 let head = self.next_offset - 1;
                 self.committed.send_modify(|c| {
-                    c.head = head;
+                    c.head = c.head.max(head);
                     c.gaps_found += gaps;
                 });
                 replies.answer(outcomes.into_iter().map(Ok));
@@ -553,6 +568,9 @@ impl LogWriterTask {
     /// touched streams.
     async fn write_sqlx(&mut self, batch: &[WriteOp]) -> Result<Written, StoreError> {
         let mut tx = self.db.write.begin().await?;
+        if self.db.backend == store::Backend::Postgres {
+            self.take_head(&mut tx, batch).await?;
+        }
         let mut existing = HashMap::new();
         for (guid, seq) in self.suspects(batch) {
             let found: Option<i64> = sqlx::query_scalar(
@@ -605,9 +623,99 @@ impl LogWriterTask {
                     .await?;
             plan.outcomes[*at] = Done::Pruned(done.rows_affected());
         }
+        if self.db.backend == store::Backend::Postgres {
+            sqlx::query(
+                "UPDATE log_head SET last_offset = $1, last_gap_id = $2, last_quarantine_id = $3 WHERE id = 1",
+            )
+            .bind(self.next_offset - 1)
+            .bind(self.next_gap_id - 1)
+            .bind(self.next_quarantine_id - 1)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(plan.into_result())
     }
+}
+
+impl LogWriterTask {
+    /// PostgreSQL, where other instances may write the same log: locks the
+    /// `log_head` row for the rest of `tx` and loads from the database what
+    /// the batch is decided on (next offset and ids, the batch's streams'
+    /// last seqnumbers). Every writer of every instance takes this lock
+    /// first, so commits are serialised: offsets are dense and in commit
+    /// order (a commit becomes visible before its lock is released, so no
+    /// reader ever sees offset n+1 without n), and a `(guid, seqnumber)`
+    /// sent to two instances at once is stored once. The cost is three
+    /// round trips per group commit, not per event.
+    async fn take_head(
+        &mut self,
+        tx: &mut Transaction<'static, Any>,
+        batch: &[WriteOp],
+    ) -> Result<(), StoreError> {
+        let (offset, gap, quarantine): (i64, i64, i64) = sqlx::query_as(
+            "SELECT last_offset, last_gap_id, last_quarantine_id FROM log_head WHERE id = 1 FOR UPDATE",
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+        self.next_offset = offset + 1;
+        self.next_gap_id = gap + 1;
+        self.next_quarantine_id = quarantine + 1;
+        let mut guids: Vec<&str> = batch
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::Event(e) => Some(e.stream_guid.as_str()),
+                WriteOp::Quarantine(_) | WriteOp::Prune { .. } => None,
+            })
+            .collect();
+        guids.sort_unstable();
+        guids.dedup();
+        for chunk in guids.chunks(200) {
+            for g in chunk {
+                self.streams.remove(*g);
+            }
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT stream_guid, last_seq FROM streams WHERE stream_guid IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query_as::<_, StreamLast>(sqlx::AssertSqlSafe(sql));
+            for g in chunk {
+                q = q.bind(*g);
+            }
+            for s in q.fetch_all(&mut **tx).await? {
+                self.streams.insert(s.stream_guid, s.last_seq);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Makes sure `log_head` is at least what the tables hold: a log written
+/// before the row was kept (or by a SQLite writer, which does not keep it)
+/// continues after its highest offset and ids. Safe while other instances
+/// write: it only ever raises the row, under its lock.
+async fn raise_head(db: &Db) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE log_head SET \
+         last_offset = GREATEST(last_offset, (SELECT COALESCE(MAX(log_offset), 0) FROM events)), \
+         last_gap_id = GREATEST(last_gap_id, (SELECT COALESCE(MAX(id), 0) FROM gaps)), \
+         last_quarantine_id = GREATEST(last_quarantine_id, (SELECT COALESCE(MAX(id), 0) FROM quarantine)) \
+         WHERE id = 1",
+    )
+    .execute(&db.write)
+    .await?;
+    Ok(())
+}
+
+/// The head as `log_head` has it (PostgreSQL): what every instance
+/// committed.
+pub(super) async fn shared_head(db: &Db) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT last_offset FROM log_head WHERE id = 1")
+            .fetch_one(&db.read)
+            .await?,
+    )
 }
 
 impl Plan<'_> {

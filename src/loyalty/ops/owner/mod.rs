@@ -79,6 +79,13 @@ pub(crate) enum Request {
     SetState { number: String, state: String },
     /// Marks holds due at `now` expired; answers `{"expired": n}`.
     Sweep { now: i64 },
+    /// Another part's rows written in the group's transaction, the card's
+    /// accumulated total moved by what they decided
+    /// ([`crate::loyalty::accrual`]); answers `{"accumulated", "answer"}`.
+    Accrue {
+        number: String,
+        write: crate::loyalty::accrual::Write,
+    },
 }
 
 pub(crate) type Answer = Result<Value, OpError>;
@@ -397,6 +404,25 @@ async fn decide_one(
                 card.row.state = state.clone();
                 w.cards.insert(number.clone());
                 Ok(json!({}))
+            }
+            Ok(None) => Err(OpError::UnknownCard(number.clone())),
+            Err(OpError::Db(e)) => return Err(e),
+            Err(e) => Err(e),
+        },
+        Request::Accrue { number, write } => match load_card(conn, st, number).await {
+            Ok(Some(())) => {
+                let now = st.cards.get(number).expect("loaded").row.accumulated;
+                let a = write
+                    .write(conn, crate::loyalty::accrual::OWNER_BACKEND, now)
+                    .await?;
+                let card = st.cards.get_mut(number).expect("loaded");
+                if a.delta != 0 {
+                    card.add_accumulated(a.delta, &mut w);
+                }
+                Ok(crate::loyalty::accrual::owner_answer(
+                    card.row.accumulated,
+                    a,
+                ))
             }
             Ok(None) => Err(OpError::UnknownCard(number.clone())),
             Err(OpError::Db(e)) => return Err(e),

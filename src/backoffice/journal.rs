@@ -1,0 +1,345 @@
+//! The sales journal's SQL: a receipt, its lines and the stock movements
+//! its lines make, written in the caller's transaction (the back office's
+//! group commit, or loyalty's when the receipt carries a card). Checks that
+//! need the journal (a repeat, a return against its sale) run first, in the
+//! same transaction, and a refusal writes nothing.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use sqlx::AnyConnection;
+
+use super::receipt::{Invalid, Kind, Receipt};
+use super::stock::{self, Movement};
+use crate::core::store::Backend;
+
+/// Where a receipt came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Register,
+    /// A paid or return order of an r_keeper cash server, from the log.
+    Rkeeper,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Register => "register",
+            Source::Rkeeper => "rkeeper",
+        }
+    }
+}
+
+/// How storing one receipt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stored {
+    /// Journaled now; the answer the register gets (and every repeat).
+    New { answer: Value, accrued: i64 },
+    /// The same receipt was journaled before: its first answer.
+    Repeat(Value),
+    /// The id was used with another body.
+    Conflict,
+    /// Refused against the journal (a return that exceeds its sale).
+    Refused(Invalid),
+}
+
+impl Stored {
+    /// Tagged, so it passes through loyalty's accrual unchanged.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Stored::New { answer, .. } => json!({"new": answer}),
+            Stored::Repeat(a) => json!({"repeat": a}),
+            Stored::Conflict => json!({"conflict": true}),
+            Stored::Refused(i) => json!({"refused": {"field": i.field, "why": i.why}}),
+        }
+    }
+
+    pub fn from_json(v: &Value) -> Stored {
+        if let Some(a) = v.get("new") {
+            Stored::New {
+                answer: a.clone(),
+                accrued: a["accrued"].as_i64().unwrap_or_default(),
+            }
+        } else if let Some(a) = v.get("repeat") {
+            Stored::Repeat(a.clone())
+        } else if let Some(r) = v.get("refused") {
+            Stored::Refused(Invalid {
+                field: r["field"].as_str().unwrap_or_default().to_string(),
+                why: r["why"].as_str().unwrap_or_default().to_string(),
+            })
+        } else {
+            Stored::Conflict
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Existing {
+    request: String,
+    answer: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct SaleRow {
+    store: String,
+    kind: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct GoodsQty {
+    goods_id: String,
+    quantity: i64,
+}
+
+/// What a journaled receipt adds to its card's accumulated total: its
+/// amount (negative for a return), unless it closed a loyalty purchase,
+/// which counted it already.
+pub fn accrual_of(r: &Receipt) -> i64 {
+    if r.card.is_none() || r.loyalty_operation_id.is_some() {
+        0
+    } else {
+        r.kind.sign() * r.total
+    }
+}
+
+/// Refuses a return that names no sale of this store, or returns more of a
+/// goods item than the sale sold less what earlier returns took back.
+async fn check_return(
+    conn: &mut AnyConnection,
+    r: &Receipt,
+) -> Result<Option<Invalid>, sqlx::Error> {
+    let Some(sale) = &r.sale_receipt_id else {
+        return Ok(None);
+    };
+    let found: Option<SaleRow> =
+        sqlx::query_as("SELECT store, kind FROM backoffice_receipts WHERE id = $1")
+            .bind(sale)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let bad = |field: String, why: String| Ok(Some(Invalid { field, why }));
+    let Some(found) = found else {
+        return bad(
+            "sale_receipt_id".into(),
+            format!("no journaled sale {sale:?}"),
+        );
+    };
+    if found.kind != "sale" {
+        return bad(
+            "sale_receipt_id".into(),
+            format!("{sale:?} is a return, not a sale"),
+        );
+    }
+    if found.store != r.store {
+        return bad(
+            "sale_receipt_id".into(),
+            format!("sale {sale:?} was made in store {:?}", found.store),
+        );
+    }
+    let sold: Vec<GoodsQty> = sqlx::query_as(
+        "SELECT goods_id, CAST(SUM(quantity) AS BIGINT) AS quantity FROM backoffice_receipt_lines WHERE receipt_id = $1 GROUP BY goods_id",
+    )
+    .bind(sale)
+    .fetch_all(&mut *conn)
+    .await?;
+    let returned: Vec<GoodsQty> = sqlx::query_as(
+        "SELECT l.goods_id, CAST(SUM(l.quantity) AS BIGINT) AS quantity FROM backoffice_receipt_lines l \
+         JOIN backoffice_receipts r ON r.id = l.receipt_id WHERE r.sale_id = $1 GROUP BY l.goods_id",
+    )
+    .bind(sale)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut left: BTreeMap<&str, i64> = sold
+        .iter()
+        .map(|g| (g.goods_id.as_str(), g.quantity))
+        .collect();
+    for g in &returned {
+        *left.entry(g.goods_id.as_str()).or_default() -= g.quantity;
+    }
+    for (i, l) in r.lines.iter().enumerate() {
+        let Some(q) = left.get_mut(l.goods_id.as_str()) else {
+            return bad(
+                format!("lines[{i}].goods_id"),
+                format!("{:?} was not sold in {sale:?}", l.goods_id),
+            );
+        };
+        if l.quantity > *q {
+            return bad(
+                format!("lines[{i}].quantity"),
+                format!(
+                    "{} is more than the {} left to return from {sale:?}",
+                    l.quantity, *q
+                ),
+            );
+        }
+        *q -= l.quantity;
+    }
+    Ok(None)
+}
+
+/// Stores `r` (already checked) unless it is a repeat, a conflict or a
+/// refused return. `accumulated` is the card's total before this receipt
+/// (for the answer), when the receipt has a card.
+pub async fn store(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    r: &Receipt,
+    source: Source,
+    now: i64,
+    accumulated: Option<i64>,
+) -> Result<Stored, sqlx::Error> {
+    let canonical = r.canonical();
+    let existing: Option<Existing> =
+        sqlx::query_as("SELECT request, answer FROM backoffice_receipts WHERE id = $1")
+            .bind(&r.receipt_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(e) = existing {
+        if e.request != canonical {
+            return Ok(Stored::Conflict);
+        }
+        let answer =
+            serde_json::from_str(&e.answer).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        return Ok(Stored::Repeat(answer));
+    }
+    if let Some(refused) = check_return(conn, r).await? {
+        return Ok(Stored::Refused(refused));
+    }
+    let sign = -r.kind.sign();
+    let movements: Vec<Movement> = r
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Movement {
+            id: format!("{}:{i}", r.receipt_id),
+            store: r.store.clone(),
+            goods_id: l.goods_id.clone(),
+            name: l.name.clone(),
+            kind: r.kind.as_str().to_string(),
+            quantity: sign * l.quantity,
+            counted: None,
+            local_time: r.local_time.clone(),
+            document: r.receipt_id.clone(),
+        })
+        .collect();
+    let levels = stock::apply(conn, backend, &movements, now).await?;
+    let accrued = accrual_of(r);
+    let mut answer = json!({
+        "receipt_id": r.receipt_id,
+        "kind": r.kind.as_str(),
+        "total": r.total,
+        "accrued": accrued,
+        "stock": levels,
+    });
+    if let Some(before) = accumulated {
+        answer["accumulated"] = json!((before + accrued).max(0));
+    }
+    sqlx::query(
+        "INSERT INTO backoffice_receipts (id, source, store, register, cashier, shift, local_time, kind, sale_id, total, cash, bank_card, payment_card, bonus, card, loyalty_operation_id, accrued, request, answer, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+    )
+    .bind(&r.receipt_id)
+    .bind(source.as_str())
+    .bind(&r.store)
+    .bind(&r.register)
+    .bind(&r.cashier)
+    .bind(r.shift)
+    .bind(&r.local_time)
+    .bind(r.kind.as_str())
+    .bind(r.sale_receipt_id.clone())
+    .bind(r.total)
+    .bind(r.payments.cash)
+    .bind(r.payments.bank_card)
+    .bind(r.payments.payment_card)
+    .bind(r.payments.bonus)
+    .bind(r.card.clone())
+    .bind(r.loyalty_operation_id.clone())
+    .bind(accrued)
+    .bind(&canonical)
+    .bind(answer.to_string())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    for (c, chunk) in r.lines.chunks(100).enumerate() {
+        let sql = crate::core::store::multi_row(
+            backend,
+            "INSERT INTO backoffice_receipt_lines (receipt_id, line_no, goods_id, name, quantity, price, amount, discount) VALUES ",
+            chunk.len(),
+            8,
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (i, l) in chunk.iter().enumerate() {
+            q = q
+                .bind(&r.receipt_id)
+                .bind((c * 100 + i) as i64)
+                .bind(&l.goods_id)
+                .bind(&l.name)
+                .bind(l.quantity)
+                .bind(l.price)
+                .bind(l.amount)
+                .bind(l.discount);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(Stored::New { answer, accrued })
+}
+
+/// A receipt's kind as stored.
+pub fn kind_of(s: &str) -> Kind {
+    if s == "return" {
+        Kind::Return
+    } else {
+        Kind::Sale
+    }
+}
+
+#[derive(sqlx::FromRow, serde::Serialize)]
+struct ReceiptRow {
+    id: String,
+    source: String,
+    store: String,
+    register: String,
+    cashier: String,
+    shift: i64,
+    local_time: String,
+    kind: String,
+    sale_id: Option<String>,
+    total: i64,
+    cash: i64,
+    bank_card: i64,
+    payment_card: i64,
+    bonus: i64,
+    card: Option<String>,
+    loyalty_operation_id: Option<String>,
+    accrued: i64,
+}
+
+#[derive(sqlx::FromRow, serde::Serialize)]
+struct LineRow {
+    goods_id: String,
+    name: String,
+    quantity: i64,
+    price: i64,
+    amount: i64,
+    discount: i64,
+}
+
+/// A journaled receipt with its lines, for the operator.
+pub async fn get(db: &crate::core::store::Db, id: &str) -> Result<Option<Value>, sqlx::Error> {
+    let row: Option<ReceiptRow> = sqlx::query_as(
+        "SELECT id, source, store, register, cashier, shift, local_time, kind, sale_id, total, cash, bank_card, payment_card, bonus, card, loyalty_operation_id, accrued \
+         FROM backoffice_receipts WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&db.read)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let lines: Vec<LineRow> = sqlx::query_as(
+        "SELECT goods_id, name, quantity, price, amount, discount FROM backoffice_receipt_lines WHERE receipt_id = $1 ORDER BY line_no",
+    )
+    .bind(id)
+    .fetch_all(&db.read)
+    .await?;
+    let mut v = serde_json::to_value(row).unwrap_or_default();
+    v["lines"] = serde_json::to_value(lines).unwrap_or_default();
+    Ok(Some(v))
+}

@@ -1,0 +1,285 @@
+//! Property tests of the journal, stock and accumulations on a real SQLite
+//! file: any sequence of sales, returns (some asking for more than is left
+//! of their sale), arrivals and counts leaves stock equal to the sum of its
+//! movements and to a model, no return above its sale, and each card's
+//! accumulated total equal to the sum over its receipts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use tillgate::backoffice::commit::JournalWrite;
+use tillgate::backoffice::import::{self, Row};
+use tillgate::backoffice::journal::Stored;
+use tillgate::backoffice::receipt::{Kind, Line, Payments, Receipt};
+use tillgate::backoffice::stock;
+use tillgate::core::config::Storage;
+use tillgate::core::store::Db;
+use tillgate::loyalty::accrual::accrue_in_tables;
+use tillgate::loyalty::operator::{NewCard, issue_card};
+
+const GOODS: [&str; 4] = ["g0", "g1", "g2", "g3"];
+const PRICE: [i64; 4] = [1_000, 2_490, 333, 10_000];
+const CARDS: [&str; 2] = ["900", "901"];
+
+#[derive(Debug, Clone)]
+enum Step {
+    Sale {
+        goods: Vec<(usize, i64)>,
+        card: Option<usize>,
+    },
+    /// Returns `share`/4 of each line of earlier sale number `sale`, plus
+    /// `extra` thousandths (which may make it exceed the sale).
+    Return {
+        sale: usize,
+        share: i64,
+        extra: i64,
+    },
+    Arrival {
+        goods: usize,
+        quantity: i64,
+    },
+    Count {
+        goods: usize,
+        quantity: i64,
+    },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (prop::collection::vec((0..4usize, 1..5_000i64), 1..5), prop::option::of(0..2usize))
+            .prop_map(|(goods, card)| Step::Sale { goods, card }),
+        2 => (0..20usize, 1..5i64, prop_oneof![Just(0i64), 1..2_000i64])
+            .prop_map(|(sale, share, extra)| Step::Return { sale, share, extra }),
+        1 => (0..4usize, 1..20_000i64).prop_map(|(goods, quantity)| Step::Arrival { goods, quantity }),
+        1 => (0..4usize, 0..20_000i64).prop_map(|(goods, quantity)| Step::Count { goods, quantity }),
+    ]
+}
+
+fn line(g: usize, q: i64) -> Line {
+    let amount = (PRICE[g] * q + 500) / 1000;
+    Line {
+        goods_id: GOODS[g].into(),
+        name: GOODS[g].into(),
+        quantity: q,
+        price: PRICE[g],
+        amount,
+        discount: 0,
+    }
+}
+
+fn receipt(
+    id: String,
+    kind: Kind,
+    sale: Option<String>,
+    lines: Vec<Line>,
+    card: Option<String>,
+) -> Receipt {
+    let total = lines.iter().map(|l| l.amount).sum();
+    Receipt {
+        receipt_id: id,
+        store: "s1".into(),
+        register: "r1".into(),
+        cashier: "c1".into(),
+        shift: 1,
+        local_time: "2026-11-30T12:00:00".into(),
+        kind,
+        sale_receipt_id: sale,
+        lines,
+        total,
+        payments: Payments {
+            cash: total,
+            ..Payments::default()
+        },
+        card,
+        loyalty_operation_id: None,
+    }
+}
+
+async fn take(db: &Db, r: Receipt) -> Stored {
+    match r.card.clone() {
+        Some(card) => {
+            let w = Arc::new(JournalWrite { receipt: r, now: 1 });
+            let a = accrue_in_tables(db, &card, w).await.unwrap();
+            Stored::from_json(&a.answer)
+        }
+        None => {
+            let mut tx = db.write.begin().await.unwrap();
+            let s = tillgate::backoffice::journal::store(
+                &mut tx,
+                db.backend,
+                &r,
+                tillgate::backoffice::journal::Source::Register,
+                1,
+                None,
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            s
+        }
+    }
+}
+
+async fn run(steps: Vec<Step>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&Storage::Sqlite {
+        path: dir.path().join("t.sqlite"),
+    })
+    .await
+    .unwrap();
+    tillgate::core::migrate::migrate(&db, &tillgate::app::migrations())
+        .await
+        .unwrap();
+    for c in CARDS {
+        issue_card(
+            &db,
+            &NewCard {
+                number: c.into(),
+                holder_name: "P".into(),
+                phone: None,
+                barcode: None,
+                track: None,
+                state: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    // The model: stock per goods, what is left to return per sale, each
+    // card's accumulated total.
+    let mut stock_m = [0i64; 4];
+    let mut sales: Vec<(String, BTreeMap<usize, i64>, Option<usize>)> = Vec::new();
+    let mut acc = [0i64; 2];
+    for (i, s) in steps.into_iter().enumerate() {
+        match s {
+            Step::Sale { goods, card } => {
+                let lines: Vec<Line> = goods.iter().map(|(g, q)| line(*g, *q)).collect();
+                let r = receipt(
+                    format!("s{i}"),
+                    Kind::Sale,
+                    None,
+                    lines.clone(),
+                    card.map(|c| CARDS[c].to_string()),
+                );
+                let total = r.total;
+                assert!(matches!(take(&db, r).await, Stored::New { .. }));
+                let mut left = BTreeMap::new();
+                for (g, q) in &goods {
+                    stock_m[*g] -= q;
+                    *left.entry(*g).or_default() += q;
+                }
+                if let Some(c) = card {
+                    acc[c] += total;
+                }
+                sales.push((format!("s{i}"), left, card));
+            }
+            Step::Return { sale, share, extra } => {
+                if sales.is_empty() {
+                    continue;
+                }
+                let n = sale % sales.len();
+                let (sid, left, card) = sales[n].clone();
+                let mut lines = Vec::new();
+                for (g, q) in &left {
+                    let want = q * share / 4 + extra;
+                    if want > 0 {
+                        lines.push((*g, want));
+                    }
+                }
+                if lines.is_empty() {
+                    continue;
+                }
+                let fits = lines.iter().all(|(g, q)| *q <= left[g]);
+                let r = receipt(
+                    format!("ret{i}"),
+                    Kind::Return,
+                    Some(sid),
+                    lines.iter().map(|(g, q)| line(*g, *q)).collect(),
+                    card.map(|c| CARDS[c].to_string()),
+                );
+                let total = r.total;
+                match take(&db, r).await {
+                    Stored::New { .. } => {
+                        assert!(fits, "a return above its sale was journaled");
+                        for (g, q) in &lines {
+                            stock_m[*g] += q;
+                            *sales[n].1.get_mut(g).unwrap() -= q;
+                        }
+                        if let Some(c) = card {
+                            acc[c] -= total;
+                        }
+                    }
+                    Stored::Refused(_) => assert!(!fits, "a return within its sale was refused"),
+                    other => panic!("{other:?}"),
+                }
+            }
+            Step::Arrival { goods, quantity } => {
+                let row = Row {
+                    store: "s1".into(),
+                    goods_id: GOODS[goods].into(),
+                    name: None,
+                    unit: None,
+                    kind: "arrival".into(),
+                    quantity,
+                    local_time: "2026-11-30T09:00:00".into(),
+                };
+                import::import(&db, &format!("a{i}"), &[row], 1)
+                    .await
+                    .unwrap();
+                stock_m[goods] += quantity;
+            }
+            Step::Count { goods, quantity } => {
+                let row = Row {
+                    store: "s1".into(),
+                    goods_id: GOODS[goods].into(),
+                    name: None,
+                    unit: None,
+                    kind: "count".into(),
+                    quantity,
+                    local_time: "2026-11-30T21:00:00".into(),
+                };
+                import::import(&db, &format!("c{i}"), &[row], 1)
+                    .await
+                    .unwrap();
+                stock_m[goods] = quantity;
+            }
+        }
+    }
+    let kept = stock::kept(&db).await.unwrap();
+    assert_eq!(
+        kept,
+        stock::sums_of_movements(&db).await.unwrap(),
+        "kept stock = Σ movements"
+    );
+    for l in &kept {
+        let g = GOODS.iter().position(|g| *g == l.goods_id).unwrap();
+        assert_eq!(l.quantity, stock_m[g], "{}", l.goods_id);
+    }
+    for (c, want) in CARDS.iter().zip(acc) {
+        let got: i64 =
+            sqlx::query_scalar("SELECT accumulated FROM loyalty_cards WHERE number = $1")
+                .bind(*c)
+                .fetch_one(&db.read)
+                .await
+                .unwrap();
+        assert_eq!(got, want, "card {c}: accumulated = Σ its receipts");
+        let journal: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(SUM(CASE WHEN kind = 'return' THEN -total ELSE total END) AS BIGINT) FROM backoffice_receipts WHERE card = $1",
+        )
+        .bind(*c)
+        .fetch_one(&db.read)
+        .await
+        .unwrap();
+        assert_eq!(journal.unwrap_or(0), want);
+    }
+    db.close().await;
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, max_shrink_iters: 50, ..ProptestConfig::default() })]
+    #[test]
+    fn journal_stock_and_accumulations_add_up(steps in prop::collection::vec(step(), 1..40)) {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run(steps));
+    }
+}
