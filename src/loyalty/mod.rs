@@ -515,13 +515,13 @@ pub fn describe_metrics() {
 /// Starts the in-memory owner and its hold sweeper (SQLite), or the
 /// row-locking hold sweeper (PostgreSQL).
 /// The hold sweeper (either decision path's) on the core's worker loop.
-fn spawn_sweeper<W>(ctx: &mut StartCtx, sweeper: W, settings: &Settings)
+fn spawn_sweeper<W>(ctx: &mut StartCtx, sweeper: W, settings: &Settings, name: &'static str)
 where
     W: outbox::OutboxWorker + Send + 'static,
 {
     ctx.runtimes.spawn(outbox::run(
         sweeper,
-        "loyalty-hold-sweeper",
+        name,
         Wake::new(),
         settings.clock.clone(),
         LoopOptions::default(),
@@ -548,7 +548,7 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
                 owner: owner.clone(),
                 settings: settings.clone(),
             };
-            spawn_sweeper(ctx, sweeper, &settings);
+            spawn_sweeper(ctx, sweeper, &settings, "loyalty-hold-sweeper");
             Some((owner, shared))
         }
         crate::core::store::Backend::Postgres => {
@@ -556,7 +556,7 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
                 db: ctx.db.clone(),
                 settings: settings.clone(),
             };
-            spawn_sweeper(ctx, sweeper, &settings);
+            spawn_sweeper(ctx, sweeper, &settings, "loyalty-hold-sweeper");
             None
         }
     };
@@ -564,14 +564,7 @@ pub async fn start(ctx: &mut StartCtx) -> anyhow::Result<Handle> {
         db: ctx.db.clone(),
         settings: settings.clone(),
     };
-    ctx.runtimes.spawn(outbox::run(
-        payments,
-        "loyalty-payment-hold-sweeper",
-        Wake::new(),
-        settings.clock.clone(),
-        LoopOptions::default(),
-        ctx.shutdown.clone(),
-    ));
+    spawn_sweeper(ctx, payments, &settings, "loyalty-payment-hold-sweeper");
     let handle = Handle {
         inner: Arc::new(Inner {
             owner,

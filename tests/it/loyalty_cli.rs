@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::harness;
 use crate::loyalty::{Loyalty, PW, req, with};
 
-async fn cli(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
+pub async fn cli(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
     let mut argv = vec!["tillgate", "loyalty", "--data", dir.to_str().unwrap()];
     argv.extend_from_slice(args);
     let m = tillgate::app::cli::command().try_get_matches_from(argv)?;

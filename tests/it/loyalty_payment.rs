@@ -287,6 +287,31 @@ async fn a_gift_card_pays_in_two_phases_refunds_and_never_goes_negative() {
         }
         let v = view(&l, "G100").await;
         assert_eq!(v["card"]["balance"], 10_000);
+
+        // The sweeper marks a forgotten hold expired in the table too.
+        l.ok(
+            "r1",
+            "payment-cards/hold",
+            &pay("h5", "r1", card(json!({"amount": 100}))),
+        )
+        .await;
+        l.clock.advance(Duration::from_secs(61));
+        let mut status = Value::Null;
+        for _ in 0..60 {
+            let v = view(&l, "G100").await;
+            status = v["operations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|o| o["operation_id"] == "h5")
+                .map(|o| o["status"].clone())
+                .unwrap_or_default();
+            if status == "expired" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(status, "expired");
         l.app.stop().await;
     }
 }

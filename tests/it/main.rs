@@ -23,6 +23,7 @@ mod harness;
 mod ingest;
 mod loyalty;
 mod loyalty_backoffice;
+mod loyalty_backoffice_cli;
 mod loyalty_cli;
 mod loyalty_concurrency;
 mod loyalty_crash;

@@ -227,31 +227,56 @@ fn check_identifier(id: Option<Identifier>) -> Result<CardRef, OpError> {
     CardRef::parse(id.ok_or_else(|| malformed("identifier", "required for this operation"))?)
 }
 
-/// Turns the wire request into a typed operation for endpoint `kind`.
-pub fn parse(kind: Kind, req: Request) -> Result<(Common, Op), OpError> {
-    short_text("operation_id", &req.operation_id, 64)?;
-    short_text("register", &req.register, 64)?;
-    short_text("cashier", &req.cashier, 200)?;
-    if req.local_time.ends_with('Z') || req.local_time.contains('+') {
+/// The fields every register request carries (discount and payment
+/// cards alike), checked; `canonical` is what a retry is compared against.
+pub fn common(
+    operation_id: &str,
+    register: &str,
+    cashier: &str,
+    local_time: &str,
+    card_entry: Option<CardEntry>,
+    canonical: String,
+) -> Result<Common, OpError> {
+    short_text("operation_id", operation_id, 64)?;
+    short_text("register", register, 64)?;
+    short_text("cashier", cashier, 200)?;
+    if local_time.ends_with('Z') || local_time.contains('+') {
         return Err(malformed(
             "local_time",
             "register local time has no zone; send e.g. 2026-10-03T16:05:00",
         ));
     }
-    let local_time = parse_local_time(&req.local_time).ok_or_else(|| {
+    let parsed = parse_local_time(local_time).ok_or_else(|| {
         malformed(
             "local_time",
-            format!(
-                "{:?} is not a local time like 2026-10-03T16:05:00",
-                req.local_time
-            ),
+            format!("{local_time:?} is not a local time like 2026-10-03T16:05:00"),
         )
     })?;
+    Ok(Common {
+        operation_id: operation_id.to_string(),
+        register: register.to_string(),
+        cashier: cashier.to_string(),
+        local_time: parsed,
+        card_entry,
+        canonical,
+    })
+}
+
+/// Turns the wire request into a typed operation for endpoint `kind`.
+pub fn parse(kind: Kind, req: Request) -> Result<(Common, Op), OpError> {
     let canonical = format!(
         "{}:{}",
         kind.name(),
         serde_json::to_string(&req).map_err(|e| malformed("body", e.to_string()))?
     );
+    let common = common(
+        &req.operation_id,
+        &req.register,
+        &req.cashier,
+        &req.local_time,
+        req.card_entry,
+        canonical,
+    )?;
     let refuse_extra = |name: &str, present: bool| -> Result<(), OpError> {
         if present {
             Err(malformed(name, format!("not used by {}", kind.name())))
@@ -328,15 +353,5 @@ pub fn parse(kind: Kind, req: Request) -> Result<(Common, Op), OpError> {
             }
         }
     };
-    Ok((
-        Common {
-            operation_id: req.operation_id,
-            register: req.register,
-            cashier: req.cashier,
-            local_time,
-            card_entry: req.card_entry,
-            canonical,
-        },
-        op,
-    ))
+    Ok((common, op))
 }

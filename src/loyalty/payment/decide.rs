@@ -15,18 +15,10 @@ use crate::loyalty::cards::mask_number;
 use crate::loyalty::ledger::{self, Meta};
 use crate::loyalty::ops::Common;
 
-/// How a changing operation ended for its transaction.
-enum Outcome {
-    Refuse(PayError),
-    /// Refused, but keep what it changed (a hold found expired is marked).
-    CommitThenRefuse(PayError),
-}
-
-impl<E: Into<PayError>> From<E> for Outcome {
-    fn from(e: E) -> Self {
-        Outcome::Refuse(e.into())
-    }
-}
+/// What a changing operation gives its transaction: `Err` rolls back;
+/// `Ok(Err(..))` is refused but keeps what it changed (a hold found
+/// expired is marked so).
+type Decided = Result<Result<Value, PayError>, PayError>;
 
 /// A write transaction that has the card to itself (module doc).
 async fn begin(db: &Db) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
@@ -98,18 +90,9 @@ async fn changing(
     op: &PayOp,
 ) -> Result<Value, PayError> {
     let mut tx = begin(db).await?;
-    let r = changing_in(&mut tx, db.backend, settings, c, now, op).await;
-    match r {
-        Ok(v) => {
-            tx.commit().await?;
-            Ok(v)
-        }
-        Err(Outcome::CommitThenRefuse(e)) => {
-            tx.commit().await?;
-            Err(e)
-        }
-        Err(Outcome::Refuse(e)) => Err(e),
-    }
+    let answer = changing_in(&mut tx, db.backend, settings, c, now, op).await?;
+    tx.commit().await?;
+    answer
 }
 
 async fn changing_in(
@@ -119,13 +102,14 @@ async fn changing_in(
     c: &Common,
     now: i64,
     op: &PayOp,
-) -> Result<Value, Outcome> {
+) -> Decided {
     if let Some(s) = store::stored(&mut *conn, &c.operation_id).await? {
         if s.request != c.canonical {
-            return Err(PayError::Conflict(c.operation_id.clone()).into());
+            return Err(PayError::Conflict(c.operation_id.clone()));
         }
         return serde_json::from_str(&s.response)
-            .map_err(|e| PayError::Db(sqlx::Error::Decode(Box::new(e))).into());
+            .map(Ok)
+            .map_err(|e| PayError::Db(sqlx::Error::Decode(Box::new(e))));
     }
     let row = |kind, card, amount, answer: &Value| NewOp {
         operation_id: &c.operation_id,
@@ -151,12 +135,11 @@ async fn changing_in(
         PayOp::Balance(_) => Err(PayError::Malformed {
             field: "kind".into(),
             why: "balance changes nothing".into(),
-        }
-        .into()),
+        }),
         PayOp::Hold { card, amount } => {
             let k = locked(conn, backend, card).await?;
             if k.state == "inactive" {
-                return Err(PayError::NotActivated(mask_number(card)).into());
+                return Err(PayError::NotActivated(mask_number(card)));
             }
             let h = store::held(&mut *conn, card, now).await?;
             let available = k.balance - h;
@@ -164,8 +147,7 @@ async fn changing_in(
                 return Err(PayError::NotEnough {
                     available: available.max(0),
                     requested: *amount,
-                }
-                .into());
+                });
             }
             let ttl = settings.hold_ttl.as_millis() as i64;
             let answer = json!({
@@ -181,25 +163,23 @@ async fn changing_in(
                 ..row("hold", card, *amount, &answer)
             };
             store::insert_op(&mut *conn, o).await?;
-            Ok(answer)
+            Ok(Ok(answer))
         }
         PayOp::Confirm(pid) => {
             let (k, p) = payment_locked(conn, backend, pid).await?;
             let status = p.status.as_deref().unwrap_or_default();
             if status == HELD && p.hold_expires_at.is_some_and(|e| e <= now) {
                 store::set_status(&mut *conn, pid, EXPIRED).await?;
-                return Err(Outcome::CommitThenRefuse(PayError::HoldExpired(
-                    pid.clone(),
-                )));
+                return Ok(Err(PayError::HoldExpired(pid.clone())));
             }
             if status == EXPIRED {
-                return Err(PayError::HoldExpired(pid.clone()).into());
+                return Err(PayError::HoldExpired(pid.clone()));
             }
             if status != HELD {
-                return Err(state(pid, status, "confirm").into());
+                return Err(state(pid, status, "confirm"));
             }
             if k.state == "blocked" {
-                return Err(PayError::Blocked(mask_number(&k.number)).into());
+                return Err(PayError::Blocked(mask_number(&k.number)));
             }
             store::set_status(&mut *conn, pid, CONFIRMED).await?;
             if !store::move_balance(&mut *conn, &k.number, -p.amount).await? {
@@ -208,8 +188,7 @@ async fn changing_in(
                 return Err(PayError::NotEnough {
                     available: k.balance,
                     requested: p.amount,
-                }
-                .into());
+                });
             }
             post(
                 conn,
@@ -234,7 +213,7 @@ async fn changing_in(
                 ..row("confirm", &k.number, p.amount, &answer)
             };
             store::insert_op(&mut *conn, o).await?;
-            Ok(answer)
+            Ok(Ok(answer))
         }
         PayOp::Cancel(pid) => {
             let (k, p) = payment_locked(conn, backend, pid).await?;
@@ -244,7 +223,7 @@ async fn changing_in(
                 // Nothing is held any more: cancelling again is a no-op.
                 EXPIRED => EXPIRED,
                 CANCELLED => CANCELLED,
-                other => return Err(state(pid, other, "cancel (refund it instead)").into()),
+                other => return Err(state(pid, other, "cancel (refund it instead)")),
             };
             store::set_status(&mut *conn, pid, next).await?;
             let h = store::held(&mut *conn, &k.number, now).await?;
@@ -259,13 +238,13 @@ async fn changing_in(
                 ..row("cancel", &k.number, 0, &answer)
             };
             store::insert_op(&mut *conn, o).await?;
-            Ok(answer)
+            Ok(Ok(answer))
         }
         PayOp::Refund { payment, amount } => {
             let (k, p) = payment_locked(conn, backend, payment).await?;
             let status = p.status.as_deref().unwrap_or_default();
             if status != CONFIRMED {
-                return Err(state(payment, status, "refund").into());
+                return Err(state(payment, status, "refund"));
             }
             let left = p.amount - p.refunded;
             let amount = amount.unwrap_or(left);
@@ -273,8 +252,7 @@ async fn changing_in(
                 return Err(malformed(
                     "amount",
                     format!("{left} kopecks of this payment are left to refund, {amount} asked"),
-                )
-                .into());
+                ));
             }
             store::move_balance(&mut *conn, &k.number, amount).await?;
             post(
@@ -301,7 +279,7 @@ async fn changing_in(
                 ..row("refund", &k.number, amount, &answer)
             };
             store::insert_op(&mut *conn, o).await?;
-            Ok(answer)
+            Ok(Ok(answer))
         }
         PayOp::TopUp { card, amount } => {
             let k = locked(conn, backend, card).await?;
@@ -321,7 +299,7 @@ async fn changing_in(
                 "card": card_json(&after, h),
             });
             store::insert_op(&mut *conn, row("top_up", card, *amount, &answer)).await?;
-            Ok(answer)
+            Ok(Ok(answer))
         }
     }
 }

@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{PayError, malformed};
-use crate::loyalty::ops::{CardEntry, Common, parse_local_time};
+use crate::loyalty::ops::request::common;
+use crate::loyalty::ops::{CardEntry, Common, OpError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,29 +104,23 @@ fn amount(v: Option<i64>, required: bool) -> Result<Option<i64>, PayError> {
 
 /// Turns the wire request into a typed operation for endpoint `kind`.
 pub fn parse(kind: PayKind, req: PayRequest) -> Result<(Common, PayOp), PayError> {
-    text("operation_id", &req.operation_id, 64)?;
-    text("register", &req.register, 64)?;
-    text("cashier", &req.cashier, 200)?;
-    if req.local_time.ends_with('Z') || req.local_time.contains('+') {
-        return Err(malformed(
-            "local_time",
-            "register local time has no zone; send e.g. 2026-10-03T16:05:00",
-        ));
-    }
-    let local_time = parse_local_time(&req.local_time).ok_or_else(|| {
-        malformed(
-            "local_time",
-            format!(
-                "{:?} is not a local time like 2026-10-03T16:05:00",
-                req.local_time
-            ),
-        )
-    })?;
     let canonical = format!(
         "payment_{}:{}",
         kind.name(),
         serde_json::to_string(&req).map_err(|e| malformed("body", e.to_string()))?
     );
+    let common = common(
+        &req.operation_id,
+        &req.register,
+        &req.cashier,
+        &req.local_time,
+        req.card_entry,
+        canonical,
+    )
+    .map_err(|e| match e {
+        OpError::Malformed { field, why } => PayError::Malformed { field, why },
+        e => malformed("body", e.to_string()),
+    })?;
     let refuse = |name: &str, present: bool| -> Result<(), PayError> {
         if present {
             Err(malformed(name, format!("not used by {}", kind.name())))
@@ -178,17 +173,7 @@ pub fn parse(kind: PayKind, req: PayRequest) -> Result<(Common, PayOp), PayError
             },
         }
     };
-    Ok((
-        Common {
-            operation_id: req.operation_id,
-            register: req.register,
-            cashier: req.cashier,
-            local_time,
-            card_entry: req.card_entry,
-            canonical,
-        },
-        op,
-    ))
+    Ok((common, op))
 }
 
 #[cfg(test)]
