@@ -442,7 +442,15 @@ async fn run(n: usize, faults: bool) -> Run {
     .await
     .unwrap();
     assert!(parts > 0, "the run raised alerts");
-    assert_eq!(telegram.sent().len() as i64, parts, "every alert once");
+    // A message Telegram accepted from an instance killed before it
+    // recorded the answer goes again after the takeover (at-least-once, the
+    // same as one instance killed): one such message per kill at most.
+    let extra = i64::from(faults);
+    let got = telegram.sent().len() as i64;
+    assert!(
+        (parts..=parts + extra).contains(&got),
+        "every alert once: {got} sent, {parts} recorded"
+    );
     let texts: BTreeMap<(i64, String), usize> =
         telegram.sent().iter().fold(BTreeMap::new(), |mut m, s| {
             *m.entry((s.chat(), s.text().to_string())).or_default() += 1;
@@ -453,13 +461,20 @@ async fn run(n: usize, faults: bool) -> Run {
         .await
         .unwrap();
     assert!(sent_sms > 0, "the run queued SMS");
-    assert_eq!(sms.received().len() as i64, sent_sms, "every SMS once");
+    let got = sms.received().len() as i64;
+    assert!(
+        (sent_sms..=sent_sms + extra).contains(&got),
+        "every SMS once: {got} sent, {sent_sms} recorded"
+    );
     let distinct: HashSet<(String, String)> = sms
         .received()
         .iter()
         .map(|r| (r.to.clone(), r.msg.clone()))
         .collect();
-    assert_eq!(distinct.len(), sms.received().len(), "no SMS twice");
+    assert!(
+        sms.received().len() - distinct.len() <= extra as usize,
+        "no SMS twice"
+    );
     assert!(!texts.is_empty());
 
     let usage = instances.iter().filter_map(Instance::usage).collect();
