@@ -41,6 +41,10 @@ pub const TTL: Duration = Duration::from_secs(3);
 pub const RENEW_EVERY: Duration = Duration::from_millis(750);
 /// How often a follower tries to take a lease.
 pub const RETRY_EVERY: Duration = Duration::from_millis(500);
+/// Clustered, the longest an idle outbox worker rests: the consumer that
+/// queues its rows may run on another instance, whose wake-up reaches only
+/// its own process.
+pub const IDLE_POLL: Duration = Duration::from_secs(1);
 /// A holder stops leading this long before the row's expiry, so a
 /// renewal's round trip and a step still finishing fit before another
 /// instance may take over.

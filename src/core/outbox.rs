@@ -225,6 +225,11 @@ pub async fn run<W: OutboxWorker>(
                 failures = 0;
                 match step {
                     Step::Busy => continue,
+                    // Clustered, rows may be queued by a consumer on
+                    // another instance, whose wake-up does not reach here.
+                    Step::Idle if leases.is_some() => {
+                        options.idle_poll.min(super::lease::IDLE_POLL)
+                    }
                     Step::Idle => options.idle_poll,
                     Step::Wait(d) => d.min(options.max_wait),
                     Step::WaitUntil(t) => {

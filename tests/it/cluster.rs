@@ -27,7 +27,8 @@ use crate::harness::fresh_pg_database;
 use crate::relay_receiver::Receiver;
 
 const SMS_API_ID: &str = "CLUSTER-TEST-API-ID";
-const OWNERS: i64 = -1001;
+/// A private chat: a group (negative id) is held to 20 messages a minute.
+const OWNERS: i64 = 1001;
 
 /// Two business days, four cash servers.
 fn scenario() -> Scenario {
@@ -365,27 +366,16 @@ async fn run(n: usize, faults: bool) -> Run {
         (total as u64, 0, 0),
         "every event acknowledged: {summary}"
     );
-    let live = instances.iter().find(|i| i.child.is_some()).unwrap().base();
 
     // Every consumer at the head, every outbox row settled.
     let h = head(&db).await;
     assert_eq!(h, total as i64, "each event in the log once, densely");
     let mut settled = None;
     for round in 0..6000 {
-        let c: serde_json::Value = client
-            .get(format!("{live}/api/consumers"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let behind = c["items"]
-            .as_array()
-            .unwrap()
+        let cursors = tillgate::core::log::cursors(&db).await.unwrap();
+        let behind = cursors
             .iter()
-            .filter(|i| !i["name"].as_str().unwrap_or("").starts_with("relay"))
-            .any(|i| i["position"].as_i64().unwrap_or(0) < h);
+            .any(|(name, at)| !name.starts_with("relay") && *at < h);
         let unsent: i64 = sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM alerts_outbox WHERE state IN ('pending', 'sending')) + (SELECT COUNT(*) FROM sms_outbox WHERE state IN ('pending', 'sending'))",
         )
@@ -399,8 +389,7 @@ async fn run(n: usize, faults: bool) -> Run {
         }
         if round % 250 == 249 {
             eprintln!(
-                "cluster: waiting: consumers {}, unsent {unsent}, relayed {} of {total}",
-                c["items"],
+                "cluster: waiting: consumers {cursors:?}, unsent {unsent}, relayed {} of {total}",
                 relayed.len()
             );
         }
@@ -453,7 +442,15 @@ async fn run(n: usize, faults: bool) -> Run {
     .await
     .unwrap();
     assert!(parts > 0, "the run raised alerts");
-    assert_eq!(telegram.sent().len() as i64, parts, "every alert once");
+    // A message Telegram accepted from an instance killed before it
+    // recorded the answer goes again after the takeover (at-least-once, the
+    // same as one instance killed): one such message per kill at most.
+    let extra = i64::from(faults);
+    let got = telegram.sent().len() as i64;
+    assert!(
+        (parts..=parts + extra).contains(&got),
+        "every alert once: {got} sent, {parts} recorded"
+    );
     let texts: BTreeMap<(i64, String), usize> =
         telegram.sent().iter().fold(BTreeMap::new(), |mut m, s| {
             *m.entry((s.chat(), s.text().to_string())).or_default() += 1;
@@ -464,13 +461,20 @@ async fn run(n: usize, faults: bool) -> Run {
         .await
         .unwrap();
     assert!(sent_sms > 0, "the run queued SMS");
-    assert_eq!(sms.received().len() as i64, sent_sms, "every SMS once");
+    let got = sms.received().len() as i64;
+    assert!(
+        (sent_sms..=sent_sms + extra).contains(&got),
+        "every SMS once: {got} sent, {sent_sms} recorded"
+    );
     let distinct: HashSet<(String, String)> = sms
         .received()
         .iter()
         .map(|r| (r.to.clone(), r.msg.clone()))
         .collect();
-    assert_eq!(distinct.len(), sms.received().len(), "no SMS twice");
+    assert!(
+        sms.received().len() - distinct.len() <= extra as usize,
+        "no SMS twice"
+    );
     assert!(!texts.is_empty());
 
     let usage = instances.iter().filter_map(Instance::usage).collect();
