@@ -102,6 +102,32 @@ pub fn accrual_of(r: &Receipt) -> i64 {
     }
 }
 
+/// A return takes back from the card at most what its sale added less
+/// what earlier returns of it took: its lines are rounded one by one, so
+/// returning a sale's goods in other portions can come to a kopeck more
+/// than the sale, and the card's total must still be the sum of what its
+/// receipts added (the `accrued` column), never below it.
+async fn capped_by_sale(
+    conn: &mut AnyConnection,
+    r: &Receipt,
+    accrued: i64,
+) -> Result<i64, sqlx::Error> {
+    let (Kind::Return, Some(sale)) = (r.kind, &r.sale_receipt_id) else {
+        return Ok(accrued);
+    };
+    if accrued >= 0 {
+        return Ok(accrued);
+    }
+    let left: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(SUM(accrued) AS BIGINT) FROM backoffice_receipts WHERE (id = $1 AND card = $2) OR (sale_id = $1 AND kind = 'return' AND card = $2)",
+    )
+    .bind(sale)
+    .bind(r.card.as_deref())
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(accrued.max(-left.unwrap_or(0).max(0)))
+}
+
 /// Refuses a return that names no sale of this store, or returns more of a
 /// goods item than the sale sold less what earlier returns took back.
 async fn check_return(
@@ -222,7 +248,7 @@ pub async fn store(
         })
         .collect();
     let levels = stock::apply(conn, backend, &movements, now).await?;
-    let accrued = accrual_of(r);
+    let accrued = capped_by_sale(conn, r, accrual_of(r)).await?;
     let mut answer = json!({
         "receipt_id": r.receipt_id,
         "kind": r.kind.as_str(),

@@ -55,11 +55,12 @@ pub enum ResyncError {
     Db(#[from] sqlx::Error),
 }
 
-/// Σ signed totals and Σ signed bonus payments of card `number`'s
-/// journaled receipts that closed no loyalty purchase.
+/// What card `number`'s journaled receipts that closed no loyalty
+/// purchase added to its total (`accrued`: signed, a return capped by its
+/// sale) and Σ their signed bonus payments.
 async fn journal_sums(conn: &mut AnyConnection, number: &str) -> Result<(i64, i64), sqlx::Error> {
     let (t, b): (Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT CAST(SUM(CASE WHEN kind = 'return' THEN -total ELSE total END) AS BIGINT), \
+        "SELECT CAST(SUM(accrued) AS BIGINT), \
                 CAST(SUM(CASE WHEN kind = 'return' THEN -bonus ELSE bonus END) AS BIGINT) \
          FROM backoffice_receipts WHERE card = $1 AND loyalty_operation_id IS NULL",
     )

@@ -149,7 +149,8 @@ async fn run(steps: Vec<Step>) {
     // The model: stock per goods, what is left to return per sale, each
     // card's accumulated total.
     let mut stock_m = [0i64; 4];
-    let mut sales: Vec<(String, BTreeMap<usize, i64>, Option<usize>)> = Vec::new();
+    // (id, quantity left per goods, card, money the card may still lose)
+    let mut sales: Vec<(String, BTreeMap<usize, i64>, Option<usize>, i64)> = Vec::new();
     let mut acc = [0i64; 2];
     for (i, s) in steps.into_iter().enumerate() {
         match s {
@@ -172,14 +173,14 @@ async fn run(steps: Vec<Step>) {
                 if let Some(c) = card {
                     acc[c] += total;
                 }
-                sales.push((format!("s{i}"), left, card));
+                sales.push((format!("s{i}"), left, card, total));
             }
             Step::Return { sale, share, extra } => {
                 if sales.is_empty() {
                     continue;
                 }
                 let n = sale % sales.len();
-                let (sid, left, card) = sales[n].clone();
+                let (sid, left, card, _) = sales[n].clone();
                 let mut lines = Vec::new();
                 for (g, q) in &left {
                     let want = q * share / 4 + extra;
@@ -206,8 +207,13 @@ async fn run(steps: Vec<Step>) {
                             stock_m[*g] += q;
                             *sales[n].1.get_mut(g).unwrap() -= q;
                         }
+                        // Lines are rounded one by one: a return may come
+                        // to a kopeck more than is left of its sale, and
+                        // takes back no more than that from the card.
                         if let Some(c) = card {
-                            acc[c] -= total;
+                            let back = total.min(sales[n].3);
+                            acc[c] -= back;
+                            sales[n].3 -= back;
                         }
                     }
                     Stored::Refused(_) => assert!(!fits, "a return within its sale was refused"),
@@ -263,9 +269,9 @@ async fn run(steps: Vec<Step>) {
                 .fetch_one(&db.read)
                 .await
                 .unwrap();
-        assert_eq!(got, want, "card {c}: accumulated = Σ its receipts");
+        assert_eq!(got, want, "card {c}: accumulated = Σ what its receipts added");
         let journal: Option<i64> = sqlx::query_scalar(
-            "SELECT CAST(SUM(CASE WHEN kind = 'return' THEN -total ELSE total END) AS BIGINT) FROM backoffice_receipts WHERE card = $1",
+            "SELECT CAST(SUM(accrued) AS BIGINT) FROM backoffice_receipts WHERE card = $1",
         )
         .bind(*c)
         .fetch_one(&db.read)
