@@ -121,6 +121,10 @@ async fn take(db: &Db, r: Receipt) -> Stored {
     }
 }
 
+/// A journaled sale in the model: id, quantity left per goods, card, and
+/// the money its card may still lose to returns.
+type SaleModel = (String, BTreeMap<usize, i64>, Option<usize>, i64);
+
 async fn run(steps: Vec<Step>) {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(&Storage::Sqlite {
@@ -149,8 +153,7 @@ async fn run(steps: Vec<Step>) {
     // The model: stock per goods, what is left to return per sale, each
     // card's accumulated total.
     let mut stock_m = [0i64; 4];
-    // (id, quantity left per goods, card, money the card may still lose)
-    let mut sales: Vec<(String, BTreeMap<usize, i64>, Option<usize>, i64)> = Vec::new();
+    let mut sales: Vec<SaleModel> = Vec::new();
     let mut acc = [0i64; 2];
     for (i, s) in steps.into_iter().enumerate() {
         match s {
@@ -269,7 +272,10 @@ async fn run(steps: Vec<Step>) {
                 .fetch_one(&db.read)
                 .await
                 .unwrap();
-        assert_eq!(got, want, "card {c}: accumulated = Σ what its receipts added");
+        assert_eq!(
+            got, want,
+            "card {c}: accumulated = Σ what its receipts added"
+        );
         let journal: Option<i64> = sqlx::query_scalar(
             "SELECT CAST(SUM(accrued) AS BIGINT) FROM backoffice_receipts WHERE card = $1",
         )
