@@ -8,8 +8,8 @@
 use anyhow::Context;
 use serde_json::json;
 
-use super::loyalty::{Served, drive, serve};
-use tillgate::loyalty::operator::{self, NewCard, NewRegister};
+use super::loyalty::{Scratch, Served, drive, scratch, serve};
+use tillgate::loyalty::operator::{self, NewCard};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -34,37 +34,18 @@ pub async fn run(opts: tillgate::core::config::ServerOpts, args: BenchArgs) -> a
         "--registers and --lines must be positive"
     );
     anyhow::ensure!(args.card_percent <= 100, "--card-percent is 0 to 100");
-    let dir = std::env::temp_dir().join(format!(
-        "tillgate-backoffice-bench-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let mut config = tillgate::core::config::Config::for_tests(&dir);
-    if let Some(url) = &opts.database_url {
-        config.storage = tillgate::core::config::Storage::Postgres {
-            url: secrecy::SecretString::from(url.clone()),
-        };
-    }
-    let backend = match config.storage {
-        tillgate::core::config::Storage::Sqlite { .. } => "SQLite",
-        tillgate::core::config::Storage::Postgres { .. } => "PostgreSQL",
-    };
-    let db = tillgate::core::store::Db::open(&config.storage).await?;
-    tillgate::core::migrate::migrate(&db, &tillgate::app::migrations()).await?;
-    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let password = "bench-password-1";
-    for r in 0..args.registers {
-        operator::put_register(
-            &db,
-            &NewRegister {
-                id: format!("bo-{run_id}-{r}"),
-                password: password.to_string().into(),
-                description: "bench".into(),
-                // Four stores; the load below sells in the register's own.
-                store: Some(format!("store-{}", r % 4)),
-            },
-        )
-        .await?;
-    }
+    // Four stores; the load below sells in the register's own.
+    let Scratch {
+        dir,
+        config,
+        backend,
+        db,
+        run_id,
+        password,
+    } = scratch(&opts, "backoffice", "bo", args.registers, |r| {
+        Some(format!("store-{}", r % 4))
+    })
+    .await?;
     const CARDS: usize = 256;
     if args.card_percent > 0 {
         for c in 0..CARDS {

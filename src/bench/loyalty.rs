@@ -281,9 +281,28 @@ async fn flows(
     .await
 }
 
-pub async fn run(opts: tillgate::core::config::ServerOpts, args: BenchArgs) -> anyhow::Result<()> {
+/// A bench's scratch server setup: its data directory, config (PostgreSQL
+/// when `--database-url` is given), migrated storage and `registers`
+/// registers `{prefix}-{run_id}-{r}` with one password, in the store
+/// `store_of(r)` names.
+pub(super) struct Scratch {
+    pub dir: std::path::PathBuf,
+    pub config: tillgate::core::config::Config,
+    pub backend: &'static str,
+    pub db: tillgate::core::store::Db,
+    pub run_id: String,
+    pub password: &'static str,
+}
+
+pub(super) async fn scratch(
+    opts: &tillgate::core::config::ServerOpts,
+    name: &str,
+    prefix: &str,
+    registers: usize,
+    store_of: impl Fn(usize) -> Option<String>,
+) -> anyhow::Result<Scratch> {
     let dir = std::env::temp_dir().join(format!(
-        "tillgate-loyalty-bench-{}",
+        "tillgate-{name}-bench-{}",
         uuid::Uuid::new_v4().simple()
     ));
     let mut config = tillgate::core::config::Config::for_tests(&dir);
@@ -300,18 +319,37 @@ pub async fn run(opts: tillgate::core::config::ServerOpts, args: BenchArgs) -> a
     tillgate::core::migrate::migrate(&db, &tillgate::app::migrations()).await?;
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let password = "bench-password-1";
-    for r in 0..args.registers {
+    for r in 0..registers {
         operator::put_register(
             &db,
             &NewRegister {
-                id: format!("bench-{run_id}-{r}"),
+                id: format!("{prefix}-{run_id}-{r}"),
                 password: password.to_string().into(),
                 description: "bench".into(),
-                store: None,
+                store: store_of(r),
             },
         )
         .await?;
     }
+    Ok(Scratch {
+        dir,
+        config,
+        backend,
+        db,
+        run_id,
+        password,
+    })
+}
+
+pub async fn run(opts: tillgate::core::config::ServerOpts, args: BenchArgs) -> anyhow::Result<()> {
+    let Scratch {
+        dir,
+        config,
+        backend,
+        db,
+        run_id,
+        password,
+    } = scratch(&opts, "loyalty", "bench", args.registers, |_| None).await?;
     for c in 0..args.cards {
         let number = format!("B{run_id}{c:06}");
         operator::issue_card(
