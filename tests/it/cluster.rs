@@ -259,6 +259,75 @@ impl std::fmt::Display for Run {
     }
 }
 
+/// Registers and cards of the loyalty load that runs through the proxy
+/// while the events are sent (and instances die).
+const LOYALTY_REGISTERS: usize = 4;
+const LOYALTY_CARDS: usize = 8;
+
+fn loyalty_card(c: usize) -> String {
+    format!("7000000{c:03}")
+}
+
+/// POSTs `body` through the proxy until an instance answers it (a killed
+/// or stopping instance drops the connection or answers 503): the
+/// operation id makes every retry the same operation.
+async fn loyalty_call(
+    client: &reqwest::Client,
+    url: &str,
+    register: Option<&str>,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    for _ in 0..400 {
+        let mut r = client.post(url).json(body).timeout(Duration::from_secs(10));
+        if let Some(reg) = register {
+            r = r.basic_auth(reg, Some(crate::loyalty::PW));
+        }
+        if let Ok(resp) = r.send().await {
+            let status = resp.status();
+            if status.is_success() {
+                return resp.json().await.unwrap();
+            }
+            assert!(
+                status.is_server_error(),
+                "{url}: {status} {}",
+                resp.text().await.unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{url}: no instance answered");
+}
+
+/// Purchases and confirms from every register on every card, through the
+/// proxy, until `stop`; each card's expected bonus and accumulated total.
+async fn loyalty_load(
+    base: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<(i64, i64)> {
+    let client = reqwest::Client::new();
+    let mut want = vec![(0i64, 0i64); LOYALTY_CARDS];
+    let mut k = 0usize;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let reg = format!("creg{}", k % LOYALTY_REGISTERS);
+        let card = k % LOYALTY_CARDS;
+        let amount = 10_000 + (k as i64 % 5) * 1_000;
+        let common = |op: &str| serde_json::json!({"operation_id": op, "register": reg, "cashier": "Ivanova", "local_time": "2026-10-03T12:00:00"});
+        let mut p = common(&format!("cp{k}"));
+        p["identifier"] = serde_json::json!({"kind": "card", "value": loyalty_card(card)});
+        p["lines"] = serde_json::json!([{"goods_id": "100", "price": amount, "quantity": 1000, "amount": amount}]);
+        let url = |path: &str| format!("{base}/api/loyalty/v1/{path}");
+        let held = loyalty_call(&client, &url("purchase"), Some(&reg), &p).await;
+        assert_eq!(held["status"], "held", "{held}");
+        let mut c = common(&format!("cf{k}"));
+        c["purchase_operation_id"] = serde_json::json!(format!("cp{k}"));
+        loyalty_call(&client, &url("confirm"), Some(&reg), &c).await;
+        want[card].0 += held["bonus_earn"].as_i64().unwrap();
+        want[card].1 += amount;
+        k += 1;
+    }
+    want
+}
+
 /// One run on a fresh database: `n` instances, with or without the faults.
 async fn run(n: usize, faults: bool) -> Run {
     let g: Generated = generate(&scenario());
@@ -312,6 +381,17 @@ async fn run(n: usize, faults: bool) -> Run {
     )
     .await;
 
+    for r in 0..LOYALTY_REGISTERS {
+        let body = serde_json::json!({"id": format!("creg{r}"), "password": crate::loyalty::PW});
+        loyalty_call(&client, &proxy.url("/api/loyalty/registers"), None, &body).await;
+    }
+    for c in 0..LOYALTY_CARDS {
+        let body = serde_json::json!({"number": loyalty_card(c), "holder_name": "Guest"});
+        loyalty_call(&client, &proxy.url("/api/loyalty/cards"), None, &body).await;
+    }
+    let stop_loyalty = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loyalty = tokio::spawn(loyalty_load(proxy.url(""), stop_loyalty.clone()));
+
     let started = Instant::now();
     let sending = tokio::spawn(send(
         g.servers.clone(),
@@ -360,6 +440,28 @@ async fn run(n: usize, faults: bool) -> Run {
 
     let summary = sending.await.unwrap();
     let send_time = started.elapsed();
+    stop_loyalty.store(true, std::sync::atomic::Ordering::Relaxed);
+    let want = loyalty.await.unwrap();
+    // Whichever instance decided each purchase and confirm, and whatever
+    // died meanwhile: every card holds exactly what its answers promised.
+    for (c, (bonus, accumulated)) in want.iter().enumerate() {
+        let row: (i64, i64) =
+            sqlx::query_as("SELECT balance, accumulated FROM loyalty_cards WHERE number = $1")
+                .bind(loyalty_card(c))
+                .fetch_one(&db.read)
+                .await
+                .unwrap();
+        assert_eq!(
+            row,
+            (*bonus, *accumulated),
+            "card {c}: balance, accumulated"
+        );
+    }
+    assert!(want.iter().any(|w| w.1 > 0), "the loyalty load ran");
+    eprintln!(
+        "cluster: {n} instance(s): loyalty purchase+confirm through the proxy: {} kopecks accumulated on {LOYALTY_CARDS} cards, every balance as answered",
+        want.iter().map(|w| w.1).sum::<i64>()
+    );
     eprintln!("cluster: {n} instance(s), faults {faults}: sent in {send_time:?}");
     assert_eq!(
         (summary.sent, summary.failed, summary.dropped),
