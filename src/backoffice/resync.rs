@@ -258,3 +258,17 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<Value>, sqlx::Error> {
             .await?;
     Ok(r.and_then(|t| serde_json::from_str(&t).ok()))
 }
+
+/// The stored resync documents, newest first, at most `limit`.
+pub async fn list(db: &Db, limit: i64) -> Result<Vec<Value>, sqlx::Error> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT result FROM backoffice_resyncs ORDER BY created_at DESC, id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&db.read)
+    .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|t| serde_json::from_str(t).ok())
+        .collect())
+}

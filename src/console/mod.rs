@@ -18,6 +18,7 @@
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod backoffice;
 pub mod cli;
 pub mod i18n;
 pub mod login;
@@ -112,6 +113,7 @@ pub fn router(db: Db, operator: Router) -> Router {
         .route("/loyalty", get(loyalty::page))
         .route("/loyalty/{number}/state", post(loyalty::set_state))
         .route("/loyalty/{number}/adjust", post(loyalty::adjust))
+        .route("/backoffice", get(backoffice::page))
         .route("/users", get(users_page::page).post(users_page::add))
         .route("/users/{name}/delete", post(users_page::remove))
         .with_state(state)

@@ -24,6 +24,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("relay.html", include_str!("templates/relay.html")),
     ("relay_dest.html", include_str!("templates/relay_dest.html")),
     ("loyalty.html", include_str!("templates/loyalty.html")),
+    ("backoffice.html", include_str!("templates/backoffice.html")),
     ("users.html", include_str!("templates/users.html")),
 ];
 

@@ -287,6 +287,9 @@ async fn every_route_answers_each_role_as_its_permissions_say() {
             ("/relay", 200, 403, 403),
             ("/relay/nope", 404, 403, 403),
             ("/loyalty", 200, 403, 403),
+            ("/backoffice", 200, 200, 200),
+            ("/backoffice?store=101", 200, 200, 200),
+            ("/backoffice?store=202", 200, 403, 403),
             ("/users", 200, 403, 403),
         ];
         for (path, ra, rm, rv) in gets {
@@ -657,5 +660,48 @@ async fn alert_settings_saved_in_the_console_show_their_source_and_refusals_read
         assert!(!page.contains("secretPART"), "write-only");
         assert!(page.contains("id=\"tg-token\">задан"), "{page}");
         app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_back_office_page_shows_an_admin_every_store_and_a_manager_only_theirs() {
+    use crate::backoffice::{bo, line, sale};
+    for backend in backends() {
+        let bo = bo(backend).await;
+        let app = &bo.l.app;
+        // Goods never received: selling them takes the stock below zero.
+        bo.ok(&sale("r-1", "reg1", vec![line("g9", 2500, 4_000)]))
+            .await;
+        add_user(app, "admin", Role::Admin, &[]).await;
+        add_user(app, "other", Role::Manager, &["s2"]).await;
+        let admin = sign_in(app, "admin", PASSWORD).await.unwrap();
+        let other = sign_in(app, "other", PASSWORD).await.unwrap();
+
+        let r = admin.get(app, "/backoffice").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("<td>s1</td><td>2026-11-30</td>"), "{page}");
+        assert!(
+            page.contains(
+                "<tr class=\"negative\"><td>s1</td><td>g9 goods g9</td><td class=\"num\">-2.500"
+            ),
+            "{page}"
+        );
+        assert!(page.contains("id=\"bo-resyncs\""), "{page}");
+        let r = admin.get(app, "/backoffice?store=s1").await;
+        assert!(r.text().await.unwrap().contains("-2.500"));
+
+        let r = other.get(app, "/backoffice").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let page = r.text().await.unwrap();
+        assert!(
+            !page.contains("<td>s1</td>") && !page.contains("g9"),
+            "{page}"
+        );
+        assert!(!page.contains("id=\"bo-resyncs\""), "{page}");
+        assert_eq!(
+            other.get(app, "/backoffice?store=s1").await.status(),
+            StatusCode::FORBIDDEN
+        );
     }
 }
