@@ -309,6 +309,35 @@ async fn the_console_in_headless_chromium() {
     until(&c, "#card-state", "the card blocked", |t| t == "blocked").await;
     shot(&c, "loyalty").await;
 
+    // Back office: a shop register's receipt of goods never received shows
+    // in the sales and as negative stock.
+    let r = app
+        .client
+        .post(app.url("/api/loyalty/registers"))
+        .json(&json!({"id": "till-1", "password": crate::loyalty::PW, "store": "s1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let r = app
+        .client
+        .post(app.url("/api/backoffice/v1/receipts"))
+        .basic_auth("till-1", Some(crate::loyalty::PW))
+        .json(&crate::backoffice::sale(
+            "bo-1",
+            "till-1",
+            vec![crate::backoffice::line("milk", 2_500, 8_990)],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    c.goto(&format!("{base}/backoffice")).await.unwrap();
+    assert!(text(&c, "#bo-sales").await.contains("s1"));
+    let stock = text(&c, "#bo-stock").await;
+    assert!(stock.contains("milk") && stock.contains("-2"), "{stock}");
+    shot(&c, "backoffice").await;
+
     c.goto(&format!("{base}/users")).await.unwrap();
     assert!(text(&c, "#users").await.contains("manager"));
     shot(&c, "users").await;
