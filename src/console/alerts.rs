@@ -258,18 +258,13 @@ pub async fn save(
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
 /// "Send a test message" to the restaurant's chat.
 pub async fn test(
     State(c): State<Console>,
     Signed(s): Signed,
     headers: HeaderMap,
     Path(rest): Path<String>,
-    Form(f): Form<CsrfForm>,
+    Form(f): Form<auth::CsrfForm>,
 ) -> Response {
     let lang = Lang::of(&headers);
     if !auth::csrf_ok(&s, &f.csrf) || !s.user.may_change(&rest) {

@@ -19,6 +19,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::Console;
+
+/// A form that carries nothing but its CSRF token (a button that acts).
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    pub csrf: String,
+}
 use super::users::{self, Session};
 
 pub const COOKIE: &str = "tg_session";

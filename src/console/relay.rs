@@ -260,17 +260,12 @@ pub async fn act(
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
 pub async fn resend(
     State(c): State<Console>,
     Signed(s): Signed,
     headers: HeaderMap,
     Path((id, offset)): Path<(String, i64)>,
-    Form(f): Form<CsrfForm>,
+    Form(f): Form<auth::CsrfForm>,
 ) -> Response {
     let lang = Lang::of(&headers);
     if !auth::csrf_ok(&s, &f.csrf) || !s.user.is_admin() {

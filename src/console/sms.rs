@@ -209,17 +209,12 @@ pub async fn save(
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
 pub async fn balance(
     State(c): State<Console>,
     Signed(s): Signed,
     headers: HeaderMap,
     Path(rest): Path<String>,
-    Form(f): Form<CsrfForm>,
+    Form(f): Form<auth::CsrfForm>,
 ) -> Response {
     let lang = Lang::of(&headers);
     if !auth::csrf_ok(&s, &f.csrf) || !s.user.may_change(&rest) {

@@ -100,17 +100,12 @@ pub async fn add(
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
 pub async fn remove(
     State(c): State<Console>,
     Signed(s): Signed,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Form(f): Form<CsrfForm>,
+    Form(f): Form<auth::CsrfForm>,
 ) -> Response {
     let lang = Lang::of(&headers);
     if !auth::csrf_ok(&s, &f.csrf) || !s.user.is_admin() {
