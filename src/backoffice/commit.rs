@@ -170,17 +170,21 @@ async fn run(db: Db, clock: SharedClock, mut groups: Groups<Receipt, Answer>) {
     }
 }
 
+/// One transaction for the group.
 async fn commit_group(
     db: &Db,
     clock: &SharedClock,
     requests: &[Receipt],
 ) -> Result<Vec<Stored>, sqlx::Error> {
     let mut tx = db.write.begin().await?;
-    let now = clock.now_ms();
-    let mut out = Vec::with_capacity(requests.len());
-    for r in requests {
-        out.push(journal::store(&mut tx, db.backend, r, Source::Register, now, None).await?);
-    }
+    let answers = journal::store_group(
+        &mut tx,
+        db.backend,
+        requests,
+        Source::Register,
+        clock.now_ms(),
+    )
+    .await?;
     tx.commit().await?;
-    Ok(out)
+    Ok(answers)
 }

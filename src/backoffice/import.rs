@@ -180,7 +180,7 @@ pub async fn import(
             document: document.to_string(),
         };
         let levels = stock::apply(&mut tx, db.backend, &[m], now).await?;
-        if let Some(a) = levels.as_array() {
+        if let Some(a) = stock::levels_json(&levels).as_array() {
             answers.extend(a.iter().cloned());
         }
     }

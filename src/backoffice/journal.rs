@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sqlx::AnyConnection;
 
 use super::receipt::{Invalid, Kind, Receipt};
-use super::stock::{self, Movement};
+use super::stock::{self, Level, Movement};
 use crate::core::store::Backend;
 
 /// Where a receipt came from.
@@ -75,6 +75,7 @@ impl Stored {
 
 #[derive(sqlx::FromRow)]
 struct Existing {
+    id: String,
     request: String,
     answer: String,
 }
@@ -202,37 +203,21 @@ async fn check_return(
     Ok(None)
 }
 
-/// Stores `r` (already checked) unless it is a repeat, a conflict or a
-/// refused return. `accumulated` is the card's total before this receipt
-/// (for the answer), when the receipt has a card.
-pub async fn store(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    r: &Receipt,
-    source: Source,
-    now: i64,
-    accumulated: Option<i64>,
-) -> Result<Stored, sqlx::Error> {
-    let canonical = r.canonical();
-    let existing: Option<Existing> =
-        sqlx::query_as("SELECT request, answer FROM backoffice_receipts WHERE id = $1")
-            .bind(&r.receipt_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    if let Some(e) = existing {
-        if e.request != canonical {
-            return Ok(Stored::Conflict);
-        }
-        let answer =
-            serde_json::from_str(&e.answer).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-        return Ok(Stored::Repeat(answer));
+/// The first answer of a receipt id journaled before: the same receipt
+/// (a repeat) or another body (a conflict).
+fn seen(e: Existing, canonical: &str) -> Result<Stored, sqlx::Error> {
+    if e.request != canonical {
+        return Ok(Stored::Conflict);
     }
-    if let Some(refused) = check_return(conn, r).await? {
-        return Ok(Stored::Refused(refused));
-    }
+    let answer = serde_json::from_str(&e.answer).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(Stored::Repeat(answer))
+}
+
+/// The stock movements a receipt's lines make: a sale takes goods off the
+/// floor, a return puts them back.
+fn movements_of(r: &Receipt) -> Vec<Movement> {
     let sign = -r.kind.sign();
-    let movements: Vec<Movement> = r
-        .lines
+    r.lines
         .iter()
         .enumerate()
         .map(|(i, l)| Movement {
@@ -246,46 +231,85 @@ pub async fn store(
             local_time: r.local_time.clone(),
             document: r.receipt_id.clone(),
         })
-        .collect();
-    let levels = stock::apply(conn, backend, &movements, now).await?;
-    let accrued = capped_by_sale(conn, r, accrual_of(r)).await?;
+        .collect()
+}
+
+/// The answer a journaled receipt gets (and every repeat of it).
+fn answer_of(r: &Receipt, accrued: i64, levels: &[Level], accumulated: Option<i64>) -> Value {
     let mut answer = json!({
         "receipt_id": r.receipt_id,
         "kind": r.kind.as_str(),
         "total": r.total,
         "accrued": accrued,
-        "stock": levels,
+        "stock": stock::levels_json(levels),
     });
     if let Some(before) = accumulated {
         answer["accumulated"] = json!((before + accrued).max(0));
     }
-    sqlx::query(
-        "INSERT INTO backoffice_receipts (id, source, store, register, cashier, shift, local_time, kind, sale_id, total, cash, bank_card, payment_card, bonus, card, loyalty_operation_id, accrued, request, answer, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-    )
-    .bind(&r.receipt_id)
-    .bind(source.as_str())
-    .bind(&r.store)
-    .bind(&r.register)
-    .bind(&r.cashier)
-    .bind(r.shift)
-    .bind(&r.local_time)
-    .bind(r.kind.as_str())
-    .bind(r.sale_receipt_id.clone())
-    .bind(r.total)
-    .bind(r.payments.cash)
-    .bind(r.payments.bank_card)
-    .bind(r.payments.payment_card)
-    .bind(r.payments.bonus)
-    .bind(r.card.clone())
-    .bind(r.loyalty_operation_id.clone())
-    .bind(accrued)
-    .bind(&canonical)
-    .bind(answer.to_string())
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    for (c, chunk) in r.lines.chunks(100).enumerate() {
+    answer
+}
+
+/// A receipt ready to be written: its checks passed, its answer known.
+struct Row<'a> {
+    r: &'a Receipt,
+    canonical: String,
+    answer: Value,
+    accrued: i64,
+}
+
+/// Receipt rows per statement: 20 parameters a row.
+const RECEIPTS_PER_STATEMENT: usize = 256;
+/// Line rows per statement: 8 parameters a row.
+const LINES_PER_STATEMENT: usize = 1024;
+
+/// Writes the receipts and their lines, one statement per table (per
+/// chunk) however many receipts there are.
+async fn insert(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    rows: &[Row<'_>],
+    source: Source,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(RECEIPTS_PER_STATEMENT) {
+        let sql = crate::core::store::multi_row(
+            backend,
+            "INSERT INTO backoffice_receipts (id, source, store, register, cashier, shift, local_time, kind, sale_id, total, cash, bank_card, payment_card, bonus, card, loyalty_operation_id, accrued, request, answer, created_at) VALUES ",
+            chunk.len(),
+            20,
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            let r = row.r;
+            q = q
+                .bind(&r.receipt_id)
+                .bind(source.as_str())
+                .bind(&r.store)
+                .bind(&r.register)
+                .bind(&r.cashier)
+                .bind(r.shift)
+                .bind(&r.local_time)
+                .bind(r.kind.as_str())
+                .bind(r.sale_receipt_id.clone())
+                .bind(r.total)
+                .bind(r.payments.cash)
+                .bind(r.payments.bank_card)
+                .bind(r.payments.payment_card)
+                .bind(r.payments.bonus)
+                .bind(r.card.clone())
+                .bind(r.loyalty_operation_id.clone())
+                .bind(row.accrued)
+                .bind(&row.canonical)
+                .bind(row.answer.to_string())
+                .bind(now);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    let lines: Vec<(&Receipt, usize, &super::receipt::Line)> = rows
+        .iter()
+        .flat_map(|row| row.r.lines.iter().enumerate().map(|(i, l)| (row.r, i, l)))
+        .collect();
+    for chunk in lines.chunks(LINES_PER_STATEMENT) {
         let sql = crate::core::store::multi_row(
             backend,
             "INSERT INTO backoffice_receipt_lines (receipt_id, line_no, goods_id, name, quantity, price, amount, discount) VALUES ",
@@ -293,10 +317,10 @@ pub async fn store(
             8,
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (i, l) in chunk.iter().enumerate() {
+        for (r, i, l) in chunk {
             q = q
                 .bind(&r.receipt_id)
-                .bind((c * 100 + i) as i64)
+                .bind(*i as i64)
                 .bind(&l.goods_id)
                 .bind(&l.name)
                 .bind(l.quantity)
@@ -306,7 +330,186 @@ pub async fn store(
         }
         q.execute(&mut *conn).await?;
     }
-    Ok(Stored::New { answer, accrued })
+    Ok(())
+}
+
+/// Stores `r` (already checked) unless it is a repeat, a conflict or a
+/// refused return. `accumulated` is the card's total before this receipt
+/// (for the answer), when the receipt has a card.
+pub async fn store(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    r: &Receipt,
+    source: Source,
+    now: i64,
+    accumulated: Option<i64>,
+) -> Result<Stored, sqlx::Error> {
+    let canonical = r.canonical();
+    let existing: Option<Existing> =
+        sqlx::query_as("SELECT id, request, answer FROM backoffice_receipts WHERE id = $1")
+            .bind(&r.receipt_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(e) = existing {
+        return seen(e, &canonical);
+    }
+    if let Some(refused) = check_return(conn, r).await? {
+        return Ok(Stored::Refused(refused));
+    }
+    let levels = stock::move_stock(conn, backend, &movements_of(r), now).await?;
+    let accrued = capped_by_sale(conn, r, accrual_of(r)).await?;
+    let answer = answer_of(r, accrued, &levels, accumulated);
+    let row = Row {
+        r,
+        canonical,
+        answer,
+        accrued,
+    };
+    insert(conn, backend, std::slice::from_ref(&row), source, now).await?;
+    Ok(Stored::New {
+        answer: row.answer,
+        accrued,
+    })
+}
+
+/// Stores receipts in the caller's transaction, answering each as
+/// [`store`] would taking them one at a time in this order. Runs of plain
+/// sales (the bulk of a shop's traffic) go through [`store_sales`], a few
+/// statements for the whole run; a return, a receipt with a card, or an id
+/// met twice in the run is taken on its own in its place.
+pub async fn store_group(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    receipts: &[Receipt],
+    source: Source,
+    now: i64,
+) -> Result<Vec<Stored>, sqlx::Error> {
+    let mut out = Vec::with_capacity(receipts.len());
+    let mut rest = receipts;
+    while let Some(first) = rest.first() {
+        let mut ids = std::collections::HashSet::new();
+        let run: Vec<&Receipt> = rest
+            .iter()
+            .take_while(|r| plain_sale(r) && ids.insert(r.receipt_id.as_str()))
+            .collect();
+        if run.is_empty() {
+            out.push(store(conn, backend, first, source, now, None).await?);
+            rest = &rest[1..];
+        } else {
+            rest = &rest[run.len()..];
+            out.extend(store_sales(conn, backend, &run, source, now).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether [`store_sales`] can take the receipt: a sale without a card
+/// needs nothing from the journal but its own id (no sale to check against,
+/// no card total to move).
+pub fn plain_sale(r: &Receipt) -> bool {
+    r.kind == Kind::Sale && r.sale_receipt_id.is_none() && r.card.is_none()
+}
+
+/// Stores many plain sales ([`plain_sale`], ids all different) with a
+/// handful of statements in all rather than six each: one look-up of the
+/// ids, then one statement per table. Each answer equals what [`store`]
+/// would give taking them one by one in this order: a receipt's stock
+/// levels are the group's final levels less what the receipts after it
+/// moved.
+pub async fn store_sales(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    receipts: &[&Receipt],
+    source: Source,
+    now: i64,
+) -> Result<Vec<Stored>, sqlx::Error> {
+    debug_assert!(receipts.iter().all(|r| plain_sale(r)));
+    let mut found: BTreeMap<String, Existing> = BTreeMap::new();
+    for chunk in receipts.chunks(RECEIPTS_PER_STATEMENT) {
+        let marks = crate::core::store::multi_row(backend, "", chunk.len(), 1);
+        let sql = format!(
+            "SELECT id, request, answer FROM backoffice_receipts WHERE id IN ({})",
+            marks.replace(['(', ')'], "")
+        );
+        let mut q = sqlx::query_as::<_, Existing>(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            q = q.bind(&r.receipt_id);
+        }
+        for e in q.fetch_all(&mut *conn).await? {
+            found.insert(e.id.clone(), e);
+        }
+    }
+    let mut out: Vec<Option<Stored>> = Vec::with_capacity(receipts.len());
+    let mut new: Vec<usize> = Vec::new();
+    for (i, r) in receipts.iter().enumerate() {
+        match found.remove(&r.receipt_id) {
+            Some(e) => out.push(Some(seen(e, &r.canonical())?)),
+            None => {
+                out.push(None);
+                new.push(i);
+            }
+        }
+    }
+    if new.is_empty() {
+        return Ok(out.into_iter().flatten().collect());
+    }
+    let moves: Vec<Vec<Movement>> = new.iter().map(|&i| movements_of(receipts[i])).collect();
+    let all: Vec<Movement> = moves.iter().flatten().cloned().collect();
+    let last = stock::move_stock(conn, backend, &all, now).await?;
+    // Walk back from the final levels, undoing each receipt's movements to
+    // find the levels right after the one before it.
+    let mut level: BTreeMap<(String, String), i64> = last
+        .into_iter()
+        .map(|l| ((l.store, l.goods_id), l.quantity))
+        .collect();
+    let mut after: Vec<Vec<Level>> = vec![Vec::new(); new.len()];
+    for (k, ms) in moves.iter().enumerate().rev() {
+        let touched: std::collections::BTreeSet<(String, String)> = ms
+            .iter()
+            .map(|m| (m.store.clone(), m.goods_id.clone()))
+            .collect();
+        after[k] = touched
+            .into_iter()
+            .map(|(store, goods_id)| {
+                let quantity = level
+                    .get(&(store.clone(), goods_id.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                Level {
+                    store,
+                    goods_id,
+                    quantity,
+                }
+            })
+            .collect();
+        for m in ms {
+            *level
+                .entry((m.store.clone(), m.goods_id.clone()))
+                .or_default() -= m.quantity;
+        }
+    }
+    let rows: Vec<Row> = new
+        .iter()
+        .zip(&after)
+        .map(|(&i, levels)| {
+            let r = receipts[i];
+            let accrued = accrual_of(r);
+            Row {
+                r,
+                canonical: r.canonical(),
+                answer: answer_of(r, accrued, levels, None),
+                accrued,
+            }
+        })
+        .collect();
+    insert(conn, backend, &rows, source, now).await?;
+    for (row, &i) in rows.into_iter().zip(&new) {
+        out[i] = Some(Stored::New {
+            answer: row.answer,
+            accrued: row.accrued,
+        });
+    }
+    Ok(out.into_iter().flatten().collect())
 }
 
 /// A receipt's kind as stored.

@@ -60,7 +60,10 @@ impl Feature for Backoffice {
     }
 
     fn migrations(&self) -> Vec<Migration> {
-        vec![crate::migration!("0012_backoffice")]
+        vec![
+            crate::migration!("0012_backoffice"),
+            crate::migration!("0016_backoffice_lines_are_movements"),
+        ]
     }
 
     fn start<'a>(&'a self, ctx: &'a mut StartCtx) -> BoxFuture<'a, anyhow::Result<Routes>> {

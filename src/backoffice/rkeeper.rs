@@ -108,8 +108,7 @@ async fn apply_batch(db: &Db, entries: &[LogEntry], now: i64) -> Result<(), Cons
     let Some(last) = entries.last() else {
         return Ok(());
     };
-    let mut tx = db.write.begin().await?;
-    let mut answers = Vec::new();
+    let mut receipts = Vec::new();
     for e in entries {
         let ev = match e.event() {
             Ok(ev) => ev,
@@ -125,19 +124,20 @@ async fn apply_batch(db: &Db, entries: &[LogEntry], now: i64) -> Result<(), Cons
         book.apply(e, &ev);
         let rest = ev.rest_code.as_ref().map(|r| r.0.as_str());
         let register = server_key(rest, ev.server.as_ref().and_then(|s| s.id));
-        for o in book.orders.values() {
-            if let Some(r) = receipt_of(o, &register)
-                && let Stored::New { answer, .. } =
-                    journal::store(&mut tx, db.backend, &r, Source::Rkeeper, now, None).await?
-            {
-                answers.push(answer);
-            }
-        }
+        receipts.extend(
+            book.orders
+                .values()
+                .filter_map(|o| receipt_of(o, &register)),
+        );
     }
+    let mut tx = db.write.begin().await?;
+    let stored = journal::store_group(&mut tx, db.backend, &receipts, Source::Rkeeper, now).await?;
     log::set_cursor(&mut tx, CONSUMER_NAME, last.offset).await?;
     tx.commit().await?;
-    for a in &answers {
-        super::stock::note_negative(a);
+    for s in &stored {
+        if let Stored::New { answer, .. } = s {
+            super::stock::note_negative(answer);
+        }
     }
     Ok(())
 }

@@ -3,8 +3,11 @@
 //! quantity per store and goods is their sum, kept in `backoffice_stock`
 //! in the same transaction as each movement (as loyalty keeps a card's
 //! balance beside its ledger), so reading it does not add up history.
-//! A count (inventory result) is stored as the movement from the quantity
-//! before it to the quantity counted.
+//! The operator's documents (arrival, write-off, count) are rows of
+//! `backoffice_movements`; sales and returns are the lines of journaled
+//! receipts, not copied a second time. A count (inventory result) is
+//! stored as the movement from the quantity before it to the quantity
+//! counted.
 
 use std::collections::BTreeMap;
 
@@ -72,18 +75,20 @@ pub fn note_negative(answer: &serde_json::Value) {
     }
 }
 
-/// Stores `movements` and moves the current quantities; answers the level
-/// of each goods item touched.
+/// Rows per multi-row statement: a group's movements go in one statement
+/// (a group of 256 ten-line receipts is 2,560 rows, 23,040 parameters, under
+/// SQLite's 32,766 and PostgreSQL's 65,535).
+const ROWS: usize = 3000;
+
+/// Stores an operator document's `movements` and moves the current
+/// quantities; answers the level of each goods item touched.
 pub async fn apply(
     conn: &mut AnyConnection,
     backend: Backend,
     movements: &[Movement],
     now: i64,
-) -> Result<serde_json::Value, sqlx::Error> {
-    if movements.is_empty() {
-        return Ok(serde_json::json!([]));
-    }
-    for chunk in movements.chunks(100) {
+) -> Result<Vec<Level>, sqlx::Error> {
+    for chunk in movements.chunks(ROWS) {
         let sql = crate::core::store::multi_row(
             backend,
             "INSERT INTO backoffice_movements (id, store, goods_id, kind, quantity, counted, local_time, document, created_at) VALUES ",
@@ -105,6 +110,23 @@ pub async fn apply(
         }
         q.execute(&mut *conn).await?;
     }
+    move_stock(conn, backend, movements, now).await
+}
+
+/// Moves the current quantities by `movements` without storing them as
+/// movement rows: a receipt's lines are its movements already. One
+/// statement per table however many receipts the movements come from;
+/// answers the level of each goods item touched after all of them, by
+/// store and goods.
+pub async fn move_stock(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    movements: &[Movement],
+    now: i64,
+) -> Result<Vec<Level>, sqlx::Error> {
+    if movements.is_empty() {
+        return Ok(Vec::new());
+    }
     // One row per goods item: PostgreSQL refuses an upsert that touches a
     // row twice in one statement.
     let mut by: BTreeMap<(&str, &str), (i64, &str, &str)> = BTreeMap::new();
@@ -117,7 +139,7 @@ pub async fn apply(
     }
     let rows: Vec<_> = by.into_iter().collect();
     let mut levels = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(100) {
+    for chunk in rows.chunks(ROWS) {
         let mut goods = crate::core::store::multi_row(
             backend,
             "INSERT INTO backoffice_goods (store, goods_id, name, unit, updated_at) VALUES ",
@@ -158,7 +180,7 @@ pub async fn apply(
         levels.extend(q.fetch_all(&mut *conn).await?);
     }
     levels.sort_by(|a, b| (&a.store, &a.goods_id).cmp(&(&b.store, &b.goods_id)));
-    Ok(levels_json(&levels))
+    Ok(levels)
 }
 
 /// A goods item's stock as the operator API shows it.
@@ -201,11 +223,20 @@ pub struct MovementRow {
     pub created_at: i64,
 }
 
-/// The movements of one goods item in a store, oldest first.
+/// The movements of one goods item in a store, oldest first: the
+/// operator's documents and the lines of journaled receipts (a sale's line
+/// takes its quantity off the floor, a return's puts it back), each line
+/// named `{receipt}:{line}`.
 pub async fn movements(db: &Db, store: &str, goods: &str) -> Result<Vec<MovementRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, kind, quantity, counted, local_time, document, created_at FROM backoffice_movements \
-         WHERE store = $1 AND goods_id = $2 ORDER BY created_at, id",
+         WHERE store = $1 AND goods_id = $2 \
+         UNION ALL \
+         SELECT r.id || ':' || CAST(l.line_no AS TEXT), r.kind, \
+         CASE WHEN r.kind = 'return' THEN l.quantity ELSE -l.quantity END, NULL, r.local_time, r.id, r.created_at \
+         FROM backoffice_receipt_lines l JOIN backoffice_receipts r ON r.id = l.receipt_id \
+         WHERE r.store = $1 AND l.goods_id = $2 \
+         ORDER BY created_at, id",
     )
     .bind(store)
     .bind(goods)
@@ -213,11 +244,17 @@ pub async fn movements(db: &Db, store: &str, goods: &str) -> Result<Vec<Movement
     .await
 }
 
-/// Σ movements per store and goods, straight from the movements: what the
-/// kept quantities must equal (tests, `doctor`-style checks).
+/// Σ movements per store and goods, straight from the documents and the
+/// receipt lines: what the kept quantities must equal (tests,
+/// `doctor`-style checks).
 pub async fn sums_of_movements(db: &Db) -> Result<Vec<Level>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT store, goods_id, CAST(SUM(quantity) AS BIGINT) AS quantity FROM backoffice_movements GROUP BY store, goods_id ORDER BY store, goods_id",
+        "SELECT store, goods_id, CAST(SUM(quantity) AS BIGINT) AS quantity FROM ( \
+         SELECT store, goods_id, quantity FROM backoffice_movements \
+         UNION ALL \
+         SELECT r.store, l.goods_id, CASE WHEN r.kind = 'return' THEN l.quantity ELSE -l.quantity END \
+         FROM backoffice_receipt_lines l JOIN backoffice_receipts r ON r.id = l.receipt_id \
+         ) m GROUP BY store, goods_id ORDER BY store, goods_id",
     )
     .fetch_all(&db.read)
     .await

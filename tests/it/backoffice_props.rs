@@ -18,6 +18,8 @@ use tillgate::core::store::Db;
 use tillgate::loyalty::accrual::accrue_in_tables;
 use tillgate::loyalty::operator::{NewCard, issue_card};
 
+use crate::harness::{Backend, backends};
+
 const GOODS: [&str; 4] = ["g0", "g1", "g2", "g3"];
 const PRICE: [i64; 4] = [1_000, 2_490, 333, 10_000];
 const CARDS: [&str; 2] = ["900", "901"];
@@ -294,4 +296,200 @@ proptest! {
     fn journal_stock_and_accumulations_add_up(steps in prop::collection::vec(step(), 1..40)) {
         tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run(steps));
     }
+}
+
+/// One receipt of a group: a sale under one of a few ids (so ids repeat,
+/// with the same body or another), in one of two stores, or a return of an
+/// earlier sale of the list.
+#[derive(Debug, Clone)]
+enum Item {
+    Sale {
+        id: usize,
+        store: usize,
+        goods: Vec<(usize, i64)>,
+    },
+    Return {
+        of: usize,
+        share: i64,
+    },
+}
+
+fn item() -> impl Strategy<Value = Item> {
+    prop_oneof![
+        5 => (0..12usize, 0..2usize, prop::collection::vec((0..4usize, 1..3_000i64), 1..4))
+            .prop_map(|(id, store, goods)| Item::Sale { id, store, goods }),
+        1 => (0..30usize, 1..4i64).prop_map(|(of, share)| Item::Return { of, share }),
+    ]
+}
+
+fn group_of(items: &[Item]) -> Vec<Receipt> {
+    let mut out: Vec<Receipt> = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        match it {
+            Item::Sale { id, store, goods } => {
+                let lines = goods.iter().map(|&(g, q)| line(g, q)).collect();
+                let mut r = receipt(format!("s{id}"), Kind::Sale, None, lines, None);
+                r.store = format!("s{store}");
+                out.push(r);
+            }
+            Item::Return { of, share } => {
+                let Some(sale) = out.iter().filter(|r| r.kind == Kind::Sale).nth(*of) else {
+                    continue;
+                };
+                let lines = sale
+                    .lines
+                    .iter()
+                    .map(|l| {
+                        line(
+                            GOODS.iter().position(|g| *g == l.goods_id).unwrap(),
+                            l.quantity * share / 4,
+                        )
+                    })
+                    .filter(|l| l.quantity > 0)
+                    .collect::<Vec<_>>();
+                if lines.is_empty() {
+                    continue;
+                }
+                let (id, store) = (sale.receipt_id.clone(), sale.store.clone());
+                let mut r = receipt(format!("ret{i}"), Kind::Return, Some(id), lines, None);
+                r.store = store;
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+async fn fresh_db(dir: &tempfile::TempDir, name: &str, backend: Backend) -> Db {
+    let storage = match backend {
+        Backend::Sqlite => Storage::Sqlite {
+            path: dir.path().join(name),
+        },
+        Backend::Postgres => Storage::Postgres {
+            url: crate::harness::fresh_pg_database().await.into(),
+        },
+    };
+    let db = Db::open(&storage).await.unwrap();
+    tillgate::core::migrate::migrate(&db, &tillgate::app::migrations())
+        .await
+        .unwrap();
+    db
+}
+
+/// What the journal holds, to compare two databases.
+async fn journal_rows(db: &Db) -> Vec<(String, String, String, i64)> {
+    sqlx::query_as("SELECT id, request, answer, accrued FROM backoffice_receipts ORDER BY id")
+        .fetch_all(&db.read)
+        .await
+        .unwrap()
+}
+
+/// A group's receipts stored together (the group commit's path: runs of
+/// plain sales a few statements at a time) get exactly the answers, rows
+/// and stock they get stored one at a time.
+async fn group_equals_one_by_one(items: Vec<Item>) {
+    use tillgate::backoffice::journal::{self, Source};
+    let receipts = group_of(&items);
+    let dir = tempfile::tempdir().unwrap();
+    let (one, all) = (
+        fresh_db(&dir, "one.sqlite", Backend::Sqlite).await,
+        fresh_db(&dir, "all.sqlite", Backend::Sqlite).await,
+    );
+    let mut singly = Vec::new();
+    for r in &receipts {
+        singly.push(take(&one, r.clone()).await);
+    }
+    let mut tx = all.write.begin().await.unwrap();
+    let together = journal::store_group(&mut tx, all.backend, &receipts, Source::Register, 1)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(together, singly, "answers");
+    assert_eq!(
+        journal_rows(&all).await,
+        journal_rows(&one).await,
+        "journal"
+    );
+    assert_eq!(
+        stock::kept(&all).await.unwrap(),
+        stock::kept(&one).await.unwrap(),
+        "stock"
+    );
+    assert_eq!(
+        stock::kept(&all).await.unwrap(),
+        stock::sums_of_movements(&all).await.unwrap()
+    );
+    one.close().await;
+    all.close().await;
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, max_shrink_iters: 50, ..ProptestConfig::default() })]
+    #[test]
+    fn a_group_answers_as_its_receipts_one_at_a_time(items in prop::collection::vec(item(), 1..40)) {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(group_equals_one_by_one(items));
+    }
+}
+
+/// The group path's corners, on both backends: a repeat and a conflict
+/// inside one run, a return between runs, two lines of one goods item.
+#[test]
+fn a_group_with_a_repeat_a_conflict_and_a_return() {
+    let items = vec![
+        Item::Sale {
+            id: 1,
+            store: 0,
+            goods: vec![(0, 1_000), (1, 2_000)],
+        },
+        Item::Sale {
+            id: 2,
+            store: 1,
+            goods: vec![(0, 500)],
+        },
+        Item::Sale {
+            id: 1,
+            store: 0,
+            goods: vec![(0, 1_000), (1, 2_000)],
+        },
+        Item::Return { of: 0, share: 2 },
+        Item::Sale {
+            id: 2,
+            store: 1,
+            goods: vec![(3, 7)],
+        },
+        Item::Sale {
+            id: 3,
+            store: 0,
+            goods: vec![(0, 250), (0, 250)],
+        },
+    ];
+    let receipts = group_of(&items);
+    assert_eq!(receipts.len(), 6);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use tillgate::backoffice::journal::{self, Source};
+            for backend in backends() {
+            let dir = tempfile::tempdir().unwrap();
+            let db = fresh_db(&dir, "g.sqlite", backend).await;
+            let mut tx = db.write.begin().await.unwrap();
+            let s = journal::store_group(&mut tx, db.backend, &receipts, Source::Register, 1)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            assert!(matches!(s[0], Stored::New { .. }));
+            assert!(matches!(s[1], Stored::New { .. }));
+            assert!(matches!(&s[2], Stored::Repeat(a) if Stored::New { answer: a.clone(), accrued: 0 } == s[0]));
+            assert!(matches!(s[3], Stored::New { .. }), "{:?}", s[3]);
+            assert_eq!(s[4], Stored::Conflict);
+            // Two lines of one goods item: one level, after both.
+            let Stored::New { answer, .. } = &s[5] else { panic!("{:?}", s[5]) };
+            assert_eq!(answer["stock"].as_array().unwrap().len(), 1);
+            // g0 in s0: -1000 (sale 1), +500 (return of half), -500 (sale 3).
+            assert_eq!(answer["stock"][0]["quantity"], -1_000);
+            db.close().await;
+            }
+        });
 }
