@@ -1,6 +1,7 @@
-//! The sales journal's SQL: a receipt, its lines and the stock movements
-//! its lines make, written in the caller's transaction (the back office's
-//! group commit, or loyalty's when the receipt carries a card). Checks that
+//! The sales journal's SQL: a receipt and its lines (which are its stock
+//! movements) and the stock they move, written in the caller's transaction
+//! (the back office's group commit, the r_keeper consumer's batch, or
+//! loyalty's when the receipt carries a card). Checks that
 //! need the journal (a repeat, a return against its sale) run first, in the
 //! same transaction, and a refusal writes nothing.
 
@@ -411,11 +412,11 @@ pub fn plain_sale(r: &Receipt) -> bool {
 }
 
 /// Stores many plain sales ([`plain_sale`], ids all different) with a
-/// handful of statements in all rather than six each: one look-up of the
-/// ids, then one statement per table. Each answer equals what [`store`]
-/// would give taking them one by one in this order: a receipt's stock
-/// levels are the group's final levels less what the receipts after it
-/// moved.
+/// handful of statements for the whole run rather than a set per receipt:
+/// one look-up of the ids, then one statement per table. Each answer equals
+/// what [`store`] would give taking them one by one in this order: a
+/// receipt's stock levels are the run's final levels less what the
+/// receipts after it moved.
 pub async fn store_sales(
     conn: &mut AnyConnection,
     backend: Backend,

@@ -727,3 +727,67 @@ async fn rkeeper_paid_orders_are_journaled_once_across_repeats_restarts_and_repl
         check(&app).await;
     }
 }
+
+/// A journal written before migration 0016 (each receipt line copied into
+/// `backoffice_movements`) reads the same after it: the copies go, each
+/// line is one movement, and the kept stock still equals the movements.
+#[tokio::test]
+async fn movements_written_before_lines_were_movements_are_not_counted_twice() {
+    use tillgate::backoffice::stock;
+    use tillgate::core::config::Storage;
+    use tillgate::core::migrate::migrate;
+    for b in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = match b {
+            Backend::Sqlite => Storage::Sqlite {
+                path: dir.path().join("old.sqlite"),
+            },
+            Backend::Postgres => Storage::Postgres {
+                url: crate::harness::fresh_pg_database().await.into(),
+            },
+        };
+        let db = tillgate::core::store::Db::open(&storage).await.unwrap();
+        let all = tillgate::app::migrations();
+        let before: Vec<_> = all.iter().filter(|m| m.version < 16).cloned().collect();
+        migrate(&db, &before).await.unwrap();
+        // What the release before 0016 wrote for an arrival of 5 and a
+        // sale of 2 of g1 in s1: the document's movement, the receipt, its
+        // line, the line's copy as a movement, the kept stock.
+        for sql in [
+            "INSERT INTO backoffice_movements (id, store, goods_id, kind, quantity, counted, local_time, document, created_at) \
+             VALUES ('a1:0', 's1', 'g1', 'arrival', 5000, NULL, '2026-11-30T09:00:00', 'a1', 1)",
+            "INSERT INTO backoffice_receipts (id, source, store, register, cashier, shift, local_time, kind, sale_id, total, cash, bank_card, payment_card, bonus, card, loyalty_operation_id, accrued, request, answer, created_at) \
+             VALUES ('r1', 'register', 's1', 'reg1', 'c1', 1, '2026-11-30T10:00:00', 'sale', NULL, 200, 200, 0, 0, 0, NULL, NULL, 0, '{}', '{}', 2)",
+            "INSERT INTO backoffice_receipt_lines (receipt_id, line_no, goods_id, name, quantity, price, amount, discount) \
+             VALUES ('r1', 0, 'g1', 'g1', 2000, 100, 200, 0)",
+            "INSERT INTO backoffice_movements (id, store, goods_id, kind, quantity, counted, local_time, document, created_at) \
+             VALUES ('r1:0', 's1', 'g1', 'sale', -2000, NULL, '2026-11-30T10:00:00', 'r1', 2)",
+            "INSERT INTO backoffice_stock (store, goods_id, quantity, last_movement_at, last_local_time) \
+             VALUES ('s1', 'g1', 3000, 2, '2026-11-30T10:00:00')",
+        ] {
+            sqlx::query(sql).execute(&db.write).await.unwrap();
+        }
+        migrate(&db, &all).await.unwrap();
+        let m: Vec<(String, String, i64)> = stock::movements(&db, "s1", "g1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.id, m.kind, m.quantity))
+            .collect();
+        assert_eq!(
+            m,
+            vec![
+                ("a1:0".to_string(), "arrival".to_string(), 5000),
+                ("r1:0".to_string(), "sale".to_string(), -2000)
+            ],
+            "{b:?}"
+        );
+        assert_eq!(
+            stock::sums_of_movements(&db).await.unwrap(),
+            stock::kept(&db).await.unwrap(),
+            "{b:?}"
+        );
+        assert_eq!(stock::kept(&db).await.unwrap()[0].quantity, 3000);
+        db.close().await;
+    }
+}
