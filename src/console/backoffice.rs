@@ -93,7 +93,7 @@ async fn gather(
     let stock: Vec<_> = all_stock
         .iter()
         .filter(|r| sees(&r.store))
-        .map(|r| context! { negative => r.quantity < 0, qty => thousandths(r.quantity), r => r })
+        .map(|r| context! { negative => r.quantity < 0, r => r })
         .collect();
 
     // A register's switches belong to the store the register is in.
@@ -148,21 +148,4 @@ async fn gather(
         cashiers => cashiers,
         resyncs => resyncs,
     })
-}
-
-/// Thousandths (the journal's quantities) as `2.500`, `-0.500`.
-fn thousandths(q: i64) -> String {
-    let sign = if q < 0 { "-" } else { "" };
-    let a = q.unsigned_abs();
-    format!("{sign}{}.{:03}", a / 1000, a % 1000)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn quantities_read_in_whole_units() {
-        assert_eq!(super::thousandths(2500), "2.500");
-        assert_eq!(super::thousandths(-500), "-0.500");
-        assert_eq!(super::thousandths(0), "0.000");
-    }
 }

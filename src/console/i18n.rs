@@ -328,9 +328,50 @@ pub fn money(kopecks: i64, lang: Lang) -> String {
     grouped
 }
 
+/// Thousandths of a unit (the journal's quantities) as a reader of `lang`
+/// writes them: `1 234,500` in Russian (comma, no-break spaces between
+/// groups of three), `1,234.500` in English. Always three decimals: a
+/// quantity column lines up and `2,5` is not mistaken for 25.
+pub fn quantity(thousandths: i64, lang: Lang) -> String {
+    let (group, point) = match lang {
+        Lang::Ru => ('\u{a0}', ','),
+        Lang::En => (',', '.'),
+    };
+    let a = thousandths.unsigned_abs();
+    let whole = (a / 1000).to_string();
+    let mut out = String::with_capacity(whole.len() + 8);
+    if thousandths < 0 {
+        out.push('-');
+    }
+    for (i, d) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            out.push(group);
+        }
+        out.push(d);
+    }
+    out.push(point);
+    out.push_str(&format!("{:03}", a % 1000));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantities_read_as_each_language_writes_them() {
+        assert_eq!(quantity(2_500, Lang::Ru), "2,500");
+        assert_eq!(quantity(-500, Lang::Ru), "-0,500");
+        assert_eq!(quantity(0, Lang::Ru), "0,000");
+        assert_eq!(quantity(1_234_500, Lang::Ru), "1\u{a0}234,500");
+        assert_eq!(
+            quantity(-12_345_678_001, Lang::Ru),
+            "-12\u{a0}345\u{a0}678,001"
+        );
+        assert_eq!(quantity(1_234_500, Lang::En), "1,234.500");
+        assert_eq!(quantity(999_999, Lang::En), "999.999");
+        assert_eq!(quantity(i64::MIN, Lang::En), "-9,223,372,036,854,775.808");
+    }
 
     #[test]
     fn money_reads_as_russian_money() {

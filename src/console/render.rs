@@ -63,6 +63,10 @@ impl Pages {
             kop.map(|k| i18n::money(k, lang_of(state)))
                 .unwrap_or_default()
         });
+        env.add_filter("quantity", |state: &State, q: Option<i64>| {
+            q.map(|q| i18n::quantity(q, lang_of(state)))
+                .unwrap_or_default()
+        });
         env.add_filter("urlencode", |v: String| super::api::enc(&v));
         Pages { env }
     }

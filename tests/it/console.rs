@@ -683,13 +683,21 @@ async fn the_back_office_page_shows_an_admin_every_store_and_a_manager_only_thei
         assert!(page.contains("<td>s1</td><td>2026-11-30</td>"), "{page}");
         assert!(
             page.contains(
-                "<tr class=\"negative\"><td>s1</td><td>g9 goods g9</td><td class=\"num\">-2.500"
+                "<tr class=\"negative\"><td>s1</td><td>g9 goods g9</td><td class=\"num\">-2,500"
             ),
             "{page}"
         );
         assert!(page.contains("id=\"bo-resyncs\""), "{page}");
         let r = admin.get(app, "/backoffice?store=s1").await;
-        assert!(r.text().await.unwrap().contains("-2.500"));
+        assert!(r.text().await.unwrap().contains("-2,500"));
+        // In English the point is a point.
+        let en = browser()
+            .get(app.url("/backoffice"))
+            .header(COOKIE, format!("{}; tg_lang=en", admin.cookie))
+            .send()
+            .await
+            .unwrap();
+        assert!(en.text().await.unwrap().contains("-2.500"));
 
         let r = other.get(app, "/backoffice").await;
         assert_eq!(r.status(), StatusCode::OK);
