@@ -344,7 +344,7 @@ pub fn quantity(thousandths: i64, lang: Lang) -> String {
         out.push('-');
     }
     for (i, d) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
             out.push(group);
         }
         out.push(d);
