@@ -30,16 +30,6 @@ pub struct AlertQuery {
     restaurant: Option<String>,
 }
 
-/// The restaurants the page offers (see [`super::offered_restaurants`]).
-async fn offered(c: &Console, s: &Session, all: &Value) -> Vec<String> {
-    let configured = all["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["rest_code"].as_str().map(str::to_string));
-    super::offered_restaurants(c, s, configured.collect::<Vec<_>>()).await
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn render(
     c: &Console,
@@ -51,7 +41,7 @@ async fn render(
     status: StatusCode,
 ) -> Response {
     let all = c.api.get("/api/alerts/settings").await.unwrap_or(json!({}));
-    let restaurants = offered(c, s, &all).await;
+    let restaurants = super::offered_restaurants(c, s, &all, "rest_code").await;
     let rest = rest.or_else(|| restaurants.first().cloned());
     let settings = match &rest {
         Some(r) => c
@@ -229,33 +219,17 @@ pub async fn save(
         .and_then(|v| serde_json::from_value(v["kinds"].clone()).ok())
         .unwrap_or_default();
     let body = body_from_form(&form, &current, &current["saved"], &kinds);
-    match c.api.call(Method::PUT, &uri, Some(body)).await {
+    let (outcome, status) = match c.api.call(Method::PUT, &uri, Some(body)).await {
         Ok(_) => {
             tracing::info!(user = %s.user.name, restaurant = %rest, "console: alert settings saved");
-            render(
-                &c,
-                &s,
-                lang,
-                Some(rest),
-                None,
-                json!({"ok": true, "saved": true}),
-                StatusCode::OK,
-            )
-            .await
+            (json!({"ok": true, "saved": true}), StatusCode::OK)
         }
-        Err(e) => {
-            render(
-                &c,
-                &s,
-                lang,
-                Some(rest),
-                None,
-                json!({"ok": false, "error": e.message}),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-    }
+        Err(e) => (
+            json!({"ok": false, "error": e.message}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    };
+    render(&c, &s, lang, Some(rest), None, outcome, status).await
 }
 
 /// "Send a test message" to the restaurant's chat.

@@ -145,14 +145,21 @@ async fn security_headers(req: Request, next: Next) -> Response {
     res
 }
 
-/// The restaurants a page offers to pick: for an admin every configured one
-/// (`configured`) and every one a cash server reported; for anyone else
+/// The restaurants a page offers to pick: for an admin every one with
+/// settings (the `items` of a settings answer `all`, each named by its
+/// `key` field) and every one a cash server reported; for anyone else
 /// their own.
 pub async fn offered_restaurants(
     c: &Console,
     s: &users::Session,
-    configured: impl IntoIterator<Item = String>,
+    all: &serde_json::Value,
+    key: &str,
 ) -> Vec<String> {
+    let configured = all["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i[key].as_str().map(str::to_string));
     let mut set = std::collections::BTreeSet::new();
     if s.user.is_admin() {
         set.extend(configured);

@@ -29,16 +29,6 @@ pub struct SmsQuery {
     restaurant: Option<String>,
 }
 
-/// The restaurants the page offers (see [`super::offered_restaurants`]).
-async fn offered(c: &Console, s: &Session, all: &Value) -> Vec<String> {
-    let configured = all["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["restcode"].as_str().map(str::to_string));
-    super::offered_restaurants(c, s, configured.collect::<Vec<_>>()).await
-}
-
 /// Where each restaurant's settings come from.
 async fn source(c: &Console, rest: &str, all: &Value) -> &'static str {
     let saved = crate::sms::store::saved_settings(&c.db)
@@ -68,7 +58,7 @@ async fn render(
     form: Option<Value>,
 ) -> Response {
     let all = c.api.get("/api/sms/settings").await.unwrap_or(json!({}));
-    let restaurants = offered(c, s, &all).await;
+    let restaurants = super::offered_restaurants(c, s, &all, "restcode").await;
     let rest = rest.or_else(|| restaurants.first().cloned());
     let (settings, src, outbox, providers) = match &rest {
         Some(r) => {

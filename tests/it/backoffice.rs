@@ -46,6 +46,19 @@ fn code(v: &Value) -> &str {
 }
 
 impl Bo {
+    /// Changes the database behind the server's back (a drifted card, a
+    /// switch set by another instance), one statement after another.
+    pub async fn sql(&self, statements: &[&str]) {
+        let db = open_db(self).await;
+        for sql in statements {
+            sqlx::query(sqlx::AssertSqlSafe(*sql))
+                .execute(&db.write)
+                .await
+                .unwrap();
+        }
+        db.close().await;
+    }
+
     pub async fn receipt_as(&self, register: &str, pw: &str, body: &Value) -> (u16, Value) {
         let r = self
             .l
@@ -483,12 +496,8 @@ async fn a_resync_corrects_the_drifted_cards_and_a_second_run_changes_nothing() 
         ))
         .await;
         // Card 8003 drifts: its total was changed behind the journal.
-        let db = open_db(&bo).await;
-        sqlx::query("UPDATE loyalty_cards SET accumulated = 999 WHERE number = '8003'")
-            .execute(&db.write)
-            .await
-            .unwrap();
-        db.close().await;
+        bo.sql(&["UPDATE loyalty_cards SET accumulated = 999 WHERE number = '8003'"])
+            .await;
 
         // Card operations are on (the default) in the registers' store:
         // refused unless forced.
@@ -499,16 +508,11 @@ async fn a_resync_corrects_the_drifted_cards_and_a_second_run_changes_nothing() 
             "{v}"
         );
         // Switched off, with one register's offline queue not yet flushed.
-        let db = open_db(&bo).await;
-        sqlx::query("INSERT INTO loyalty_switches (scope, id, discount_cards, payment_cards, updated_at) VALUES ('store', 's1', 0, NULL, 1)")
-            .execute(&db.write)
-            .await
-            .unwrap();
-        sqlx::query("INSERT INTO loyalty_register_queue (register_id, depth, seen_at) VALUES ('reg2', 3, 1)")
-            .execute(&db.write)
-            .await
-            .unwrap();
-        db.close().await;
+        bo.sql(&[
+            "INSERT INTO loyalty_switches (scope, id, discount_cards, payment_cards, updated_at) VALUES ('store', 's1', 0, NULL, 1)",
+            "INSERT INTO loyalty_register_queue (register_id, depth, seen_at) VALUES ('reg2', 3, 1)",
+        ])
+        .await;
         let (s, doc) = bo.l.operator("/api/backoffice/resyncs", json!({})).await;
         assert_eq!(s, 201, "{doc}");
         assert_eq!(doc["forced"], false);
@@ -541,12 +545,7 @@ async fn a_resync_corrects_the_drifted_cards_and_a_second_run_changes_nothing() 
         assert_eq!(stored, doc);
 
         // Cards back on: a forced run goes ahead, and changes nothing.
-        let db = open_db(&bo).await;
-        sqlx::query("DELETE FROM loyalty_switches")
-            .execute(&db.write)
-            .await
-            .unwrap();
-        db.close().await;
+        bo.sql(&["DELETE FROM loyalty_switches"]).await;
         let (s, again) =
             bo.l.operator(
                 "/api/backoffice/resyncs",
@@ -567,7 +566,7 @@ async fn a_resync_corrects_the_drifted_cards_and_a_second_run_changes_nothing() 
     }
 }
 
-pub async fn open_db(bo: &Bo) -> tillgate::core::store::Db {
+async fn open_db(bo: &Bo) -> tillgate::core::store::Db {
     tillgate::core::store::Db::open(&bo.l.app.config.storage)
         .await
         .unwrap()
