@@ -272,7 +272,11 @@ async fn report(
             ),
         )
     })?;
-    let r = reports::report(&s.db, by, &q.filter).await?;
+    let filter = q
+        .filter
+        .checked()
+        .map_err(|e| ApiError::bad_request("bad_query", e))?;
+    let r = reports::report(&s.db, by, &filter).await?;
     match q.format.as_deref() {
         None | Some("json") => Ok(Json(r).into_response()),
         Some("csv") => Ok((

@@ -125,7 +125,10 @@ async fn run_on(
             let by = By::parse(&by).with_context(|| {
                 format!("--by {by:?}: use store, day, hour, goods, cashier or card")
             })?;
-            let r = reports::report(db, by, &Filter { store, from, to }).await?;
+            let filter = Filter { store, from, to }
+                .checked()
+                .map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let r = reports::report(db, by, &filter).await?;
             match format.as_str() {
                 "json" => println!("{}", serde_json::to_string_pretty(&r)?),
                 "csv" => print!("{}", reports::to_csv(&r)),

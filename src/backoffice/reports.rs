@@ -45,6 +45,35 @@ pub struct Filter {
     pub to: Option<String>,
 }
 
+impl Filter {
+    /// The filter as the journal compares it, or what is wrong with it.
+    /// Local times are compared as text, so a bound must be written as the
+    /// journal writes them: a date (`2026-11-30`, the day's start) or a
+    /// local time in any form a receipt may use, rewritten to
+    /// `2026-11-30T10:00:00` (with a space or without seconds' fraction it
+    /// would compare wrongly, and nonsense would silently match nothing).
+    pub fn checked(self) -> Result<Filter, String> {
+        let bound = |name: &str, v: Option<String>| -> Result<Option<String>, String> {
+            let Some(v) = v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) else {
+                return Ok(None);
+            };
+            if chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d").is_ok() {
+                return Ok(Some(v));
+            }
+            super::receipt::parse_local(&v)
+                .map(|t| Some(t.format(super::receipt::LOCAL_TIME).to_string()))
+                .ok_or_else(|| {
+                    format!("{name}: {v:?} is not a date (YYYY-MM-DD) nor a local time (YYYY-MM-DDTHH:MM:SS)")
+                })
+        };
+        Ok(Filter {
+            store: self.store.filter(|s| !s.trim().is_empty()),
+            from: bound("from", self.from)?,
+            to: bound("to", self.to)?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Row {
     pub key: String,
@@ -130,4 +159,34 @@ pub fn to_csv(r: &Report) -> String {
         ]);
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Filter;
+
+    fn f(from: &str, to: &str) -> Result<Filter, String> {
+        Filter {
+            store: Some(" ".into()),
+            from: Some(from.into()),
+            to: Some(to.into()),
+        }
+        .checked()
+    }
+
+    #[test]
+    fn bounds_are_written_as_the_journal_writes_times() {
+        let ok = f("2026-11-30", "2026-11-30 18:00:00").unwrap();
+        assert_eq!(ok.from.as_deref(), Some("2026-11-30"));
+        assert_eq!(ok.to.as_deref(), Some("2026-11-30T18:00:00"));
+        assert_eq!(ok.store, None);
+        assert_eq!(f("", " ").unwrap().from, None);
+        let e = f("yesterday", "").unwrap_err();
+        assert!(e.starts_with("from: \"yesterday\""), "{e}");
+        assert!(
+            f("2026-11-30", "2026-13-01")
+                .unwrap_err()
+                .starts_with("to:")
+        );
+    }
 }

@@ -628,6 +628,27 @@ async fn reports_add_up_to_the_journal_in_json_and_csv() {
                 .get("/api/backoffice/reports/sales?by=weather")
                 .await;
         assert_eq!(r.status(), 400);
+        // Bounds are local times; one the journal cannot compare is refused
+        // naming it, and a time written with a space means what it says.
+        let r =
+            bo.l.app
+                .get("/api/backoffice/reports/sales?by=store&from=monday")
+                .await;
+        assert_eq!(r.status(), 400);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(code(&v), "bad_query", "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("from"),
+            "{v}"
+        );
+        let r = bo
+            .l
+            .app
+            .get_json(
+                "/api/backoffice/reports/sales?by=store&from=2026-11-30%2011:00:00&to=2026-12-01",
+            )
+            .await;
+        assert_eq!(r["total"]["receipts"], 6, "{r}");
     }
 }
 

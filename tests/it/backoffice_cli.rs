@@ -45,6 +45,10 @@ async fn operator_cli_imports_stock_reports_and_resyncs() {
         .unwrap();
     let e = cli(d, &["report", "--by", "weather"]).await.unwrap_err();
     assert!(e.to_string().contains("--by"), "{e:#}");
+    let e = cli(d, &["report", "--by", "day", "--to", "30.11.2026"])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().starts_with("--to: "), "{e:#}");
     // No registers, no cards on: the resync runs, over no cards.
     cli(d, &["resync"]).await.unwrap();
     cli(d, &["resync", "--cards", "1,2", "--force"])
