@@ -39,13 +39,28 @@ impl FailureLimiter {
         if self.max == 0 {
             return None;
         }
-        let mut map = self.fails.lock().unwrap_or_else(|e| e.into_inner());
+        self.wait(&mut self.lock(), keys)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
+        self.fails.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets failures older than the window; the longest wait among
+    /// `keys` that have used theirs up.
+    fn wait(&self, map: &mut HashMap<String, (u32, Instant)>, keys: &[String]) -> Option<Duration> {
         map.retain(|_, (_, since)| since.elapsed() < self.window);
         keys.iter()
             .filter_map(|k| map.get(k))
             .filter(|(n, _)| *n >= self.max)
             .map(|(_, since)| self.window.saturating_sub(since.elapsed()))
             .max()
+    }
+
+    fn count(map: &mut HashMap<String, (u32, Instant)>, keys: &[String]) {
+        for k in keys {
+            map.entry(k.clone()).or_insert((0, Instant::now())).0 += 1;
+        }
     }
 
     /// Counts an attempt as a failure before it is checked, atomically
@@ -57,26 +72,17 @@ impl FailureLimiter {
         if self.max == 0 {
             return Ok(());
         }
-        let mut map = self.fails.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (_, since)| since.elapsed() < self.window);
-        let wait = keys
-            .iter()
-            .filter_map(|k| map.get(k))
-            .filter(|(n, _)| *n >= self.max)
-            .map(|(_, since)| self.window.saturating_sub(since.elapsed()))
-            .max();
-        if let Some(wait) = wait {
+        let mut map = self.lock();
+        if let Some(wait) = self.wait(&mut map, keys) {
             return Err(wait);
         }
-        for k in keys {
-            map.entry(k.clone()).or_insert((0, Instant::now())).0 += 1;
-        }
+        Self::count(&mut map, keys);
         Ok(())
     }
 
     /// Takes back one attempt counted by [`Self::attempt`].
     pub fn forgive(&self, keys: &[String]) {
-        let mut map = self.fails.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.lock();
         for k in keys {
             if let Some((n, _)) = map.get_mut(k) {
                 *n = n.saturating_sub(1);
@@ -88,14 +94,11 @@ impl FailureLimiter {
         if self.max == 0 {
             return;
         }
-        let mut map = self.fails.lock().unwrap_or_else(|e| e.into_inner());
-        for k in keys {
-            map.entry(k.clone()).or_insert((0, Instant::now())).0 += 1;
-        }
+        Self::count(&mut self.lock(), keys);
     }
 
     pub fn succeeded(&self, keys: &[String]) {
-        let mut map = self.fails.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.lock();
         for k in keys {
             map.remove(k);
         }
