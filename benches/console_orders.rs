@@ -143,6 +143,7 @@ fn main() {
             limiter: Arc::default(),
             pages: Arc::new(Pages::new()),
             providers: Arc::default(),
+            http: Arc::default(),
         };
         let admin = Session {
             user: User {

@@ -34,6 +34,7 @@ struct Readiness {
 pub fn router(
     db: Db,
     api_token: Option<SecretString>,
+    http: crate::core::config::HttpConfig,
     features: Vec<Routes>,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Router {
@@ -52,7 +53,7 @@ pub fn router(
         operator = operator.merge(r.operator);
         public = public.merge(r.public);
     }
-    let console = crate::console::router(db.clone(), operator.clone());
+    let console = crate::console::router(db.clone(), operator.clone(), std::sync::Arc::new(http));
     let operator = operator.layer(axum::middleware::from_fn_with_state(
         api_token,
         require_token,

@@ -116,6 +116,7 @@ pub async fn run(
     let writer = tokio::spawn(writer_task.run());
 
     let api_token = config.api_token.clone();
+    let http_config = config.http.clone();
     let runtimes = Runtimes::start().context("starting the workers' runtime")?;
     // Several instances may share a PostgreSQL database: every consumer and
     // worker then runs under a lease (see core::lease and docs/cluster.md).
@@ -183,7 +184,13 @@ pub async fn run(
     // copy must not outlive the routers'.
     let runtimes = ctx.into_runtimes();
 
-    let app = http::router(db.clone(), api_token, routes, shutdown.clone());
+    let app = http::router(
+        db.clone(),
+        api_token,
+        http_config.clone(),
+        routes,
+        shutdown.clone(),
+    );
     let serve = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -68,6 +68,8 @@ pub struct Console {
     pub pages: Arc<render::Pages>,
     /// The SMS provider's balance, refreshed in the background.
     pub providers: Arc<providers::ProviderCache>,
+    /// `[http]`: trusted proxies (the client address a limit is keyed on).
+    pub http: Arc<crate::core::config::HttpConfig>,
 }
 
 /// The browser may load scripts, styles and images from this server only,
@@ -77,7 +79,7 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 
 /// The console's routes. `operator` is the operator API as the features
 /// built it, before the token guard.
-pub fn router(db: Db, operator: Router) -> Router {
+pub fn router(db: Db, operator: Router, http: Arc<crate::core::config::HttpConfig>) -> Router {
     let state = Console {
         db,
         api: api::Api::new(operator),
@@ -85,6 +87,7 @@ pub fn router(db: Db, operator: Router) -> Router {
         limiter: Arc::default(),
         pages: Arc::new(render::Pages::new()),
         providers: Arc::default(),
+        http,
     };
     Router::new()
         .route("/", get(overview::page))

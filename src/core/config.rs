@@ -78,6 +78,8 @@ pub struct FileConfig {
     pub ingest: IngestFileConfig,
     #[serde(default)]
     pub log: LogFileConfig,
+    #[serde(default)]
+    pub http: HttpFileConfig,
     /// Every other top-level key: a feature's section, handed to the
     /// feature of that name (an unknown key is an error).
     #[serde(flatten)]
@@ -213,6 +215,115 @@ pub struct LogFileConfig {
     pub compression: Option<String>,
 }
 
+/// `[http]`: who may reach the server and how long a connection may hold
+/// it (docs/security.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFileConfig {
+    /// Host names (as browsers send them in `Host`) besides loopback names
+    /// under which this server may be reached without an API token.
+    pub public_hosts: Option<Vec<String>>,
+    /// Proxies whose `X-Forwarded-For` names the client: addresses or
+    /// CIDR networks (`10.0.0.0/8`). Anyone else's header is ignored.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Time a client has to send a request's headers, in seconds.
+    pub header_timeout_secs: Option<u64>,
+    /// An idle keep-alive connection is closed after this many seconds.
+    pub idle_timeout_secs: Option<u64>,
+    /// Open connections at most; more wait in the kernel's backlog.
+    pub max_connections: Option<usize>,
+}
+
+/// Validated `[http]`.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub public_hosts: Vec<String>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            public_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
+}
+
+impl HttpConfig {
+    fn from_file(f: HttpFileConfig) -> Result<Self, ConfigError> {
+        let d = HttpConfig::default();
+        let mut public_hosts = Vec::new();
+        for h in f.public_hosts.unwrap_or_default() {
+            let h = h.trim().to_ascii_lowercase();
+            if h.is_empty()
+                || !h
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+            {
+                return Err(ConfigError::invalid(
+                    "http.public_hosts",
+                    format!(
+                        "{h:?} is not a host name (e.g. \"tillgate.example.com\" or \"tillgate.example.com:8443\")"
+                    ),
+                ));
+            }
+            public_hosts.push(h);
+        }
+        let mut trusted_proxies = Vec::new();
+        for p in f.trusted_proxies.unwrap_or_default() {
+            let net = p
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    ConfigError::invalid(
+                        "http.trusted_proxies",
+                        format!("{p:?} is not an address or network like 10.0.0.1 or 10.0.0.0/8"),
+                    )
+                })?;
+            trusted_proxies.push(net);
+        }
+        let secs = |v: Option<u64>, name: &str, default: Duration, max: u64| match v {
+            None => Ok(default),
+            Some(s) if (1..=max).contains(&s) => Ok(Duration::from_secs(s)),
+            Some(_) => Err(ConfigError::invalid(
+                name,
+                format!("must be between 1 and {max} seconds"),
+            )),
+        };
+        let max_connections = f.max_connections.unwrap_or(d.max_connections);
+        if !(16..=1_000_000).contains(&max_connections) {
+            return Err(ConfigError::invalid(
+                "http.max_connections",
+                "must be between 16 and 1000000",
+            ));
+        }
+        Ok(HttpConfig {
+            public_hosts,
+            trusted_proxies,
+            header_timeout: secs(
+                f.header_timeout_secs,
+                "http.header_timeout_secs",
+                d.header_timeout,
+                300,
+            )?,
+            idle_timeout: secs(
+                f.idle_timeout_secs,
+                "http.idle_timeout_secs",
+                d.idle_timeout,
+                3600,
+            )?,
+            max_connections,
+        })
+    }
+}
+
 /// Overrides from the command line and environment (already merged by clap).
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -238,6 +349,7 @@ pub struct Config {
     pub api_token: Option<SecretString>,
     pub ingest: IngestConfig,
     pub log: LogConfig,
+    pub http: HttpConfig,
     /// Each feature's validated settings, by type.
     pub sections: Sections,
 }
@@ -300,6 +412,7 @@ impl Config {
                 "api_token",
                 "ingest",
                 "log",
+                "http",
             ]
             .to_vec();
             known.extend(parsers.iter().map(|p| p.section_name()));
@@ -412,6 +525,7 @@ impl Config {
                 )
             })?,
         };
+        let http = HttpConfig::from_file(file.http)?;
         Ok(Config {
             listen,
             data_dir,
@@ -427,6 +541,7 @@ impl Config {
                 retention,
                 compression,
             },
+            http,
             sections,
         })
     }

@@ -17,6 +17,7 @@
 //! * [`phone`], [`money`]: types and formats parsed or shown at the edge;
 //! * [`bus`]: notices between features;
 //! * [`config`], [`feature`]: the settings and the shape of a feature;
+//! * [`client_addr`]: the client behind a trusted proxy;
 //! * [`operator_url`]: where subcommands reach the running server;
 //! * [`settings`]: small settings changed at run time, versioned so every
 //!   instance on one database sees a change;
@@ -27,6 +28,7 @@ pub mod api_error;
 pub mod backoff;
 pub mod book;
 pub mod bus;
+pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod consumer;
