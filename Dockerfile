@@ -29,8 +29,9 @@ COPY --from=build /tillgate /usr/local/bin/tillgate
 USER tillgate
 WORKDIR /var/lib/tillgate
 VOLUME /var/lib/tillgate
-# Listening beyond loopback (as a container must) requires an API token:
-# without TILLGATE_API_TOKEN the server refuses to start and says so.
+# Listening beyond loopback (as a container must) requires an API token and
+# an ingest key: without TILLGATE_API_TOKEN and TILLGATE_INGEST_KEY the
+# server refuses to start and says so.
 ENV TILLGATE_LISTEN=0.0.0.0:11130 \
     TILLGATE_DATA=/var/lib/tillgate
 EXPOSE 11130

@@ -151,10 +151,9 @@ impl Bot {
     async fn status(&self, chat: i64) -> Result<String, StoreError> {
         let mut lines = Vec::new();
         for rest in self.restaurants_of(chat) {
-            lines.push(format!(
-                "<b>{}</b>",
-                super::text::escape(&self.settings.restaurant_name(&rest))
-            ));
+            // Plain text: the operator template escapes it once, as
+            // every value (escaping here too showed `&lt;b&gt;` to owners).
+            lines.push(self.settings.restaurant_name(&rest));
             let online = store::online_stations(&self.db, &rest).await?;
             lines.push(self.say(
                 &format!("Stations online: {}", online.len()),
@@ -163,12 +162,12 @@ impl Bot {
             for st in online {
                 lines.push(format!(
                     "  {} — {}",
-                    super::text::escape(&st.name),
+                    st.name,
                     st.last_event_time.unwrap_or_else(|| "—".into())
                 ));
             }
             for stream in log::streams_of(&self.db, &rest, 5).await? {
-                let g = super::text::escape(&stream.stream_guid);
+                let g = &stream.stream_guid;
                 let seen = crate::core::clock::ms_to_rfc3339(stream.last_seen);
                 lines.push(self.say(
                     &format!("Cash server stream {g}: last event {seen}"),

@@ -1,5 +1,6 @@
 //! HTTP wiring: the features' routes put together, the operator token in
-//! front of the operator API, a tracing span around every request, and the
+//! front of the operator API, the edge's rules (`edge`) and a tracing span
+//! around every request, and the
 //! routes that belong to no feature (`/healthz`, `/readyz`, `/metrics`,
 //! fallbacks).
 
@@ -53,6 +54,11 @@ pub fn router(
         operator = operator.merge(r.operator);
         public = public.merge(r.public);
     }
+    let edge = super::edge::Edge {
+        tokenless: api_token.is_none(),
+        public_hosts: std::sync::Arc::new(http.public_hosts.clone()),
+        ingest_paths: crate::ingest::INGEST_PATHS,
+    };
     let console = crate::console::router(db.clone(), operator.clone(), std::sync::Arc::new(http));
     let operator = operator.layer(axum::middleware::from_fn_with_state(
         api_token,
@@ -75,6 +81,10 @@ pub fn router(
         )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            edge,
+            super::edge::guard,
+        ))
         .layer(axum::middleware::from_fn(trace_request))
 }
 
@@ -182,7 +192,9 @@ async fn not_found() -> ApiError {
 }
 
 /// Guards the operator API. Without a configured token the server only runs
-/// on loopback (config refuses otherwise), so open access is local access.
+/// on loopback (config refuses otherwise), so open access is local access;
+/// the edge keeps web pages out of it (loopback names, cross-site marks),
+/// and here a body must be of a type no HTML form can send.
 async fn require_token(
     State(token): State<Option<SecretString>>,
     req: Request,
@@ -201,6 +213,8 @@ async fn require_token(
             )
             .into_response();
         }
+    } else if let Some(refused) = super::edge::operator_body(&req) {
+        return refused;
     }
     next.run(req).await
 }

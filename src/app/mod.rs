@@ -4,7 +4,9 @@
 //! Adding a feature is its own folder plus one line in [`features`].
 
 pub mod cli;
+pub mod edge;
 pub mod http;
+pub mod serve;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -113,7 +115,11 @@ pub async fn run(
         crate::core::log::writer_with(db.clone(), config.ingest.max_batch, config.log.compression)
             .await
             .context("starting the log writer")?;
-    let writer = tokio::spawn(writer_task.run());
+    let writer = tokio::spawn(
+        writer_task
+            .with_quarantine_limits(config.ingest.quarantine)
+            .run(),
+    );
 
     let api_token = config.api_token.clone();
     let http_config = config.http.clone();
@@ -191,12 +197,7 @@ pub async fn run(
         routes,
         shutdown.clone(),
     );
-    let serve = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let served = serve.await;
+    let served = serve::serve(listener, app, &http_config, shutdown.clone()).await;
     // The router (and with it every LogWriter handle) is gone: the writer
     // commits what is queued and ends.
     shutdown.cancel();

@@ -203,6 +203,11 @@ pub struct IngestFileConfig {
     pub reject_bad_input: Option<bool>,
     /// Most events committed in one transaction (group commit).
     pub max_batch: Option<usize>,
+    /// Total bytes of unreadable bodies kept in the quarantine; the oldest
+    /// go first.
+    pub quarantine_max_bytes: Option<u64>,
+    /// Quarantined bodies older than this many days are dropped.
+    pub quarantine_max_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -249,9 +254,9 @@ impl Default for HttpConfig {
         HttpConfig {
             public_hosts: Vec::new(),
             trusted_proxies: Vec::new(),
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 1024,
+            header_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(120),
+            max_connections: 4096,
         }
     }
 }
@@ -360,6 +365,7 @@ pub struct IngestConfig {
     pub max_body_bytes: usize,
     pub reject_bad_input: bool,
     pub max_batch: usize,
+    pub quarantine: super::log::QuarantineLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -492,6 +498,23 @@ impl Config {
             .map(SecretString::from)
             .or(file.ingest.key)
             .filter(|k| !k.expose_secret().is_empty());
+        if !listen.ip().is_loopback() && ingest_key.is_none() {
+            return Err(ConfigError::invalid(
+                "ingest.key",
+                format!(
+                    "required because `listen` ({listen}) is not a loopback address: anyone on the network could post events (and through them send SMS and alerts); set it and add ?key=... to the cash server's DestURLs"
+                ),
+            ));
+        }
+        if let Some(k) = &ingest_key
+            && !listen.ip().is_loopback()
+            && k.expose_secret().len() < 16
+        {
+            return Err(ConfigError::invalid(
+                "ingest.key",
+                "must be at least 16 characters when `listen` is not a loopback address",
+            ));
+        }
         let max_body_bytes = file.ingest.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
         if max_body_bytes < 1024 {
             return Err(ConfigError::invalid(
@@ -506,6 +529,29 @@ impl Config {
                 "must be between 1 and 10000",
             ));
         }
+        let qd = super::log::QuarantineLimits::default();
+        let quarantine = super::log::QuarantineLimits {
+            max_bytes: match file.ingest.quarantine_max_bytes {
+                None => qd.max_bytes,
+                Some(b) if (1024..=1 << 40).contains(&b) => b as i64,
+                Some(_) => {
+                    return Err(ConfigError::invalid(
+                        "ingest.quarantine_max_bytes",
+                        "must be between 1024 and 1099511627776",
+                    ));
+                }
+            },
+            max_age_ms: match file.ingest.quarantine_max_days {
+                None => qd.max_age_ms,
+                Some(d) if (1..=36_500).contains(&d) => d as i64 * 86_400_000,
+                Some(_) => {
+                    return Err(ConfigError::invalid(
+                        "ingest.quarantine_max_days",
+                        "must be between 1 and 36500",
+                    ));
+                }
+            },
+        };
         let retention = match file.log.retention_days {
             None | Some(0) => None,
             Some(d) if d > 36_500 => {
@@ -536,6 +582,7 @@ impl Config {
                 max_body_bytes,
                 reject_bad_input: file.ingest.reject_bad_input.unwrap_or(false),
                 max_batch,
+                quarantine,
             },
             log: LogConfig {
                 retention,
@@ -717,11 +764,72 @@ mod tests {
     }
 
     #[test]
-    fn non_loopback_needs_token() {
+    fn non_loopback_needs_token_and_ingest_key() {
         let e = load_str("listen = \"0.0.0.0:11130\"").unwrap_err();
         assert!(e.to_string().contains("api_token"), "{e}");
-        let c = load_str("listen = \"0.0.0.0:11130\"\napi_token = \"0123456789abcdef0\"").unwrap();
-        assert!(c.api_token.is_some());
+        let e = load_str("listen = \"0.0.0.0:11130\"\napi_token = \"0123456789abcdef0\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`ingest.key`") && e.contains("not a loopback"),
+            "{e}"
+        );
+        let e = load_str(
+            "listen = \"0.0.0.0:11130\"\napi_token = \"0123456789abcdef0\"\n[ingest]\nkey = \"short\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`ingest.key`") && e.contains("at least 16"),
+            "{e}"
+        );
+        let c = load_str(
+            "listen = \"0.0.0.0:11130\"\napi_token = \"0123456789abcdef0\"\n[ingest]\nkey = \"0123456789abcdef\"",
+        )
+        .unwrap();
+        assert!(c.api_token.is_some() && c.ingest.key.is_some());
+        // On loopback a key stays optional and any length, as before.
+        assert!(load_str("[ingest]\nkey = \"k3y\"").is_ok());
+    }
+
+    #[test]
+    fn http_settings_are_checked() {
+        let c = load_str("").unwrap();
+        assert_eq!(c.http.max_connections, 4096);
+        let c = load_str(
+            "[http]\npublic_hosts = [\"Till.Example.com\"]\ntrusted_proxies = [\"10.0.0.1\", \"192.168.0.0/16\"]\nheader_timeout_secs = 5\nidle_timeout_secs = 30\nmax_connections = 100",
+        )
+        .unwrap();
+        assert_eq!(c.http.public_hosts, vec!["till.example.com".to_string()]);
+        assert_eq!(c.http.trusted_proxies.len(), 2);
+        assert_eq!(c.http.header_timeout, Duration::from_secs(5));
+        for (text, setting) in [
+            (
+                "[http]\ntrusted_proxies = [\"10.0.0.0/33\"]",
+                "http.trusted_proxies",
+            ),
+            (
+                "[http]\ntrusted_proxies = [\"proxy.local\"]",
+                "http.trusted_proxies",
+            ),
+            ("[http]\npublic_hosts = [\"a b\"]", "http.public_hosts"),
+            (
+                "[http]\nheader_timeout_secs = 0",
+                "http.header_timeout_secs",
+            ),
+            (
+                "[http]\nidle_timeout_secs = 99999",
+                "http.idle_timeout_secs",
+            ),
+            ("[http]\nmax_connections = 1", "http.max_connections"),
+        ] {
+            let e = load_str(text).unwrap_err().to_string();
+            assert!(e.contains(setting), "{text}: {e}");
+        }
+        let e = load_str("[http]\nheader_timeout = 5")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field"), "{e}");
     }
 
     #[test]

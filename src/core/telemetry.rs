@@ -102,6 +102,12 @@ pub fn describe_metrics() {
     );
     describe(
         Counter,
+        "tillgate_quarantine_dropped_total",
+        "Quarantined bodies dropped, oldest first, to keep the quarantine within [ingest] quarantine_max_bytes and quarantine_max_days.",
+        false,
+    );
+    describe(
+        Counter,
         "tillgate_event_gaps_total",
         "Seqnumber jumps within a cash server's stream: events r_keeper did not deliver.",
         false,

@@ -9,8 +9,7 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -130,26 +129,34 @@ async fn receive(
     uri: Uri,
     Query(q): Query<KeyQuery>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
+    // The key first: a stranger's body is not even read, let alone kept.
     if let Some(key) = &state.ingest.key
         && !q.key.as_deref().is_some_and(|k| secret_eq(k, key))
     {
         return ApiError::unauthorized("this ingest path needs ?key=<ingest key>").into_response();
     }
-    let body = match body {
+    let body = match axum::body::to_bytes(body, state.ingest.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let (status, code) = if too_large {
+                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+            } else {
+                (StatusCode::BAD_REQUEST, "bad_body")
+            };
             return ApiError::new(
-                e.status(),
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    "body_too_large"
-                } else {
-                    "bad_body"
-                },
+                status,
+                code,
                 format!(
-                    "{} (limit {} bytes)",
-                    e.body_text(),
+                    "the body could not be read: {} (limit {} bytes)",
+                    if too_large {
+                        "too large"
+                    } else {
+                        "the connection failed"
+                    },
                     state.ingest.max_body_bytes
                 ),
             )
@@ -298,7 +305,7 @@ async fn get_event_raw(
     let e = log::get(&state.db, offset)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no event at offset {offset}")))?;
-    Ok(([(header::CONTENT_TYPE, "application/xml")], e.body).into_response())
+    Ok(raw_download(e.body, &format!("event-{offset}.xml")))
 }
 
 async fn list_gaps(
@@ -326,7 +333,24 @@ async fn get_quarantine_raw(
     let body = log::quarantine_body(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no quarantined body {id}")))?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
+    Ok(raw_download(body, &format!("quarantine-{id}.bin")))
+}
+
+/// A stored body, byte-exact, as a download no browser renders: whatever a
+/// cash server (or someone posing as one) wrote in it, it is never a page
+/// on this server's origin. The edge adds `nosniff` and a sandboxing CSP.
+fn raw_download(body: impl Into<Body>, filename: &str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        body.into(),
+    )
+        .into_response()
 }
 
 /// Every consumer's cursor and how far behind the log head it is.

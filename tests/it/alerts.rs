@@ -997,6 +997,15 @@ async fn bot_answers_configured_chats_only() {
             .find(|s| s.chat() == REST_CHAT && s.text().contains("Кассы онлайн"))
             .unwrap();
         assert!(status.text().contains("CASH_1"), "{}", status.text());
+        // Escaped once, by the template: the name reads as typed, no
+        // `&lt;b&gt;` or `&amp;lt;` shown to owners.
+        assert!(
+            status.text().contains("\nКафе &lt;Ромашка&gt; &amp; Co\n")
+                && !status.text().contains("&amp;lt;")
+                && !status.text().contains("&lt;b&gt;"),
+            "{}",
+            status.text()
+        );
         assert!(
             status.text().contains("Обработчик alerts: отставание 0"),
             "{}",

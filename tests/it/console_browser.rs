@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::console::{ORDER_B, PASSWORD, app_with_people};
 use crate::harness::Backend;
 
-fn tool(name: &str) -> Option<String> {
+pub fn tool(name: &str) -> Option<String> {
     ["/usr/bin/", "/usr/local/bin/", "/usr/lib/chromium/"]
         .iter()
         .map(|d| format!("{d}{name}"))
@@ -26,7 +26,7 @@ fn tool(name: &str) -> Option<String> {
 }
 
 /// chromedriver on a free port, ended when dropped.
-struct Driver(Child, u16);
+pub struct Driver(Child, u16);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -35,7 +35,7 @@ impl Drop for Driver {
     }
 }
 
-async fn start_driver(path: &str) -> Driver {
+pub async fn start_driver(path: &str) -> Driver {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -59,7 +59,7 @@ async fn start_driver(path: &str) -> Driver {
     Driver(child, port)
 }
 
-async fn browser(driver: &Driver, chromium: &str, profile: &std::path::Path) -> Client {
+pub async fn browser(driver: &Driver, chromium: &str, profile: &std::path::Path) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -93,7 +93,7 @@ async fn shot(c: &Client, name: &str) {
     std::fs::write(shots_dir().join(format!("{name}.png")), png).unwrap();
 }
 
-async fn text(c: &Client, css: &str) -> String {
+pub async fn text(c: &Client, css: &str) -> String {
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css(css))
@@ -106,7 +106,7 @@ async fn text(c: &Client, css: &str) -> String {
         .replace('\u{a0}', " ")
 }
 
-async fn fill(c: &Client, css: &str, value: &str) {
+pub async fn fill(c: &Client, css: &str, value: &str) {
     let e = c
         .find(Locator::Css(css))
         .await
@@ -115,7 +115,7 @@ async fn fill(c: &Client, css: &str, value: &str) {
     e.send_keys(value).await.unwrap();
 }
 
-async fn click(c: &Client, css: &str) {
+pub async fn click(c: &Client, css: &str) {
     // The live list rewrites its rows: an element found a moment ago may be
     // gone; find it again.
     for _ in 0..20 {

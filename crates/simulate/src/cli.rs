@@ -15,10 +15,10 @@ use super::{Scenario, SendOptions, generate, send, write_out};
 /// Play r_keeper cash servers: generate a deterministic day (or several) and
 /// send it like the HTTP Order Notify driver, or write it as files.
 #[derive(clap::Args, Debug, Clone)]
-#[command(group(ArgGroup::new("destination").required(true).args(["to", "out", "serve"])))]
+#[command(group(ArgGroup::new("destination").required(true).multiple(true).args(["to", "out", "serve"])))]
 pub struct SimulateArgs {
     /// Destination URL, e.g. http://127.0.0.1:11130/rkevent.
-    #[arg(long, value_name = "URL", value_parser = parse_url)]
+    #[arg(long, value_name = "URL", value_parser = parse_url, conflicts_with = "out")]
     pub to: Option<String>,
     /// Play the whole cash server: serve its XML interface and subscription
     /// endpoint over HTTPS on ADDR (self-signed certificate made at start,
@@ -284,6 +284,45 @@ async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--serve ADDR --to URL` is the documented way to play a cash server
+    /// with a first subscription (docs/simulate.md); `--to` with `--out`
+    /// and no destination at all stay refused.
+    #[test]
+    fn destinations_combine_as_documented() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: SimulateArgs,
+        }
+        let ok = Cli::try_parse_from([
+            "simulate",
+            "--serve",
+            "127.0.0.1:4545",
+            "--to",
+            "http://127.0.0.1:11130/rkevent",
+            "--rate",
+            "5",
+            "--drop",
+            "60-99",
+            "--user",
+            "admin",
+            "--password",
+            "admin",
+            "--stay",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(ok.a.serve.is_some() && ok.a.to.is_some());
+        assert!(Cli::try_parse_from(["simulate", "--serve", "127.0.0.1:4545"]).is_ok());
+        for bad in [
+            vec!["simulate", "--to", "http://127.0.0.1:1/x", "--out", "d"],
+            vec!["simulate", "--serve", "127.0.0.1:4545", "--out", "d"],
+            vec!["simulate"],
+        ] {
+            assert!(Cli::try_parse_from(&bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn urls_and_rates_are_checked() {

@@ -59,7 +59,7 @@ pub use read::{
 };
 pub use split::into_own_file as move_into_own_file;
 pub use tail::Tail;
-pub use writer::{LogWriter, LogWriterTask, writer, writer_with};
+pub use writer::{LogWriter, LogWriterTask, QuarantineLimits, writer, writer_with};
 
 /// The log's own tables: events, streams, gaps, quarantine, cursors.
 pub fn migrations() -> Vec<Migration> {

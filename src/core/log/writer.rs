@@ -112,6 +112,43 @@ pub struct LogWriterTask {
     next_quarantine_id: i64,
     /// Each stream's highest committed seqnumber.
     streams: HashMap<String, i64>,
+    /// How much the quarantine may hold (`[ingest] quarantine_*`).
+    quarantine_limits: QuarantineLimits,
+    /// Quarantined bodies dropped by the batch being committed, counted
+    /// once the commit holds.
+    quarantine_dropped: u64,
+}
+
+/// The quarantine's bounds: junk posted by anyone who reaches ingest must
+/// not fill the disk. Checked whenever a body is quarantined; the oldest
+/// bodies go first, the newest is always kept (it keeps the ids rising).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuarantineLimits {
+    /// Total body bytes kept.
+    pub max_bytes: i64,
+    /// Bodies older than this are dropped.
+    pub max_age_ms: i64,
+}
+
+impl Default for QuarantineLimits {
+    fn default() -> Self {
+        QuarantineLimits {
+            max_bytes: 64 * 1024 * 1024,
+            max_age_ms: 30 * 86_400_000,
+        }
+    }
+}
+
+/// Deletes what is past the quarantine's bounds; the same text for both
+/// backends (`$1`: oldest `received_at` kept, `$2`: bytes kept).
+const BOUND_QUARANTINE: &str = "DELETE FROM quarantine WHERE id < (SELECT MAX(id) FROM quarantine) AND (received_at < $1 OR id <= COALESCE((SELECT id FROM (SELECT id, SUM(LENGTH(body)) OVER (ORDER BY id DESC) AS total FROM quarantine) t WHERE total > $2 ORDER BY id DESC LIMIT 1), 0))";
+
+impl LogWriterTask {
+    /// Bounds the quarantine (the defaults otherwise).
+    pub fn with_quarantine_limits(mut self, limits: QuarantineLimits) -> Self {
+        self.quarantine_limits = limits;
+        self
+    }
 }
 
 /// Creates the writer handle and the task that must be spawned to serve it,
@@ -187,6 +224,8 @@ pub async fn writer_with(
             next_gap_id: gap_id + 1,
             next_quarantine_id: q_id + 1,
             streams,
+            quarantine_limits: QuarantineLimits::default(),
+            quarantine_dropped: 0,
         },
     ))
 }
@@ -318,6 +357,8 @@ impl LogWriterTask {
                 metrics::counter!("tillgate_events_accepted_total").increment(accepted);
                 metrics::counter!("tillgate_events_duplicate_total").increment(dups);
                 metrics::counter!("tillgate_events_quarantined_total").increment(quarantined);
+                metrics::counter!("tillgate_quarantine_dropped_total")
+                    .increment(std::mem::take(&mut self.quarantine_dropped));
                 metrics::counter!("tillgate_event_gaps_total").increment(gaps);
                 metrics::histogram!("tillgate_commit_batch_size").record(size as f64);
                 metrics::histogram!("tillgate_commit_seconds")
@@ -329,6 +370,7 @@ impl LogWriterTask {
                 // handed out and tell every sender, who then answers 5xx so
                 // the cash server keeps the event and sends it again.
                 (self.next_offset, self.next_gap_id, self.next_quarantine_id) = saved;
+                self.quarantine_dropped = 0;
                 tracing::error!(error = %e, size, "log commit failed");
                 group.answer_all(Err(e.to_string()));
             }
@@ -553,6 +595,13 @@ impl LogWriterTask {
                 &q.body[..]
             ])?;
         }
+        if !plan.quarantine.is_empty() {
+            let l = self.quarantine_limits;
+            self.quarantine_dropped += tx
+                .prepare_cached(&BOUND_QUARANTINE.replace('$', "?"))?
+                .execute(rusqlite::params![now_ms() - l.max_age_ms, l.max_bytes])?
+                as u64;
+        }
         for (at, upto, cutoff) in &plan.prunes {
             let n = tx
                 .prepare_cached("DELETE FROM events WHERE log_offset <= ?1 AND received_at < ?2")?
@@ -613,6 +662,15 @@ impl LogWriterTask {
             .bind(q.body.to_vec())
             .execute(&mut *tx)
             .await?;
+        }
+        if !plan.quarantine.is_empty() {
+            let l = self.quarantine_limits;
+            self.quarantine_dropped += sqlx::query(BOUND_QUARANTINE)
+                .bind(now_ms() - l.max_age_ms)
+                .bind(l.max_bytes)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         }
         for (at, upto, cutoff) in &plan.prunes {
             let done =

@@ -1,0 +1,4 @@
+//! Issue 25: every finding of the attack on tillgate, reproduced against
+//! the real server. Each test fails on the build the attack succeeded on.
+
+mod network;
