@@ -81,6 +81,20 @@ async fn dispatch(m: clap::ArgMatches) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // `TILLGATE_ARGS_CHECK=1 tillgate ...` only parses the command line and
+    // says whether it would run: the test that every documented command is
+    // accepted (tests/it/docs.rs) uses it, so it checks this binary's own
+    // parser without starting anything.
+    if std::env::var_os("TILLGATE_ARGS_CHECK").is_some() {
+        return match command().try_get_matches_from(std::env::args_os()) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) if !e.use_stderr() => ExitCode::SUCCESS,
+            Err(e) => {
+                let _ = e.print();
+                ExitCode::from(2)
+            }
+        };
+    }
     let matches = command().get_matches();
     if let Some(("service", s)) = matches.subcommand() {
         return service::main(s);

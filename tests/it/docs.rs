@@ -1,5 +1,6 @@
 //! The documentation must work: every TOML example in README.md and docs/
 //! loads as a tillgate config (or, fenced as `toml,invalid`, is refused),
+//! every `tillgate` command shown is accepted by the binary's command line,
 //! every relative link points at a file in the repository, and no page cites
 //! a document that is not in it.
 
@@ -208,4 +209,187 @@ fn no_page_cites_a_document_outside_the_repository() {
         "citations of outside documents:\n{}",
         found.join("\n")
     );
+}
+
+/// Splits one shell command line into words as `sh` would for a simple
+/// command: quotes and backslashes, `#` comments; stops at `|`, `;`, `&`,
+/// `<`, `>` (what follows is another command or a redirection).
+fn shell_words(line: &str) -> Vec<Vec<String>> {
+    let mut commands = vec![Vec::new()];
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars().peekable();
+    let mut skip_next_word = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for d in chars.by_ref() {
+                    if d == '\'' {
+                        break;
+                    }
+                    word.push(d);
+                }
+            }
+            '"' => {
+                in_word = true;
+                while let Some(d) = chars.next() {
+                    match d {
+                        '"' => break,
+                        '\\' => word.extend(chars.next()),
+                        d => word.push(d),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                word.extend(chars.next());
+            }
+            '#' if !in_word => break,
+            c if c.is_whitespace() || "|;&<>".contains(c) => {
+                if in_word {
+                    if skip_next_word {
+                        skip_next_word = false;
+                    } else {
+                        commands.last_mut().unwrap().push(std::mem::take(&mut word));
+                    }
+                    word.clear();
+                    in_word = false;
+                }
+                if "|;&".contains(c) {
+                    commands.push(Vec::new());
+                } else if "<>".contains(c) {
+                    // The redirection's target is not an argument.
+                    skip_next_word = true;
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word && !skip_next_word {
+        commands.last_mut().unwrap().push(word);
+    }
+    commands
+}
+
+/// The arguments after `tillgate` (or `cargo run --release --`) in a
+/// command, if it runs tillgate.
+fn tillgate_args(words: &[String]) -> Option<Vec<String>> {
+    let words: Vec<&String> = words
+        .iter()
+        .skip_while(|w| w.contains('=') && !w.starts_with('-'))
+        .collect();
+    match words.first().map(|w| w.as_str()) {
+        Some("tillgate" | "tillgate.exe") => {
+            Some(words[1..].iter().map(|w| w.to_string()).collect())
+        }
+        Some("cargo") if words.get(1).is_some_and(|w| *w == "run") => {
+            let dash = words.iter().position(|w| *w == "--")?;
+            Some(words[dash + 1..].iter().map(|w| w.to_string()).collect())
+        }
+        _ => None,
+    }
+}
+
+/// Every command that runs tillgate in a shell block (`sh`, `bash`, `bat`)
+/// of README.md and docs/: where it is, and its arguments. `[--optional]`
+/// brackets are dropped (the words inside are checked too). Inline code
+/// spans are left out: they name a command in prose (`tillgate simulate`),
+/// they are not lines to type.
+fn documented_commands() -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for rel in doc_files() {
+        let md = read(&rel);
+        let mut lines: Vec<(usize, String)> = Vec::new();
+        for b in fenced_blocks(&md) {
+            let lang = info_words(&b.info).first().copied().unwrap_or("");
+            if !["sh", "bash", "bat", "shell"].contains(&lang) {
+                continue;
+            }
+            let joined = b.text.replace("\\\n", " ");
+            // Windows blocks write paths with backslashes: not escapes.
+            let joined = if lang == "bat" {
+                joined.replace('\\', "/")
+            } else {
+                joined
+            };
+            for (i, l) in joined.lines().enumerate() {
+                lines.push((b.line + 1 + i, l.to_string()));
+            }
+        }
+        for (line, text) in lines {
+            let text = text.replace(['[', ']'], " ");
+            for words in shell_words(&text) {
+                if let Some(args) = tillgate_args(&words) {
+                    out.push((format!("{}:{line}", rel.display()), args));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn shell_words_split_as_sh_does() {
+    assert_eq!(
+        shell_words(r#"echo 'a b' | X=1 tillgate users add "anna k" --role admin < pw.txt # note"#),
+        vec![
+            vec!["echo".to_string(), "a b".into()],
+            vec![
+                "X=1".into(),
+                "tillgate".into(),
+                "users".into(),
+                "add".into(),
+                "anna k".into(),
+                "--role".into(),
+                "admin".into()
+            ],
+        ]
+    );
+    assert_eq!(
+        tillgate_args(&[
+            "cargo".into(),
+            "run".into(),
+            "--release".into(),
+            "--".into(),
+            "serve".into()
+        ]),
+        Some(vec!["serve".to_string()])
+    );
+    assert_eq!(
+        tillgate_args(&["journalctl".into(), "-u".into(), "tillgate".into()]),
+        None
+    );
+}
+
+/// A command shown in the docs must not be refused by the binary (issue
+/// 26: `simulate --serve ADDR --to URL` and `users add NAME --config FILE`
+/// were). Only parsed (`TILLGATE_ARGS_CHECK`), never run.
+#[test]
+fn every_documented_tillgate_command_is_accepted() {
+    let commands = documented_commands();
+    assert!(
+        commands.len() >= 25,
+        "only {} commands found",
+        commands.len()
+    );
+    let mut refused = Vec::new();
+    for (at, args) in &commands {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tillgate"))
+            .args(args)
+            .env("TILLGATE_ARGS_CHECK", "1")
+            .output()
+            .expect("run tillgate");
+        if !out.status.success() {
+            refused.push(format!(
+                "{at}: tillgate {}\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    assert!(refused.is_empty(), "refused:\n{}", refused.join("\n"));
 }
