@@ -158,7 +158,7 @@ impl Edge {
 
     fn host_allowed(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
-        if self.public_hosts.iter().any(|h| *h == host) {
+        if self.public_hosts.contains(&host) {
             return true;
         }
         let name = strip_port(&host);

@@ -275,23 +275,34 @@ fn shell_words(line: &str) -> Vec<Vec<String>> {
     commands
 }
 
-/// The arguments after `tillgate` (or `cargo run --release --`) in a
-/// command, if it runs tillgate.
-fn tillgate_args(words: &[String]) -> Option<Vec<String>> {
-    let words: Vec<&String> = words
+/// The environment assignments before `tillgate` (or `cargo run
+/// --release --`) in a command and the arguments after it, if it runs
+/// tillgate.
+type Invocation = (Vec<(String, String)>, Vec<String>);
+
+fn tillgate_args(words: &[String]) -> Option<Invocation> {
+    let env: Vec<(String, String)> = words
         .iter()
-        .skip_while(|w| w.contains('=') && !w.starts_with('-'))
+        .map_while(|w| {
+            w.split_once('=')
+                .filter(|(k, _)| {
+                    !k.is_empty()
+                        && k.chars()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                })
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect();
-    match words.first().map(|w| w.as_str()) {
-        Some("tillgate" | "tillgate.exe") => {
-            Some(words[1..].iter().map(|w| w.to_string()).collect())
+    let words = &words[env.len()..];
+    let args = match words.first().map(|w| w.as_str()) {
+        Some("tillgate" | "tillgate.exe") => words[1..].to_vec(),
+        Some("cargo") if words.get(1).is_some_and(|w| w == "run") => {
+            let dash = words.iter().position(|w| w == "--")?;
+            words[dash + 1..].to_vec()
         }
-        Some("cargo") if words.get(1).is_some_and(|w| *w == "run") => {
-            let dash = words.iter().position(|w| *w == "--")?;
-            Some(words[dash + 1..].iter().map(|w| w.to_string()).collect())
-        }
-        _ => None,
-    }
+        _ => return None,
+    };
+    Some((env, args))
 }
 
 /// Every command that runs tillgate in a shell block (`sh`, `bash`, `bat`)
@@ -299,7 +310,7 @@ fn tillgate_args(words: &[String]) -> Option<Vec<String>> {
 /// brackets are dropped (the words inside are checked too). Inline code
 /// spans are left out: they name a command in prose (`tillgate simulate`),
 /// they are not lines to type.
-fn documented_commands() -> Vec<(String, Vec<String>)> {
+fn documented_commands() -> Vec<(String, Invocation)> {
     let mut out = Vec::new();
     for rel in doc_files() {
         let md = read(&rel);
@@ -323,8 +334,8 @@ fn documented_commands() -> Vec<(String, Vec<String>)> {
         for (line, text) in lines {
             let text = text.replace(['[', ']'], " ");
             for words in shell_words(&text) {
-                if let Some(args) = tillgate_args(&words) {
-                    out.push((format!("{}:{line}", rel.display()), args));
+                if let Some(inv) = tillgate_args(&words) {
+                    out.push((format!("{}:{line}", rel.display()), inv));
                 }
             }
         }
@@ -377,9 +388,10 @@ fn every_documented_tillgate_command_is_accepted() {
         commands.len()
     );
     let mut refused = Vec::new();
-    for (at, args) in &commands {
+    for (at, (env, args)) in &commands {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_tillgate"))
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("TILLGATE_ARGS_CHECK", "1")
             .output()
             .expect("run tillgate");
