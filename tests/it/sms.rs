@@ -1090,6 +1090,10 @@ async fn sms_metrics_are_listed_before_the_first_message() {
         r#"provider="smsru",reason="gave_up""#,
         r#"provider="smsru",reason="refused""#,
         r#"provider="-",reason="unsendable""#,
+        "# HELP tillgate_sms_refused_total",
+        r#"tillgate_sms_refused_total{reason="country"}"#,
+        r#"tillgate_sms_refused_total{reason="hourly_cap"}"#,
+        r#"tillgate_sms_refused_total{reason="daily_cap"}"#,
     ] {
         assert!(m.contains(expect), "{expect} missing from {m}");
     }
