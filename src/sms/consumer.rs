@@ -164,7 +164,10 @@ impl Consumer for SmsConsumer {
                 guard::count_refused(r);
             }
             for n in applied.notices {
-                tracing::warn!(restaurant = n.rest_code.as_deref().unwrap_or("-"), "sms cap reached; owners notified");
+                tracing::warn!(
+                    restaurant = n.rest_code.as_deref().unwrap_or("-"),
+                    "sms cap reached; owners notified"
+                );
                 // No receiver (alerts off) is fine: the refusals are in the
                 // outbox and the metric.
                 self.bus.raise(n);

@@ -127,7 +127,10 @@ pub struct Guard {
 impl Default for Guard {
     fn default() -> Self {
         Guard {
-            allowed_country_codes: DEFAULT_COUNTRY_CODES.iter().map(|c| c.to_string()).collect(),
+            allowed_country_codes: DEFAULT_COUNTRY_CODES
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
             hourly_cap: DEFAULT_HOURLY_CAP,
             daily_cap: DEFAULT_DAILY_CAP,
         }
@@ -295,7 +298,12 @@ mod tests {
         let g = Guard::default();
         assert!(g.country_allowed(&phone("8 925 123-45-67")));
         assert!(g.country_allowed(&phone("+7 999 123 45 67")));
-        for foreign in ["+447000000001", "+380501234567", "+12025550123", "+37529123456"] {
+        for foreign in [
+            "+447000000001",
+            "+380501234567",
+            "+12025550123",
+            "+37529123456",
+        ] {
             assert!(!g.country_allowed(&phone(foreign)), "{foreign}");
         }
         let by = Guard::from_file(Some(vec!["+375".into(), "7".into()]), None, None).unwrap();
@@ -306,13 +314,36 @@ mod tests {
 
     #[test]
     fn settings_are_checked_and_named() {
-        assert_eq!(Guard::from_file(None, None, None).unwrap(), Guard::default());
+        assert_eq!(
+            Guard::from_file(None, None, None).unwrap(),
+            Guard::default()
+        );
         let cases = [
             (Some(vec![]), None, None, "sms.allowed_country_codes"),
-            (Some(vec!["".into()]), None, None, "sms.allowed_country_codes"),
-            (Some(vec!["07".into()]), None, None, "sms.allowed_country_codes"),
-            (Some(vec!["7a".into()]), None, None, "sms.allowed_country_codes"),
-            (Some(vec!["7925".into()]), None, None, "sms.allowed_country_codes"),
+            (
+                Some(vec!["".into()]),
+                None,
+                None,
+                "sms.allowed_country_codes",
+            ),
+            (
+                Some(vec!["07".into()]),
+                None,
+                None,
+                "sms.allowed_country_codes",
+            ),
+            (
+                Some(vec!["7a".into()]),
+                None,
+                None,
+                "sms.allowed_country_codes",
+            ),
+            (
+                Some(vec!["7925".into()]),
+                None,
+                None,
+                "sms.allowed_country_codes",
+            ),
             (None, Some(0), None, "sms.hourly_cap"),
             (None, None, Some(0), "sms.daily_cap"),
             (None, Some(500), Some(400), "sms.hourly_cap"),
@@ -382,7 +413,11 @@ mod tests {
             daily_cap: 3,
             ..Guard::default()
         };
-        let (t0, ru, uk) = (1_800_000_000_000, phone("+79250000001"), phone("+447000000001"));
+        let (t0, ru, uk) = (
+            1_800_000_000_000,
+            phone("+79250000001"),
+            phone("+447000000001"),
+        );
         // Rows that never go to a provider do not use up the cap.
         for state in MessageState::NEVER_SENT {
             assert!(queue(&mut conn, "R", state, false, t0).await);
@@ -403,7 +438,10 @@ mod tests {
         assert!(queue(&mut conn, "R", MessageState::SENT, false, later).await);
         let daily = Some(Refusal::DailyCap);
         assert_eq!(g.check(&mut conn, "R", &ru, later).await.unwrap(), daily);
-        assert_eq!(g.check(&mut conn, "R", &ru, t0 + DAY_MS).await.unwrap(), None);
+        assert_eq!(
+            g.check(&mut conn, "R", &ru, t0 + DAY_MS).await.unwrap(),
+            None
+        );
 
         // The first refusal by a cap notices; later ones in its window not.
         let (hour, day) = (Refusal::HourlyCap, Refusal::DailyCap);

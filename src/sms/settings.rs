@@ -677,7 +677,10 @@ name = "Пицца"
                 "sms.allowed_country_codes",
             ),
             (
-                OK.replace("enabled = true", "enabled = true\nallowed_country_codes = []"),
+                OK.replace(
+                    "enabled = true",
+                    "enabled = true\nallowed_country_codes = []",
+                ),
                 "sms.allowed_country_codes",
             ),
             (
@@ -689,7 +692,10 @@ name = "Пицца"
                 "sms.daily_cap",
             ),
             (
-                OK.replace("enabled = true", "enabled = true\nallowed_country_codes = \"7\""),
+                OK.replace(
+                    "enabled = true",
+                    "enabled = true\nallowed_country_codes = \"7\"",
+                ),
                 "t.toml",
             ),
             (

@@ -13,6 +13,9 @@ use secrecy::SecretString;
 use serde_json::Value;
 use tillgate::core::config::Config;
 
+use tillgate::console::users::Role;
+
+use crate::console::{PASSWORD, add_user, sign_in};
 use crate::fake_smsru::FakeSmsRu;
 use crate::fake_telegram::{FakeTelegram, TOKEN};
 use crate::harness::{TestApp, backends, spawn_app_with, start};
@@ -184,7 +187,10 @@ async fn foreign_numbers_are_refused_and_never_reach_the_provider() {
             assert!(why.contains("sms.allowed_country_codes"), "{row}");
             // Masked, as every phone the API shows.
             let phone = row["phone"].as_str().unwrap();
-            assert!(phone.starts_with("+447") && !phone.contains("700000"), "{row}");
+            assert!(
+                phone.starts_with("+447") && !phone.contains("700000"),
+                "{row}"
+            );
         }
         assert!(sent(&state_of(&rows, &guid(4))));
         let listed = app
@@ -196,11 +202,33 @@ async fn foreign_numbers_are_refused_and_never_reach_the_provider() {
         assert!(refused_metric(&metrics, "country") >= before + 3);
         // A country refusal is not a cap: the owners are not woken for it.
         assert!(cap_alerts(&app).await.is_empty());
+        // The owner sees the refusals, in words, on the console's SMS page.
+        add_user(&app, "owner", Role::Admin, &[]).await;
+        let owner = sign_in(&app, "owner", PASSWORD).await.unwrap();
+        let page = owner
+            .get(&app, &format!("/sms?restaurant={REST}"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            page.matches("Отказ: страна не разрешена").count(),
+            3,
+            "{page}"
+        );
+        assert!(page.contains("sms.allowed_country_codes"), "{page}");
+        // And the limits in effect.
+        assert!(page.contains("<b>300</b> в час"), "{page}");
+        assert!(!page.contains("70000000"), "full number on the page");
 
         // One SMS per phone per order: the same order again, its guid
         // spelled in lower case, a new phone and a later kitchen step.
-        app.ingest(event(&guid(4).to_lowercase(), "+7 925 555-55-55", "collected"))
-            .await;
+        app.ingest(event(
+            &guid(4).to_lowercase(),
+            "+7 925 555-55-55",
+            "collected",
+        ))
+        .await;
         let rows = settled(&app).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(fake.received().len(), 1, "{:?}", fake.received());
@@ -226,7 +254,11 @@ async fn a_flood_stops_at_the_cap_across_a_restart_and_the_owners_hear_once() {
         let rows = settled(&app).await;
         fake.wait_received(CAP).await;
         for _ in 0..1000 {
-            if telegram.sent().iter().any(|s| s.text().contains("refused_hourly_cap")) {
+            if telegram
+                .sent()
+                .iter()
+                .any(|s| s.text().contains("refused_hourly_cap"))
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -242,13 +274,23 @@ async fn a_flood_stops_at_the_cap_across_a_restart_and_the_owners_hear_once() {
                 assert_eq!(state, "refused_hourly_cap", "order {n}");
             }
         }
-        let why = rows.iter().find(|m| m["state"] == "refused_hourly_cap").unwrap();
+        let why = rows
+            .iter()
+            .find(|m| m["state"] == "refused_hourly_cap")
+            .unwrap();
         assert!(
-            why["error_text"].as_str().unwrap().contains("sms.hourly_cap"),
+            why["error_text"]
+                .as_str()
+                .unwrap()
+                .contains("sms.hourly_cap"),
             "{why}"
         );
         let alerts = cap_alerts(&app).await;
-        assert_eq!(alerts.len(), 1, "one alert, not one per refusal: {alerts:?}");
+        assert_eq!(
+            alerts.len(),
+            1,
+            "one alert, not one per refusal: {alerts:?}"
+        );
         assert_eq!(alerts[0]["chat_id"], OWNERS);
         assert_eq!(alerts[0]["rest_code"], REST);
         let told: Vec<String> = telegram
