@@ -5,8 +5,8 @@
 //!   and records alerts in the outbox ([`store`]) in the same transaction;
 //! - [`watch::Watchdog`] adds the clock-driven alerts (silence, gaps, shift
 //!   closed by closing time);
-//! - operator events from other features (relay paused, sms stopped) are
-//!   queued for the owners' chat;
+//! - operator events from other features (relay paused, sms stopped, sms
+//!   cap reached) are queued for the owners' chat;
 //! - [`sender::Sender`] delivers the outbox to Telegram within its limits;
 //! - [`bot::Bot`] answers `/report`, `/status`, `/mute` by long polling.
 //!

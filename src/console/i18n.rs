@@ -241,6 +241,37 @@ const WORDS: &[(&str, &str, &str)] = &[
         "Общие настройки SMS",
         "SMS settings for all restaurants",
     ),
+    (
+        "sms_limits",
+        "Защита от накрутки SMS (в файле настроек)",
+        "Limits against SMS pumping (config file)",
+    ),
+    ("sms_countries", "коды стран", "country codes"),
+    ("per_hour", "в час", "an hour"),
+    ("per_day", "в сутки", "a day"),
+    // The SMS outbox's states (`sms::store::MessageState`).
+    ("sms_state_pending", "В очереди", "Pending"),
+    ("sms_state_sending", "Отправляется", "Sending"),
+    ("sms_state_sent", "Отправлено", "Sent"),
+    ("sms_state_delivered", "Доставлено", "Delivered"),
+    ("sms_state_undelivered", "Не доставлено", "Undelivered"),
+    ("sms_state_failed", "Ошибка отправки", "Failed"),
+    ("sms_state_no_consent", "Нет согласия", "No consent"),
+    (
+        "sms_state_refused_country",
+        "Отказ: страна не разрешена",
+        "Refused: country not allowed",
+    ),
+    (
+        "sms_state_refused_hourly_cap",
+        "Отказ: лимит в час",
+        "Refused: hourly cap",
+    ),
+    (
+        "sms_state_refused_daily_cap",
+        "Отказ: лимит в сутки",
+        "Refused: daily cap",
+    ),
     ("add", "Добавить", "Add"),
     ("pause", "Приостановить", "Pause"),
     ("resume", "Возобновить", "Resume"),
@@ -381,6 +412,19 @@ mod tests {
         assert_eq!(money(-123_450, Lang::Ru), "-1\u{a0}234,50\u{a0}₽");
         assert_eq!(money(0, Lang::Ru), "0,00\u{a0}₽");
         assert_eq!(money(123_450, Lang::En), "1,234.50\u{a0}₽");
+    }
+
+    /// A state the SMS outbox can show must read as words in the console,
+    /// the refusals against SMS pumping included.
+    #[test]
+    fn every_sms_state_has_a_label() {
+        for lang in [Lang::Ru, Lang::En] {
+            let w = words(lang);
+            for s in crate::sms::store::MessageState::ALL {
+                let key = format!("sms_state_{s}");
+                assert!(w.contains_key(key.as_str()), "{key} ({lang:?})");
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! another to act on, without either importing the other.
 //!
 //! Relay says a destination was paused, SMS says its provider stopped the
-//! account; alerts subscribes and tells the owner. The bus is a broadcast
+//! account or a restaurant reached its SMS cap; alerts subscribes and tells
+//! the owner. The bus is a broadcast
 //! channel: a feature that is not running simply has no subscriber, and a
 //! slow subscriber loses the oldest notices rather than blocking the sender.
 
@@ -16,6 +17,9 @@ pub enum NoticeKind {
     RelayDestinationPaused,
     /// The SMS provider refused to send any more (no money, bad key).
     SmsStopped,
+    /// A restaurant reached its hourly or daily SMS cap: further guest SMS
+    /// are refused until the window has room (a rush, or SMS pumping).
+    SmsCapReached,
 }
 
 impl NoticeKind {
@@ -23,6 +27,7 @@ impl NoticeKind {
         match self {
             NoticeKind::RelayDestinationPaused => "relay_destination_paused",
             NoticeKind::SmsStopped => "sms_stopped",
+            NoticeKind::SmsCapReached => "sms_cap_reached",
         }
     }
 }

@@ -295,6 +295,10 @@ async fn global_view(st: &Handle) -> ApiResult<Value> {
         "sender": g.sender,
         "sender_source": g.sender_source,
         "providers": providers,
+        // Read-only here: the limits against SMS pumping are the file's.
+        "allowed_country_codes": st.settings.guard.allowed_country_codes,
+        "hourly_cap": st.settings.guard.hourly_cap,
+        "daily_cap": st.settings.guard.daily_cap,
     }))
 }
 

@@ -13,6 +13,12 @@
 //!    happen once per order, whatever replays or restarts do; the row and
 //!    the cursor commit in one transaction. Events received more than
 //!    `stale_after_mins` ago queue nothing (late news is no news).
+//! 3. passes a consented phone through the [`guard`](super::guard) against
+//!    SMS pumping: a number outside the allowed countries, or a restaurant
+//!    past its hourly or daily cap, gets a `refused_*` row instead of a
+//!    `pending` one. The first refusal by a cap in its window raises an
+//!    `sms_cap_reached` notice, after the commit (a batch retried after a
+//!    failed commit must not notify twice).
 //!
 //! After a commit that queued a sendable row it wakes the delivery worker
 //! ([`super::delivery`]), which otherwise sleeps until its next due row.
@@ -23,11 +29,13 @@
 
 use std::sync::Arc;
 
+use super::guard::{self, Refusal};
 use super::kitchen::{self, Step};
 use super::settings::effective_restaurants;
 use super::store::{self, MessageState, NewMessage};
 use super::template::Vars;
 use super::{Restaurant, Settings};
+use crate::core::bus::{Bus, OperatorEvent};
 use crate::core::clock::SharedClock;
 use crate::core::consumer::{BoxFuture, Consumer, ConsumerError};
 use crate::core::log::{self, LogEntry};
@@ -93,15 +101,18 @@ pub struct SmsConsumer {
     wake: Wake,
     /// The console's switch and default sender, when they apply.
     global: Option<super::global::LiveGlobal>,
+    /// Where a reached cap is told (the alerts feature listens).
+    bus: Bus,
 }
 
 impl SmsConsumer {
-    pub fn new(settings: Arc<Settings>, clock: SharedClock, wake: Wake) -> Self {
+    pub fn new(settings: Arc<Settings>, clock: SharedClock, wake: Wake, bus: Bus) -> Self {
         SmsConsumer {
             settings,
             clock,
             wake,
             global: None,
+            bus,
         }
     }
 
@@ -138,7 +149,7 @@ impl Consumer for SmsConsumer {
                 }
                 default_sender = g.sender.clone();
             }
-            let queued = apply_batch(
+            let applied = apply_batch(
                 db,
                 &self.settings,
                 default_sender.as_deref(),
@@ -146,8 +157,20 @@ impl Consumer for SmsConsumer {
                 entries,
             )
             .await?;
-            if queued > 0 {
+            if applied.queued > 0 {
                 self.wake.notify();
+            }
+            for r in applied.refused {
+                guard::count_refused(r);
+            }
+            for n in applied.notices {
+                tracing::warn!(
+                    restaurant = n.rest_code.as_deref().unwrap_or("-"),
+                    "sms cap reached; owners notified"
+                );
+                // No receiver (alerts off) is fine: the refusals are in the
+                // outbox and the metric.
+                self.bus.raise(n);
             }
             Ok(())
         })
@@ -176,20 +199,30 @@ fn vars(order: &rk7::Order, rest: &Restaurant, step: Step) -> Vars {
     }
 }
 
-/// Applies a batch in one transaction with the cursor; answers how many
-/// sendable (`pending`) rows it queued.
+/// What a committed batch did, for what follows the commit.
+#[derive(Debug, Default)]
+struct Applied {
+    /// Sendable (`pending`) rows queued.
+    queued: usize,
+    /// Rows refused by the guard, one entry each.
+    refused: Vec<Refusal>,
+    /// Notices of caps reached, one per restaurant and window.
+    notices: Vec<OperatorEvent>,
+}
+
+/// Applies a batch in one transaction with the cursor.
 async fn apply_batch(
     db: &Db,
     settings: &Settings,
     default_sender: Option<&str>,
     now: i64,
     entries: &[LogEntry],
-) -> Result<usize, ConsumerError> {
+) -> Result<Applied, ConsumerError> {
+    let mut applied = Applied::default();
     let Some(last) = entries.last() else {
-        return Ok(0);
+        return Ok(applied);
     };
     let restaurants = effective_restaurants(db, settings).await?;
-    let mut queued = 0;
     let mut tx = db.write.begin().await.map_err(StoreError::from)?;
     for entry in entries {
         let Some(rest) = entry
@@ -248,10 +281,26 @@ async fn apply_batch(
         }
         let contact = store::contact(&mut tx, &guid).await?;
         let body = rest.template.render(&vars(order, rest, step));
-        let state = if contact.is_some() {
-            MessageState::PENDING
-        } else {
-            MessageState::NoConsent
+        // A stored phone that no longer reads stays pending: delivery
+        // records it as unsendable.
+        let phone = contact
+            .as_ref()
+            .and_then(|c| PhoneE164::parse(&c.phone).ok());
+        let refusal = match &phone {
+            Some(p) => settings.guard.check(&mut tx, &rest_code, p, now).await?,
+            None => None,
+        };
+        let state = match (&contact, refusal) {
+            (None, _) => MessageState::NoConsent,
+            (Some(_), None) => MessageState::PENDING,
+            (Some(_), Some(r)) => MessageState::Refused(r),
+        };
+        let explanation = refusal
+            .zip(phone.as_ref())
+            .map(|(r, p)| settings.guard.explain(r, p));
+        let noticed = match refusal {
+            Some(r) => guard::first_in_window(&mut tx, &rest_code, r, now).await?,
+            None => false,
         };
         let masked = contact.as_ref().map(|c| c.phone_masked.clone());
         let new = store::queue(
@@ -267,16 +316,24 @@ async fn apply_batch(
                 provider: &rest.provider,
                 sender: rest.sender.as_deref().or(default_sender),
                 state,
+                error_text: explanation.as_deref(),
+                noticed,
                 now,
             },
         )
         .await?;
         if new && state == MessageState::PENDING {
-            queued += 1;
+            applied.queued += 1;
+        }
+        if new && let Some(r) = refusal {
+            applied.refused.push(r);
+            if noticed {
+                applied.notices.push(settings.guard.notice(r, &rest_code));
+            }
         }
         tracing::info!(order = %guid, restaurant = %rest_code, step = step.as_str(), phone = masked.as_deref().unwrap_or("-"), %state, "sms queued");
     }
     log::set_cursor(&mut tx, CONSUMER_NAME, last.offset).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(queued)
+    Ok(applied)
 }

@@ -19,6 +19,11 @@
 //!   an `sms_stopped` operator event is raised for the alerts feature.
 //!   `POST /api/sms/resume` clears it.
 //!
+//! A due row whose number is not in `sms.allowed_country_codes` (queued
+//! before the setting was narrowed, or before the rule existed) is
+//! `refused_country` instead of sent: the consumer's
+//! [`guard`](super::guard) is the first check, this the last.
+//!
 //! A row is marked `sending` (committed) before the provider is called. A
 //! graceful shutdown waits for the call and records its answer; after a
 //! crash in that window [`Delivery::recover`] puts `sending` rows back to
@@ -32,6 +37,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::Settings;
+use super::guard::{self, Guard, Refusal};
 use super::provider::{Provider, ProviderError};
 use super::store::{self, Failure};
 use crate::core::backoff::Backoff;
@@ -106,6 +112,7 @@ pub fn describe_metrics<'a>(providers: impl IntoIterator<Item = &'a String>) {
     }
     metrics::counter!(FAILED_TOTAL, "provider" => NO_PROVIDER, "reason" => FailReason::Unsendable.as_str())
         .increment(0);
+    guard::describe_metrics();
 }
 
 /// The documented schedule: `retry_base · 2^(attempt−1)`, at most 30
@@ -126,17 +133,20 @@ pub struct Outcome {
     pub failed: usize,
     /// Due rows left waiting because their provider is stopped.
     pub held: usize,
+    /// Due rows not sent because their number's country is not allowed.
+    pub refused: usize,
 }
 
 impl Outcome {
     pub fn is_idle(&self) -> bool {
-        self.sent + self.retried + self.failed == 0
+        self.sent + self.retried + self.failed + self.refused == 0
     }
 }
 
 pub struct Delivery {
     db: Db,
     retry: RetryPolicy,
+    guard: Guard,
     providers: Arc<HashMap<String, Arc<dyn Provider>>>,
     events: Bus,
     clock: SharedClock,
@@ -156,6 +166,7 @@ impl Delivery {
         Delivery {
             db,
             retry: retry_policy(&settings),
+            guard: settings.guard.clone(),
             providers,
             events,
             clock,
@@ -208,6 +219,14 @@ impl Delivery {
                 out.failed += 1;
                 continue;
             };
+            if !self.guard.country_allowed(&phone) {
+                let text = self.guard.explain(Refusal::Country, &phone);
+                store::refuse(&self.db, d.id, Refusal::Country, &text, now).await?;
+                guard::count_refused(Refusal::Country);
+                tracing::warn!(id = d.id, phone = %phone, "sms to a country not allowed refused");
+                out.refused += 1;
+                continue;
+            }
             if !store::claim(&self.db, d.id, now).await? {
                 continue;
             }

@@ -17,6 +17,10 @@
 //!   retention period. All three are outbox workers on the core loop.
 //! * [`api`] is the operator API: messages, balance, settings, contacts;
 //!   [`cli`] the `tillgate sms` command.
+//! * [`guard`] is what an SMS must pass before it is queued for sending
+//!   (allowed countries, per-restaurant hourly and daily caps): an order's
+//!   phone comes from whoever posts events, so the account must not be
+//!   pumped. Refusals are outbox rows with their reason, never silence.
 //! * [`settings`] reads and checks `[sms]`; [`global`] lays the switch,
 //!   default sender and provider tokens set in the console over it (the
 //!   file wins where it sets one); [`store`] holds every SQL statement of
@@ -30,6 +34,7 @@ pub mod cli;
 pub mod consumer;
 pub mod delivery;
 pub mod global;
+pub mod guard;
 pub mod kitchen;
 pub mod provider;
 pub mod redact;
@@ -91,7 +96,10 @@ impl Feature for Sms {
     }
 
     fn migrations(&self) -> Vec<Migration> {
-        vec![crate::migration!("0006_sms")]
+        vec![
+            crate::migration!("0006_sms"),
+            crate::migration!("0017_sms_caps"),
+        ]
     }
 
     fn start<'a>(&'a self, ctx: &'a mut StartCtx) -> BoxFuture<'a, anyhow::Result<Routes>> {
@@ -214,8 +222,13 @@ impl Workers {
     async fn run(self) -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
         let w = self;
         let consumer = crate::core::consumer::Runner::new(
-            consumer::SmsConsumer::new(w.settings.clone(), w.clock.clone(), w.wake.clone())
-                .with_global(w.global.clone()),
+            consumer::SmsConsumer::new(
+                w.settings.clone(),
+                w.clock.clone(),
+                w.wake.clone(),
+                w.bus.clone(),
+            )
+            .with_global(w.global.clone()),
             w.db.clone(),
             crate::core::consumer::BATCH,
         )

@@ -13,6 +13,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use super::guard::Guard;
 use super::kitchen::Step;
 use super::provider::{self, Provider};
 use super::store;
@@ -56,6 +57,17 @@ pub struct FileSection {
     /// Default sender name (sms.ru `from`) for restaurants that name none;
     /// may be set in the console instead.
     pub sender: Option<String>,
+    /// Country calling codes a guest number must start with (E.164, `+`
+    /// optional; default `["7"]`, Russia and Kazakhstan). A phone comes
+    /// from whoever posts events, and an SMS abroad costs the account
+    /// money (SMS pumping): other countries are refused, not sent.
+    pub allowed_country_codes: Option<Vec<String>>,
+    /// At most this many SMS per restaurant in any 60 minutes (default
+    /// 300, a busy restaurant's rush); past it SMS are refused, and the
+    /// owners told once.
+    pub hourly_cap: Option<i64>,
+    /// At most this many SMS per restaurant in any 24 hours (default 2000).
+    pub daily_cap: Option<i64>,
     /// Named providers; restaurants refer to them by name.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderFile>,
@@ -231,6 +243,8 @@ pub struct Settings {
     pub max_attempts: u32,
     pub retry_base: Duration,
     pub stale_after: Duration,
+    /// Countries and caps against SMS pumping.
+    pub guard: Guard,
     pub providers: BTreeMap<String, ProviderSettings>,
     pub restaurants: BTreeMap<String, Restaurant>,
 }
@@ -407,6 +421,7 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
             "must be between 1 and 10080 (a week)",
         ));
     }
+    let guard = Guard::from_file(file.allowed_country_codes, file.hourly_cap, file.daily_cap)?;
     let mut providers = BTreeMap::new();
     for (name, p) in file.providers {
         let setting = |f: &str| format!("sms.providers.{name}.{f}");
@@ -519,6 +534,7 @@ pub fn validate(file: FileSection) -> Result<Settings, ConfigError> {
         max_attempts,
         retry_base: Duration::from_secs(retry_base),
         stale_after: Duration::from_secs(stale_after * 60),
+        guard,
         providers,
         restaurants,
     })
@@ -600,6 +616,10 @@ name = "Пицца"
         assert_eq!(r.provider, "main");
         assert_eq!(s.retention, Duration::from_secs(30 * 86_400));
         assert!(!format!("{s:?}").contains("SECRET-API-ID"));
+        // Against SMS pumping by default: Russia and Kazakhstan, 300 an
+        // hour, 2000 a day per restaurant.
+        assert_eq!(s.guard.allowed_country_codes, ["7"]);
+        assert_eq!((s.guard.hourly_cap, s.guard.daily_cap), (300, 2000));
     }
 
     #[test]
@@ -648,6 +668,35 @@ name = "Пицца"
             (
                 OK.replace("enabled = true", "enabled = true\nphone_prop = \"\""),
                 "sms.phone_prop",
+            ),
+            (
+                OK.replace(
+                    "enabled = true",
+                    "enabled = true\nallowed_country_codes = [\"44x\"]",
+                ),
+                "sms.allowed_country_codes",
+            ),
+            (
+                OK.replace(
+                    "enabled = true",
+                    "enabled = true\nallowed_country_codes = []",
+                ),
+                "sms.allowed_country_codes",
+            ),
+            (
+                OK.replace("enabled = true", "enabled = true\nhourly_cap = 0"),
+                "sms.hourly_cap",
+            ),
+            (
+                OK.replace("enabled = true", "enabled = true\ndaily_cap = -5"),
+                "sms.daily_cap",
+            ),
+            (
+                OK.replace(
+                    "enabled = true",
+                    "enabled = true\nallowed_country_codes = \"7\"",
+                ),
+                "t.toml",
             ),
             (
                 OK.replace("kind = \"smsru\"", "kind = \"carrier-pigeon\""),

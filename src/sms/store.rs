@@ -13,13 +13,15 @@ use std::str::FromStr;
 
 use sqlx::AnyConnection;
 
+use super::guard::Refusal;
 use crate::core::outbox::OutboxState;
 use crate::core::phone::PhoneE164;
 use crate::core::store::{Db, StoreError};
 
-/// Where an SMS is: the outbox's own states, plus three that only SMS has
-/// (what the provider later reported about delivery, and "never sendable:
-/// no consent"). Stored, filtered on and answered as the lower-case name.
+/// Where an SMS is: the outbox's own states, plus those only SMS has (what
+/// the provider later reported about delivery, "never sendable: no
+/// consent", and the refusals of [`super::guard`]). Stored, filtered on and
+/// answered as the lower-case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageState {
     /// `pending`, `sending`, `sent` or `failed` (`muted` is not used).
@@ -30,6 +32,10 @@ pub enum MessageState {
     Undelivered,
     /// The step was reached but no consented phone was known.
     NoConsent,
+    /// Not sent: the number or the restaurant's volume broke a rule
+    /// against SMS pumping (`refused_country`, `refused_hourly_cap`,
+    /// `refused_daily_cap`).
+    Refused(Refusal),
 }
 
 impl MessageState {
@@ -39,7 +45,7 @@ impl MessageState {
     pub const FAILED: MessageState = MessageState::Outbox(OutboxState::Failed);
 
     /// Every state a message can be in, in the order of its life.
-    pub const ALL: [MessageState; 7] = [
+    pub const ALL: [MessageState; 10] = [
         MessageState::PENDING,
         MessageState::SENDING,
         MessageState::SENT,
@@ -47,6 +53,18 @@ impl MessageState {
         MessageState::Undelivered,
         MessageState::FAILED,
         MessageState::NoConsent,
+        MessageState::Refused(Refusal::Country),
+        MessageState::Refused(Refusal::HourlyCap),
+        MessageState::Refused(Refusal::DailyCap),
+    ];
+
+    /// States of rows that were never meant to reach a provider: they do
+    /// not use up a restaurant's cap.
+    pub const NEVER_SENT: [MessageState; 4] = [
+        MessageState::NoConsent,
+        MessageState::Refused(Refusal::Country),
+        MessageState::Refused(Refusal::HourlyCap),
+        MessageState::Refused(Refusal::DailyCap),
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +73,7 @@ impl MessageState {
             MessageState::Delivered => "delivered",
             MessageState::Undelivered => "undelivered",
             MessageState::NoConsent => "no_consent",
+            MessageState::Refused(r) => r.as_str(),
         }
     }
 
@@ -167,6 +186,48 @@ pub async fn queued(
     Ok(id.is_some())
 }
 
+/// How many rows of the restaurant created after `since` used up its cap:
+/// every row meant for a provider, whatever became of it (a retried or
+/// failed SMS may still have cost money), but none of [`MessageState::NEVER_SENT`].
+pub async fn queued_since(
+    conn: &mut AnyConnection,
+    rest_code: &str,
+    since: i64,
+) -> Result<i64, StoreError> {
+    let [a, b, c, d] = MessageState::NEVER_SENT.map(MessageState::as_str);
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sms_outbox WHERE rest_code = $1 AND created_at > $2 \
+         AND state NOT IN ($3, $4, $5, $6)",
+    )
+    .bind(rest_code)
+    .bind(since)
+    .bind(a)
+    .bind(b)
+    .bind(c)
+    .bind(d)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Whether a row of the restaurant refused by `r` and created after
+/// `since` raised the owners' notice.
+pub async fn noticed_since(
+    conn: &mut AnyConnection,
+    rest_code: &str,
+    r: Refusal,
+    since: i64,
+) -> Result<bool, StoreError> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM sms_outbox WHERE rest_code = $1 AND state = $2 AND created_at > $3 AND noticed = 1 LIMIT 1",
+    )
+    .bind(rest_code)
+    .bind(r.as_str())
+    .bind(since)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(id.is_some())
+}
+
 /// A message the consumer queues. No `Debug`: it carries the full phone.
 pub struct NewMessage<'a> {
     /// The log offset of the event that crossed the threshold.
@@ -180,18 +241,28 @@ pub struct NewMessage<'a> {
     pub provider: &'a str,
     pub sender: Option<&'a str>,
     pub state: MessageState,
+    /// Why it is not sent, for the operator (a refusal's explanation).
+    pub error_text: Option<&'a str>,
+    /// This refusal raised the owners' notice for its window.
+    pub noticed: bool,
     pub now: i64,
 }
 
 /// Queues a message, once per (order, kind); answers whether it was new.
+/// Only a row that is to be sent keeps the full phone: a refused one
+/// keeps the masked form, enough for the operator and nothing more
+/// (152-FZ).
 pub async fn queue(conn: &mut AnyConnection, m: NewMessage<'_>) -> Result<bool, StoreError> {
     let (phone, masked) = match m.contact {
-        Some(c) => (Some(c.phone), Some(c.phone_masked)),
+        Some(c) => (
+            (m.state == MessageState::PENDING).then_some(c.phone),
+            Some(c.phone_masked),
+        ),
         None => (None, None),
     };
     let r = sqlx::query(
-        "INSERT INTO sms_outbox (id, order_guid, kind, rest_code, step, phone, phone_masked, body, provider, sender, state, attempts, next_attempt_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $12, $12) ON CONFLICT DO NOTHING",
+        "INSERT INTO sms_outbox (id, order_guid, kind, rest_code, step, phone, phone_masked, body, provider, sender, state, attempts, next_attempt_at, error_text, noticed, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $12, $12) ON CONFLICT DO NOTHING",
     )
     .bind(m.id)
     .bind(m.order_guid)
@@ -205,6 +276,8 @@ pub async fn queue(conn: &mut AnyConnection, m: NewMessage<'_>) -> Result<bool, 
     .bind(m.sender)
     .bind(m.state.as_str())
     .bind(m.now)
+    .bind(m.error_text)
+    .bind(i64::from(m.noticed))
     .execute(&mut *conn)
     .await?;
     Ok(r.rows_affected() > 0)
@@ -466,6 +539,27 @@ pub async fn record_failure(db: &Db, id: i64, f: Failure<'_>, now: i64) -> Resul
     Ok(())
 }
 
+/// A pending row that must not go after all (its number's country is no
+/// longer allowed): refused, its full phone forgotten.
+pub async fn refuse(
+    db: &Db,
+    id: i64,
+    r: Refusal,
+    error_text: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE sms_outbox SET state = $1, phone = NULL, error_text = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(MessageState::Refused(r).as_str())
+    .bind(error_text)
+    .bind(now)
+    .bind(id)
+    .execute(&db.write)
+    .await?;
+    Ok(())
+}
+
 // ---- delivery status ----
 
 /// A sent message to ask its provider about.
@@ -558,8 +652,11 @@ mod tests {
         }
         assert_eq!(
             MessageState::names(),
-            "pending, sending, sent, delivered, undelivered, failed, no_consent"
+            "pending, sending, sent, delivered, undelivered, failed, no_consent, refused_country, refused_hourly_cap, refused_daily_cap"
         );
+        for s in MessageState::NEVER_SENT {
+            assert!(MessageState::ALL.contains(&s));
+        }
         assert!("muted".parse::<MessageState>().is_err());
         assert_eq!(
             serde_json::to_value(MessageState::NoConsent).unwrap(),

@@ -39,6 +39,7 @@ const FAMILIES: &[&str] = &[
     "tillgate_alerts_sent_total",
     "tillgate_sms_sent_total",
     "tillgate_sms_failed_total",
+    "tillgate_sms_refused_total",
     "tillgate_relay_delivered_total",
     "tillgate_relay_failed_attempts_total",
     "tillgate_relay_dead_letters_total",

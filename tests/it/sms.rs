@@ -439,6 +439,38 @@ async fn provider_errors_retry_fail_or_stop_as_sms_ru_means_them() {
     }
 }
 
+/// Rows queued before `sms.allowed_country_codes` was narrowed (or before
+/// the rule existed) are refused by delivery, not sent.
+#[tokio::test]
+async fn delivery_refuses_queued_rows_to_countries_no_longer_allowed() {
+    for b in backends() {
+        let fake = FakeSmsRu::start(API_ID).await;
+        let (db, _dir) = open_db(b).await;
+        let settings = Arc::new(sms_config(&fake.base, ""));
+        let providers = Arc::new(tillgate::sms::build_providers(&settings));
+        let t0 = 1_800_000_000_000i64;
+        let clock = SharedClock::from(Arc::new(ManualClock::new(t0)));
+        let bus = tillgate::core::bus::Bus::default();
+        let d = Delivery::new(db.clone(), settings, providers, bus, clock);
+        insert_row(&db, 1, "+447000000001", t0).await;
+        insert_row(&db, 2, "+79250000002", t0).await;
+        let o = d.pass().await.unwrap();
+        assert_eq!((o.sent, o.refused, o.failed), (1, 1, 0), "{o:?}");
+        assert_eq!(fake.requests(), 1);
+        assert_eq!(fake.received()[0].to, "79250000002");
+        let (state, phone, text): (String, Option<String>, Option<String>) =
+            sqlx::query_as("SELECT state, phone, error_text FROM sms_outbox WHERE id = 1")
+                .fetch_one(&db.read)
+                .await
+                .unwrap();
+        assert_eq!(state, "refused_country");
+        assert_eq!(phone, None, "a refused row keeps the masked phone only");
+        assert!(text.unwrap().contains("sms.allowed_country_codes"));
+        assert!(d.pass().await.unwrap().is_idle());
+        db.close().await;
+    }
+}
+
 #[tokio::test]
 async fn bad_api_id_stops_and_wrong_credentials_never_leak() {
     for b in backends() {
@@ -1090,6 +1122,10 @@ async fn sms_metrics_are_listed_before_the_first_message() {
         r#"provider="smsru",reason="gave_up""#,
         r#"provider="smsru",reason="refused""#,
         r#"provider="-",reason="unsendable""#,
+        "# HELP tillgate_sms_refused_total",
+        r#"tillgate_sms_refused_total{reason="country"}"#,
+        r#"tillgate_sms_refused_total{reason="hourly_cap"}"#,
+        r#"tillgate_sms_refused_total{reason="daily_cap"}"#,
     ] {
         assert!(m.contains(expect), "{expect} missing from {m}");
     }

@@ -2,3 +2,4 @@
 //! the real server. Each test fails on the build the attack succeeded on.
 
 mod network;
+mod sms_pumping;
