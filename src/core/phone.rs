@@ -21,7 +21,7 @@ pub enum PhoneError {
     #[error("phone number may contain only digits, spaces, brackets, dots, dashes and a leading +")]
     BadCharacters,
     #[error(
-        "not a Russian mobile number: expected 10 digits starting with 9 after +7 or 8, like +7 925 123-45-67"
+        "not a mobile number of Russia or Kazakhstan: expected 10 digits starting with 9 (Russia) or 7 (Kazakhstan) after +7 or 8, like +7 925 123-45-67"
     )]
     NotRussianMobile,
     #[error("international numbers need 8 to 15 digits after +")]
@@ -67,7 +67,9 @@ impl PhoneE164 {
                 _ => return Err(PhoneError::NotRussianMobile),
             }
         };
-        if national.len() != 10 || !national.starts_with('9') {
+        // +7 is shared: Russia's mobiles are 9xx, Kazakhstan's 7xx. Other
+        // +7 numbers are landlines, which take no SMS.
+        if national.len() != 10 || !(national.starts_with('9') || national.starts_with('7')) {
             return Err(PhoneError::NotRussianMobile);
         }
         Ok(PhoneE164(format!("+7{national}")))
@@ -136,6 +138,22 @@ mod tests {
         ] {
             assert_eq!(PhoneE164::parse(s).unwrap().as_str(), "+79251234567", "{s}");
         }
+    }
+
+    #[test]
+    fn kazakh_mobiles_share_plus_7() {
+        assert_eq!(
+            PhoneE164::parse("+7 701 234-56-78").unwrap().as_str(),
+            "+77012345678"
+        );
+        assert_eq!(
+            PhoneE164::parse("8 (777) 123 45 67").unwrap().as_str(),
+            "+77771234567"
+        );
+        assert_eq!(
+            PhoneE164::parse("+7 701 234-56-78").unwrap().masked(),
+            "+7 701 ***-**-78"
+        );
     }
 
     #[test]
