@@ -212,7 +212,7 @@ impl Texts {
         names: BTreeMap<String, String>,
     ) -> Result<Texts, TextError> {
         let mut env = Environment::new();
-        // Money in every text is the one Russian format (`1234,50`).
+        // Money in every text is the one Russian format (`1 234,50`).
         env.add_filter("rub", |v: i64| rub(v));
         env.add_filter("qty", |v: i64| qty(v));
         for (l, set) in [(Lang::Ru, RU), (Lang::En, EN)] {

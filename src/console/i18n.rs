@@ -338,25 +338,16 @@ pub fn words(lang: Lang) -> BTreeMap<&'static str, &'static str> {
         .collect()
 }
 
-/// Kopecks as a Russian reads money: `1 234,50 ₽` (groups of three from
-/// four digits, no-break spaces). [`crate::core::money::rub`] keeps
-/// four-digit sums whole for messages; a table column of sums reads
-/// better grouped throughout, so the one case is split here.
+/// Kopecks as a Russian reads money: `1 234,50 ₽` (groups of three,
+/// no-break spaces), the one format of [`crate::core::money::rub`];
+/// `1,234.50 ₽` in English.
 pub fn money(kopecks: i64, lang: Lang) -> String {
-    let text = crate::core::money::rub(kopecks);
-    let digits = text.trim_start_matches('-');
-    let whole = digits.split(',').next().unwrap_or("");
-    let mut grouped = if whole.len() == 4 && !whole.contains('\u{a0}') {
-        let sign = &text[..text.len() - digits.len()];
-        format!("{sign}{}\u{a0}{}", &digits[..1], &digits[1..])
-    } else {
-        text
-    };
+    let mut text = crate::core::money::rub(kopecks);
     if lang == Lang::En {
-        grouped = grouped.replace(',', ".").replace('\u{a0}', ",");
+        text = text.replace(',', ".").replace('\u{a0}', ",");
     }
-    grouped.push_str("\u{a0}₽");
-    grouped
+    text.push_str("\u{a0}₽");
+    text
 }
 
 /// Thousandths of a unit (the journal's quantities) as a reader of `lang`

@@ -39,7 +39,7 @@ use crate::core::bus::{Bus, OperatorEvent};
 use crate::core::clock::SharedClock;
 use crate::core::consumer::{BoxFuture, Consumer, ConsumerError};
 use crate::core::log::{self, LogEntry};
-use crate::core::money::rub;
+use crate::core::money::rub_sms;
 use crate::core::outbox::Wake;
 use crate::core::phone::PhoneE164;
 use crate::core::store::{Db, StoreError};
@@ -195,7 +195,7 @@ fn vars(order: &rk7::Order, rest: &Restaurant, step: Step) -> Vars {
         restaurant_name: rest.name.clone(),
         status: step.guest_text().to_string(),
         table,
-        order_sum: rub(order.order_sum.map(|k| k.0).unwrap_or(0)),
+        order_sum: rub_sms(order.order_sum.map(|k| k.0).unwrap_or(0)),
     }
 }
 

@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use crate::core::money::rub;
+use crate::core::money::rub_sms;
 
 /// The placeholders a template may use.
 pub const PLACEHOLDERS: [&str; 5] = [
@@ -127,17 +127,15 @@ impl Vars {
     }
 
     /// Typical long-ish values, so the count on save is what a real
-    /// message will usually cost. The sum is above 10 000 rubles, so it
-    /// carries the no-break space of Russian digit grouping, which GSM-7
-    /// lacks: a template with `{order_sum}` is measured as UCS-2, as such
-    /// a message is sent.
+    /// message will usually cost. The sum is above 10 000 rubles, grouped
+    /// with plain spaces as every SMS sum is (GSM-7 has no no-break space).
     pub fn sample(restaurant_name: &str) -> Vars {
         Vars {
             order_number: "12345".into(),
             restaurant_name: restaurant_name.into(),
             status: "собирается".into(),
             table: "12".into(),
-            order_sum: rub(1_234_550),
+            order_sum: rub_sms(1_234_550),
         }
     }
 }
@@ -255,9 +253,12 @@ mod tests {
             restaurant_name: "Пицца".into(),
             status: "готов".into(),
             table: "7".into(),
-            order_sum: rub(123_450),
+            order_sum: rub_sms(123_450),
         };
-        assert_eq!(t.render(&v), "Заказ 42 в Пицца готов. Стол 7, 1234,50 руб.");
+        assert_eq!(
+            t.render(&v),
+            "Заказ 42 в Пицца готов. Стол 7, 1 234,50 руб."
+        );
     }
 
     #[test]

@@ -550,7 +550,8 @@ async fn shift_report_counts_every_cash_server_and_matches_independent_totals() 
             .filter(|s| s.chat() == REST_CHAT && !s.text().contains("Удалён чек"))
             .collect();
         let shown = tillgate::core::money::rub(revenue);
-        assert_eq!(shown, "5867,27");
+        // Grouped from four digits, as in the console (issue 26: `2464,65 ₽`).
+        assert_eq!(shown, "5\u{a0}867,27");
         match to_rest.as_slice() {
             [Sent::Photo { png, caption, .. }, Sent::Text { text, .. }] => {
                 assert!(png.starts_with(b"\x89PNG"));

@@ -368,7 +368,14 @@ fn shell_words_split_as_sh_does() {
             "--".into(),
             "serve".into()
         ]),
-        Some(vec!["serve".to_string()])
+        Some((vec![], vec!["serve".to_string()]))
+    );
+    assert_eq!(
+        tillgate_args(&["TILLGATE_X=1".into(), "tillgate".into(), "users".into()]),
+        Some((
+            vec![("TILLGATE_X".to_string(), "1".to_string())],
+            vec!["users".to_string()]
+        ))
     );
     assert_eq!(
         tillgate_args(&["journalctl".into(), "-u".into(), "tillgate".into()]),

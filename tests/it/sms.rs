@@ -195,7 +195,7 @@ async fn a_day_sends_one_sms_per_consenting_guest_at_the_chosen_step() {
         to.sort();
         assert_eq!(to, ["79251111111", "79253333333", "79254444444"], "{got:?}");
         let one = got.iter().find(|r| r.to == "79251111111").unwrap();
-        assert_eq!(one.msg, "Order 1 at Pizza: готов. Table 7, 1234,50");
+        assert_eq!(one.msg, "Order 1 at Pizza: готов. Table 7, 1 234,50");
         assert_eq!(
             fake.secret_in_url(),
             0,
@@ -204,7 +204,7 @@ async fn a_day_sends_one_sms_per_consenting_guest_at_the_chosen_step() {
         assert_eq!(one.from, None, "empty sender must not be sent");
         let four = got.iter().find(|r| r.to == "79254444444").unwrap();
         assert!(
-            four.msg.ends_with("собран. Table 7, 1234,50"),
+            four.msg.ends_with("собран. Table 7, 1 234,50"),
             "{}",
             four.msg
         );
