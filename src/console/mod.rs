@@ -65,6 +65,9 @@ pub struct Console {
     pub api: api::Api,
     pub clock: SharedClock,
     pub limiter: Arc<auth::Limiter>,
+    /// Unlocks stored by an admin (page or CLI), applied to [`Self::limiter`]
+    /// at the account's next attempt.
+    pub unlocks: Arc<crate::core::settings::Live<auth::Unlocks>>,
     pub pages: Arc<render::Pages>,
     /// The SMS provider's balance, refreshed in the background.
     pub providers: Arc<providers::ProviderCache>,
@@ -81,10 +84,11 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 /// built it, before the token guard.
 pub fn router(db: Db, operator: Router, http: Arc<crate::core::config::HttpConfig>) -> Router {
     let state = Console {
-        db,
+        db: db.clone(),
         api: api::Api::new(operator),
         clock: SharedClock::system(),
         limiter: Arc::default(),
+        unlocks: auth::unlocks(db),
         pages: Arc::new(render::Pages::new()),
         providers: Arc::default(),
         http,
@@ -119,6 +123,7 @@ pub fn router(db: Db, operator: Router, http: Arc<crate::core::config::HttpConfi
         .route("/backoffice", get(backoffice::page))
         .route("/users", get(users_page::page).post(users_page::add))
         .route("/users/{name}/delete", post(users_page::remove))
+        .route("/users/{name}/unlock", post(users_page::unlock))
         .with_state(state)
         .layer(axum::middleware::from_fn(security_headers))
 }
