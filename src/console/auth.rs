@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use argon2::password_hash::PasswordHash;
@@ -64,6 +64,9 @@ pub struct Limiter {
     /// Per account (lower case), the newest stored unlock
     /// ([`record_unlock`]) already applied here.
     unlocks_applied: Mutex<HashMap<String, i64>>,
+    /// The stored unlocks, opened on the first attempt (the limiter is
+    /// made with the console's state, storage comes with each call).
+    stored: OnceLock<Arc<Live<Unlocks>>>,
 }
 
 impl Default for Limiter {
@@ -72,6 +75,7 @@ impl Default for Limiter {
             by_account: FailureLimiter::new(MAX_FAILURES, WINDOW),
             by_address: FailureLimiter::new(MAX_ADDRESS_FAILURES, WINDOW),
             unlocks_applied: Mutex::default(),
+            stored: OnceLock::new(),
         }
     }
 }
@@ -131,9 +135,25 @@ impl Limiter {
         gone.len()
     }
 
-    /// Applies a stored unlock of `name` made at `stamp` (ms) unless it was
-    /// applied here already: an unlock made by the CLI or on another
-    /// instance reaches this one at the account's next attempt.
+    /// Applies the stored unlock of `name`, if a newer one than this
+    /// instance applied: an unlock made by the CLI or on another instance
+    /// reaches this one at the account's next attempt. Called before
+    /// [`Self::attempt`].
+    pub async fn apply_stored_unlock(&self, db: &Db, name: &str) {
+        let stored = self.stored.get_or_init(|| unlocks(db.clone()));
+        let stamp = stored.current().await.get(&name.to_lowercase()).copied();
+        self.apply_unlock(name, stamp);
+    }
+
+    /// This instance stored an unlock: the next attempt reads it at once.
+    pub fn stored_changed(&self) {
+        if let Some(stored) = self.stored.get() {
+            stored.changed();
+        }
+    }
+
+    /// Applies an unlock of `name` made at `stamp` (ms) unless it was
+    /// applied here already.
     pub fn apply_unlock(&self, name: &str, stamp: Option<i64>) {
         let Some(stamp) = stamp else { return };
         {
@@ -166,13 +186,13 @@ impl Limiter {
 const UNLOCK_PREFIX: &str = "console.unlock.";
 
 /// Stored unlocks: account (lower case) to the time it was unlocked.
-pub type Unlocks = HashMap<String, i64>;
+type Unlocks = HashMap<String, i64>;
 
 /// The stored unlocks, read from the settings table and re-read when it
 /// changed (checked at most every second): the limiter is in memory in
 /// each server, so an unlock made by `tillgate users unlock` or on
 /// another instance travels through storage.
-pub fn unlocks(db: Db) -> Arc<Live<Unlocks>> {
+fn unlocks(db: Db) -> Arc<Live<Unlocks>> {
     Live::new(db, Unlocks::new(), |entries: &[Entry]| {
         entries
             .iter()

@@ -103,9 +103,7 @@ pub async fn submit(
         return again(StatusCode::FORBIDDEN, words["login_expired"].to_string());
     }
     let from = client_ip(peer, &headers, &c.http.trusted_proxies);
-    let stored = c.unlocks.current().await;
-    c.limiter
-        .apply_unlock(&f.name, stored.get(&f.name.to_lowercase()).copied());
+    c.limiter.apply_stored_unlock(&c.db, &f.name).await;
     let attempt = match c.limiter.attempt(&f.name, from) {
         Ok(a) => a,
         Err(wait) => {

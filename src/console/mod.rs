@@ -65,9 +65,6 @@ pub struct Console {
     pub api: api::Api,
     pub clock: SharedClock,
     pub limiter: Arc<auth::Limiter>,
-    /// Unlocks stored by an admin (page or CLI), applied to [`Self::limiter`]
-    /// at the account's next attempt.
-    pub unlocks: Arc<crate::core::settings::Live<auth::Unlocks>>,
     pub pages: Arc<render::Pages>,
     /// The SMS provider's balance, refreshed in the background.
     pub providers: Arc<providers::ProviderCache>,
@@ -84,11 +81,10 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 /// built it, before the token guard.
 pub fn router(db: Db, operator: Router, http: Arc<crate::core::config::HttpConfig>) -> Router {
     let state = Console {
-        db: db.clone(),
+        db,
         api: api::Api::new(operator),
         clock: SharedClock::system(),
         limiter: Arc::default(),
-        unlocks: auth::unlocks(db),
         pages: Arc::new(render::Pages::new()),
         providers: Arc::default(),
         http,

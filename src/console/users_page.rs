@@ -158,7 +158,7 @@ pub async fn unlock(
         return crate::core::api_error::ApiError::from(e).into_response();
     }
     c.limiter.apply_unlock(&name, Some(now));
-    c.unlocks.changed();
+    c.limiter.stored_changed();
     tracing::info!(by = ?s.user.name, user = ?name, "console: user unlocked");
     Redirect::to("/users").into_response()
 }
