@@ -87,15 +87,33 @@ pub struct Attempt {
 }
 
 /// The account part of a key: names are compared without case, as a
-/// person types them.
+/// person types them, and cut at the longest an account name may be
+/// ([`users::check_new`]), so a guesser's megabyte-long names cost the
+/// limiter no more than real ones.
 fn account_prefix(name: &str) -> String {
+    let name: String = name.chars().take(64).collect();
     format!("u:{}|", name.to_lowercase())
+}
+
+/// Where an attempt comes from, as the limiter counts it: an IPv4 address,
+/// or an IPv6 address's /64 network. One IPv6 client holds a whole /64
+/// (a household, an office, a server) and can pick a fresh address from it
+/// for every guess.
+fn origin(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
 }
 
 impl Limiter {
     /// Counts an attempt for `name` from `from` before its password is
     /// checked; the wait when either key is used up (then nothing counts).
     pub fn attempt(&self, name: &str, from: IpAddr) -> Result<Attempt, Duration> {
+        let from = origin(from);
         let account = vec![format!("{}{from}", account_prefix(name))];
         let address = vec![format!("ip:{from}")];
         self.by_account.attempt(&account)?;
@@ -434,6 +452,30 @@ mod tests {
         assert!(l.attempt("someone-else", sprayer).is_err());
         // ...and the refused attempt counted nothing for that account.
         assert!(l.attempt("someone-else", home).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_and_long_names_by_their_first_64_characters() {
+        let l = Limiter::default();
+        for i in 0..MAX_FAILURES {
+            assert!(
+                l.attempt("anna", ip(&format!("2001:db8:1:2::{i:x}")))
+                    .is_ok()
+            );
+        }
+        // A fresh address in the same /64 buys nothing...
+        assert!(l.attempt("anna", ip("2001:db8:1:2:ffff::1")).is_err());
+        // ...another /64 is someone else.
+        assert!(l.attempt("anna", ip("2001:db8:1:3::1")).is_ok());
+        let long = "x".repeat(100_000);
+        let from = ip("203.0.113.1");
+        for _ in 0..MAX_FAILURES {
+            l.attempt(&long, from).unwrap();
+        }
+        assert!(l.attempt(&"x".repeat(64), from).is_err(), "the same key");
+        assert!(l.by_account.blocked_keys().iter().all(|k| k.len() < 200));
+        assert_eq!(origin(ip("203.0.113.1")), "203.0.113.1");
+        assert_eq!(origin(ip("2001:db8::1")), "2001:db8:0:0::/64");
     }
 
     #[test]
