@@ -13,7 +13,8 @@
 //! A sign-in attempt is counted before its password is hashed
 //! ([`Limiter::attempt`]), so parallel guesses cannot all slip under the
 //! limit while the first are still being verified; and hashing runs under
-//! [`HASHING`], so a burst costs queueing time, not memory.
+//! [`HASHING`] in working memory kept for reuse ([`MEMORY`]), so a burst
+//! costs queueing time, not memory.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
