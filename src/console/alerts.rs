@@ -4,6 +4,10 @@
 //! delivery state (also those no chat receives), of the restaurants this
 //! person may see, in each restaurant's local time.
 //!
+//! Chats are an admin's: only an admin sees chat ids and Telegram's
+//! delivery errors, and sets a restaurant's chat; a manager changes the
+//! rest of their restaurants' settings.
+//!
 //! Saving goes through `PUT /api/alerts/settings/{restcode}`, checked by
 //! the config file's own checks (same messages). The form sends only what
 //! differs from the values in effect, laid over what the console saved
@@ -20,7 +24,7 @@ use serde_json::{Map, Value, json};
 use super::Console;
 use super::api::enc;
 use super::auth::{self, Signed};
-use super::i18n::Lang;
+use super::i18n::{self, Lang};
 use super::users::Session;
 use super::zone::Zones;
 
@@ -43,7 +47,7 @@ async fn render(
     let all = c.api.get("/api/alerts/settings").await.unwrap_or(json!({}));
     let restaurants = super::offered_restaurants(c, s, &all, "rest_code").await;
     let rest = rest.or_else(|| restaurants.first().cloned());
-    let settings = match &rest {
+    let mut settings = match &rest {
         Some(r) => c
             .api
             .get(&format!("/api/alerts/settings/{}", enc(r)))
@@ -51,6 +55,11 @@ async fn render(
             .ok(),
         None => None,
     };
+    let mut notice = notice;
+    let admin = s.user.is_admin();
+    if !admin {
+        hide_chats(settings.as_mut(), &mut notice);
+    }
     let uri = match &state {
         Some(st) => format!("/api/alerts?limit=500&state={}", enc(st)),
         None => "/api/alerts?limit=500".to_string(),
@@ -67,12 +76,18 @@ async fn render(
         .map(|mut a| {
             let local = zones.show(a["created_at"].as_str(), a["rest_code"].as_str());
             a["created_local"] = json!(local);
+            if !admin {
+                // Where an alert went and why it failed are an admin's:
+                // chats are routed by admins only.
+                a["chat_id"] = Value::Null;
+                a["last_error"] = Value::Null;
+            }
             a
         })
         .collect();
     let may_change = rest.as_deref().is_some_and(|r| s.user.may_change(r));
     let mut telegram = all["telegram"].clone();
-    if !s.user.is_admin() {
+    if !admin {
         // Chats and delivery errors are an admin's; a manager sees whether
         // alerts can go at all.
         telegram = json!({"bot_token_set": telegram["bot_token_set"], "utc_offset": telegram["utc_offset"]});
@@ -96,6 +111,25 @@ async fn render(
             notice => notice,
         },
     )
+}
+
+/// What a manager or viewer is not shown of a restaurant's settings and a
+/// test message's outcome: the chat ids (an admin routes chats), and
+/// Telegram's own words on a failed delivery.
+fn hide_chats(settings: Option<&mut Value>, notice: &mut Value) {
+    if let Some(st) = settings {
+        st["chat"] = Value::Null;
+        if let Some(o) = st.as_object_mut() {
+            o.remove("saved");
+            o.remove("routes_to");
+        }
+        if let Some(src) = st["sources"].as_object_mut() {
+            src.remove("chat");
+        }
+    }
+    if let Some(test) = notice["test"].as_object_mut() {
+        test.remove("chat");
+    }
 }
 
 pub async fn page(
@@ -209,6 +243,12 @@ pub async fn save(
     if !auth::csrf_ok(&s, csrf) || !s.user.may_change(&rest) {
         return c.pages.forbidden(lang, &s);
     }
+    // A manager changes their restaurant's rules, not where its alerts go:
+    // a chat is an admin's to route (their form has no chat field).
+    if !s.user.is_admin() && field(&form, "chat").is_some_and(|v| !v.is_empty()) {
+        tracing::warn!(user = ?s.user.name, restaurant = ?rest, "console: chat change by a non-admin refused");
+        return c.pages.forbidden(lang, &s);
+    }
     let uri = format!("/api/alerts/settings/{}", enc(&rest));
     let current = c.api.get(&uri).await.unwrap_or(json!({}));
     let kinds: Vec<String> = c
@@ -221,7 +261,7 @@ pub async fn save(
     let body = body_from_form(&form, &current, &current["saved"], &kinds);
     let (outcome, status) = match c.api.call(Method::PUT, &uri, Some(body)).await {
         Ok(_) => {
-            tracing::info!(user = %s.user.name, restaurant = %rest, "console: alert settings saved");
+            tracing::info!(user = ?s.user.name, restaurant = ?rest, "console: alert settings saved");
             (json!({"ok": true, "saved": true}), StatusCode::OK)
         }
         Err(e) => (
@@ -254,9 +294,14 @@ pub async fn test(
         .await
     {
         Ok(v) => (json!({"ok": true, "test": v}), StatusCode::OK),
+        // Telegram's refusal names the chat and why: an admin's to read.
+        Err(e) if e.status == StatusCode::BAD_GATEWAY && !s.user.is_admin() => (
+            json!({"ok": false, "error": i18n::words(lang)["test_failed"]}),
+            e.status,
+        ),
         Err(e) => (json!({"ok": false, "error": e.message}), e.status),
     };
-    tracing::info!(user = %s.user.name, restaurant = %rest, ok = status.is_success(), "console: alert test message");
+    tracing::info!(user = ?s.user.name, restaurant = ?rest, ok = status.is_success(), "console: alert test message");
     render(&c, &s, lang, Some(rest), None, notice, status).await
 }
 
@@ -310,7 +355,7 @@ pub async fn telegram(
         .await
     {
         Ok(_) => {
-            tracing::info!(user = %s.user.name, "console: telegram settings saved");
+            tracing::info!(user = ?s.user.name, "console: telegram settings saved");
             (json!({"ok": true, "saved": true}), StatusCode::OK)
         }
         Err(e) => (json!({"ok": false, "error": e.message}), e.status),

@@ -35,12 +35,18 @@ pub enum UsersCommand {
     List,
     /// Remove an account and sign it out.
     Remove { name: String },
+    /// Let an account locked by failed sign-ins try again, from every
+    /// address: the running servers apply it at the account's next attempt.
+    Unlock { name: String },
 }
 
 /// `tillgate users`.
 pub fn command() -> clap::Command {
-    crate::core::feature::subcommand::<UsersArgs>("users", "Console accounts: add, list, remove")
-        .unwrap_or_else(|| clap::Command::new("users"))
+    crate::core::feature::subcommand::<UsersArgs>(
+        "users",
+        "Console accounts: add, list, remove, unlock",
+    )
+    .unwrap_or_else(|| clap::Command::new("users"))
 }
 
 /// Runs `tillgate users ...`, reading a password from `stdin`.
@@ -101,6 +107,15 @@ pub async fn run(
                 anyhow::bail!("no user {name:?}");
             }
             format!("removed {name}")
+        }
+        // The failure counts are in each server's memory; the unlock goes
+        // through storage, which every server checks at the next attempt.
+        UsersCommand::Unlock { name } => {
+            if users::find(&db, &name).await?.is_none() {
+                anyhow::bail!("no user {name:?}");
+            }
+            super::auth::record_unlock(&db, &name, crate::core::clock::now_ms()).await?;
+            format!("unlocked {name}: the running server lets them sign in again")
         }
     };
     db.close().await;

@@ -83,8 +83,25 @@ const WORDS: &[(&str, &str, &str)] = &[
     ),
     (
         "too_many",
-        "Слишком много неудачных попыток; попробуйте через 15 минут",
-        "Too many failed attempts; try again in 15 minutes",
+        "Слишком много неудачных попыток; попробуйте снова через",
+        "Too many failed attempts; try again in",
+    ),
+    ("minutes", "мин.", "min"),
+    (
+        "login_expired",
+        "Форма входа устарела или пришла не с этой страницы; введите имя и пароль ещё раз",
+        "The sign-in form expired or did not come from this page; enter your name and password again",
+    ),
+    (
+        "locked",
+        "заблокирован после неудачных попыток",
+        "locked after failed attempts",
+    ),
+    ("unlock", "Разблокировать", "Unlock"),
+    (
+        "test_failed",
+        "Telegram не принял сообщение; причину видит администратор в журнале",
+        "Telegram did not take the message; an admin sees why in the log",
     ),
     ("restaurant", "Ресторан", "Restaurant"),
     ("all", "все", "all"),

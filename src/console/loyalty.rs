@@ -103,7 +103,7 @@ pub async fn set_state(
         .api
         .call(Method::POST, &uri, Some(json!({"state": f.state})))
         .await;
-    tracing::info!(user = %s.user.name, card = %crate::loyalty::cards::mask_number(&number), state = %f.state, ok = done.is_ok(), "console: card state");
+    tracing::info!(user = ?s.user.name, card = ?crate::loyalty::cards::mask_number(&number), state = ?f.state, ok = done.is_ok(), "console: card state");
     back(&number, done.err().map(|e| e.message).as_deref())
 }
 

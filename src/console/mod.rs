@@ -119,6 +119,7 @@ pub fn router(db: Db, operator: Router, http: Arc<crate::core::config::HttpConfi
         .route("/backoffice", get(backoffice::page))
         .route("/users", get(users_page::page).post(users_page::add))
         .route("/users/{name}/delete", post(users_page::remove))
+        .route("/users/{name}/unlock", post(users_page::unlock))
         .with_state(state)
         .layer(axum::middleware::from_fn(security_headers))
 }

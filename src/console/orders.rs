@@ -143,7 +143,7 @@ pub async fn detail(
         Err(e) => return crate::core::api_error::ApiError::from(e).into_response(),
     };
     if !s.user.may_see(order.rest_code.as_deref()) {
-        tracing::warn!(user = %s.user.name, order = %canon, "console: order of another restaurant refused");
+        tracing::warn!(user = ?s.user.name, order = ?canon, "console: order of another restaurant refused");
         return c.pages.forbidden(lang, &s);
     }
     // The newest events first; an order with hundreds shows its last 200.

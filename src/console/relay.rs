@@ -112,7 +112,7 @@ pub async fn add(
         .await
     {
         Ok(_) => {
-            tracing::info!(user = %s.user.name, "console: relay destination added");
+            tracing::info!(user = ?s.user.name, "console: relay destination added");
             Redirect::to("/relay").into_response()
         }
         Err(e) => {
@@ -253,7 +253,7 @@ pub async fn act(
                 .message(StatusCode::NOT_FOUND, lang, Some(&s), "no such action");
         }
     };
-    tracing::info!(user = %s.user.name, destination = %id, action = %action, ok = done.is_ok(), "console: relay action");
+    tracing::info!(user = ?s.user.name, destination = ?id, action = ?action, ok = done.is_ok(), "console: relay action");
     match done {
         Ok(_) if action == "delete" => Redirect::to("/relay").into_response(),
         done => after_change(&c, &s, lang, &id, done).await,

@@ -176,7 +176,7 @@ pub async fn save(
     let uri = format!("/api/sms/settings/{}", enc(&rest));
     match c.api.call(Method::PUT, &uri, Some(body.clone())).await {
         Ok(v) => {
-            tracing::info!(user = %s.user.name, restaurant = %rest, "console: sms settings saved");
+            tracing::info!(user = ?s.user.name, restaurant = ?rest, "console: sms settings saved");
             let notice = json!({"ok": true, "length": v["length"], "warnings": v["warnings"]});
             render(&c, &s, lang, Some(rest), notice, None).await
         }
@@ -271,7 +271,7 @@ pub async fn save_global(
         .await
     {
         Ok(_) => {
-            tracing::info!(user = %s.user.name, "console: global sms settings saved");
+            tracing::info!(user = ?s.user.name, "console: global sms settings saved");
             c.providers.forget();
             (json!({"ok": true, "global_saved": true}), StatusCode::OK)
         }

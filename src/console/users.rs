@@ -199,7 +199,7 @@ fn token_hash(token: &str) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn random_token() -> String {
+pub(super) fn random_token() -> String {
     use base64::Engine;
     let bytes: [u8; 32] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)

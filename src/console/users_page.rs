@@ -1,5 +1,5 @@
-//! The Users page (admin): accounts, their roles and restaurants; add and
-//! remove.
+//! The Users page (admin): accounts, their roles and restaurants; add,
+//! remove, and unlock an account the sign-in limiter has locked.
 
 use axum::Form;
 use axum::extract::{Path, State};
@@ -27,7 +27,7 @@ async fn render(
             lang,
             Some(s),
             "users",
-            context! { users => list, error => error },
+            context! { users => list, error => error, locked => c.limiter.locked_accounts() },
         ),
         Err(e) => crate::core::api_error::ApiError::from(e).into_response(),
     }
@@ -92,7 +92,7 @@ pub async fn add(
     };
     match users::add(&c.db, &user, &hash, c.clock.now_ms()).await {
         Ok(true) => {
-            tracing::info!(by = %s.user.name, user = %user.name, role = role.as_str(), "console: user added");
+            tracing::info!(by = ?s.user.name, user = ?user.name, role = role.as_str(), "console: user added");
             Redirect::to("/users").into_response()
         }
         Ok(false) => refused(format!("user {:?} already exists", user.name)).await,
@@ -125,4 +125,40 @@ pub async fn remove(
         Ok(_) => Redirect::to("/users").into_response(),
         Err(e) => crate::core::api_error::ApiError::from(e).into_response(),
     }
+}
+
+/// Unlocks an account the sign-in limiter has locked (from every address).
+/// Stored as well as applied here: other instances on the same database,
+/// which count their own failures, apply it at the account's next attempt.
+pub async fn unlock(
+    State(c): State<Console>,
+    Signed(s): Signed,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Form<auth::CsrfForm>,
+) -> Response {
+    let lang = Lang::of(&headers);
+    if !auth::csrf_ok(&s, &f.csrf) || !s.user.is_admin() {
+        return c.pages.forbidden(lang, &s);
+    }
+    match users::find(&c.db, &name).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return c.pages.message(
+                StatusCode::NOT_FOUND,
+                lang,
+                Some(&s),
+                &format!("no user {name:?}"),
+            );
+        }
+        Err(e) => return crate::core::api_error::ApiError::from(e).into_response(),
+    }
+    let now = c.clock.now_ms();
+    if let Err(e) = auth::record_unlock(&c.db, &name, now).await {
+        return crate::core::api_error::ApiError::from(e).into_response();
+    }
+    c.limiter.apply_unlock(&name, Some(now));
+    c.limiter.stored_changed();
+    tracing::info!(by = ?s.user.name, user = ?name, "console: user unlocked");
+    Redirect::to("/users").into_response()
 }

@@ -90,6 +90,31 @@ impl FailureLimiter {
         }
     }
 
+    /// Forgets every key `which` picks (whatever its count); the keys
+    /// forgotten. An operator's unlock: the console's keys carry the user
+    /// name, and every address the user failed from is released at once.
+    pub fn forget_where(&self, which: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut map = self.lock();
+        let gone: Vec<String> = map.keys().filter(|k| which(k)).cloned().collect();
+        for k in &gone {
+            map.remove(k);
+        }
+        gone
+    }
+
+    /// Every key blocked now: what an operator's page shows as locked.
+    pub fn blocked_keys(&self) -> Vec<String> {
+        if self.max == 0 {
+            return Vec::new();
+        }
+        let mut map = self.lock();
+        map.retain(|_, (_, since)| since.elapsed() < self.window);
+        map.iter()
+            .filter(|(_, (n, _))| *n >= self.max)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     pub fn failed(&self, keys: &[String]) {
         if self.max == 0 {
             return;
@@ -142,6 +167,23 @@ mod tests {
         l.forgive(&k);
         assert!(l.attempt(&k).is_ok());
         assert!(l.attempt(&k).is_err());
+    }
+
+    #[test]
+    fn keys_can_be_listed_when_blocked_and_forgotten_by_a_predicate() {
+        let l = FailureLimiter::new(2, Duration::from_secs(60));
+        let ka = vec!["u:anna|1.2.3.4".to_string()];
+        let kb = vec!["u:boris|1.2.3.4".to_string()];
+        l.failed(&ka);
+        l.failed(&ka);
+        l.failed(&kb);
+        assert_eq!(l.blocked_keys(), ka);
+        assert_eq!(l.forget_where(|k| k.starts_with("u:anna|")), ka);
+        assert!(l.attempt(&ka).is_ok());
+        assert!(l.blocked_keys().is_empty());
+        // Boris's one failure is untouched.
+        assert!(l.attempt(&kb).is_ok());
+        assert!(l.attempt(&kb).is_err());
     }
 
     #[test]

@@ -2,4 +2,5 @@
 //! the real server. Each test fails on the build the attack succeeded on.
 
 mod network;
+mod signin;
 mod sms_pumping;
