@@ -124,8 +124,10 @@ pub fn router(db: Db, operator: Router, http: Arc<crate::core::config::HttpConfi
         .layer(axum::middleware::from_fn(security_headers))
 }
 
-/// Headers on every console answer: the CSP, no sniffing, no framing, no
-/// caching of pages that show guests' and owners' data.
+/// Headers of the console's answers beyond the ones the edge puts on every
+/// answer (`app::edge`: `nosniff`, no framing): its own CSP, which lets
+/// this server's script and styles load, a referrer kept on this origin,
+/// and no caching of pages that show guests' and owners' data.
 async fn security_headers(req: Request, next: Next) -> Response {
     let is_asset = req.uri().path().starts_with("/assets/");
     let mut res = next.run(req).await;
@@ -134,11 +136,6 @@ async fn security_headers(req: Request, next: Next) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
     );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
