@@ -207,4 +207,38 @@ mod tests {
             .to_string();
         assert!(e.contains("--nope"), "{e}");
     }
+
+    /// Issue 26: connection flags after the subcommand were refused.
+    #[test]
+    fn connection_flags_go_anywhere_on_the_line() {
+        use clap::FromArgMatches;
+        let m = command()
+            .try_get_matches_from([
+                "tillgate", "users", "add", "anna", "--role", "admin", "--config", "t.toml",
+            ])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (_, users) = m.subcommand().unwrap();
+        let args = crate::console::cli::UsersArgs::from_arg_matches(users).unwrap();
+        assert_eq!(
+            args.opts.config.as_deref(),
+            Some(std::path::Path::new("t.toml"))
+        );
+        for line in [
+            vec!["tillgate", "users", "--config", "t.toml", "list"],
+            vec![
+                "tillgate",
+                "relay",
+                "replay",
+                "--destination",
+                "d",
+                "--from-offset",
+                "1",
+                "--data",
+                "x",
+            ],
+            vec!["tillgate", "serve", "--listen", "127.0.0.1:1"],
+        ] {
+            assert!(command().try_get_matches_from(&line).is_ok(), "{line:?}");
+        }
+    }
 }

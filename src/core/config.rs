@@ -710,26 +710,42 @@ impl fmt::Debug for Sections {
 }
 
 /// The flags every command that opens the data shares (`serve` and the
-/// features' subcommands).
+/// features' subcommands). Global, so they may come anywhere on the line:
+/// `tillgate users add anna --config FILE` as well as before `add`.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ServerOpts {
     /// TOML config file.
-    #[arg(long, env = "TILLGATE_CONFIG")]
+    #[arg(long, global = true, env = "TILLGATE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:11130].
-    #[arg(long, env = "TILLGATE_LISTEN")]
+    #[arg(long, global = true, env = "TILLGATE_LISTEN")]
     pub listen: Option<String>,
     /// Data directory for the embedded SQLite database [default: ./tillgate-data].
-    #[arg(long = "data", env = "TILLGATE_DATA")]
+    #[arg(long = "data", global = true, env = "TILLGATE_DATA")]
     pub data_dir: Option<PathBuf>,
     /// postgres://user:pass@host/db to use PostgreSQL instead of SQLite.
-    #[arg(long, env = "TILLGATE_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "TILLGATE_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Bearer token for the operator API (required off loopback).
-    #[arg(long, env = "TILLGATE_API_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "TILLGATE_API_TOKEN",
+        hide_env_values = true
+    )]
     pub api_token: Option<String>,
     /// Shared key cash servers must send as ?key= on ingest paths.
-    #[arg(long, env = "TILLGATE_INGEST_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "TILLGATE_INGEST_KEY",
+        hide_env_values = true
+    )]
     pub ingest_key: Option<String>,
 }
 
