@@ -103,6 +103,9 @@ impl Step {
             KdsState::Taken => Some(Step::Taken),
             KdsState::Collect => Some(Step::Collect),
             KdsState::Collected => Some(Step::Collected),
+            // Seed 003 names step (4) "Забрано" `out` in the kitchen's own
+            // status list; some KDS builds write it so.
+            KdsState::Other(o) if o.eq_ignore_ascii_case("out") => Some(Step::Taken),
             KdsState::Empty | KdsState::Removed | KdsState::Other(_) => None,
         }
     }
@@ -189,6 +192,15 @@ mod tests {
         let mut buyback = dish("sent");
         buyback.quantity = Some(Thousandths(-1000));
         let o = order(None, vec![dish("taken"), deleted, buyback]);
+        assert_eq!(step(&o), Some(Step::Taken));
+    }
+
+    /// Issue 26: `kdsstate="out"` is step (4), taken, as docs/sms.md says.
+    #[test]
+    fn out_is_read_as_taken() {
+        let o = order(None, vec![dish("out"), dish("OUT")]);
+        assert_eq!(step(&o), Some(Step::Taken));
+        let o = order(Some("out"), vec![dish("ready")]);
         assert_eq!(step(&o), Some(Step::Taken));
     }
 
