@@ -109,6 +109,9 @@ impl From<Error> for Failure {
             Error::Http { .. } => {
                 "check the url points at the cash server itself, not at a proxy or another service"
             }
+            Error::Redirect { .. } => {
+                "a cash server does not redirect: check the url points at the cash server itself (tillgate never follows redirects)"
+            }
             Error::Status(s) if s.is_shift_closing() => {
                 "the common shift is being closed: wait until it is done"
             }

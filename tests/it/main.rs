@@ -34,6 +34,7 @@ mod orders;
 mod packaging;
 mod relay;
 mod relay_receiver;
+mod security;
 mod simulate;
 mod sms;
 mod upgrade;
