@@ -384,7 +384,8 @@ mod tests {
     fn every_text_field_has_a_limit() {
         let long_id = "i".repeat(ID_MAX + 1);
         let long_name = "я".repeat(NAME_MAX + 1);
-        let cases: [(&str, usize, fn(&mut Receipt, String)); 8] = [
+        type Set = fn(&mut Receipt, String);
+        let cases: [(&str, usize, Set); 8] = [
             ("receipt_id", ID_MAX, |r, v| r.receipt_id = v),
             ("store", ID_MAX, |r, v| r.store = v),
             ("register", ID_MAX, |r, v| r.register = v),
