@@ -315,6 +315,16 @@ async fn oversized_text_fields_are_refused_naming_the_field_and_the_limit() {
         assert_eq!(bo.stock("s1", "g9").await, Value::Null);
         let r = bo.l.app.get("/api/backoffice/receipts/big-1").await;
         assert_eq!(r.status(), 404);
+        // A register's description, from the operator.
+        let (s, v) =
+            bo.l.operator(
+                "/api/loyalty/registers",
+                json!({"id": "reg7", "password": "long-enough", "description": huge}),
+            )
+            .await;
+        assert_eq!(s, 400, "{}", v["error"]);
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(m.contains("description") && m.contains("256"), "{m}");
         // At the limits, taken.
         let r = crate::backoffice::set(
             crate::backoffice::sale(
