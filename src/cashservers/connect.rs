@@ -116,7 +116,7 @@ impl From<Error> for Failure {
                 "the common shift is being closed: wait until it is done"
             }
             Error::Status(_) => "see the cash server's error text; check the employee's rights",
-            Error::Unreadable(_) => {
+            Error::Unreadable(_) | Error::TooLarge { .. } => {
                 "the answer is not r_keeper's: check the url points at the cash server's XML interface"
             }
             _ => "see the message",

@@ -59,6 +59,11 @@ impl Client {
     /// a window on a station can take about a minute.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+    /// The most of an answer the client reads: a day's `GetOrderList` of a
+    /// large restaurant is a few megabytes; whatever sends more is not a
+    /// cash server and must not fill tillgate's memory.
+    pub const MAX_BODY: usize = 64 << 20;
+
     /// A client with a default `reqwest::Client`.
     ///
     /// `base_url` is the cash server's address with its "HTTP Data Port"
@@ -245,20 +250,36 @@ impl Client {
     }
 
     /// Sends a request: the status and the whole body, or
-    /// [`Error::Redirect`] for a 3xx (its body and `Location` are not read).
+    /// [`Error::Redirect`] for a 3xx (its body and `Location` are not read),
+    /// or [`Error::TooLarge`] past [`Client::MAX_BODY`].
     pub(super) async fn exchange(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<(u16, Vec<u8>), Error> {
-        let response = request.send().await.map_err(|e| self.transport(e))?;
+        let mut response = request.send().await.map_err(|e| self.transport(e))?;
         let status = response.status();
         if status.is_redirection() {
             return Err(Error::Redirect {
                 status: status.as_u16(),
             });
         }
-        let body = response.bytes().await.map_err(|e| self.transport(e))?;
-        Ok((status.as_u16(), body.to_vec()))
+        let too_large = Error::TooLarge {
+            limit: Self::MAX_BODY,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > Self::MAX_BODY as u64)
+        {
+            return Err(too_large);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(e))? {
+            if body.len() + chunk.len() > Self::MAX_BODY {
+                return Err(too_large);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status.as_u16(), body))
     }
 }
 

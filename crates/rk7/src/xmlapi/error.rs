@@ -65,6 +65,15 @@ pub enum Error {
         /// The HTTP status code (300 to 399).
         status: u16,
     },
+    /// The answer is larger than the client reads ([`Client::MAX_BODY`]):
+    /// not an answer of the XML interface, and not to be held in memory.
+    ///
+    /// [`Client::MAX_BODY`]: super::Client::MAX_BODY
+    #[error("the answer is larger than {limit} bytes; not read")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The cash server answered, with a `Status` other than `Ok` /
     /// `No changes`.
     #[error(transparent)]

@@ -608,3 +608,32 @@ async fn an_error_page_is_not_quoted() {
         assert!(!format!("{e} {e:?}").contains("secret"), "{e:?}");
     }
 }
+
+#[tokio::test]
+async fn an_endless_answer_is_not_read_past_the_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Chunked, without a length: the limit holds while reading.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut head = [0u8; 4096];
+        let _ = s.read(&mut head).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .await;
+        let chunk = [b"100000\r\n".as_slice(), &[b'x'; 1 << 20], b"\r\n"].concat();
+        // Endless: only the client hanging up ends it.
+        while s.write_all(&chunk).await.is_ok() {}
+    });
+    let client = Client::new(
+        &format!("http://{addr}"),
+        USER,
+        SecretString::from(PASSWORD),
+    )
+    .unwrap();
+    match client.get_system_info().await {
+        Err(Error::TooLarge { limit }) => assert_eq!(limit, Client::MAX_BODY),
+        other => panic!("{other:?}"),
+    }
+}
