@@ -180,8 +180,8 @@ impl CredCache {
                 (row.store_discount, row.store_payment),
             ),
         });
-        // No register: the decoy hash (read inside the blocking task: the
-        // first one is made there), so the way to the answer is the same.
+        // No register: the decoy hash is verified instead (in the blocking
+        // task, as a real one), so the way to the answer is the same.
         let hash = row.map(|row| row.password_hash);
         if let (Some(ctx), Some(hash)) = (&ctx, &hash)
             && let Some((h, p)) = self
