@@ -16,7 +16,7 @@ use super::BackofficeState;
 use super::commit::JournalError;
 use super::import::{self, ImportError};
 use super::journal::Stored;
-use super::receipt::Receipt;
+use super::receipt::{Receipt, TooLong};
 use super::reports::{self, By, Filter};
 use super::resync::{self, Poster, ResyncError, ResyncRequest};
 use super::stock;
@@ -39,6 +39,14 @@ pub fn operator_routes() -> axum::Router<BackofficeState> {
 
 fn invalid(msg: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_receipt", msg)
+}
+
+/// A field over its length limit: 400, not 422 like a receipt that does
+/// not add up, because no value of that length is ever right.
+impl From<TooLong> for ApiError {
+    fn from(e: TooLong) -> Self {
+        ApiError::bad_request("too_long", e.to_string())
+    }
 }
 
 impl From<JournalError> for ApiError {
@@ -74,6 +82,7 @@ async fn receipt(
     let ctx = h.verify_register(&s.db, &register, &password, from).await?;
     // serde names the missing or mistyped field (`lines[2].quantity`).
     let r: Receipt = serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))?;
+    r.lengths()?;
     let r = r.check().map_err(|e| invalid(e.to_string()))?;
     if r.register != register {
         return Err(ApiError::new(
@@ -168,6 +177,7 @@ impl From<ImportError> for ApiError {
             ImportError::Bad { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_document", msg)
             }
+            ImportError::TooLong(e) => e.into(),
             ImportError::Repeat(_) => ApiError::conflict("document_imported", msg),
             ImportError::Db(e) => ApiError::internal(e),
         }

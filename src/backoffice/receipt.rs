@@ -114,12 +114,47 @@ fn bad(field: impl Into<String>, why: impl Into<String>) -> Invalid {
     }
 }
 
-fn text(field: &str, v: &str, max: usize) -> Result<(), Invalid> {
+/// The longest id a register or a stock file may send (receipt, sale,
+/// store, register, goods, document, card, loyalty operation, unit): the loyalty API's
+/// limit for the same ids, so that an id one side takes the other takes.
+pub const ID_MAX: usize = 64;
+/// The longest name (goods, cashier).
+pub const NAME_MAX: usize = 256;
+
+/// A text field longer than its limit: 400 `too_long`, naming the field
+/// and the limit. Checked before anything else, because the field is kept
+/// in the journal, the stock tables and every report, and one register or
+/// file sending megabytes of "name" would otherwise sit in all of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: longer than {max} characters (the limit)")]
+pub struct TooLong {
+    pub field: String,
+    pub max: usize,
+}
+
+/// `v` if it has at most `max` characters.
+pub fn within(field: impl FnOnce() -> String, v: &str, max: usize) -> Result<(), TooLong> {
+    if v.chars().count() > max {
+        return Err(TooLong {
+            field: field(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+impl From<TooLong> for Invalid {
+    fn from(e: TooLong) -> Self {
+        bad(
+            e.field,
+            format!("longer than {} characters (the limit)", e.max),
+        )
+    }
+}
+
+fn text(field: &str, v: &str) -> Result<(), Invalid> {
     if v.trim().is_empty() {
         return Err(bad(field, "must not be empty"));
-    }
-    if v.chars().count() > max {
-        return Err(bad(field, format!("longer than {max} characters")));
     }
     Ok(())
 }
@@ -143,13 +178,38 @@ pub fn parse_local(s: &str) -> Option<NaiveDateTime> {
 }
 
 impl Receipt {
+    /// Every text field within its limit ([`ID_MAX`], [`NAME_MAX`]).
+    pub fn lengths(&self) -> Result<(), TooLong> {
+        let id = |f: &'static str| move || f.to_string();
+        within(id("receipt_id"), &self.receipt_id, ID_MAX)?;
+        within(id("store"), &self.store, ID_MAX)?;
+        within(id("register"), &self.register, ID_MAX)?;
+        within(id("cashier"), &self.cashier, NAME_MAX)?;
+        within(id("local_time"), &self.local_time, ID_MAX)?;
+        for (f, v, max) in [
+            ("sale_receipt_id", &self.sale_receipt_id, ID_MAX),
+            ("card", &self.card, ID_MAX),
+            ("loyalty_operation_id", &self.loyalty_operation_id, ID_MAX),
+        ] {
+            if let Some(v) = v {
+                within(id(f), v, max)?;
+            }
+        }
+        for (i, l) in self.lines.iter().enumerate() {
+            within(|| format!("lines[{i}].goods_id"), &l.goods_id, ID_MAX)?;
+            within(|| format!("lines[{i}].name"), &l.name, NAME_MAX)?;
+        }
+        Ok(())
+    }
+
     /// Checks that the receipt is whole and adds up; the local time comes
     /// back in the journal's one format.
     pub fn check(mut self) -> Result<Receipt, Invalid> {
-        text("receipt_id", &self.receipt_id, 100)?;
-        text("store", &self.store, 100)?;
-        text("register", &self.register, 100)?;
-        text("cashier", &self.cashier, 100)?;
+        self.lengths()?;
+        text("receipt_id", &self.receipt_id)?;
+        text("store", &self.store)?;
+        text("register", &self.register)?;
+        text("cashier", &self.cashier)?;
         if self.shift < 0 {
             return Err(bad("shift", "must not be negative"));
         }
@@ -163,7 +223,7 @@ impl Receipt {
             (Kind::Sale, Some(_)) => {
                 return Err(bad("sale_receipt_id", "only a return names a sale"));
             }
-            (Kind::Return, Some(s)) => text("sale_receipt_id", s, 100)?,
+            (Kind::Return, Some(s)) => text("sale_receipt_id", s)?,
             (Kind::Sale, None) => {}
         }
         if self.lines.is_empty() {
@@ -175,8 +235,8 @@ impl Receipt {
         let mut sum: i64 = 0;
         for (i, l) in self.lines.iter().enumerate() {
             let f = |n: &str| format!("lines[{i}].{n}");
-            text(&f("goods_id"), &l.goods_id, 100)?;
-            text(&f("name"), &l.name, 200)?;
+            text(&f("goods_id"), &l.goods_id)?;
+            text(&f("name"), &l.name)?;
             if l.quantity <= 0 {
                 return Err(bad(f("quantity"), "must be positive (thousandths)"));
             }
@@ -230,10 +290,10 @@ impl Receipt {
             ));
         }
         if let Some(c) = &self.card {
-            text("card", c, 64)?;
+            text("card", c)?;
         }
         if let Some(o) = &self.loyalty_operation_id {
-            text("loyalty_operation_id", o, 100)?;
+            text("loyalty_operation_id", o)?;
             if self.card.is_none() {
                 return Err(bad(
                     "loyalty_operation_id",
@@ -318,6 +378,46 @@ mod tests {
         let mut r = sample();
         r.loyalty_operation_id = Some("p1".into());
         assert_eq!(r.check().unwrap_err().field, "loyalty_operation_id");
+    }
+
+    #[test]
+    fn every_text_field_has_a_limit() {
+        let long_id = "i".repeat(ID_MAX + 1);
+        let long_name = "я".repeat(NAME_MAX + 1);
+        type Set = fn(&mut Receipt, String);
+        let cases: [(&str, usize, Set); 8] = [
+            ("receipt_id", ID_MAX, |r, v| r.receipt_id = v),
+            ("store", ID_MAX, |r, v| r.store = v),
+            ("register", ID_MAX, |r, v| r.register = v),
+            ("cashier", NAME_MAX, |r, v| r.cashier = v),
+            ("card", ID_MAX, |r, v| r.card = Some(v)),
+            ("loyalty_operation_id", ID_MAX, |r, v| {
+                r.loyalty_operation_id = Some(v)
+            }),
+            ("lines[0].goods_id", ID_MAX, |r, v| r.lines[0].goods_id = v),
+            ("lines[0].name", NAME_MAX, |r, v| r.lines[0].name = v),
+        ];
+        for (field, max, set) in cases {
+            let mut r = sample();
+            set(
+                &mut r,
+                if max == ID_MAX {
+                    long_id.clone()
+                } else {
+                    long_name.clone()
+                },
+            );
+            assert_eq!(
+                r.lengths(),
+                Err(TooLong {
+                    field: field.into(),
+                    max
+                })
+            );
+            let mut r = sample();
+            set(&mut r, "я".repeat(max));
+            assert_eq!(r.lengths(), Ok(()), "{field} at its limit");
+        }
     }
 
     #[test]

@@ -146,13 +146,32 @@ pub async fn journal_total(db: &Db, f: &Filter) -> Result<Row, sqlx::Error> {
         .await
 }
 
-/// The report as CSV: a header, one line per row, the total last.
+/// A text cell as a spreadsheet will take it as text: one that begins
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return gets a `'` in front.
+///
+/// Report keys are what registers and files sent (a goods id, a store, a
+/// cashier); Excel and LibreOffice run a cell that starts like a formula
+/// (`=HYPERLINK("http://evil","x")`, `@SUM(...)`, `-2+3`), so a register
+/// could plant a live link or a DDE call in the office's report. The `'` is
+/// what spreadsheets themselves use to mark a cell as text (OWASP "CSV
+/// injection"). Only for text cells: a numeric column's `-150` must stay a
+/// number.
+pub fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}").into()
+    } else {
+        text.into()
+    }
+}
+
+/// The report as CSV: a header, one line per row, the total last. The key
+/// is text ([`csv_cell`]); the figures are numbers, negative ones too.
 pub fn to_csv(r: &Report) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record(["key", "receipts", "quantity", "amount"]);
     for row in r.rows.iter().chain(std::iter::once(&r.total)) {
         let _ = w.write_record([
-            row.key.as_str(),
+            &*csv_cell(&row.key),
             &row.receipts.to_string(),
             &row.quantity.to_string(),
             &row.amount.to_string(),
@@ -163,7 +182,42 @@ pub fn to_csv(r: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::Filter;
+    use super::{By, Filter, Report, Row, csv_cell, to_csv};
+
+    #[test]
+    fn text_cells_that_look_like_formulas_are_text_and_numbers_stay_numbers() {
+        for (cell, want) in [
+            (
+                "=HYPERLINK(\"http://evil\",\"x\")",
+                "'=HYPERLINK(\"http://evil\",\"x\")",
+            ),
+            ("+1", "'+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("milk", "milk"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ] {
+            assert_eq!(csv_cell(cell), want, "{cell:?}");
+        }
+        let row = |key: &str, amount| Row {
+            key: key.into(),
+            receipts: 1,
+            quantity: -1500,
+            amount,
+        };
+        let csv = to_csv(&Report {
+            by: By::Goods,
+            rows: vec![row("-5", -150)],
+            total: row("total", -150),
+        });
+        assert_eq!(
+            csv,
+            "key,receipts,quantity,amount\n'-5,1,-1500,-150\ntotal,1,-1500,-150\n"
+        );
+    }
 
     fn f(from: &str, to: &str) -> Result<Filter, String> {
         Filter {

@@ -1,6 +1,12 @@
 //! The operator API: the cash servers (list, add), their subscriptions
 //! (`POST /api/cash-servers/{name}/subscriptions`), backfill on request and
 //! the backfill jobs. A cash server's password is accepted, never returned.
+//!
+//! These routes are the operator API's (its token is admin-level). The
+//! listing's `raw` is whatever the cash server's URL answered, so it is
+//! shown only here, cut to [`RAW_MAX`]: the URL can be pointed at any
+//! service the machine reaches, and a larger or wider echo of it would make
+//! tillgate a reader of that service.
 
 use std::time::Duration;
 
@@ -107,6 +113,23 @@ async fn server(st: &ApiState, name: &str) -> ApiResult<CashServer> {
         .ok_or_else(|| ApiError::not_found(format!("no cash server named {name:?}")))
 }
 
+/// The most of a subscription listing's body shown as `raw` (a real listing
+/// is a few hundred bytes).
+pub const RAW_MAX: usize = 64 * 1024;
+
+/// `raw` as shown: at most [`RAW_MAX`] bytes (cut at a character), and
+/// whether it was cut.
+fn raw_shown(raw: &str) -> (&str, bool) {
+    if raw.len() <= RAW_MAX {
+        return (raw, false);
+    }
+    let mut end = RAW_MAX;
+    while !raw.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&raw[..end], true)
+}
+
 /// A failure talking to the cash server: 502 with the plain words and fix.
 fn failed(f: Failure) -> ApiError {
     ApiError::new(StatusCode::BAD_GATEWAY, "cash_server", f.to_string())
@@ -148,7 +171,10 @@ async fn subscriptions_op(
                 .list_subscriptions()
                 .await
                 .map_err(|e| failed(e.into()))?;
-            Ok(Json(json!({ "urls": s.urls, "raw": s.raw })))
+            let (raw, raw_truncated) = raw_shown(&s.raw);
+            Ok(Json(
+                json!({ "urls": s.urls, "raw": raw, "raw_truncated": raw_truncated }),
+            ))
         }
         "add" => {
             let u = url()?;
@@ -262,4 +288,19 @@ async fn list_backfills(State(st): State<ApiState>) -> ApiResult<Json<serde_json
     let jobs = store::jobs(&st.db, 200).await?;
     let filled = crate::core::log::gap_repairs(&st.db).await?;
     Ok(Json(json!({ "jobs": jobs, "gaps_filled": filled })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_is_cut_at_its_limit_on_a_character() {
+        assert_eq!(raw_shown("<a/>"), ("<a/>", false));
+        let long = "я".repeat(RAW_MAX);
+        let (cut, truncated) = raw_shown(&long);
+        assert!(truncated);
+        assert!(cut.len() <= RAW_MAX && cut.len() > RAW_MAX - 4);
+        assert!(long.starts_with(cut));
+    }
 }

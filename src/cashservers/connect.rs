@@ -109,11 +109,14 @@ impl From<Error> for Failure {
             Error::Http { .. } => {
                 "check the url points at the cash server itself, not at a proxy or another service"
             }
+            Error::Redirect { .. } => {
+                "a cash server does not redirect: check the url points at the cash server itself (tillgate never follows redirects)"
+            }
             Error::Status(s) if s.is_shift_closing() => {
                 "the common shift is being closed: wait until it is done"
             }
             Error::Status(_) => "see the cash server's error text; check the employee's rights",
-            Error::Unreadable(_) => {
+            Error::Unreadable(_) | Error::TooLarge { .. } => {
                 "the answer is not r_keeper's: check the url points at the cash server's XML interface"
             }
             _ => "see the message",

@@ -85,9 +85,6 @@ impl From<AuthError> for ApiError {
             AuthError::Missing | AuthError::BadCredentials(_) => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", msg)
             }
-            AuthError::NotRegistered(_) => {
-                ApiError::new(StatusCode::FORBIDDEN, "register_not_registered", msg)
-            }
             AuthError::TooMany(_) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", msg)
             }

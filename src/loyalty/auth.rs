@@ -20,6 +20,12 @@
 //! spend its CPU on Argon2. A register whose password was verified before
 //! still gets in during such a burst (its password matches the cache, no
 //! hashing), so a guesser cannot lock the real till out.
+//!
+//! An unknown (or disabled) register and a wrong password are one answer,
+//! [`AuthError::BadCredentials`], reached the same way: the same limiter
+//! counts, and an Argon2 verification against a decoy hash takes the time
+//! the real one would. Otherwise the answer, or its speed, would tell a
+//! caller which register ids exist.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -39,15 +45,29 @@ use crate::core::store::Db;
 pub enum AuthError {
     #[error("this request needs HTTP Basic authentication with the register id and its password")]
     Missing,
-    #[error("register {0:?} is not registered in tillgate; ask the operator to register it")]
-    NotRegistered(String),
-    #[error("wrong password for register {0:?}")]
+    /// The register is unknown, disabled, or its password is wrong: which
+    /// one is not said (the id is kept for the log only).
+    #[error(
+        "the register id or password is wrong (an unknown or disabled register is refused the same way; ask the operator to check the register)"
+    )]
     BadCredentials(String),
     /// Too many failed attempts for this register or from this address.
     #[error("too many failed sign-ins for this register or from this address; try again in {0} s")]
     TooMany(u64),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+/// A hash of a random password no register has, verified when the
+/// register is unknown or disabled so that the answer takes as long as a
+/// wrong password's. Made once, with the same Argon2 parameters as every
+/// register's hash.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        let random: [u8; 24] = rand::random();
+        hash_password(&base64::engine::general_purpose::STANDARD.encode(random)).unwrap_or_default()
+    })
 }
 
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
@@ -115,6 +135,11 @@ impl Default for CredCache {
 
 impl CredCache {
     pub fn new(limits: Limits) -> Self {
+        // The decoy is made off the request path, so the first unknown
+        // register is not answered one hash slower than a wrong password.
+        std::thread::spawn(|| {
+            decoy_hash();
+        });
         CredCache {
             ok: Mutex::default(),
             by_register: FailureLimiter::new(limits.per_register, limits.window),
@@ -144,30 +169,30 @@ impl CredCache {
         password: &SecretString,
         from: Option<IpAddr>,
     ) -> Result<RegisterCtx, AuthError> {
-        let Some(row) = super::registers::credentials(&db.read, register).await? else {
-            return Err(AuthError::NotRegistered(register.to_string()));
-        };
-        if row.enabled == 0 {
-            return Err(AuthError::NotRegistered(register.to_string()));
-        }
-        let ctx = RegisterCtx {
+        let row = super::registers::credentials(&db.read, register)
+            .await?
+            .filter(|row| row.enabled != 0);
+        let ctx = row.as_ref().map(|row| RegisterCtx {
             register: register.to_string(),
             store: row.store.clone(),
             switches: Effective::resolve(
                 (row.reg_discount, row.reg_payment),
                 (row.store_discount, row.store_payment),
             ),
-        };
-        let hash = row.password_hash;
-        if let Some((h, p)) = self
-            .ok
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(register)
-            && *h == hash
+        });
+        // No register: the decoy hash is verified instead (in the blocking
+        // task, as a real one), so the way to the answer is the same.
+        let hash = row.map(|row| row.password_hash);
+        if let (Some(ctx), Some(hash)) = (&ctx, &hash)
+            && let Some((h, p)) = self
+                .ok
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(register)
+            && h == hash
             && crate::core::api_error::secret_eq(password.expose_secret(), p)
         {
-            return Ok(ctx);
+            return Ok(ctx.clone());
         }
         let reg_key = vec![format!("r:{register}")];
         let addr_key: Vec<String> = from.map(|a| format!("ip:{a}")).into_iter().collect();
@@ -188,20 +213,22 @@ impl CredCache {
         metrics::counter!("tillgate_loyalty_auth_hashes_total").increment(1);
         // Argon2 is deliberately slow: keep it off the async workers.
         let good = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&h2)
+            let stored = h2.as_deref().unwrap_or_else(|| decoy_hash());
+            let matches = PasswordHash::new(stored)
                 .map(|parsed| {
                     Argon2::default()
                         .verify_password(pw.as_bytes(), &parsed)
                         .is_ok()
                 })
-                .unwrap_or(false)
+                .unwrap_or(false);
+            matches && h2.is_some()
         })
         .await
         .unwrap_or(false);
-        if !good {
-            tracing::warn!(register, remote = ?from, "register sign-in failed");
+        let (Some(ctx), Some(hash), true) = (ctx, hash, good) else {
+            tracing::warn!(register, remote = ?from, "register sign-in failed (unknown, disabled or wrong password)");
             return Err(AuthError::BadCredentials(register.to_string()));
-        }
+        };
         self.by_register.succeeded(&reg_key);
         self.by_address.forgive(&addr_key);
         self.ok

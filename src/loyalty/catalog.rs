@@ -42,12 +42,26 @@ fn bad(where_: impl Into<String>, why: impl Into<String>) -> CatalogError {
     }
 }
 
+/// The longest product name: the catalogue is kept in memory for every
+/// register's calculation, so a file must not bring megabytes of one.
+pub const NAME_MAX: usize = 256;
+
 fn check(products: &[Product]) -> Result<(), CatalogError> {
     let mut seen = HashSet::new();
     for (i, p) in products.iter().enumerate() {
+        // The goods id is quoted only once it is known to be short.
+        if p.goods_id.trim().is_empty() || p.goods_id.chars().count() > 64 {
+            return Err(bad(
+                format!("product {}", i + 1),
+                "goods_id must be 1 to 64 characters",
+            ));
+        }
         let at = format!("product {} ({:?})", i + 1, p.goods_id);
-        if p.goods_id.trim().is_empty() || p.goods_id.len() > 64 {
-            return Err(bad(at, "goods_id must be 1 to 64 characters"));
+        if p.name.chars().count() > NAME_MAX {
+            return Err(bad(
+                at,
+                format!("name: longer than {NAME_MAX} characters (the limit)"),
+            ));
         }
         if !seen.insert(p.goods_id.trim().to_string()) {
             return Err(bad(at, "goods_id appears twice"));
@@ -224,6 +238,12 @@ mod tests {
         );
         assert!(from_json("[{\"goods_id\":\"1\",\"price\":3}]").is_err());
         assert!(from_json("[{\"goods_id\":\"\"}]").is_err());
+        let long_id = format!("goods_id\n{}\n", "9".repeat(100_000));
+        let e = from_csv(&long_id).unwrap_err().to_string();
+        assert!(e.contains("1 to 64") && e.len() < 200, "{}", &e[..200]);
+        let long_name = format!("goods_id,name\n1,{}\n", "n".repeat(257));
+        let e = from_csv(&long_name).unwrap_err().to_string();
+        assert!(e.contains("name") && e.contains("256"), "{e}");
         assert!(from_json("{").is_err());
     }
 }

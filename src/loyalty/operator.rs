@@ -92,10 +92,20 @@ pub struct NewRegister {
     pub store: Option<String>,
 }
 
+/// The longest register description.
+pub const DESCRIPTION_MAX: usize = 256;
+
 /// Registers a register or sets a new password for it.
 pub async fn put_register(db: &Db, r: &NewRegister) -> Result<(), OperatorError> {
     use secrecy::ExposeSecret;
     token("id", &r.id)?;
+    // Shown in every register list and the console: a name, not a file.
+    if r.description.chars().count() > DESCRIPTION_MAX {
+        return Err(invalid(
+            "description",
+            format!("longer than {DESCRIPTION_MAX} characters (the limit)"),
+        ));
+    }
     let pw = r.password.expose_secret();
     if pw.len() < 8 {
         return Err(invalid("password", "at least 8 characters"));

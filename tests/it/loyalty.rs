@@ -722,7 +722,7 @@ async fn registers_must_be_registered_and_authenticated() {
                 ),
             )
             .await;
-        assert_eq!((s, code(&v)), (403, "register_not_registered"), "{v}");
+        assert_eq!((s, code(&v)), (401, "bad_credentials"), "{v}");
         l.register("r2").await;
         let (s, v) = l.call("r2", "balance", &body).await;
         assert_eq!((s, code(&v)), (403, "register_mismatch"), "{v}");

@@ -35,7 +35,7 @@
 use chrono::{NaiveDate, NaiveTime};
 
 use crate::model::{Extra, LocalDateTime, Order, RestCode};
-use crate::read::{Mode, Parser, R, ReadErrorKind, Tag, Tok, Val, decode, shorten};
+use crate::read::{Mode, Parser, R, ReadError, ReadErrorKind, Tag, Tok, Val, decode, shorten};
 
 use super::error::{Error, StatusError};
 use super::model::*;
@@ -103,28 +103,36 @@ pub fn read_reference<T: From<RefItem>>(body: &[u8]) -> Result<Reference<T>, Err
 /// before its root element, or has another root) does a non-2xx HTTP status
 /// become [`Error::Http`]; with a 2xx status that stays
 /// [`Error::Unreadable`].
+///
+/// Neither quotes such a body: it is not r_keeper's answer but whatever
+/// stands at the URL (a proxy's page, another service's data), and an
+/// error that quoted it would hand that service's content to whoever reads
+/// the error: the offending text is dropped, and so is the XML parser's
+/// message (it may quote the text); the name of a wrong root element stays
+/// (it says "this is a web page"). Once the root is `<RK7QueryResult>`, an
+/// offending value may be quoted (shortened), as for notify events.
 pub fn read_http_answer<T>(
     status: u16,
     body: &[u8],
     read: impl FnOnce(&[u8]) -> Result<T, Error>,
 ) -> Result<T, Error> {
     match read(body) {
-        Err(Error::Unreadable(e)) if !(200..300).contains(&status) && e.path.is_empty() => {
-            Err(Error::Http {
-                status,
-                body: body_start(body),
-            })
+        Err(Error::Unreadable(e)) if e.path.is_empty() => {
+            if !(200..300).contains(&status) {
+                return Err(Error::Http { status });
+            }
+            let detail = if e.kind == ReadErrorKind::NotXml {
+                "the body is not r_keeper's XML".to_string()
+            } else {
+                e.detail
+            };
+            Err(Error::Unreadable(ReadError {
+                found: None,
+                detail,
+                ..e
+            }))
         }
         other => other,
-    }
-}
-
-/// The start of a body for an error message: lossy UTF-8, 256 characters.
-fn body_start(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    match text.char_indices().nth(256) {
-        Some((i, _)) => format!("{}...", &text[..i]),
-        None => text.into_owned(),
     }
 }
 

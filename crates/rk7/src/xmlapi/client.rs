@@ -7,6 +7,12 @@
 //! default one (which refuses the self-signed certificates cash servers
 //! usually have); [`Client::with_http`] takes one built by the caller, with
 //! its own certificate verifier.
+//!
+//! Redirects are never followed: the clients built here have no redirect
+//! policy, and a 3xx that reaches the client is [`Error::Redirect`] whatever
+//! the caller's `reqwest::Client` does. A cash server does not redirect; a
+//! "cash server" that does is pointing tillgate (with the employee's
+//! password) at another address, possibly one inside the network.
 
 use std::fmt;
 use std::time::Duration;
@@ -53,6 +59,11 @@ impl Client {
     /// a window on a station can take about a minute.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+    /// The most of an answer the client reads: a day's `GetOrderList` of a
+    /// large restaurant is a few megabytes; whatever sends more is not a
+    /// cash server and must not fill tillgate's memory.
+    pub const MAX_BODY: usize = 64 << 20;
+
     /// A client with a default `reqwest::Client`.
     ///
     /// `base_url` is the cash server's address with its "HTTP Data Port"
@@ -65,13 +76,17 @@ impl Client {
         password: SecretString,
     ) -> Result<Self, Error> {
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Transport(Box::new(e)))?;
         Self::with_http(http, base_url, user, password)
     }
 
     /// A client over a `reqwest::Client` the caller built (its TLS settings,
-    /// proxies, connection pool); see [`Client::new`] for the rest.
+    /// proxies, connection pool); see [`Client::new`] for the rest. Build it
+    /// with `redirect::Policy::none()` (as [`super::http_client`] does): a
+    /// redirect the caller's client follows never reaches this one to be
+    /// refused.
     pub fn with_http(
         http: reqwest::Client,
         base_url: &str,
@@ -226,17 +241,45 @@ impl Client {
 
     /// The HTTP exchange: the status and the whole body.
     async fn post(&self, request: &Request) -> Result<(u16, Vec<u8>), Error> {
-        let transport = |e: reqwest::Error| self.transport(e);
-        let response = self
-            .request(reqwest::Method::POST, self.url.clone())
-            .header(CONTENT_TYPE, XML)
-            .body(request.to_xml())
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(transport)?;
-        Ok((status, body.to_vec()))
+        self.exchange(
+            self.request(reqwest::Method::POST, self.url.clone())
+                .header(CONTENT_TYPE, XML)
+                .body(request.to_xml()),
+        )
+        .await
+    }
+
+    /// Sends a request: the status and the whole body, or
+    /// [`Error::Redirect`] for a 3xx (its body and `Location` are not read),
+    /// or [`Error::TooLarge`] past [`Client::MAX_BODY`].
+    pub(super) async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, Vec<u8>), Error> {
+        let mut response = request.send().await.map_err(|e| self.transport(e))?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(Error::Redirect {
+                status: status.as_u16(),
+            });
+        }
+        let too_large = Error::TooLarge {
+            limit: Self::MAX_BODY,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > Self::MAX_BODY as u64)
+        {
+            return Err(too_large);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(e))? {
+            if body.len() + chunk.len() > Self::MAX_BODY {
+                return Err(too_large);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status.as_u16(), body))
     }
 }
 

@@ -7,6 +7,12 @@
 //! failing `Status` is [`Error::Status`] whatever the HTTP status was, and
 //! the HTTP status only matters ([`Error::Http`]) when the body is not an
 //! `<RK7QueryResult>` at all (a 401 from a wrong password, a proxy's page).
+//!
+//! No error carries a body that is not r_keeper's own structured answer:
+//! the URL of a "cash server" can be pointed anywhere, and a message that
+//! quoted what answered would read out internal services (an SSRF that
+//! echoes). An error says the status and why; the `ErrorText` of a real
+//! `<RK7QueryResult>` stays, since it is the cash server's own words.
 
 use std::time::Duration;
 
@@ -44,13 +50,29 @@ pub enum Error {
     },
     /// An HTTP error status with a body that is not an `<RK7QueryResult>`
     /// (401: the user or password is wrong, or the employee lacks the
-    /// "HTTP Access" right).
-    #[error("HTTP {status} from the cash server{}", body_suffix(body))]
+    /// "HTTP Access" right). The body is not kept: it is not r_keeper's.
+    #[error("HTTP {status}{} from the cash server", reason(*status))]
     Http {
         /// The HTTP status code.
         status: u16,
-        /// The start of the body (lossy UTF-8, at most 256 characters).
-        body: String,
+    },
+    /// The server answered with a redirect (3xx). It is not followed: a
+    /// cash server never redirects, and following one would let whoever
+    /// answers send tillgate's request (with the employee's password) to
+    /// any address, inside the network too. Where it pointed is not said.
+    #[error("HTTP {status}{} from the cash server: a redirect, which is not followed", reason(*status))]
+    Redirect {
+        /// The HTTP status code (300 to 399).
+        status: u16,
+    },
+    /// The answer is larger than the client reads ([`Client::MAX_BODY`]):
+    /// not an answer of the XML interface, and not to be held in memory.
+    ///
+    /// [`Client::MAX_BODY`]: super::Client::MAX_BODY
+    #[error("the answer is larger than {limit} bytes; not read")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
     },
     /// The cash server answered, with a `Status` other than `Ok` /
     /// `No changes`.
@@ -62,12 +84,33 @@ pub enum Error {
     Unreadable(#[from] ReadError),
 }
 
-fn body_suffix(body: &str) -> String {
-    if body.trim().is_empty() {
-        String::new()
-    } else {
-        format!(": {body:?}")
-    }
+/// The status's standard reason (` Unauthorized`), empty when it has none.
+fn reason(status: u16) -> String {
+    http_reason(status).map_or_else(String::new, |r| format!(" {r}"))
+}
+
+/// The standard reasons of the statuses a cash server or what stands in
+/// its place may answer (a short fixed list: the crate does not depend on
+/// `http` without the client feature).
+fn http_reason(status: u16) -> Option<&'static str> {
+    Some(match status {
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => return None,
+    })
 }
 
 impl From<Box<ReadError>> for Error {

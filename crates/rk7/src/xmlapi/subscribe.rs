@@ -5,7 +5,8 @@
 //! The listing's format is not documented, so it is read for what it must
 //! contain: every `http://` or `https://` address in it, wherever it is
 //! (attribute, text, a `;`-separated list), and the raw body is kept so a
-//! person can see what the server really said.
+//! person can see what the server really said. Only a 2xx listing is kept
+//! (never an error page, never a redirect's target: see [`Client`]).
 
 use reqwest::Method;
 
@@ -110,19 +111,13 @@ impl Client {
                 q.append_pair("url", d);
             }
         }
-        let response = self
-            .request(method, url)
-            .send()
-            .await
-            .map_err(|e| self.transport(e))?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| self.transport(e))?;
-        Ok((status, body.to_vec()))
+        self.exchange(self.request(method, url)).await
     }
 }
 
 /// A refusal in the answer (an `<RK7QueryResult>` with a failing Status),
-/// or an HTTP error status, is an error; anything else 2xx is success.
+/// or an HTTP error status, is an error; anything else 2xx is success. An
+/// error status is reported without the body, which is not r_keeper's.
 fn check(status: u16, body: &[u8]) -> Result<(), Error> {
     let looks_like_result =
         String::from_utf8_lossy(&body[..body.len().min(512)]).contains("RK7QueryResult");
@@ -136,11 +131,7 @@ fn check(status: u16, body: &[u8]) -> Result<(), Error> {
     if (200..300).contains(&status) {
         Ok(())
     } else {
-        let text = String::from_utf8_lossy(body);
-        Err(Error::Http {
-            status,
-            body: text.chars().take(256).collect(),
-        })
+        Err(Error::Http { status })
     }
 }
 

@@ -189,7 +189,8 @@ impl ServerCertVerifier for Verifier {
 
 /// A `reqwest::Client` that trusts as `trust` says, with `connect_timeout`
 /// for the TCP and TLS set-up (a server that is down answers at once; one
-/// that drops packets would otherwise hold a caller for minutes).
+/// that drops packets would otherwise hold a caller for minutes). It does
+/// not follow redirects (see [`super::Client`]).
 pub fn http_client(trust: Trust, connect_timeout: Duration) -> Result<reqwest::Client, Error> {
     Ok(pinned_client(trust, connect_timeout)?.0)
 }
@@ -200,7 +201,9 @@ pub(super) fn pinned_client(
     connect_timeout: Duration,
 ) -> Result<(reqwest::Client, PinSlot), Error> {
     let slot = PinSlot::default();
-    let builder = reqwest::Client::builder().connect_timeout(connect_timeout);
+    let builder = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .redirect(reqwest::redirect::Policy::none());
     let builder = match trust {
         Trust::PublicRoots => builder,
         Trust::Pinned(pin) => builder.tls_backend_preconfigured(config(Some(pin), &slot)?),
