@@ -10,7 +10,7 @@
 
 use serde::Deserialize;
 
-use super::receipt::{ID_MAX, LOCAL_TIME, NAME_MAX, TooLong, parse_local, within};
+use super::receipt::{DOCUMENT_MAX, ID_MAX, LOCAL_TIME, NAME_MAX, TooLong, parse_local, within};
 use super::stock::{self, Movement};
 use crate::core::store::Db;
 
@@ -145,7 +145,7 @@ pub async fn import(
     rows: &[Row],
     now: i64,
 ) -> Result<serde_json::Value, ImportError> {
-    within(|| "document".into(), document, ID_MAX)?;
+    within(|| "document".into(), document, DOCUMENT_MAX)?;
     if document.trim().is_empty() {
         return Err(bad("document", "must not be empty"));
     }

@@ -115,9 +115,11 @@ fn bad(field: impl Into<String>, why: impl Into<String>) -> Invalid {
 }
 
 /// The longest id a register or a stock file may send (receipt, sale,
-/// store, register, goods, document, card, loyalty operation, unit): the loyalty API's
-/// limit for the same ids, so that an id one side takes the other takes.
-pub const ID_MAX: usize = 64;
+/// store, register, goods, card, unit): the back office's limit since it
+/// first took receipts, kept so that no register that worked is refused.
+pub const ID_MAX: usize = 100;
+/// The longest name of an imported document (as before: 200).
+pub const DOCUMENT_MAX: usize = 200;
 /// The longest name (goods, cashier).
 pub const NAME_MAX: usize = 256;
 

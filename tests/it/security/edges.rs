@@ -255,7 +255,7 @@ async fn oversized_text_fields_are_refused_naming_the_field_and_the_limit() {
         let m = v["error"]["message"].as_str().unwrap();
         assert!(m.contains("lines[0].name") && m.contains("256"), "{m}");
         for (field, value) in [
-            ("receipt_id", json!("r".repeat(65))),
+            ("receipt_id", json!("r".repeat(101))),
             ("cashier", json!("c".repeat(257))),
         ] {
             let r = crate::backoffice::set(
@@ -276,7 +276,7 @@ async fn oversized_text_fields_are_refused_naming_the_field_and_the_limit() {
         let mut r = crate::backoffice::sale(
             "big-3",
             "reg1",
-            vec![crate::backoffice::line(&"g".repeat(65), 1000, 100)],
+            vec![crate::backoffice::line(&"g".repeat(101), 1000, 100)],
         );
         r["local_time"] = json!("2026-11-30T10:15:00");
         let (s, v) = bo.receipt(&r).await;
@@ -293,8 +293,8 @@ async fn oversized_text_fields_are_refused_naming_the_field_and_the_limit() {
         let row = |name: &str, unit: &str| json!([{"store": "s1", "goods_id": "g9", "name": name, "unit": unit, "kind": "arrival", "quantity": 5, "local_time": "2026-11-30T08:00:00"}]);
         for (document, body, needle) in [
             ("imp-1", row(&huge, "pcs"), "row 1: name"),
-            ("imp-2", row("Milk", &"u".repeat(65)), "row 1: unit"),
-            (&*"d".repeat(65), row("Milk", "pcs"), "document"),
+            ("imp-2", row("Milk", &"u".repeat(101)), "row 1: unit"),
+            (&*"d".repeat(201), row("Milk", "pcs"), "document"),
         ] {
             let (s, v) = bo
                 .post_text(
@@ -328,9 +328,9 @@ async fn oversized_text_fields_are_refused_naming_the_field_and_the_limit() {
         // At the limits, taken.
         let r = crate::backoffice::set(
             crate::backoffice::sale(
-                &"r".repeat(64),
+                &"r".repeat(100),
                 "reg1",
-                vec![crate::backoffice::line(&"g".repeat(64), 1000, 100)],
+                vec![crate::backoffice::line(&"g".repeat(100), 1000, 100)],
             ),
             json!({"cashier": "я".repeat(256)}),
         );
