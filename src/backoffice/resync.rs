@@ -33,7 +33,8 @@ pub const ACTOR: &str = "backoffice-resync";
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResyncRequest {
-    /// Card numbers; absent means every card.
+    /// Card numbers; absent or empty means every card (seed 004: "an
+    /// empty table means all cards").
     #[serde(default)]
     pub cards: Option<Vec<String>>,
     /// Run even while card operations are switched on for a covered store.
@@ -168,23 +169,20 @@ pub async fn run(
     req: &ResyncRequest,
     now: i64,
 ) -> Result<Value, ResyncError> {
-    if let Some(cards) = &req.cards {
-        if cards.is_empty() {
-            return Err(ResyncError::Invalid(
-                "an empty list; leave it out for every card".into(),
-            ));
-        }
-        if let Some(c) = cards.iter().find(|c| c.trim().is_empty() || c.len() > 64) {
-            return Err(ResyncError::Invalid(format!("{c:?} is not a card number")));
-        }
+    // An empty list is every card, as the register protocol has it.
+    let listed = req.cards.as_deref().filter(|c| !c.is_empty());
+    if let Some(cards) = listed
+        && let Some(c) = cards.iter().find(|c| c.trim().is_empty() || c.len() > 64)
+    {
+        return Err(ResyncError::Invalid(format!("{c:?} is not a card number")));
     }
-    let stores = covered_stores(db, req.cards.as_deref()).await?;
+    let stores = covered_stores(db, listed).await?;
     let guard: ResyncGuard = crate::loyalty::switches::resync_guard(db, stores.as_deref()).await?;
     if !guard.stores_with_cards_on.is_empty() && !req.force {
         return Err(ResyncError::CardsOn(guard.stores_with_cards_on));
     }
-    let cards = match &req.cards {
-        Some(c) => c.clone(),
+    let cards = match listed {
+        Some(c) => c.to_vec(),
         None => crate::loyalty::cards::all_numbers(&db.read).await?,
     };
     let id = uuid::Uuid::new_v4().to_string();

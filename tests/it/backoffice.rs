@@ -555,10 +555,20 @@ async fn a_resync_corrects_the_drifted_cards_and_a_second_run_changes_nothing() 
         assert_eq!(s, 201, "{again}");
         assert_eq!(again["changed"], json!([]), "{again}");
         assert_eq!(again["cards_checked"], 2);
-        let (s, v) =
-            bo.l.operator("/api/backoffice/resyncs", json!({"cards": []}))
+        // Seed 004: an empty list of cards means every card.
+        let (s, all) =
+            bo.l.operator(
+                "/api/backoffice/resyncs",
+                json!({"cards": [], "force": true}),
+            )
+            .await;
+        assert_eq!(s, 201, "{all}");
+        let (s, every) =
+            bo.l.operator("/api/backoffice/resyncs", json!({"force": true}))
                 .await;
-        assert_eq!((s, code(&v)), (422, "invalid_resync"), "{v}");
+        assert_eq!(s, 201, "{every}");
+        assert_eq!(all["cards_checked"], every["cards_checked"], "{all} {every}");
+        assert!(all["cards_checked"].as_i64().unwrap() >= 2, "{all}");
         let (s, v) =
             bo.l.operator("/api/backoffice/resyncs", json!({"card": ["1"]}))
                 .await;
