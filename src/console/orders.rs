@@ -159,7 +159,10 @@ pub async fn detail(
                 situation => e.situation,
                 event_time => e.event_time,
                 received_at => zones.format(e.received_at, order.rest_code.as_deref()),
-                xml => String::from_utf8_lossy(&e.body).into_owned(),
+                // Guests' phones (`<Prop name="phone">`) shown masked to
+                // every role: the page is for seeing what the cash server
+                // sent, not for reading a guest's number (152-FZ).
+                xml => crate::sms::redact::hide_phones(&String::from_utf8_lossy(&e.body)),
             }),
             Ok(None) => {}
             Err(e) => return crate::core::api_error::ApiError::from(e).into_response(),

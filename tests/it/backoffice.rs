@@ -567,7 +567,10 @@ async fn a_resync_corrects_the_drifted_cards_and_a_second_run_changes_nothing() 
             bo.l.operator("/api/backoffice/resyncs", json!({"force": true}))
                 .await;
         assert_eq!(s, 201, "{every}");
-        assert_eq!(all["cards_checked"], every["cards_checked"], "{all} {every}");
+        assert_eq!(
+            all["cards_checked"], every["cards_checked"],
+            "{all} {every}"
+        );
         assert!(all["cards_checked"].as_i64().unwrap() >= 2, "{all}");
         let (s, v) =
             bo.l.operator("/api/backoffice/resyncs", json!({"card": ["1"]}))

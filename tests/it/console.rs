@@ -772,3 +772,33 @@ async fn the_back_office_page_shows_an_admin_every_store_and_a_manager_only_thei
         );
     }
 }
+
+/// An order whose event carries a guest's phone: the order page's XML view
+/// shows it masked to a manager and an admin alike (issue 25/34: a manager
+/// saw `+79251230031` in full).
+#[tokio::test]
+async fn the_order_pages_xml_shows_guests_phones_masked() {
+    let app = app_with_people(crate::harness::Backend::Sqlite).await;
+    let guid = "{CCCCCCCC-0000-4000-8000-000000000003}";
+    let body = order_event(REST_A, STREAM_A, 2, guid, 5_000).replace(
+        "<Table id=\"1\" code=\"5\" name=\"5\"/></Order>",
+        "<Table id=\"1\" code=\"5\" name=\"5\"/><ExternalProps><Prop name=\"phone\" value=\"+79251230031\"/></ExternalProps></Order>",
+    );
+    assert!(body.contains("+79251230031"));
+    app.ingest(body).await;
+    app.wait_consumer("orders").await;
+    for who in ["manager", "admin"] {
+        let p = sign_in(&app, who, PASSWORD).await.unwrap();
+        let r = p
+            .get(&app, &format!("/orders/{}", guid.trim_matches(['{', '}'])))
+            .await;
+        assert_eq!(r.status(), 200, "{who}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("Prop name"), "{who}: the XML is shown");
+        assert!(
+            !page.contains("9251230031") && page.contains("***-**-31"),
+            "{who}: {page}"
+        );
+    }
+    app.stop().await;
+}
