@@ -464,3 +464,79 @@ async fn past_the_connection_cap_clients_wait_and_are_served() {
     );
     app.stop().await;
 }
+
+/// A user name with a line break must not forge a log line: the failed
+/// sign-in is logged with the name escaped. The real binary, its stderr
+/// read back.
+#[tokio::test]
+async fn a_user_name_cannot_forge_a_log_line() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tillgate"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .env_remove("TILLGATE_LOG_FORMAT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut form = None;
+    for _ in 0..400 {
+        if let Ok(r) = client.get(format!("{base}/login")).send().await {
+            form = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let r = form.expect("the server answered");
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("tg_login="))
+        .and_then(|v| v.split(';').next())
+        .expect("the form's cookie")
+        .to_string();
+    let page = r.text().await.unwrap();
+    let token = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the form's token")
+        .to_string();
+    let forged = "2026-12-07T00:00:00.000000Z  INFO tillgate::console::login: console sign-in user=admin role=admin";
+    let r = client
+        .post(format!("{base}/login"))
+        .header("cookie", cookie)
+        .form(&[
+            ("csrf", token.as_str()),
+            ("name", &format!("mallory\n{forged}")),
+            ("password", "a wrong password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.start_kill().unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("mallory"), "the failure is logged: {log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-12-07T00:00:00")),
+        "a forged line: {log}"
+    );
+}
