@@ -809,6 +809,20 @@ mod tests {
     }
 
     #[test]
+    fn the_dedupe_window_is_a_week_unless_set_within_bounds() {
+        let c = load_str("").unwrap();
+        assert_eq!(c.log.dedupe_window, Duration::from_secs(7 * 86_400));
+        let c = load_str("[log]\ndedupe_window_days = 30").unwrap();
+        assert_eq!(c.log.dedupe_window, Duration::from_secs(30 * 86_400));
+        for bad in ["0", "36501"] {
+            let e = load_str(&format!("[log]\ndedupe_window_days = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("log.dedupe_window_days"), "{e}");
+        }
+    }
+
+    #[test]
     fn http_settings_are_checked() {
         let c = load_str("").unwrap();
         assert_eq!(c.http.max_connections, 4096);
