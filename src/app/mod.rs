@@ -118,6 +118,7 @@ pub async fn run(
     let writer = tokio::spawn(
         writer_task
             .with_quarantine_limits(config.ingest.quarantine)
+            .with_dedupe_window(config.log.dedupe_window)
             .run(),
     );
 

@@ -218,6 +218,9 @@ pub struct LogFileConfig {
     pub retention_days: Option<u64>,
     /// How event bodies are stored: "lz4" (the default) or "none".
     pub compression: Option<String>,
+    /// How far back a resent (guid, seqnumber) is compared with the events
+    /// already stored under that key (default 7 days).
+    pub dedupe_window_days: Option<u64>,
 }
 
 /// `[http]`: who may reach the server and how long a connection may hold
@@ -373,6 +376,8 @@ pub struct LogConfig {
     pub retention: Option<Duration>,
     /// How the log stores bodies (see `log::Codec`).
     pub compression: super::log::Codec,
+    /// How far back the writer looks for the event a resend repeats.
+    pub dedupe_window: Duration,
 }
 
 impl Config {
@@ -571,6 +576,16 @@ impl Config {
                 )
             })?,
         };
+        let dedupe_window = match file.log.dedupe_window_days {
+            None => super::log::DEFAULT_DEDUPE_WINDOW,
+            Some(d) if (1..=36_500).contains(&d) => Duration::from_secs(d * 86_400),
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    "log.dedupe_window_days",
+                    "must be between 1 and 36500",
+                ));
+            }
+        };
         let http = HttpConfig::from_file(file.http)?;
         Ok(Config {
             listen,
@@ -587,6 +602,7 @@ impl Config {
             log: LogConfig {
                 retention,
                 compression,
+                dedupe_window,
             },
             http,
             sections,
@@ -806,6 +822,20 @@ mod tests {
         assert!(c.api_token.is_some() && c.ingest.key.is_some());
         // On loopback a key stays optional and any length, as before.
         assert!(load_str("[ingest]\nkey = \"k3y\"").is_ok());
+    }
+
+    #[test]
+    fn the_dedupe_window_is_a_week_unless_set_within_bounds() {
+        let c = load_str("").unwrap();
+        assert_eq!(c.log.dedupe_window, Duration::from_secs(7 * 86_400));
+        let c = load_str("[log]\ndedupe_window_days = 30").unwrap();
+        assert_eq!(c.log.dedupe_window, Duration::from_secs(30 * 86_400));
+        for bad in ["0", "36501"] {
+            let e = load_str(&format!("[log]\ndedupe_window_days = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("log.dedupe_window_days"), "{e}");
+        }
     }
 
     #[test]

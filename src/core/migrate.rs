@@ -12,7 +12,11 @@
 //!
 //! The only dialect difference the files need is the binary column type:
 //! `{blob}` becomes `BLOB` on SQLite and `BYTEA` on PostgreSQL before the
-//! file runs (the checksum is of the file as written).
+//! file runs (the checksum is of the file as written). `{log}` names the
+//! schema of the event log's tables for DDL that must land beside them
+//! (`CREATE INDEX {log}name ON events ...`): `log.` on SQLite once the log
+//! lives in its own attached file (SQLite creates an unqualified index in
+//! `main`, away from its table), nothing otherwise.
 //!
 //! Upgrading data made before the files existed: those releases recorded
 //! migrations by name in `tillgate_migrations`. The same SQL now lives in
@@ -216,13 +220,16 @@ async fn migrate_now(db: &Db, migrations: &[Migration]) -> Result<Report, Migrat
         if recorded.iter().any(|(v, ..)| *v as u32 == m.version) {
             continue;
         }
-        let sql = m.sql.replace(
-            "{blob}",
-            match db.backend {
-                Backend::Sqlite => "BLOB",
-                Backend::Postgres => "BYTEA",
-            },
-        );
+        let sql = m
+            .sql
+            .replace(
+                "{blob}",
+                match db.backend {
+                    Backend::Sqlite => "BLOB",
+                    Backend::Postgres => "BYTEA",
+                },
+            )
+            .replace("{log}", log_schema(db).await?);
         let failed = |source| MigrateError::Failed {
             version: m.version,
             name: m.name,
@@ -242,6 +249,23 @@ async fn migrate_now(db: &Db, migrations: &[Migration]) -> Result<Report, Migrat
         .await
         .map_err(MigrateError::Store)?;
     Ok(report)
+}
+
+/// What `{log}` becomes: `log.` when the log's tables are only in the
+/// attached log file (SQLite), empty while the database the migrations run
+/// on holds them (PostgreSQL; a SQLite directory before the move, or one
+/// whose move was interrupted: the move copies from `main` again, so the
+/// change belongs there).
+async fn log_schema(db: &Db) -> Result<&'static str, sqlx::Error> {
+    if db.backend != Backend::Sqlite || db.log_file.is_none() {
+        return Ok("");
+    }
+    let in_main: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM main.sqlite_master WHERE type = 'table' AND name = 'events'",
+    )
+    .fetch_one(&db.write)
+    .await?;
+    Ok(if in_main > 0 { "" } else { "log." })
 }
 
 async fn record(conn: &mut sqlx::AnyConnection, m: &Migration) -> Result<(), sqlx::Error> {

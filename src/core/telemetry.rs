@@ -114,6 +114,12 @@ pub fn describe_metrics() {
     );
     describe(
         Counter,
+        "tillgate_events_key_reused_total",
+        "Events stored under a (guid, seqnumber) an earlier event had with other bytes: kept, listed at /api/key-reuses.",
+        false,
+    );
+    describe(
+        Counter,
         "tillgate_events_pruned_total",
         "Events removed by log retention after every consumer passed them.",
         false,

@@ -74,6 +74,7 @@ pub fn api_routes() -> Router<IngestState> {
         .route("/api/events/{offset}", get(get_event))
         .route("/api/events/{offset}/raw", get(get_event_raw))
         .route("/api/gaps", get(list_gaps))
+        .route("/api/key-reuses", get(list_key_reuses))
         .route("/api/consumers", get(list_consumers))
         .route("/api/quarantine", get(list_quarantine))
         .route("/api/quarantine/{id}/raw", get(get_quarantine_raw))
@@ -314,6 +315,17 @@ async fn list_gaps(
 ) -> ApiResult<Response> {
     let Query(q) = q?;
     let items = log::gaps(&state.db, q.after, q.limit()?).await?;
+    Ok(axum::Json(serde_json::json!({ "items": items })).into_response())
+}
+
+/// Events stored under a key an earlier event had with other bytes, paged
+/// by offset (`after` is an offset).
+async fn list_key_reuses(
+    State(state): State<IngestState>,
+    q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = q?;
+    let items = log::key_reuses(&state.db, q.after, q.limit()?).await?;
     Ok(axum::Json(serde_json::json!({ "items": items })).into_response())
 }
 

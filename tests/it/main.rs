@@ -20,6 +20,7 @@ mod doctor;
 mod fake_smsru;
 mod fake_telegram;
 mod harness;
+mod identity;
 mod ingest;
 mod loyalty;
 mod loyalty_backoffice;

@@ -41,7 +41,10 @@ async fn schema(db: &tillgate::core::store::Db) -> Vec<(i64, String)> {
         .unwrap()
 }
 
-async fn upgraded(config: Config, dir: tempfile::TempDir) {
+async fn upgraded(mut config: Config, dir: tempfile::TempDir) {
+    // The fixture's events were received when it was made, longer ago than
+    // the default dedupe window: widen it so their resends are compared.
+    config.log.dedupe_window = Duration::from_secs(36_500 * 86_400);
     // The old release's own bookkeeping is still there, untouched.
     let db = tillgate::core::store::Db::open(&config.storage)
         .await
@@ -90,6 +93,39 @@ async fn upgraded(config: Config, dir: tempfile::TempDir) {
     let app = harness::start(config, dir).await;
     let after = get(&app, "/api/events?limit=1").await;
     assert_eq!(after["head"].as_i64(), Some(EVENTS + 1));
+
+    // An old event resent byte for byte is still a duplicate of its row
+    // (written before bodies were compared, so compared as stored); the
+    // same key with other bytes is stored and listed.
+    let old = app
+        .client
+        .get(app.url("/api/events/7/raw"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let ack = |r: reqwest::Response| async move {
+        assert!(r.status().is_success(), "{}", r.status());
+        r.json::<Value>().await.unwrap()
+    };
+    let post = |body: Vec<u8>| app.client.post(app.url("/rkevent")).body(body).send();
+    let again = ack(post(old.clone()).await.unwrap()).await;
+    assert_eq!(again["status"], "duplicate", "{again}");
+    assert_eq!(again["offset"].as_i64(), Some(7));
+    let mut other = old;
+    other.extend_from_slice(b"\n");
+    let reused = ack(post(other).await.unwrap()).await;
+    assert_eq!(reused["status"], "stored", "{reused}");
+    assert_eq!(reused["offset"].as_i64(), Some(EVENTS + 2));
+    let reuses = get(&app, "/api/key-reuses").await;
+    assert_eq!(
+        reuses["items"][0]["first_offset"].as_i64(),
+        Some(7),
+        "{reuses}"
+    );
     app.stop().await;
 }
 
@@ -296,4 +332,81 @@ async fn the_log_moves_into_a_file_of_its_own_and_an_interrupted_move_is_done_ag
         new_body.len()
     );
     drop(dir);
+}
+
+/// A SQLite directory of the release before migration 0018, its log
+/// already in a file of its own, gets the migration in that file (where
+/// the index must be), and a resend is still told from a reused key.
+#[tokio::test]
+async fn migration_0018_reaches_a_log_already_in_its_own_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("tillgate.db");
+    let log_file = tillgate::core::store::log_file_for(&state);
+    let app = harness::start(Config::for_tests(dir.path()), dir).await;
+    let day = tillgate_simulate::generate(&tillgate_simulate::Scenario {
+        orders: 1,
+        stations: 1,
+        seed: 18,
+        ..Default::default()
+    });
+    let body = day.servers[0].events[0].xml.clone();
+    let post = |app: &TestApp, body: Vec<u8>| {
+        let r = app.client.post(app.url("/rkevent")).body(body).send();
+        async move {
+            let r = r.await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    assert_eq!(post(&app, body.clone()).await["offset"].as_i64(), Some(1));
+    let (config, dir) = app.stop().await;
+
+    // Back to what the release before left: the unique key, no mark, 0018
+    // not recorded.
+    rusqlite::Connection::open(&log_file)
+        .unwrap()
+        .execute_batch(
+            "DROP INDEX events_key_reused; DROP INDEX events_stream_seq_any; \
+             ALTER TABLE events DROP COLUMN first_offset; \
+             CREATE UNIQUE INDEX events_stream_seq ON events (stream_guid, seqnumber);",
+        )
+        .unwrap();
+    rusqlite::Connection::open(&state)
+        .unwrap()
+        .execute("DELETE FROM tillgate_schema WHERE version = 18", [])
+        .unwrap();
+
+    let app = harness::start(config, dir).await;
+    let indexes: Vec<String> = {
+        let conn = rusqlite::Connection::open(&log_file).unwrap();
+        let mut st = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' ORDER BY name")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(
+        indexes.contains(&"events_stream_seq_any".to_string())
+            && indexes.contains(&"events_key_reused".to_string())
+            && !indexes.contains(&"events_stream_seq".to_string()),
+        "{indexes:?}"
+    );
+    assert!(!tables(&state).contains(&"events".to_string()));
+    let again = post(&app, body.clone()).await;
+    assert_eq!(again["status"], "duplicate", "{again}");
+    assert_eq!(again["offset"].as_i64(), Some(1));
+    let mut other = body;
+    other.extend_from_slice(b"\n");
+    let reused = post(&app, other).await;
+    assert_eq!(reused["status"], "stored", "{reused}");
+    assert_eq!(reused["offset"].as_i64(), Some(2));
+    let reuses = get(&app, "/api/key-reuses").await;
+    assert_eq!(
+        reuses["items"][0]["first_offset"].as_i64(),
+        Some(1),
+        "{reuses}"
+    );
+    app.stop().await;
 }

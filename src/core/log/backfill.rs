@@ -8,8 +8,10 @@
 //! starts with [`BACKFILL_GUID_PREFIX`]; its seqnumber is 1. So:
 //!
 //! * appending the same order at the same version twice is a duplicate to
-//!   the writer (idempotent, whoever runs it), and no seqnumber gap can
-//!   ever be recorded for it;
+//!   the writer (idempotent, whoever runs it), even though the two bodies
+//!   differ (each carries the time it was fetched): the writer takes the key
+//!   of a backfilled stream as the event, since tillgate made it; no
+//!   seqnumber gap can ever be recorded for it;
 //! * whether an entry is backfilled is a look at its stream GUID
 //!   ([`is_backfilled`]), with no query (relay destinations filter on it);
 //! * where it came from (the source and the gap it fills) is in

@@ -6,6 +6,17 @@
 //! one sync, not 64. A request is answered only after its transaction has
 //! committed: that is the durability promise behind every 2xx.
 //!
+//! An event's key is its stream's GUID and seqnumber, but r_keeper does not
+//! promise a driver run's GUID is unique, so the key alone does not make a
+//! duplicate: a duplicate is the same key with the same bytes. Only a
+//! suspect (an event at or below its stream's last seqnumber) is looked up,
+//! and only against its key's events received within `[log]
+//! dedupe_window_days`. The window is a bound on the lookup, not a table
+//! to prune: the key's index is a plain (non-unique) index on `events`,
+//! which retention already prunes with the rows, so there is no second
+//! structure to keep in step with the log, nothing more to write per event,
+//! and no hash to fill for rows written before (their bodies are compared).
+//!
 //! Offsets are assigned by the writer in memory (loaded from the table at
 //! start) rather than by a database sequence: with one writer they are then
 //! strictly in commit order, so a consumer reading `offset > cursor` can never
@@ -21,8 +32,8 @@
 //!
 //! * [`writer`](writer()): the single writer and its group commit;
 //! * [`Tail`]: the newest committed entries, in memory;
-//! * reads: entries after an offset, one entry, the head, gaps, quarantine,
-//!   streams, a shift's events;
+//! * reads: entries after an offset, one entry, the head, gaps, key reuses,
+//!   quarantine, streams, a shift's events;
 //! * cursors: each consumer's durable position;
 //! * retention: [`prune`] and the [`Pruner`] worker.
 //!
@@ -54,12 +65,14 @@ pub use cursor::{cursor, cursors, delete_cursor, set_cursor, start_cursor_at_hea
 pub use follow::FOLLOW_EVERY;
 pub use prune::{PruneError, Pruner, prune};
 pub use read::{
-    gaps, get, head, offset_at_time, quarantine_body, quarantine_list, read_after, shift_events,
-    streams_of,
+    gaps, get, head, key_reuses, offset_at_time, quarantine_body, quarantine_list, read_after,
+    shift_events, streams_of,
 };
 pub use split::into_own_file as move_into_own_file;
 pub use tail::Tail;
-pub use writer::{LogWriter, LogWriterTask, QuarantineLimits, writer, writer_with};
+pub use writer::{
+    DEFAULT_DEDUPE_WINDOW, LogWriter, LogWriterTask, QuarantineLimits, writer, writer_with,
+};
 
 /// The log's own tables: events, streams, gaps, quarantine, cursors.
 pub fn migrations() -> Vec<Migration> {
@@ -73,6 +86,9 @@ pub fn migrations() -> Vec<Migration> {
         // Several instances on one PostgreSQL: the log's head row, locked by
         // each committing writer, and the consumers' leadership leases.
         crate::migration!("0015_cluster"),
+        // A key repeated with other bytes is another event: the key is no
+        // longer unique, and such events are marked and listed.
+        crate::migration!("0018_events_key_reuse"),
     ]
 }
 
@@ -143,7 +159,9 @@ pub enum AppendOutcome {
     Stored {
         offset: i64,
     },
-    /// The same (guid, seqnumber) is already in the log at `offset`.
+    /// The same event is already in the log at `offset`: the same
+    /// (guid, seqnumber) and the same bytes, received within the dedupe
+    /// window. The same key with other bytes is `Stored`.
     Duplicate {
         offset: i64,
     },
@@ -226,6 +244,20 @@ pub struct Gap {
     pub missing: i64,
     pub detected_at: String,
     pub before_offset: i64,
+}
+
+/// An event stored under a `(guid, seqnumber)` that an earlier event
+/// within the dedupe window had with other bytes, as the operator API lists
+/// it. Not a duplicate (the bytes differ), not a gap (the seqnumber is not
+/// new): r_keeper reused the key, and both events are kept.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyReuse {
+    pub offset: i64,
+    pub stream_guid: String,
+    pub seqnumber: i64,
+    /// The first event stored under the key within the window.
+    pub first_offset: i64,
+    pub received_at: String,
 }
 
 /// A quarantined body as the operator API lists it.

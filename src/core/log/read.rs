@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::{Gap, LogEntry, QuarantineItem, StreamInfo, codec};
+use super::{Gap, KeyReuse, LogEntry, QuarantineItem, StreamInfo, codec};
 use crate::core::clock::ms_to_rfc3339;
 use crate::core::store::{Db, StoreError};
 
@@ -145,6 +145,41 @@ pub async fn gaps(db: &Db, after_id: i64, limit: i64) -> Result<Vec<Gap>, StoreE
         db,
         "SELECT id, stream_guid, rest_code, from_seq, to_seq, detected_at, before_offset FROM gaps WHERE id > $1 ORDER BY id LIMIT $2",
         after_id,
+        limit,
+    )
+    .await
+}
+
+/// An event that reused a key, as `events` holds it.
+#[derive(sqlx::FromRow)]
+struct KeyReuseRow {
+    log_offset: i64,
+    stream_guid: String,
+    seqnumber: i64,
+    first_offset: i64,
+    received_at: i64,
+}
+
+impl From<KeyReuseRow> for KeyReuse {
+    fn from(r: KeyReuseRow) -> KeyReuse {
+        KeyReuse {
+            offset: r.log_offset,
+            stream_guid: r.stream_guid,
+            seqnumber: r.seqnumber,
+            first_offset: r.first_offset,
+            received_at: ms_to_rfc3339(r.received_at),
+        }
+    }
+}
+
+/// Events stored under a `(guid, seqnumber)` that other bytes already had,
+/// after offset `after`, oldest first (through the partial index
+/// `events_key_reused`, so the other events are not read).
+pub async fn key_reuses(db: &Db, after: i64, limit: i64) -> Result<Vec<KeyReuse>, StoreError> {
+    page::<KeyReuseRow, _>(
+        db,
+        "SELECT log_offset, stream_guid, seqnumber, first_offset, received_at FROM events WHERE first_offset IS NOT NULL AND log_offset > $1 ORDER BY log_offset LIMIT $2",
+        after,
         limit,
     )
     .await

@@ -7,6 +7,8 @@ use std::time::Instant;
 use sqlx::{Any, Transaction};
 use tokio::sync::watch;
 
+use bytes::Bytes;
+
 use super::{AppendError, AppendOutcome, Codec, Committed, LogEntry, NewEvent, NewQuarantine};
 use crate::core::clock::now_ms;
 use crate::core::group_commit::{self, Group, Groups, Submitter};
@@ -117,7 +119,36 @@ pub struct LogWriterTask {
     /// Quarantined bodies dropped by the batch being committed, counted
     /// once the commit holds.
     quarantine_dropped: u64,
+    /// How far back (ms before a suspect's `received_at`) its key's
+    /// earlier events are compared with it (`[log] dedupe_window_days`).
+    dedupe_window_ms: i64,
 }
+
+/// How far back a resend is compared when `[log] dedupe_window_days` is not
+/// set: a cash server resends what it was not answered for within minutes
+/// or, after an outage, days; a week covers that with room.
+pub const DEFAULT_DEDUPE_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+/// An event already stored under a suspect's key, within the window.
+struct Earlier {
+    offset: i64,
+    received_at: i64,
+    /// Decoded: the bytes as received.
+    body: Bytes,
+}
+
+/// Reads one event under a suspect's key, both backends alike.
+#[derive(sqlx::FromRow)]
+struct EarlierRow {
+    log_offset: i64,
+    received_at: i64,
+    body: Vec<u8>,
+    codec: i64,
+}
+
+/// The earlier events under a key, received at or after a cutoff: the same
+/// text for both backends (`?n` on the writer's own SQLite connection).
+const FIND_EARLIER: &str = "SELECT log_offset, received_at, body, codec FROM events WHERE stream_guid = $1 AND seqnumber = $2 AND received_at >= $3 ORDER BY log_offset";
 
 /// The quarantine's bounds: junk posted by anyone who reaches ingest must
 /// not fill the disk. Checked whenever a body is quarantined; the oldest
@@ -147,6 +178,12 @@ impl LogWriterTask {
     /// Bounds the quarantine (the defaults otherwise).
     pub fn with_quarantine_limits(mut self, limits: QuarantineLimits) -> Self {
         self.quarantine_limits = limits;
+        self
+    }
+
+    /// How far back a resend is compared (the default otherwise).
+    pub fn with_dedupe_window(mut self, window: std::time::Duration) -> Self {
+        self.dedupe_window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
         self
     }
 }
@@ -226,13 +263,29 @@ pub async fn writer_with(
             streams,
             quarantine_limits: QuarantineLimits::default(),
             quarantine_dropped: 0,
+            dedupe_window_ms: DEFAULT_DEDUPE_WINDOW.as_millis() as i64,
         },
     ))
 }
 
-/// A committed batch: each op's outcome, each touched stream's new last
-/// seqnumber, the number of gaps found.
-type Written = (Vec<Done>, Vec<(String, i64)>, u64);
+/// A committed batch.
+struct Written {
+    /// Each op's outcome.
+    outcomes: Vec<Done>,
+    /// Each touched stream's new last seqnumber.
+    touched: Vec<(String, i64)>,
+    gaps: u64,
+    /// Events stored under a key that other bytes already had.
+    key_reuses: u64,
+}
+
+/// What the lookup of a batch's suspects found: each key's earlier events
+/// within the window, oldest first.
+type Found<'a> = HashMap<(&'a str, i64), Vec<Earlier>>;
+
+/// One event to insert: its offset, the event, and the offset of the first
+/// event under its key when it reuses a key.
+type Row<'a> = (i64, &'a NewEvent, Option<i64>);
 
 /// What one batch writes, decided in memory before any SQL runs: the rules
 /// (duplicates, gaps, new streams) stay apart from the statements, which
@@ -241,7 +294,7 @@ struct Plan<'a> {
     outcomes: Vec<Done>,
     /// Retention requests: their place in `outcomes`, `upto`, `cutoff_ms`.
     prunes: Vec<(usize, i64, i64)>,
-    rows: Vec<(i64, &'a NewEvent)>,
+    rows: Vec<Row<'a>>,
     gaps: Vec<NewGap<'a>>,
     streams: Vec<StreamUpdate<'a>>,
     quarantine: Vec<(i64, &'a NewQuarantine)>,
@@ -325,7 +378,12 @@ impl LogWriterTask {
     ) {
         let size = group.len();
         match result {
-            Ok((outcomes, touched, gaps)) => {
+            Ok(Written {
+                outcomes,
+                touched,
+                gaps,
+                key_reuses,
+            }) => {
                 self.streams.extend(touched);
                 let mut accepted = 0u64;
                 let mut dups = 0u64;
@@ -360,6 +418,7 @@ impl LogWriterTask {
                 metrics::counter!("tillgate_quarantine_dropped_total")
                     .increment(std::mem::take(&mut self.quarantine_dropped));
                 metrics::counter!("tillgate_event_gaps_total").increment(gaps);
+                metrics::counter!("tillgate_events_key_reused_total").increment(key_reuses);
                 metrics::histogram!("tillgate_commit_batch_size").record(size as f64);
                 metrics::histogram!("tillgate_commit_seconds")
                     .record(started.elapsed().as_secs_f64());
@@ -378,31 +437,40 @@ impl LogWriterTask {
     }
 
     /// Events at or below their stream's last seqnumber may be resends and
-    /// must be looked up; everything above is new without a query.
-    fn suspects<'a>(&self, batch: &'a [WriteOp]) -> Vec<(&'a str, i64)> {
-        batch
-            .iter()
-            .filter_map(|op| match op {
-                WriteOp::Event(e) => {
-                    let last = self.streams.get(&e.stream_guid).copied();
-                    last.is_some_and(|l| e.seqnumber <= l)
-                        .then_some((e.stream_guid.as_str(), e.seqnumber))
+    /// must be looked up; everything above is new without a query. Each
+    /// key once, with the cutoff of its oldest suspect's window (the plan
+    /// applies each suspect's own window).
+    fn suspects<'a>(&self, batch: &'a [WriteOp]) -> Vec<((&'a str, i64), i64)> {
+        let mut keys: HashMap<(&str, i64), i64> = HashMap::new();
+        for op in batch {
+            if let WriteOp::Event(e) = op {
+                let last = self.streams.get(&e.stream_guid).copied();
+                if last.is_some_and(|l| e.seqnumber <= l) {
+                    let cutoff = e.received_at.saturating_sub(self.dedupe_window_ms);
+                    keys.entry((e.stream_guid.as_str(), e.seqnumber))
+                        .and_modify(|c| *c = (*c).min(cutoff))
+                        .or_insert(cutoff);
                 }
-                WriteOp::Quarantine(_) | WriteOp::Prune { .. } => None,
-            })
-            .collect()
+            }
+        }
+        keys.into_iter().collect()
     }
 
     /// Assigns offsets and ids and applies the duplicate and gap rules.
-    /// `existing` holds the suspects found in the log.
-    fn plan<'a>(
-        &mut self,
-        batch: &'a [WriteOp],
-        existing: &HashMap<(&'a str, i64), i64>,
-    ) -> Plan<'a> {
+    /// `existing` holds the suspects' earlier events found in the log.
+    ///
+    /// A duplicate is the same event again: the same key and the same
+    /// bytes, received within the window; it is answered with the stored
+    /// event's offset. The same key with other bytes is another event
+    /// (r_keeper does not promise a driver run's guid is unique), so it is
+    /// stored, marked with the key's first offset, and counted: dropping it
+    /// would lose an acknowledged event. It is not a gap either: its
+    /// seqnumber is at or below the stream's last.
+    fn plan<'a>(&mut self, batch: &'a [WriteOp], existing: &Found<'a>) -> Plan<'a> {
         let mut outcomes = Vec::with_capacity(batch.len());
-        let mut rows: Vec<(i64, &NewEvent)> = Vec::with_capacity(batch.len());
-        let mut in_batch: HashMap<(&str, i64), i64> = HashMap::new();
+        let mut rows: Vec<Row<'a>> = Vec::with_capacity(batch.len());
+        // This batch's events by key: offset and bytes.
+        let mut in_batch: HashMap<(&str, i64), Vec<(i64, &Bytes)>> = HashMap::new();
         let mut last_seq: HashMap<&str, i64> = HashMap::new();
         let mut new_streams: HashSet<&str> = HashSet::new();
         let mut gaps = Vec::new();
@@ -412,13 +480,36 @@ impl LogWriterTask {
             match op {
                 WriteOp::Event(e) => {
                     let key = (e.stream_guid.as_str(), e.seqnumber);
-                    if let Some(off) = existing.get(&key).or_else(|| in_batch.get(&key)) {
-                        outcomes.push(Done::Append(AppendOutcome::Duplicate { offset: *off }));
+                    let cutoff = e.received_at.saturating_sub(self.dedupe_window_ms);
+                    let earlier = existing
+                        .get(&key)
+                        .into_iter()
+                        .flatten()
+                        .filter(|x| x.received_at >= cutoff)
+                        .map(|x| (x.offset, &x.body))
+                        .chain(in_batch.get(&key).into_iter().flatten().copied());
+                    // A backfilled stream's GUID is tillgate's own, derived
+                    // from the order and its version: there the key alone is
+                    // the event (its body carries the time it was fetched).
+                    let ours = super::is_backfilled(&e.stream_guid);
+                    let mut first = None;
+                    let mut same = None;
+                    for (off, body) in earlier {
+                        first = Some(first.map_or(off, |f: i64| f.min(off)));
+                        if same.is_none() && (ours || *body == e.body) {
+                            same = Some(off);
+                        }
+                    }
+                    if let Some(offset) = same {
+                        outcomes.push(Done::Append(AppendOutcome::Duplicate { offset }));
                         continue;
                     }
                     let offset = self.next_offset;
                     self.next_offset += 1;
-                    in_batch.insert(key, offset);
+                    in_batch.entry(key).or_default().push((offset, &e.body));
+                    if let Some(first) = first {
+                        tracing::warn!(stream = %e.stream_guid, seqnumber = e.seqnumber, offset, first, "an event reuses a (guid, seqnumber) with other bytes: stored as its own event");
+                    }
                     let prev = last_seq
                         .get(e.stream_guid.as_str())
                         .copied()
@@ -442,7 +533,7 @@ impl LogWriterTask {
                     if prev.is_none_or(|p| e.seqnumber > p) {
                         last_seq.insert(e.stream_guid.as_str(), e.seqnumber);
                     }
-                    rows.push((offset, e));
+                    rows.push((offset, e, first));
                     outcomes.push(Done::Append(AppendOutcome::Stored { offset }));
                 }
                 WriteOp::Quarantine(q) => {
@@ -460,7 +551,7 @@ impl LogWriterTask {
         // One row per touched stream, not per event.
         let mut streams: Vec<StreamUpdate> = Vec::new();
         let mut index: HashMap<&str, usize> = HashMap::new();
-        for (_, e) in &rows {
+        for (_, e, _) in &rows {
             let guid = e.stream_guid.as_str();
             match index.get(guid) {
                 Some(&i) => {
@@ -514,24 +605,26 @@ impl LogWriterTask {
         batch: &[WriteOp],
     ) -> Result<Written, StoreError> {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut existing = HashMap::new();
+        let mut existing: Found = HashMap::new();
         {
-            let mut find = tx.prepare_cached(
-                "SELECT log_offset FROM events WHERE stream_guid = ?1 AND seqnumber = ?2",
-            )?;
-            for (guid, seq) in self.suspects(batch) {
-                let mut rows = find.query(rusqlite::params![guid, seq])?;
-                if let Some(row) = rows.next()? {
-                    existing.insert((guid, seq), row.get::<_, i64>(0)?);
+            let mut find = tx.prepare_cached(&FIND_EARLIER.replace('$', "?"))?;
+            for ((guid, seq), cutoff) in self.suspects(batch) {
+                let mut rows = find.query(rusqlite::params![guid, seq, cutoff])?;
+                while let Some(row) = rows.next()? {
+                    existing.entry((guid, seq)).or_default().push(Earlier {
+                        offset: row.get(0)?,
+                        received_at: row.get(1)?,
+                        body: super::codec::decode(row.get(3)?, row.get(2)?)?,
+                    });
                 }
             }
         }
         let mut plan = self.plan(batch, &existing);
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO events (log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid, body, codec) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO events (log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid, body, codec, first_offset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
-            for (offset, e) in &plan.rows {
+            for (offset, e, first) in &plan.rows {
                 insert.execute(rusqlite::params![
                     offset,
                     e.received_at,
@@ -544,6 +637,7 @@ impl LogWriterTask {
                     e.order_guid,
                     self.codec.encode(&e.body),
                     self.codec.id(),
+                    first,
                 ])?;
             }
         }
@@ -620,17 +714,20 @@ impl LogWriterTask {
         if self.db.backend == store::Backend::Postgres {
             self.take_head(&mut tx, batch).await?;
         }
-        let mut existing = HashMap::new();
-        for (guid, seq) in self.suspects(batch) {
-            let found: Option<i64> = sqlx::query_scalar(
-                "SELECT log_offset FROM events WHERE stream_guid = $1 AND seqnumber = $2",
-            )
-            .bind(guid)
-            .bind(seq)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(off) = found {
-                existing.insert((guid, seq), off);
+        let mut existing: Found = HashMap::new();
+        for ((guid, seq), cutoff) in self.suspects(batch) {
+            let found: Vec<EarlierRow> = sqlx::query_as(FIND_EARLIER)
+                .bind(guid)
+                .bind(seq)
+                .bind(cutoff)
+                .fetch_all(&mut *tx)
+                .await?;
+            for r in found {
+                existing.entry((guid, seq)).or_default().push(Earlier {
+                    offset: r.log_offset,
+                    received_at: r.received_at,
+                    body: super::codec::decode(r.codec, r.body)?,
+                });
             }
         }
         let mut plan = self.plan(batch, &existing);
@@ -783,7 +880,12 @@ impl Plan<'_> {
             .into_iter()
             .map(|(g, s)| (g.to_string(), s))
             .collect();
-        (self.outcomes, touched, self.gaps.len() as u64)
+        Written {
+            key_reuses: self.rows.iter().filter(|r| r.2.is_some()).count() as u64,
+            outcomes: self.outcomes,
+            touched,
+            gaps: self.gaps.len() as u64,
+        }
     }
 }
 
@@ -849,17 +951,17 @@ async fn insert_events(
     tx: &mut Transaction<'static, Any>,
     backend: store::Backend,
     codec: Codec,
-    rows: &[(i64, &NewEvent)],
+    rows: &[Row<'_>],
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(200) {
         let sql = store::multi_row(
             backend,
-            "INSERT INTO events (log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid, body, codec) VALUES ",
+            "INSERT INTO events (log_offset, received_at, stream_guid, seqnumber, situation, rest_code, event_time, shift_num, order_guid, body, codec, first_offset) VALUES ",
             chunk.len(),
-            11,
+            12,
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (offset, e) in chunk {
+        for (offset, e, first) in chunk {
             q = q
                 .bind(*offset)
                 .bind(e.received_at)
@@ -871,7 +973,8 @@ async fn insert_events(
                 .bind(e.shift_num)
                 .bind(e.order_guid.as_deref())
                 .bind(codec.encode(&e.body))
-                .bind(codec.id());
+                .bind(codec.id())
+                .bind(*first);
         }
         q.execute(&mut **tx).await?;
     }
@@ -951,6 +1054,128 @@ mod tests {
         drop(log);
         running.await.unwrap();
         assert_eq!(read_after(&db, 0, 10, false).await.unwrap().len(), 2);
+    }
+
+    /// `body` with one attribute changed: the same key, other bytes.
+    fn other_bytes(body: &[u8]) -> Bytes {
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        let changed = text.replacen("<a ", "<a Note=\"other\" ", 1);
+        assert_ne!(changed, text);
+        Bytes::from(changed)
+    }
+
+    #[tokio::test]
+    async fn one_batch_tells_a_resend_from_a_reused_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = crate::core::config::Storage::Sqlite {
+            path: dir.path().join("t.sqlite"),
+        };
+        let db = Db::open(&storage).await.unwrap();
+        crate::core::migrate::migrate(&db, &crate::core::log::migrations())
+            .await
+            .unwrap();
+        let (log, task) = writer(db.clone(), 64).await.unwrap();
+        let bodies = day_bodies(3);
+        let running = tokio::spawn(task.run());
+        // Known stream: its second and third events are suspects below.
+        for (i, b) in bodies.iter().enumerate() {
+            let stored = log
+                .append(new_event(Bytes::from(b.clone()), i as i64))
+                .await
+                .unwrap();
+            assert_eq!(
+                stored,
+                AppendOutcome::Stored {
+                    offset: i as i64 + 1
+                }
+            );
+        }
+        drop(log);
+        running.await.unwrap();
+        // A second writer on the same file, its task not running yet, so
+        // every request below is queued when it starts: one group.
+        let (log2, task2) = writer(db.clone(), 64).await.unwrap();
+        let same = new_event(Bytes::from(bodies[1].clone()), 10);
+        let other = new_event(other_bytes(&bodies[1]), 10);
+        let new_first = new_event(other_bytes(&bodies[2]), 10);
+        let new_again = new_event(other_bytes(&bodies[2]), 11);
+        let answers = {
+            let log2 = log2.clone();
+            tokio::spawn(async move {
+                tokio::join!(
+                    log2.append(same),
+                    log2.append(other.clone()),
+                    log2.append(other),
+                    log2.append(new_first),
+                    log2.append(new_again),
+                )
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        drop(log2);
+        let running2 = tokio::spawn(task2.run());
+        let (same, other, other_again, new_first, new_again) = answers.await.unwrap();
+        assert_eq!(same.unwrap(), AppendOutcome::Duplicate { offset: 2 });
+        assert_eq!(other.unwrap(), AppendOutcome::Stored { offset: 4 });
+        assert_eq!(other_again.unwrap(), AppendOutcome::Duplicate { offset: 4 });
+        assert_eq!(new_first.unwrap(), AppendOutcome::Stored { offset: 5 });
+        assert_eq!(new_again.unwrap(), AppendOutcome::Duplicate { offset: 5 });
+        running2.await.unwrap();
+        let reuses = crate::core::log::key_reuses(&db, 0, 10).await.unwrap();
+        let listed: Vec<(i64, i64)> = reuses.iter().map(|r| (r.offset, r.first_offset)).collect();
+        assert_eq!(listed, vec![(4, 2), (5, 3)]);
+        let all = read_after(&db, 0, 10, true).await.unwrap();
+        assert_eq!(all.len(), 5);
+        assert_eq!(all[3].body, other_bytes(&bodies[1]));
+    }
+
+    #[tokio::test]
+    async fn a_backfilled_key_is_its_event_whatever_the_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, log, running) = fresh_log(&dir).await;
+        let body = Bytes::from(day_bodies(1).remove(0));
+        let backfilled = |body: Bytes| {
+            let mut e = new_event(body, 0);
+            e.stream_guid = crate::core::log::backfill_stream_guid("{ORDER}", 3);
+            e.seqnumber = 1;
+            e
+        };
+        let first = log.append(backfilled(body.clone())).await.unwrap();
+        assert_eq!(first, AppendOutcome::Stored { offset: 1 });
+        let again = log.append(backfilled(other_bytes(&body))).await.unwrap();
+        assert_eq!(again, AppendOutcome::Duplicate { offset: 1 });
+        drop(log);
+        running.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn only_events_within_the_window_are_compared() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, log, running) = fresh_log(&dir).await;
+        let body = Bytes::from(day_bodies(1).remove(0));
+        let day = 86_400_000;
+        let first = log.append(new_event(body.clone(), 0)).await.unwrap();
+        assert_eq!(first, AppendOutcome::Stored { offset: 1 });
+        // Within seven days of the first: a duplicate.
+        let resend = log.append(new_event(body.clone(), 7 * day)).await.unwrap();
+        assert_eq!(resend, AppendOutcome::Duplicate { offset: 1 });
+        // A moment later the first is out of the window: stored again, and
+        // not a reuse (the old event is not compared at all).
+        let late = log
+            .append(new_event(body.clone(), 7 * day + 1))
+            .await
+            .unwrap();
+        assert_eq!(late, AppendOutcome::Stored { offset: 2 });
+        let again = log.append(new_event(body, 7 * day + 2)).await.unwrap();
+        assert_eq!(again, AppendOutcome::Duplicate { offset: 2 });
+        drop(log);
+        running.await.unwrap();
+        assert!(
+            crate::core::log::key_reuses(&db, 0, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
