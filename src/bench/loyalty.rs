@@ -324,9 +324,11 @@ pub(super) async fn scratch(
             &db,
             &NewRegister {
                 id: format!("{prefix}-{run_id}-{r}"),
-                password: password.to_string().into(),
+                password: Some(password.to_string().into()),
                 description: "bench".into(),
                 store: store_of(r),
+                no_password: false,
+                allowed_from: Vec::new(),
             },
         )
         .await?;

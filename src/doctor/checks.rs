@@ -69,10 +69,29 @@ pub async fn check(config: &Config) -> Report {
         )),
     }
     log_health(&db, &mut checks).await;
+    registers_without_password(&db, &mut checks).await;
     relay(&db, &mut checks).await;
     outside(config, &mut checks).await;
     db.close().await;
     finish(checks)
+}
+
+/// Registers the operator let in without a password (seed 004): allowed,
+/// but a warning, so it stays a decision someone sees.
+async fn registers_without_password(db: &Db, checks: &mut Vec<Check>) {
+    let Ok(list) = crate::loyalty::registers::list(&db.read).await else {
+        return;
+    };
+    for r in list
+        .iter()
+        .filter(|r| !r.open_from.is_empty() && r.enabled != 0)
+    {
+        checks.push(Check::warn(
+            format!("register {}", r.id),
+            format!("takes no password; only from {}", r.open_from.replace(',', ", ")),
+            format!("set a password for it (tillgate loyalty register-add {}) unless its network is closed to everyone else", r.id),
+        ));
+    }
 }
 
 fn finish(checks: Vec<Check>) -> Report {

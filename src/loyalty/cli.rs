@@ -30,6 +30,14 @@ pub enum Cmd {
         /// The store it belongs to (new registers: `default`).
         #[arg(long)]
         store: Option<String>,
+        /// No password (Kassir 5 allows none): only from the --from
+        /// addresses, and `doctor` warns about it.
+        #[arg(long, requires = "from")]
+        no_password: bool,
+        /// An address or network the register without a password calls
+        /// from; repeat for more.
+        #[arg(long = "from", value_name = "ADDR", requires = "no_password")]
+        from: Vec<String>,
     },
     /// List registers.
     Registers,
@@ -184,8 +192,14 @@ pub async fn run_cli(args: CliArgs, ctx: &CliCtx) -> anyhow::Result<()> {
             id,
             description,
             store,
+            no_password,
+            from,
         } => {
-            let password = read_password()?;
+            let password = if no_password {
+                None
+            } else {
+                Some(read_password()?)
+            };
             operator::put_register(
                 &db,
                 &NewRegister {
@@ -193,6 +207,8 @@ pub async fn run_cli(args: CliArgs, ctx: &CliCtx) -> anyhow::Result<()> {
                     password,
                     description,
                     store,
+                    no_password,
+                    allowed_from: from,
                 },
             )
             .await?;

@@ -70,6 +70,7 @@ impl Feature for Loyalty {
         vec![
             crate::migration!("0007_loyalty"),
             crate::migration!("0013_loyalty_backoffice"),
+            crate::migration!("0019_register_open_from"),
         ]
     }
 

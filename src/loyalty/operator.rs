@@ -83,19 +83,61 @@ fn token(field: &'static str, v: &str) -> Result<(), OperatorError> {
 #[serde(deny_unknown_fields)]
 pub struct NewRegister {
     pub id: String,
-    pub password: secrecy::SecretString,
+    /// Required unless `no_password`.
+    #[serde(default)]
+    pub password: Option<secrecy::SecretString>,
     #[serde(default)]
     pub description: String,
     /// The store the register belongs to; a new register without one goes
     /// to the default store, an existing one keeps its store.
     #[serde(default)]
     pub store: Option<String>,
+    /// Seed 004: Kassir 5 may be set up without a password. Only when the
+    /// operator says so for this register, and only from `allowed_from`.
+    #[serde(default)]
+    pub no_password: bool,
+    /// Addresses or networks (`10.0.0.5`, `10.0.0.0/24`) a register
+    /// without a password may call from; required with `no_password`.
+    #[serde(default)]
+    pub allowed_from: Vec<String>,
 }
 
 /// The longest register description.
 pub const DESCRIPTION_MAX: usize = 256;
 
-/// Registers a register or sets a new password for it.
+/// The addresses of `allowed_from`, checked, as stored (comma separated).
+fn open_from(list: &[String]) -> Result<String, OperatorError> {
+    let mut nets = Vec::with_capacity(list.len());
+    for a in list {
+        let a = a.trim();
+        let net = a
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| a.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                invalid(
+                    "allowed_from",
+                    format!("{a:?} is not an address or network like 10.0.0.5 or 10.0.0.0/24"),
+                )
+            })?;
+        nets.push(net.to_string());
+    }
+    Ok(nets.join(","))
+}
+
+/// Whether `ip` is in a register's stored `open_from` list.
+pub fn open_from_allows(open_from: &str, ip: std::net::IpAddr) -> bool {
+    let ip = match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    open_from
+        .split(',')
+        .filter_map(|n| n.parse::<ipnet::IpNet>().ok())
+        .any(|n| n.contains(&ip))
+}
+
+/// Registers a register or sets a new password for it (or none: see
+/// [`NewRegister::no_password`]).
 pub async fn put_register(db: &Db, r: &NewRegister) -> Result<(), OperatorError> {
     use secrecy::ExposeSecret;
     token("id", &r.id)?;
@@ -106,18 +148,50 @@ pub async fn put_register(db: &Db, r: &NewRegister) -> Result<(), OperatorError>
             format!("longer than {DESCRIPTION_MAX} characters (the limit)"),
         ));
     }
-    let pw = r.password.expose_secret();
-    if pw.len() < 8 {
-        return Err(invalid("password", "at least 8 characters"));
-    }
+    let pw = r.password.as_ref().map(|p| p.expose_secret()).unwrap_or("");
+    let (hash, open) = if r.no_password {
+        if !pw.is_empty() {
+            return Err(invalid(
+                "password",
+                "leave it out for a register without a password",
+            ));
+        }
+        if r.allowed_from.is_empty() {
+            return Err(invalid(
+                "allowed_from",
+                "a register without a password needs the addresses it may call from",
+            ));
+        }
+        (String::new(), open_from(&r.allowed_from)?)
+    } else {
+        if !r.allowed_from.is_empty() {
+            return Err(invalid(
+                "allowed_from",
+                "only for a register without a password (no_password)",
+            ));
+        }
+        if pw.len() < 8 {
+            return Err(invalid("password", "at least 8 characters"));
+        }
+        // As the seed says of the register's login: what any register
+        // keyboard layout types the same.
+        if !pw.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(invalid(
+                "password",
+                "only latin letters, digits and punctuation",
+            ));
+        }
+        let hash = auth::hash_password(pw).map_err(|e| OperatorError::Other(e.to_string()))?;
+        (hash, String::new())
+    };
     if let Some(store) = &r.store {
         super::shops::token("store", store)?;
     }
-    let hash = auth::hash_password(pw).map_err(|e| OperatorError::Other(e.to_string()))?;
     registers::upsert(
         &db.write,
         &r.id,
         &hash,
+        &open,
         &r.description,
         r.store.as_deref(),
         crate::core::clock::now_ms(),
@@ -134,6 +208,8 @@ pub async fn list_registers(db: &Db) -> Result<Value, OperatorError> {
                 "id": r.id,
                 "description": r.description,
                 "store": r.store,
+                "no_password": !r.open_from.is_empty(),
+                "allowed_from": r.open_from.split(',').filter(|a| !a.is_empty()).collect::<Vec<_>>(),
                 "queue": queue.map(|(depth, seen)| json!({"depth": depth, "seen_at": crate::core::clock::ms_to_rfc3339(seen)})),
                 "enabled": r.enabled != 0,
                 "created_at": crate::core::clock::ms_to_rfc3339(r.created_at),

@@ -13,6 +13,9 @@ use sqlx::AnyExecutor;
 #[derive(Debug, sqlx::FromRow)]
 pub struct Credentials {
     pub password_hash: String,
+    /// Addresses a register without a password may call from (comma
+    /// separated); empty for a register with a password.
+    pub open_from: String,
     /// 0 or 1: booleans are stored as BIGINT on both backends.
     pub enabled: i64,
     pub store: String,
@@ -27,6 +30,8 @@ pub struct Credentials {
 pub struct RegisterRow {
     pub id: String,
     pub description: String,
+    /// Empty, or the addresses a register without a password calls from.
+    pub open_from: String,
     pub store: String,
     pub enabled: i64,
     pub created_at: i64,
@@ -37,7 +42,7 @@ pub async fn credentials<'c>(
     id: &str,
 ) -> Result<Option<Credentials>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT r.password_hash, r.enabled, r.store, rs.discount_cards AS reg_discount, rs.payment_cards AS reg_payment, \
+        "SELECT r.password_hash, r.open_from, r.enabled, r.store, rs.discount_cards AS reg_discount, rs.payment_cards AS reg_payment, \
          ss.discount_cards AS store_discount, ss.payment_cards AS store_payment FROM loyalty_registers r \
          LEFT JOIN loyalty_switches rs ON rs.scope = 'register' AND rs.id = r.id \
          LEFT JOIN loyalty_switches ss ON ss.scope = 'store' AND ss.id = r.store WHERE r.id = $1",
@@ -47,26 +52,30 @@ pub async fn credentials<'c>(
     .await
 }
 
-/// Registers `id`, or gives it a new password and enables it again; a
-/// register keeps its store unless `store` names another.
+/// Registers `id`, or gives it a new password (or none, `open_from` set)
+/// and enables it again; a register keeps its store unless `store` names
+/// another.
+#[allow(clippy::too_many_arguments)]
 pub async fn upsert<'c>(
     db: impl AnyExecutor<'c>,
     id: &str,
     password_hash: &str,
+    open_from: &str,
     description: &str,
     store: Option<&str>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO loyalty_registers (id, password_hash, description, enabled, created_at, store) VALUES ($1, $2, $3, 1, $4, COALESCE($5, 'default')) \
+        "INSERT INTO loyalty_registers (id, password_hash, description, enabled, created_at, store, open_from) VALUES ($1, $2, $3, 1, $4, COALESCE($5, 'default'), $6) \
          ON CONFLICT (id) DO UPDATE SET password_hash = excluded.password_hash, description = excluded.description, enabled = 1, \
-         store = COALESCE($5, loyalty_registers.store)",
+         store = COALESCE($5, loyalty_registers.store), open_from = excluded.open_from",
     )
     .bind(id)
     .bind(password_hash)
     .bind(description)
     .bind(now)
     .bind(store)
+    .bind(open_from)
     .execute(db)
     .await?;
     Ok(())
@@ -88,7 +97,7 @@ pub async fn set_store<'c>(
 
 pub async fn list<'c>(db: impl AnyExecutor<'c>) -> Result<Vec<RegisterRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, description, store, enabled, created_at FROM loyalty_registers ORDER BY id",
+        "SELECT id, description, open_from, store, enabled, created_at FROM loyalty_registers ORDER BY id",
     )
     .fetch_all(db)
     .await

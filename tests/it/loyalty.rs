@@ -1083,3 +1083,90 @@ async fn bad_loyalty_config_is_refused_naming_the_setting() {
     }
     assert!(toml::from_str::<tillgate::loyalty::FileSection>("earn_rate = 1").is_err());
 }
+
+/// Seed 004: Kassir 5 may run without a password. Only when the operator
+/// says so for that register, only from its listed addresses (anything
+/// else is `bad_credentials`, as a wrong password), and `doctor` warns.
+/// Passwords take Latin letters, digits and punctuation only.
+#[tokio::test]
+async fn a_register_without_a_password_only_from_its_addresses() {
+    for b in backends() {
+        let l = spawn(b).await;
+        l.issue("1", json!({})).await;
+        let put = |body: Value| l.operator("/api/loyalty/registers", body);
+        let (s, v) = put(json!({"id": "k0", "no_password": true})).await;
+        assert_eq!((s, code(&v)), (400, "malformed_request"), "{v}");
+        assert!(v.to_string().contains("allowed_from"), "{v}");
+        let (s, v) = put(json!({"id": "k0", "password": "пароль-кириллицей"})).await;
+        assert_eq!((s, code(&v)), (400, "malformed_request"), "{v}");
+        let (s, v) =
+            put(json!({"id": "k0", "password": "long-enough", "allowed_from": ["127.0.0.1"]}))
+                .await;
+        assert_eq!((s, code(&v)), (400, "malformed_request"), "{v}");
+        let (s, v) =
+            put(json!({"id": "k0", "no_password": true, "allowed_from": ["the shop"]})).await;
+        assert_eq!((s, code(&v)), (400, "malformed_request"), "{v}");
+        let (s, v) =
+            put(json!({"id": "here", "no_password": true, "allowed_from": ["127.0.0.0/8"]})).await;
+        assert_eq!(s, 201, "{v}");
+        let (s, v) =
+            put(json!({"id": "there", "no_password": true, "allowed_from": ["10.0.0.5"]})).await;
+        assert_eq!(s, 201, "{v}");
+        let call = |register: &'static str, password: &'static str| {
+            let body = with(
+                req("b", register),
+                json!({"identifier": {"kind": "card", "value": "1"}}),
+            );
+            let url = l.app.url("/api/loyalty/v1/balance");
+            let c = l.app.client.clone();
+            async move {
+                let r = c
+                    .post(&url)
+                    .basic_auth(register, Some(password))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let s = r.status().as_u16();
+                (s, r.json::<Value>().await.unwrap())
+            }
+        };
+        let (s, v) = call("here", "").await;
+        assert_eq!(s, 200, "from its address, no password: {v}");
+        let (s, v) = call("here", "guess").await;
+        assert_eq!((s, code(&v)), (401, "bad_credentials"), "{v}");
+        let (s, v) = call("there", "").await;
+        assert_eq!(
+            (s, code(&v)),
+            (401, "bad_credentials"),
+            "off its addresses: {v}"
+        );
+        let listed = l.app.get_json("/api/loyalty/registers").await;
+        let here = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == "here")
+            .unwrap()
+            .clone();
+        assert_eq!(here["no_password"], true, "{here}");
+        assert_eq!(here["allowed_from"], json!(["127.0.0.0/8"]), "{here}");
+        let report = tillgate::doctor::check(&l.app.config).await;
+        let warned: Vec<_> = report
+            .checks
+            .iter()
+            .filter(|c| c.name.starts_with("register ") && c.level == tillgate::doctor::Level::Warn)
+            .map(|c| c.name.clone())
+            .collect();
+        assert_eq!(
+            warned,
+            vec!["register here".to_string(), "register there".to_string()]
+        );
+        // A password set again closes it.
+        let (s, _) = put(json!({"id": "here", "password": "now-with-one"})).await;
+        assert_eq!(s, 201);
+        let (s, v) = call("here", "").await;
+        assert_eq!((s, code(&v)), (401, "bad_credentials"), "{v}");
+        l.app.stop().await;
+    }
+}

@@ -593,9 +593,11 @@ async fn a_password_changed_elsewhere_stops_the_cached_one_at_once() {
                     &db,
                     &tillgate::loyalty::operator::NewRegister {
                         id: "r1".into(),
-                        password: new_pw.to_string().into(),
+                        password: Some(new_pw.to_string().into()),
                         description: String::new(),
                         store: None,
+                        no_password: false,
+                        allowed_from: Vec::new(),
                     },
                 )
                 .await
