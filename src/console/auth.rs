@@ -12,23 +12,20 @@
 //!
 //! A sign-in attempt is counted before its password is hashed
 //! ([`Limiter::attempt`]), so parallel guesses cannot all slip under the
-//! limit while the first are still being verified; and hashing runs under
-//! [`HASHING`] in working memory kept for reuse ([`MEMORY`]), so a burst
-//! costs queueing time, not memory.
+//! limit while the first are still being verified; and the check is the
+//! core's bounded one ([`crate::core::password`]), so a burst costs
+//! queueing time, not memory.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use argon2::password_hash::PasswordHash;
-use argon2::{Algorithm, Argon2, Block, Params, Version};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use secrecy::{ExposeSecret, SecretString};
-use subtle::ConstantTimeEq;
+use secrecy::SecretString;
 
 use super::Console;
 use crate::core::limiter::FailureLimiter;
@@ -230,86 +227,6 @@ pub async fn record_unlock(db: &Db, name: &str, now_ms: i64) -> Result<(), Store
     Ok(())
 }
 
-/// Argon2 verifications running at once, in the whole process. Each holds
-/// Argon2's memory (19 MiB with the default parameters) for tens of
-/// milliseconds of one core's time; unbounded, a burst of a hundred
-/// attempts took half a gigabyte. A request waits for a permit before its
-/// hash work is started, so a waiting request holds only itself.
-pub const HASHING_AT_ONCE: usize = 2;
-static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHING_AT_ONCE);
-
-/// Runs hash work once a [`HASHING`] permit is free, on a blocking thread
-/// (Argon2 costs tens of milliseconds by design: off the async workers).
-/// The permit goes with the work, so a request given up by its client
-/// still holds it until its hashing is over. `None` if the work panicked.
-async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    // The semaphore is never closed; were it, hashing without it beats
-    // refusing every sign-in.
-    let permit = HASHING.acquire().await.ok();
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        work()
-    })
-    .await
-    .ok()
-}
-
-/// Argon2's working memory, kept between checks and reused. Allocated
-/// afresh for every check (as `verify_password` does), it was freed into
-/// the allocator's arena of whichever thread ran the check, and each of the
-/// blocking pool's threads kept its own 19 MiB: a burst left the server
-/// hundreds of megabytes larger even with [`HASHING`] bounding the checks
-/// at once. At most [`HASHING_AT_ONCE`] are ever out of this list.
-static MEMORY: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
-
-/// Whether `password` matches the PHC string `phc`: what Argon2's
-/// `verify_password` computes (algorithm, version, parameters and salt
-/// from the string, the outputs compared in constant time), in memory
-/// from [`MEMORY`].
-fn verify(password: &[u8], phc: &str) -> bool {
-    let Ok(hash) = PasswordHash::new(phc) else {
-        return false;
-    };
-    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
-        return false;
-    };
-    let (Ok(algorithm), Ok(version), Ok(params)) = (
-        Algorithm::try_from(hash.algorithm),
-        hash.version.map(Version::try_from).transpose(),
-        Params::try_from(&hash),
-    ) else {
-        return false;
-    };
-    let mut salt_buf = [0u8; 64];
-    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
-        return false;
-    };
-    let mut memory = MEMORY
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .pop()
-        .unwrap_or_default();
-    memory.resize(params.block_count(), Block::default());
-    let mut out = vec![0u8; expected.len()];
-    let done = Argon2::new(algorithm, version.unwrap_or_default(), params)
-        .hash_password_into_with_memory(password, salt, &mut out, &mut memory[..])
-        .is_ok();
-    MEMORY
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(memory);
-    done && bool::from(expected.as_bytes().ct_eq(&out))
-}
-
-/// A hash no password matches, verified for unknown names so that a wrong
-/// name takes as long as a wrong password.
-fn decoy_hash() -> &'static str {
-    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| {
-        crate::loyalty::auth::hash_password(&uuid::Uuid::new_v4().to_string()).unwrap_or_default()
-    })
-}
-
 /// Checks `password` against the account `name`; the account when right.
 pub async fn check_password(
     db: &Db,
@@ -318,12 +235,7 @@ pub async fn check_password(
 ) -> Result<Option<users::User>, StoreError> {
     let found = users::find(db, name).await?;
     let hash = found.as_ref().map(|(_, h)| h.clone());
-    let good = hashing(move || {
-        let hash = hash.as_deref().unwrap_or_else(|| decoy_hash());
-        verify(password.expose_secret().as_bytes(), hash)
-    })
-    .await
-    .unwrap_or(false);
+    let good = crate::core::password::check(password, hash).await;
     Ok(found.filter(|_| good).map(|(u, _)| u))
 }
 
@@ -531,38 +443,6 @@ mod tests {
     }
 
     #[test]
-    fn verify_agrees_with_argon2_for_any_parameters_and_reuses_its_memory() {
-        use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
-        let default = crate::loyalty::auth::hash_password("right password").unwrap();
-        let salt = SaltString::encode_b64(b"sixteen byte salt").unwrap();
-        let small = Argon2::new(
-            Algorithm::Argon2i,
-            Version::V0x10,
-            Params::new(64, 3, 2, Some(20)).unwrap(),
-        )
-        .hash_password(b"right password", &salt)
-        .unwrap()
-        .to_string();
-        for phc in [&default, &small] {
-            let parsed = PasswordHash::new(phc).unwrap();
-            for pw in ["right password", "wrong password", ""] {
-                assert_eq!(
-                    verify(pw.as_bytes(), phc),
-                    Argon2::default()
-                        .verify_password(pw.as_bytes(), &parsed)
-                        .is_ok(),
-                    "{phc} {pw:?}"
-                );
-            }
-        }
-        assert!(verify(b"right password", &default));
-        assert!(!verify(b"right password", "not a hash"));
-        assert!(!verify(b"", ""));
-        // The memory went back to the list for the next check.
-        assert!(!MEMORY.lock().unwrap().is_empty());
-    }
-
-    #[test]
     fn the_login_token_must_match_its_cookie() {
         let c = login_cookie("tok", true);
         assert!(c.starts_with("tg_login=tok; Path=/login; HttpOnly; SameSite=Strict"));
@@ -575,29 +455,6 @@ mod tests {
         h.insert(header::COOKIE, "tg_login=".parse().unwrap());
         assert!(!login_csrf_ok(&h, ""), "empty matches nothing");
         assert_ne!(login_token(), login_token());
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn hashing_never_runs_more_than_the_permits_at_once() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NOW: AtomicUsize = AtomicUsize::new(0);
-        static MOST: AtomicUsize = AtomicUsize::new(0);
-        let tasks: Vec<_> = (0..12)
-            .map(|_| {
-                tokio::spawn(hashing(|| {
-                    let n = NOW.fetch_add(1, Ordering::SeqCst) + 1;
-                    MOST.fetch_max(n, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(20));
-                    NOW.fetch_sub(1, Ordering::SeqCst);
-                }))
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
-        // Other tests may hold a permit meanwhile: at most, not exactly.
-        let most = MOST.load(Ordering::SeqCst);
-        assert!((1..=HASHING_AT_ONCE).contains(&most), "{most} at once");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use ipnet::IpNet;
 
 /// The client's address for `peer`'s request with `headers`.
 pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(&canonical(*ip)));
+    let is_trusted = |ip: &IpAddr| in_any(trusted, *ip);
     let peer_ip = canonical(peer.ip());
     if !is_trusted(&peer_ip) {
         return peer_ip;
@@ -40,8 +40,23 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
     client
 }
 
+/// An address or a network as an operator writes one in the config or an
+/// API (`10.0.0.5`, `10.0.0.0/8`, `::1`).
+pub fn parse_net(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+/// Whether `ip` (an IPv4 one also as `::ffff:a.b.c.d`) is in one of `nets`.
+pub fn in_any(nets: &[IpNet], ip: IpAddr) -> bool {
+    let ip = canonical(ip);
+    nets.iter().any(|n| n.contains(&ip))
+}
+
 /// An IPv4 address written as IPv6 (`::ffff:10.0.0.1`) is the IPv4 one.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6
             .to_ipv4_mapped()

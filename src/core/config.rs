@@ -286,15 +286,12 @@ impl HttpConfig {
         }
         let mut trusted_proxies = Vec::new();
         for p in f.trusted_proxies.unwrap_or_default() {
-            let net = p
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| {
-                    ConfigError::invalid(
-                        "http.trusted_proxies",
-                        format!("{p:?} is not an address or network like 10.0.0.1 or 10.0.0.0/8"),
-                    )
-                })?;
+            let net = super::client_addr::parse_net(&p).ok_or_else(|| {
+                ConfigError::invalid(
+                    "http.trusted_proxies",
+                    format!("{p:?} is not an address or network like 10.0.0.1 or 10.0.0.0/8"),
+                )
+            })?;
             trusted_proxies.push(net);
         }
         let secs = |v: Option<u64>, name: &str, default: Duration, max: u64| match v {

@@ -15,6 +15,7 @@
 //! * [`backoff`], [`clock`], [`group_commit`], [`limiter`]: the shared
 //!   primitives;
 //! * [`phone`], [`money`]: types and formats parsed or shown at the edge;
+//! * [`password`]: Argon2 hashes, checked under one bound for everyone;
 //! * [`bus`]: notices between features;
 //! * [`config`], [`feature`]: the settings and the shape of a feature;
 //! * [`client_addr`]: the client behind a trusted proxy;
@@ -41,6 +42,7 @@ pub mod migrate;
 pub mod money;
 pub mod operator_url;
 pub mod outbox;
+pub mod password;
 pub mod phone;
 pub mod runtimes;
 pub mod settings;

@@ -32,8 +32,6 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -58,26 +56,8 @@ pub enum AuthError {
     Db(#[from] sqlx::Error),
 }
 
-/// A hash of a random password no register has, verified when the
-/// register is unknown or disabled so that the answer takes as long as a
-/// wrong password's. Made once, with the same Argon2 parameters as every
-/// register's hash.
-fn decoy_hash() -> &'static str {
-    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| {
-        let random: [u8; 24] = rand::random();
-        hash_password(&base64::engine::general_purpose::STANDARD.encode(random)).unwrap_or_default()
-    })
-}
-
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
-    let salt_bytes: [u8; 16] = rand::random();
-    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("hashing: {e}"))
-}
+/// Register passwords are hashed as the console's are.
+pub use crate::core::password::hash_password;
 
 /// Splits an `Authorization: Basic ...` header into register and password.
 pub fn parse_basic(header: Option<&str>) -> Result<(String, SecretString), AuthError> {
@@ -135,11 +115,7 @@ impl Default for CredCache {
 
 impl CredCache {
     pub fn new(limits: Limits) -> Self {
-        // The decoy is made off the request path, so the first unknown
-        // register is not answered one hash slower than a wrong password.
-        std::thread::spawn(|| {
-            decoy_hash();
-        });
+        crate::core::password::warm();
         CredCache {
             ok: Mutex::default(),
             by_register: FailureLimiter::new(limits.per_register, limits.window),
@@ -224,23 +200,9 @@ impl CredCache {
             metrics::counter!("tillgate_loyalty_auth_limited_total").increment(1);
             return Err(AuthError::TooMany(wait.as_secs().max(1)));
         }
-        let pw = password.expose_secret().to_string();
-        let h2 = hash.clone();
         metrics::counter!("tillgate_loyalty_auth_hashes_total").increment(1);
-        // Argon2 is deliberately slow: keep it off the async workers.
-        let good = tokio::task::spawn_blocking(move || {
-            let stored = h2.as_deref().unwrap_or_else(|| decoy_hash());
-            let matches = PasswordHash::new(stored)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(pw.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false);
-            matches && h2.is_some()
-        })
-        .await
-        .unwrap_or(false);
+        // An unknown register checks the decoy: the same work, `false`.
+        let good = crate::core::password::check(password.clone(), hash.clone()).await;
         let (Some(ctx), Some(hash), true) = (ctx, hash, good) else {
             tracing::warn!(register, remote = ?from, "register sign-in failed (unknown, disabled or wrong password)");
             return Err(AuthError::BadCredentials(register.to_string()));

@@ -110,15 +110,12 @@ fn open_from(list: &[String]) -> Result<String, OperatorError> {
     let mut nets = Vec::with_capacity(list.len());
     for a in list {
         let a = a.trim();
-        let net = a
-            .parse::<ipnet::IpNet>()
-            .or_else(|_| a.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-            .map_err(|_| {
-                invalid(
-                    "allowed_from",
-                    format!("{a:?} is not an address or network like 10.0.0.5 or 10.0.0.0/24"),
-                )
-            })?;
+        let net = crate::core::client_addr::parse_net(a).ok_or_else(|| {
+            invalid(
+                "allowed_from",
+                format!("{a:?} is not an address or network like 10.0.0.5 or 10.0.0.0/24"),
+            )
+        })?;
         nets.push(net.to_string());
     }
     Ok(nets.join(","))
@@ -126,14 +123,11 @@ fn open_from(list: &[String]) -> Result<String, OperatorError> {
 
 /// Whether `ip` is in a register's stored `open_from` list.
 pub fn open_from_allows(open_from: &str, ip: std::net::IpAddr) -> bool {
-    let ip = match ip {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    };
-    open_from
+    let nets: Vec<ipnet::IpNet> = open_from
         .split(',')
-        .filter_map(|n| n.parse::<ipnet::IpNet>().ok())
-        .any(|n| n.contains(&ip))
+        .filter_map(crate::core::client_addr::parse_net)
+        .collect();
+    crate::core::client_addr::in_any(&nets, ip)
 }
 
 /// Registers a register or sets a new password for it (or none: see
