@@ -82,8 +82,16 @@ pub async fn browser(driver: &Driver, chromium: &str, profile: &std::path::Path)
         .expect("connect to chromedriver")
 }
 
+/// Where screenshots go: `docs/console/` only when asked
+/// (`TILLGATE_SCREENSHOTS=1`), so an ordinary test run leaves the tree
+/// clean; a scratch folder otherwise (the shots are still taken, so the
+/// code that takes them is exercised).
 fn shots_dir() -> std::path::PathBuf {
-    let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
+    let d = if std::env::var_os("TILLGATE_SCREENSHOTS").is_some() {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console")
+    } else {
+        std::env::temp_dir().join(format!("tillgate-shots-{}", std::process::id()))
+    };
     std::fs::create_dir_all(&d).unwrap();
     d
 }
